@@ -1,0 +1,193 @@
+//! Capture: an [`Observer`] that copies delivered frames into batches and hands them, through a
+//! bounded channel, to a writer thread. The sim thread only copies bytes; the writer formats pcapng
+//! (one interface per link, nanosecond timestamps) or classic pcap (one file per link) and flushes
+//! whenever it runs out of work, so a run stopped by a signal leaves files that read whole.
+
+mod writer;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use crate::sim::{Fate, FrameEvent, Observer};
+use crate::topology::{CaptureFormat, Lab, LinkId};
+
+pub use writer::Sink;
+
+/// Frames longer than this are cut (`original_len` keeps the true size).
+pub const SNAPLEN: usize = 262_144;
+const BATCH_BYTES: usize = 512 * 1024;
+const BATCHES_IN_FLIGHT: usize = 16;
+
+/// A frame's place in a batch.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    ts_ns: u64,
+    iface: u32,
+    orig_len: u32,
+    start: u32,
+    len: u32,
+}
+
+#[derive(Debug, Default)]
+struct Batch {
+    data: Vec<u8>,
+    records: Vec<Record>,
+}
+
+/// What a finished capture wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CaptureInfo {
+    pub files: Vec<String>,
+    pub frames: u64,
+    pub bytes: u64,
+}
+
+/// Where frames go.
+pub enum Target {
+    /// One pcapng file (or `-` for standard output).
+    Pcapng(Sink),
+    /// A folder of classic pcap files, one per link.
+    PcapDir(PathBuf),
+}
+
+pub struct Capture {
+    /// Interface number of each link, or `None` when it is not captured.
+    iface_of: Vec<Option<u32>>,
+    batch: Batch,
+    epoch_ns: u64,
+    tx: Option<SyncSender<Batch>>,
+    recycled: Receiver<Batch>,
+    thread: Option<JoinHandle<std::io::Result<CaptureInfo>>>,
+}
+
+impl Capture {
+    /// Starts the writer for the links `lab.capture.links`. `epoch_ns` is added to every timestamp:
+    /// the Unix time of the run's start on the wall clock, 0 in virtual time.
+    pub fn start(lab: &Lab, target: Target, epoch_ns: u64) -> std::io::Result<Capture> {
+        let mut iface_of = vec![None; lab.links.len()];
+        let mut names = Vec::new();
+        for (i, id) in lab.capture.links.iter().enumerate() {
+            iface_of[id.index()] = Some(u32::try_from(i).unwrap_or(u32::MAX));
+            names.push(lab.link(*id).name.clone());
+        }
+        let mut w = match target {
+            Target::Pcapng(sink) => writer::Writer::pcapng(sink, &names)?,
+            Target::PcapDir(dir) => writer::Writer::pcap_dir(&dir, &names)?,
+        };
+        let (tx, rx) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+        let (back_tx, back_rx) = sync_channel::<Batch>(BATCHES_IN_FLIGHT + 2);
+        let thread = std::thread::Builder::new().name("netlab-capture".into()).spawn(move || {
+            loop {
+                // Flush whenever there is nothing to do, so that the file on disk is always whole.
+                let batch = match rx.try_recv() {
+                    Ok(b) => b,
+                    Err(std::sync::mpsc::TryRecvError::Empty) => {
+                        w.flush()?;
+                        match rx.recv() {
+                            Ok(b) => b,
+                            Err(_) => break,
+                        }
+                    }
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+                };
+                for r in &batch.records {
+                    let data = &batch.data[r.start as usize..(r.start + r.len) as usize];
+                    w.write(r.iface, r.ts_ns, r.orig_len, data)?;
+                }
+                let mut batch = batch;
+                batch.data.clear();
+                batch.records.clear();
+                let _ = back_tx.try_send(batch);
+            }
+            w.finish()
+        })?;
+        Ok(Capture {
+            iface_of,
+            batch: Batch::default(),
+            epoch_ns,
+            tx: Some(tx),
+            recycled: back_rx,
+            thread: Some(thread),
+        })
+    }
+
+    /// The lab's default capture folder and file name for this run.
+    #[must_use]
+    pub fn default_target(lab: &Lab, run_name: &str) -> Target {
+        match lab.capture.format {
+            CaptureFormat::Pcapng => Target::Pcapng(Sink::File(lab.capture.dir.join(format!("{run_name}.pcapng")))),
+            CaptureFormat::Pcap => Target::PcapDir(lab.capture.dir.join(run_name)),
+        }
+    }
+
+    /// Hands the frames gathered so far to the writer.
+    pub fn flush(&mut self) {
+        if self.batch.records.is_empty() {
+            return;
+        }
+        let fresh = self.recycled.try_recv().unwrap_or_default();
+        let full = std::mem::replace(&mut self.batch, fresh);
+        if let Some(tx) = &self.tx {
+            // A writer that died has its error reported by `finish`.
+            let _ = tx.send(full);
+        }
+    }
+
+    /// Writes what is left, closes the files and reports what was written.
+    pub fn finish(mut self) -> std::io::Result<CaptureInfo> {
+        self.flush();
+        self.tx = None;
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            _ => Err(std::io::Error::other("capture writer thread panicked")),
+        }
+    }
+
+    /// Whether a link is captured.
+    #[must_use]
+    pub fn captures(&self, link: LinkId) -> bool {
+        self.iface_of.get(link.index()).copied().flatten().is_some()
+    }
+}
+
+impl Observer for Capture {
+    #[inline]
+    fn frame(&mut self, ev: &FrameEvent<'_>) {
+        if ev.fate != Fate::Delivered {
+            return;
+        }
+        let Some(Some(iface)) = self.iface_of.get(ev.link.index()).copied() else { return };
+        let len = ev.frame.len().min(SNAPLEN);
+        let start = self.batch.data.len();
+        self.batch.data.extend_from_slice(&ev.frame[..len]);
+        self.batch.records.push(Record {
+            ts_ns: self.epoch_ns.saturating_add(ev.time.as_nanos()),
+            iface,
+            orig_len: u32::try_from(ev.frame.len()).unwrap_or(u32::MAX),
+            start: u32::try_from(start).unwrap_or(u32::MAX),
+            len: u32::try_from(len).unwrap_or(u32::MAX),
+        });
+        if self.batch.data.len() >= BATCH_BYTES {
+            self.flush();
+        }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.flush();
+            self.tx = None;
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// Makes sure standard output is flushed when it is the sink.
+pub(crate) fn flush_stdout() {
+    let _ = std::io::stdout().flush();
+}

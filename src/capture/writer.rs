@@ -1,0 +1,150 @@
+//! The writer thread's formats: pcapng through pcap-file, with the options pcap-file leaves out.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pcap_file::pcap::{PcapHeader, PcapPacket};
+use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption};
+use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
+use pcap_file::pcapng::PcapNgWriter;
+use pcap_file::{DataLink, Endianness, TsResolution};
+
+use super::{CaptureInfo, SNAPLEN};
+
+/// Where a pcapng stream goes.
+#[derive(Debug, Clone)]
+pub enum Sink {
+    File(PathBuf),
+    Stdout,
+}
+
+type Out = BufWriter<Box<dyn Write + Send>>;
+
+pub(super) enum Writer {
+    Pcapng { w: PcapNgWriter<Out>, info: CaptureInfo },
+    Pcap { files: Vec<BufWriter<File>>, info: CaptureInfo },
+}
+
+fn io(e: pcap_file::PcapError) -> std::io::Error {
+    match e {
+        pcap_file::PcapError::IoError(e) => e,
+        other => std::io::Error::other(other.to_string()),
+    }
+}
+
+/// `laptop:eth0<->sw1` → `laptop_eth0--sw1`, safe in any file system.
+#[must_use]
+pub fn file_stem(link: &str) -> String {
+    link.replace("<->", "--")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .collect()
+}
+
+fn create(path: &Path) -> std::io::Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    File::create(path)
+}
+
+impl Writer {
+    pub fn pcapng(sink: Sink, links: &[String]) -> std::io::Result<Writer> {
+        let (out, name): (Box<dyn Write + Send>, String) = match sink {
+            Sink::File(p) => (Box::new(create(&p)?), p.display().to_string()),
+            Sink::Stdout => (Box::new(std::io::stdout()), "-".to_string()),
+        };
+        let shb = SectionHeaderBlock {
+            endianness: Endianness::Little,
+            options: vec![SectionHeaderOption::UserApplication(Cow::Owned(format!(
+                "netlab {}",
+                env!("CARGO_PKG_VERSION")
+            )))],
+            ..Default::default()
+        };
+        let mut w = PcapNgWriter::with_section_header(BufWriter::with_capacity(1 << 20, out), shb).map_err(io)?;
+        for l in links {
+            let idb = InterfaceDescriptionBlock {
+                linktype: DataLink::ETHERNET,
+                snaplen: SNAPLEN as u32,
+                options: vec![
+                    InterfaceDescriptionOption::IfName(Cow::Owned(l.clone())),
+                    InterfaceDescriptionOption::IfDescription(Cow::Owned(format!("netlab link {l}"))),
+                    // pcap-file writes nanoseconds but leaves the resolution at the default microseconds.
+                    InterfaceDescriptionOption::IfTsResol(9),
+                ],
+            };
+            w.write_pcapng_block(idb).map_err(io)?;
+        }
+        w.get_mut().flush()?;
+        Ok(Writer::Pcapng { w, info: CaptureInfo { files: vec![name], frames: 0, bytes: 0 } })
+    }
+
+    pub fn pcap_dir(dir: &Path, links: &[String]) -> std::io::Result<Writer> {
+        std::fs::create_dir_all(dir)?;
+        let mut files = Vec::new();
+        let mut names = Vec::new();
+        for l in links {
+            let path = dir.join(format!("{}.pcap", file_stem(l)));
+            let header = PcapHeader {
+                snaplen: SNAPLEN as u32,
+                datalink: DataLink::ETHERNET,
+                ts_resolution: TsResolution::NanoSecond,
+                endianness: Endianness::Little,
+                ..Default::default()
+            };
+            let mut w = BufWriter::with_capacity(256 * 1024, create(&path)?);
+            header.write_to(&mut w).map_err(io)?;
+            w.flush()?;
+            files.push(w);
+            names.push(path.display().to_string());
+        }
+        Ok(Writer::Pcap { files, info: CaptureInfo { files: names, frames: 0, bytes: 0 } })
+    }
+
+    pub fn write(&mut self, iface: u32, ts_ns: u64, orig_len: u32, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Writer::Pcapng { w, info } => {
+                let epb = EnhancedPacketBlock {
+                    interface_id: iface,
+                    timestamp: Duration::from_nanos(ts_ns),
+                    original_len: orig_len,
+                    data: Cow::Borrowed(data),
+                    options: vec![],
+                };
+                w.write_pcapng_block(epb).map_err(io)?;
+                info.frames += 1;
+                info.bytes += data.len() as u64;
+            }
+            Writer::Pcap { files, info } => {
+                if let Some(w) = files.get_mut(iface as usize) {
+                    PcapPacket { timestamp: Duration::from_nanos(ts_ns), orig_len, data: Cow::Borrowed(data) }
+                        .write_to::<_, byteorder::LittleEndian>(w, TsResolution::NanoSecond, SNAPLEN as u32)
+                        .map_err(io)?;
+                    info.frames += 1;
+                    info.bytes += data.len() as u64;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Writer::Pcapng { w, .. } => w.get_mut().flush(),
+            Writer::Pcap { files, .. } => files.iter_mut().try_for_each(Write::flush),
+        }
+    }
+
+    pub fn finish(mut self) -> std::io::Result<CaptureInfo> {
+        self.flush()?;
+        super::flush_stdout();
+        Ok(match self {
+            Writer::Pcapng { info, .. } | Writer::Pcap { info, .. } => info,
+        })
+    }
+}

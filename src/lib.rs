@@ -1,0 +1,23 @@
+//! netlab: a network lab of userspace TCP/IP hosts, switches and links, with live captures.
+//!
+//! Layers, with dependencies pointing down only:
+//!
+//! ```text
+//!  main.rs    CLI: parse args, load the lab, run it
+//!  runtime/   drivers: virtual time or wall clock, signals, progress, reports (the only async edge so far)
+//!  sim/       PURE CORE: fabric of links, switches, smoltcp hosts and their apps; step(now), next_deadline()
+//!  capture/   observer: pcapng / pcap writers on their own thread
+//!  stats/     observer: per-link counters and drops by reason
+//!  topology/  lab file → validated model, with diagnostics
+//!  time.rs    SimTime, the only notion of time the core knows
+//! ```
+//!
+//! The core (`sim`, `topology`, `time`) never imports tokio, ratatui, crossterm or `std::time::Instant`.
+
+pub mod bench;
+pub mod capture;
+pub mod runtime;
+pub mod sim;
+pub mod stats;
+pub mod time;
+pub mod topology;

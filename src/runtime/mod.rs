@@ -1,0 +1,231 @@
+//! Drivers: the edge that owns a [`Sim`] and gives it time.
+//!
+//! - Virtual time: step, then jump straight to `next_deadline()`. No sleeping; a lab runs as fast as
+//!   the CPU allows and the same seed gives the same bytes.
+//! - Wall clock: a tokio timer sleeps until the next deadline (or the next progress tick).
+//!
+//! Both watch a stop flag set by SIGINT/SIGTERM, print a progress line, and end with a [`Report`].
+
+mod report;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+
+pub use report::{AppEntry, Ended, Report};
+
+use crate::capture::{self, Capture, Sink};
+use crate::sim::Sim;
+use crate::stats::Counters;
+use crate::time::SimTime;
+use crate::topology::Lab;
+
+/// A virtual-time run without `--duration` stops here even if a client never finishes.
+pub const VIRTUAL_TIME_LIMIT: SimTime = SimTime::from_millis(24 * 3600 * 1000);
+
+/// Where captures go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureChoice {
+    /// As the lab file says (by default every link, pcapng, in `captures/<lab>/`).
+    Lab,
+    Off,
+    /// This pcapng file, or `-` for standard output.
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub duration: Option<Duration>,
+    pub virtual_time: bool,
+    pub seed: Option<u64>,
+    pub capture: CaptureChoice,
+    /// Print a progress line every second.
+    pub progress: bool,
+    /// Set to stop the run early (signals set it).
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            duration: None,
+            virtual_time: false,
+            seed: None,
+            capture: CaptureChoice::Off,
+            progress: false,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// Everything a driver loop needs besides time.
+struct Run<'a> {
+    sim: Sim,
+    counters: Counters,
+    capture: Option<Capture>,
+    opts: &'a RunOptions,
+    wall_start: Instant,
+    last_progress: Instant,
+    end: Option<SimTime>,
+}
+
+impl Run<'_> {
+    fn observe_step(&mut self, now: SimTime) {
+        let mut obs = (&mut self.counters, self.capture.as_mut());
+        self.sim.step(now, &mut obs);
+    }
+
+    /// Why the run should end now, if it should.
+    fn should_end(&self, now: SimTime) -> Option<Ended> {
+        if self.opts.stop.load(Ordering::Relaxed) {
+            return Some(Ended::Signal);
+        }
+        match self.end {
+            Some(end) if now >= end => Some(Ended::Duration),
+            None if self.sim.clients_done() => Some(Ended::AppsFinished),
+            _ => None,
+        }
+    }
+
+    fn tick(&mut self, force: bool) {
+        let now = Instant::now();
+        if !force && now - self.last_progress < Duration::from_millis(250) {
+            return;
+        }
+        if let Some(c) = &mut self.capture {
+            c.flush();
+        }
+        if self.opts.progress && (force || now - self.last_progress >= Duration::from_secs(1)) {
+            let sim = self.sim.now().as_secs_f64();
+            let wall = self.wall_start.elapsed().as_secs_f64();
+            let line = format!(
+                "[{:>10.3}s simulated, {:>7.1}s wall] {} frames, {}",
+                sim,
+                wall,
+                self.counters.frames,
+                report::human_bytes(self.counters.bytes)
+            );
+            if std::io::stderr().is_terminal() {
+                eprint!("\r{line}\x1b[K");
+            } else {
+                eprintln!("{line}");
+            }
+        }
+        self.last_progress = now;
+    }
+}
+
+/// The default name of a run's capture file: its start time, or the seed in virtual time.
+#[must_use]
+pub fn run_name(virtual_time: bool, seed: u64) -> String {
+    if virtual_time {
+        format!("virtual-seed{seed}")
+    } else {
+        humantime::format_rfc3339_seconds(SystemTime::now()).to_string().replace(':', "-")
+    }
+}
+
+/// Runs a lab to its end and reports.
+pub fn run(lab: &Lab, opts: &RunOptions) -> anyhow::Result<Report> {
+    let seed = opts.seed.unwrap_or(lab.seed);
+    let epoch_ns = if opts.virtual_time {
+        0
+    } else {
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0))
+    };
+    let capture = match &opts.capture {
+        CaptureChoice::Off => None,
+        CaptureChoice::Lab if !lab.capture.enabled || lab.capture.links.is_empty() => None,
+        CaptureChoice::Lab => {
+            let target = Capture::default_target(lab, &run_name(opts.virtual_time, seed));
+            Some(Capture::start(lab, target, epoch_ns).context("cannot start the capture")?)
+        }
+        CaptureChoice::File(p) => {
+            let sink = if p.as_os_str() == "-" { Sink::Stdout } else { Sink::File(p.clone()) };
+            Some(
+                Capture::start(lab, capture::Target::Pcapng(sink), epoch_ns)
+                    .with_context(|| format!("cannot write {}", p.display()))?,
+            )
+        }
+    };
+    let wall_start = Instant::now();
+    let mut run = Run {
+        sim: Sim::new(lab, Some(seed)),
+        counters: Counters::new(lab),
+        capture,
+        opts,
+        wall_start,
+        last_progress: wall_start,
+        end: opts.duration.map(SimTime::from_duration),
+    };
+    let ended = if opts.virtual_time { virtual_loop(&mut run) } else { wall_loop(&mut run)? };
+    if opts.progress {
+        run.tick(true);
+        if std::io::stderr().is_terminal() {
+            eprintln!();
+        }
+    }
+    let capture = match run.capture.take() {
+        Some(c) => Some(c.finish().context("capture failed")?),
+        None => None,
+    };
+    Ok(Report::new(lab, seed, opts.virtual_time, ended, &run.sim, run.counters, wall_start.elapsed(), capture))
+}
+
+fn virtual_loop(run: &mut Run<'_>) -> Ended {
+    let mut now = SimTime::ZERO;
+    let mut n: u64 = 0;
+    loop {
+        run.observe_step(now);
+        if let Some(e) = run.should_end(now) {
+            return e;
+        }
+        n += 1;
+        if n % 1024 == 0 {
+            run.tick(false);
+        }
+        let limit = run.end.unwrap_or(VIRTUAL_TIME_LIMIT);
+        now = match run.sim.next_deadline() {
+            Some(t) if t <= limit => t,
+            // Nothing happens before the end: jump to it.
+            _ if run.end.is_some() => limit,
+            Some(_) => return Ended::TimeLimit,
+            None => return Ended::Idle,
+        };
+    }
+}
+
+fn wall_loop(run: &mut Run<'_>) -> anyhow::Result<Ended> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .context("cannot start the timer runtime")?;
+    Ok(rt.block_on(async {
+        let start = tokio::time::Instant::now();
+        loop {
+            let now = SimTime::from_duration(start.elapsed());
+            run.observe_step(now);
+            if let Some(e) = run.should_end(now) {
+                return e;
+            }
+            run.tick(false);
+            // Wake for the next event, but at least every 100 ms to look at signals and progress.
+            let mut wake = now + Duration::from_millis(100);
+            if let Some(t) = run.sim.next_deadline() {
+                wake = wake.min(t);
+            }
+            if let Some(end) = run.end {
+                wake = wake.min(end);
+            }
+            if wake > now {
+                tokio::time::sleep_until(start + wake.as_duration()).await;
+            } else {
+                tokio::task::yield_now().await;
+            }
+        }
+    }))
+}

@@ -1,0 +1,212 @@
+//! The end-of-run report: printed as a summary, written as JSON by `--report`.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::capture::CaptureInfo;
+use crate::sim::apps::{Outcome, RttStats};
+use crate::sim::Sim;
+use crate::stats::{Counters, DirCounters, LinkCounters};
+use crate::topology::Lab;
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ended {
+    /// Every client app finished.
+    AppsFinished,
+    /// `--duration` was reached.
+    Duration,
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// Nothing was left to happen.
+    Idle,
+    /// The virtual-time safety limit.
+    TimeLimit,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AppEntry {
+    pub app: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub lab: String,
+    pub seed: u64,
+    pub mode: &'static str,
+    pub ended: Ended,
+    pub sim_seconds: f64,
+    pub wall_seconds: f64,
+    /// Simulated seconds per wall-clock second.
+    pub speedup: f64,
+    pub frames: u64,
+    pub bytes: u64,
+    pub apps: Vec<AppEntry>,
+    pub links: Vec<LinkCounters>,
+    pub capture: Option<CaptureInfo>,
+}
+
+impl Report {
+    #[allow(clippy::too_many_arguments)]
+    #[must_use]
+    pub fn new(
+        lab: &Lab,
+        seed: u64,
+        virtual_time: bool,
+        ended: Ended,
+        sim: &Sim,
+        counters: Counters,
+        wall: Duration,
+        capture: Option<CaptureInfo>,
+    ) -> Self {
+        let sim_seconds = sim.now().as_secs_f64();
+        let wall_seconds = wall.as_secs_f64();
+        Report {
+            lab: lab.name.clone(),
+            seed,
+            mode: if virtual_time { "virtual-time" } else { "wall-clock" },
+            ended,
+            sim_seconds,
+            wall_seconds,
+            speedup: if wall_seconds > 0.0 { sim_seconds / wall_seconds } else { 0.0 },
+            frames: counters.frames,
+            bytes: counters.bytes,
+            apps: sim.outcomes().into_iter().map(|(app, outcome)| AppEntry { app, outcome }).collect(),
+            links: counters.links,
+            capture,
+        }
+    }
+
+    /// The summary a person reads.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let ended = match self.ended {
+            Ended::AppsFinished => "every app finished",
+            Ended::Duration => "duration reached",
+            Ended::Signal => "stopped by signal",
+            Ended::Idle => "nothing left to do",
+            Ended::TimeLimit => "virtual-time limit reached",
+        };
+        let _ = writeln!(
+            s,
+            "lab {} ({}, seed {}): {ended} at {:.3}s simulated, {:.3}s wall{}",
+            self.lab,
+            self.mode,
+            self.seed,
+            self.sim_seconds,
+            self.wall_seconds,
+            if self.mode == "virtual-time" {
+                format!(", {:.1}x faster than real time", self.speedup)
+            } else {
+                String::new()
+            }
+        );
+        let _ = writeln!(s, "\napps");
+        let w = self.apps.iter().map(|a| a.app.len()).max().unwrap_or(0);
+        for a in &self.apps {
+            let _ = writeln!(s, "  {:w$}  {}", a.app, outcome_line(&a.outcome));
+        }
+        let lw = self.links.iter().map(|l| l.name.len()).max().unwrap_or(0);
+        let _ = writeln!(
+            s,
+            "\n{:lw$}    {:>17} | {:>17}   drops",
+            "links",
+            "a->b frames/bytes",
+            "b->a frames/bytes",
+            lw = lw
+        );
+        for l in &self.links {
+            let _ = writeln!(
+                s,
+                "  {:lw$}  {:>7} {:>9} | {:>7} {:>9}   {}",
+                l.name,
+                l.a_to_b.delivered_frames,
+                human_bytes(l.a_to_b.delivered_bytes),
+                l.b_to_a.delivered_frames,
+                human_bytes(l.b_to_a.delivered_bytes),
+                drops(&l.a_to_b, &l.b_to_a)
+            );
+        }
+        if let Some(c) = &self.capture {
+            let _ = writeln!(s, "\ncapture: {} ({} frames)", c.files.join(", "), c.frames);
+        }
+        s
+    }
+}
+
+fn drops(a: &DirCounters, b: &DirCounters) -> String {
+    let mut all = a.drops.clone();
+    for (k, v) in &b.drops {
+        *all.entry(k).or_default() += v;
+    }
+    if all.is_empty() {
+        return "0".into();
+    }
+    all.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
+}
+
+fn rtt(r: Option<&RttStats>) -> String {
+    r.map_or_else(|| "rtt -".into(), |r| format!("rtt min/avg/max {:.3}/{:.3}/{:.3} ms", r.min_ms, r.avg_ms, r.max_ms))
+}
+
+fn outcome_line(o: &Outcome) -> String {
+    match o {
+        Outcome::Ping { to, sent, received, loss_pct, corrupt, rtt: r } => {
+            let bad = if *corrupt > 0 { format!(", {corrupt} corrupt") } else { String::new() };
+            format!("ping {to}: {sent} sent, {received} received, {loss_pct:.1}% loss{bad}, {}", rtt(r.as_ref()))
+        }
+        Outcome::TcpEcho { to, sent, echoed, mismatched, rtt: r, error } => {
+            let e = error.as_ref().map_or(String::new(), |e| format!(", error: {e}"));
+            format!("tcp-echo {to}: {sent} sent, {echoed} echoed, {mismatched} mismatched, {}{e}", rtt(r.as_ref()))
+        }
+        Outcome::UdpEcho { to, sent, received, mismatched, loss_pct, rtt: r } => {
+            format!(
+                "udp-echo {to}: {sent} sent, {received} echoed, {mismatched} mismatched, {loss_pct:.1}% loss, {}",
+                rtt(r.as_ref())
+            )
+        }
+        Outcome::TcpTransfer { to, bytes, acked, seconds, goodput_mbps, error } => {
+            let e = error.as_ref().map_or(String::new(), |e| format!(", error: {e}"));
+            let t = match (seconds, goodput_mbps) {
+                (Some(s), Some(g)) => format!(" in {s:.3}s, goodput {g:.1} Mbit/s"),
+                (Some(s), None) => format!(" in {s:.3}s"),
+                _ => String::new(),
+            };
+            format!("tcp-transfer {to}: {} of {} acked{t}{e}", human_bytes(*acked), human_bytes(*bytes))
+        }
+        Outcome::TcpSink { port, connections, bytes, corrupt_bytes } => {
+            format!(
+                "tcp-sink :{port}: {connections} connection(s), {} received, {corrupt_bytes} corrupt bytes",
+                human_bytes(*bytes)
+            )
+        }
+        Outcome::TcpEchoServer { port, connections, bytes } => {
+            format!("tcp-echo-server :{port}: {connections} connection(s), {} echoed", human_bytes(*bytes))
+        }
+        Outcome::UdpEchoServer { port, datagrams, bytes } => {
+            format!("udp-echo-server :{port}: {datagrams} datagrams, {} echoed", human_bytes(*bytes))
+        }
+    }
+}
+
+/// `1.5 MiB`.
+#[must_use]
+pub fn human_bytes(b: u64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let f = b as f64;
+    if b < 1024 {
+        format!("{b} B")
+    } else if f < 1024.0 * 1024.0 {
+        format!("{:.1} KiB", f / 1024.0)
+    } else if f < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.1} MiB", f / 1024.0 / 1024.0)
+    } else {
+        format!("{:.2} GiB", f / 1024.0 / 1024.0 / 1024.0)
+    }
+}

@@ -1,0 +1,481 @@
+//! TCP and UDP echo servers and clients, and the TCP sink.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::{tcp, udp};
+use smoltcp::wire::IpAddress;
+
+use super::{count_mismatch, endpoint_str, fill_pattern, min_wake, App, AppCx, Outcome, Rtts};
+use crate::time::SimTime;
+
+/// Connections a server keeps at once; more wait in the peer's SYN retries.
+const MAX_CONNECTIONS: usize = 64;
+/// Bytes an echo connection holds while the peer does not read.
+const ECHO_PENDING: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerMode {
+    Echo,
+    Sink,
+}
+
+struct Conn {
+    handle: SocketHandle,
+    counted: bool,
+    pending: Vec<u8>,
+    offset: u64,
+}
+
+/// A TCP server: echoes, or sinks and checks the transfer pattern.
+pub struct TcpServer {
+    start: SimTime,
+    port: u16,
+    mode: ServerMode,
+    conns: Vec<Conn>,
+    connections: u32,
+    bytes: u64,
+    corrupt: u64,
+    scratch: Vec<u8>,
+}
+
+impl TcpServer {
+    pub fn new(start: SimTime, port: u16, mode: ServerMode) -> Self {
+        TcpServer {
+            start,
+            port,
+            mode,
+            conns: Vec::new(),
+            connections: 0,
+            bytes: 0,
+            corrupt: 0,
+            scratch: vec![0; ECHO_PENDING],
+        }
+    }
+}
+
+impl App for TcpServer {
+    fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime> {
+        if cx.now < self.start {
+            return Some(self.start);
+        }
+        let listening =
+            self.conns.iter().any(|c| cx.sockets.get::<tcp::Socket>(c.handle).state() == tcp::State::Listen);
+        if !listening && self.conns.len() < MAX_CONNECTIONS {
+            let h = cx.new_tcp_socket();
+            if cx.sockets.get_mut::<tcp::Socket>(h).listen(self.port).is_ok() {
+                self.conns.push(Conn { handle: h, counted: false, pending: Vec::new(), offset: 0 });
+            } else {
+                cx.sockets.remove(h);
+            }
+        }
+        for c in &mut self.conns {
+            let s = cx.sockets.get_mut::<tcp::Socket>(c.handle);
+            if !c.counted && s.is_active() {
+                c.counted = true;
+                self.connections += 1;
+            }
+            match self.mode {
+                ServerMode::Sink => {
+                    while s.can_recv() {
+                        let (n, bad) = s
+                            .recv(|buf| (buf.len(), (buf.len() as u64, count_mismatch(buf, c.offset))))
+                            .unwrap_or((0, 0));
+                        if n == 0 {
+                            break;
+                        }
+                        c.offset += n;
+                        self.bytes += n;
+                        self.corrupt += bad;
+                    }
+                }
+                ServerMode::Echo => loop {
+                    if !c.pending.is_empty() {
+                        let n = s.send_slice(&c.pending).unwrap_or(0);
+                        c.pending.drain(..n);
+                        if !c.pending.is_empty() {
+                            break;
+                        }
+                    }
+                    if !s.can_recv() {
+                        break;
+                    }
+                    let n = s.recv_slice(&mut self.scratch).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    self.bytes += n as u64;
+                    c.pending.extend_from_slice(&self.scratch[..n]);
+                },
+            }
+            if s.state() == tcp::State::CloseWait && c.pending.is_empty() {
+                s.close();
+            }
+        }
+        // Free the sockets of finished connections.
+        self.conns.retain(|c| {
+            let closed = c.counted
+                && matches!(cx.sockets.get::<tcp::Socket>(c.handle).state(), tcp::State::Closed | tcp::State::TimeWait);
+            if closed {
+                cx.sockets.remove(c.handle);
+            }
+            !closed
+        });
+        None
+    }
+
+    fn done(&self) -> bool {
+        false
+    }
+
+    fn outcome(&self) -> Outcome {
+        match self.mode {
+            ServerMode::Echo => {
+                Outcome::TcpEchoServer { port: self.port, connections: self.connections, bytes: self.bytes }
+            }
+            ServerMode::Sink => Outcome::TcpSink {
+                port: self.port,
+                connections: self.connections,
+                bytes: self.bytes,
+                corrupt_bytes: self.corrupt,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Waiting,
+    Open,
+    Closing,
+    Done,
+}
+
+/// Sends `count` messages over one TCP connection, one at a time, and checks each echo.
+pub struct TcpEchoClient {
+    start: SimTime,
+    to: (IpAddr, u16),
+    count: u32,
+    size: usize,
+    interval: Duration,
+    timeout: Duration,
+    handle: Option<SocketHandle>,
+    phase: Phase,
+    sent: u32,
+    echoed: u32,
+    mismatched: u32,
+    /// The message in flight: when it was sent and what has come back so far.
+    in_flight: Option<(SimTime, Vec<u8>)>,
+    next_send: SimTime,
+    rtts: Rtts,
+    error: Option<String>,
+    message: Vec<u8>,
+}
+
+impl TcpEchoClient {
+    pub fn new(
+        start: SimTime,
+        to: (IpAddr, u16),
+        count: u32,
+        size: usize,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Self {
+        TcpEchoClient {
+            start,
+            to,
+            count,
+            size,
+            interval,
+            timeout,
+            handle: None,
+            phase: Phase::Waiting,
+            sent: 0,
+            echoed: 0,
+            mismatched: 0,
+            in_flight: None,
+            next_send: start,
+            rtts: Rtts::default(),
+            error: None,
+            message: vec![0; size],
+        }
+    }
+
+    fn fail(&mut self, cx: &mut AppCx<'_>, why: String) {
+        if let Some(h) = self.handle {
+            cx.sockets.get_mut::<tcp::Socket>(h).abort();
+        }
+        self.error = Some(why);
+        self.phase = Phase::Done;
+    }
+}
+
+impl App for TcpEchoClient {
+    fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime> {
+        if cx.now < self.start || self.phase == Phase::Done {
+            return (cx.now < self.start).then_some(self.start);
+        }
+        let h = match self.handle {
+            Some(h) => h,
+            None => {
+                let h = cx.new_tcp_socket();
+                self.handle = Some(h);
+                let port = cx.ephemeral_port();
+                let remote = (IpAddress::from(self.to.0), self.to.1);
+                if let Err(e) = cx.sockets.get_mut::<tcp::Socket>(h).connect(cx.iface.context(), remote, port) {
+                    self.fail(cx, format!("cannot connect: {e}"));
+                    return None;
+                }
+                self.phase = Phase::Open;
+                h
+            }
+        };
+        let s = cx.sockets.get_mut::<tcp::Socket>(h);
+        match (self.phase, s.state()) {
+            (Phase::Closing, tcp::State::Closed | tcp::State::TimeWait | tcp::State::FinWait2) => {
+                self.phase = Phase::Done;
+                return None;
+            }
+            (_, tcp::State::Closed) => {
+                let why = if self.sent == 0 { "connection refused" } else { "connection reset" };
+                self.fail(cx, why.into());
+                return None;
+            }
+            _ => {}
+        }
+        if self.phase == Phase::Open
+            && self.in_flight.is_none()
+            && self.sent < self.count
+            && self.next_send <= cx.now
+            && s.may_send()
+        {
+            fill_pattern(&mut self.message, u64::from(self.sent) * self.size as u64);
+            if s.send_capacity() - s.send_queue() >= self.size {
+                let _ = s.send_slice(&self.message);
+                self.in_flight = Some((cx.now, Vec::with_capacity(self.size)));
+                self.sent += 1;
+            }
+        }
+        if let Some((sent_at, got)) = &mut self.in_flight {
+            while s.can_recv() && got.len() < self.size {
+                let want = self.size - got.len();
+                let _ = s.recv(|buf| {
+                    let n = buf.len().min(want);
+                    got.extend_from_slice(&buf[..n]);
+                    (n, ())
+                });
+            }
+            if got.len() == self.size {
+                if *got == self.message {
+                    self.echoed += 1;
+                } else {
+                    self.mismatched += 1;
+                }
+                self.rtts.add(cx.now - *sent_at);
+                self.next_send = (*sent_at + self.interval).max(cx.now);
+                self.in_flight = None;
+            } else if cx.now - *sent_at >= self.timeout {
+                let why = format!("no echo of message {} within {:?}", self.sent, self.timeout);
+                self.fail(cx, why);
+                return None;
+            }
+        }
+        if self.phase == Phase::Open && self.sent == self.count && self.in_flight.is_none() {
+            cx.sockets.get_mut::<tcp::Socket>(h).close();
+            self.phase = Phase::Closing;
+        }
+        let timeout = self.in_flight.as_ref().map(|(t, _)| *t + self.timeout);
+        let next = (self.phase == Phase::Open
+            && self.in_flight.is_none()
+            && self.sent < self.count
+            && self.next_send > cx.now)
+            .then_some(self.next_send);
+        min_wake(timeout, next)
+    }
+
+    fn done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    fn outcome(&self) -> Outcome {
+        Outcome::TcpEcho {
+            to: endpoint_str(self.to),
+            sent: self.sent,
+            echoed: self.echoed,
+            mismatched: self.mismatched,
+            rtt: self.rtts.stats(),
+            error: self.error.clone(),
+        }
+    }
+}
+
+fn udp_socket(cx: &mut AppCx<'_>) -> SocketHandle {
+    let buf = || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 128], vec![0; 128 * 1500]);
+    cx.sockets.add(udp::Socket::new(buf(), buf()))
+}
+
+/// Echoes every datagram back to its sender.
+pub struct UdpServer {
+    start: SimTime,
+    port: u16,
+    handle: Option<SocketHandle>,
+    datagrams: u64,
+    bytes: u64,
+    scratch: Vec<u8>,
+}
+
+impl UdpServer {
+    pub fn new(start: SimTime, port: u16) -> Self {
+        UdpServer { start, port, handle: None, datagrams: 0, bytes: 0, scratch: vec![0; 65_536] }
+    }
+}
+
+impl App for UdpServer {
+    fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime> {
+        if cx.now < self.start {
+            return Some(self.start);
+        }
+        let h = *self.handle.get_or_insert_with(|| {
+            let h = udp_socket(cx);
+            let _ = cx.sockets.get_mut::<udp::Socket>(h).bind(self.port);
+            h
+        });
+        let s = cx.sockets.get_mut::<udp::Socket>(h);
+        while s.can_recv() && s.can_send() {
+            let Ok((n, meta)) = s.recv_slice(&mut self.scratch) else { break };
+            self.datagrams += 1;
+            self.bytes += n as u64;
+            let _ = s.send_slice(&self.scratch[..n], meta.endpoint);
+        }
+        None
+    }
+
+    fn done(&self) -> bool {
+        false
+    }
+
+    fn outcome(&self) -> Outcome {
+        Outcome::UdpEchoServer { port: self.port, datagrams: self.datagrams, bytes: self.bytes }
+    }
+}
+
+/// Sends numbered datagrams and matches each echo.
+pub struct UdpEchoClient {
+    start: SimTime,
+    to: (IpAddr, u16),
+    count: u32,
+    size: usize,
+    interval: Duration,
+    timeout: Duration,
+    handle: Option<SocketHandle>,
+    sent: u32,
+    received: u32,
+    mismatched: u32,
+    next_send: SimTime,
+    waiting: BTreeMap<u32, SimTime>,
+    rtts: Rtts,
+    scratch: Vec<u8>,
+}
+
+impl UdpEchoClient {
+    pub fn new(
+        start: SimTime,
+        to: (IpAddr, u16),
+        count: u32,
+        size: usize,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Self {
+        UdpEchoClient {
+            start,
+            to,
+            count,
+            size: size.max(4),
+            interval,
+            timeout,
+            handle: None,
+            sent: 0,
+            received: 0,
+            mismatched: 0,
+            next_send: start,
+            waiting: BTreeMap::new(),
+            rtts: Rtts::default(),
+            scratch: vec![0; 65_536],
+        }
+    }
+
+    fn datagram(&self, seq: u32, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(&seq.to_be_bytes());
+        out.resize(self.size, 0);
+        fill_pattern(&mut out[4..], u64::from(seq));
+    }
+}
+
+impl App for UdpEchoClient {
+    fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime> {
+        if cx.now < self.start {
+            return Some(self.start);
+        }
+        let h = match self.handle {
+            Some(h) => h,
+            None => {
+                let h = udp_socket(cx);
+                let port = cx.ephemeral_port();
+                let _ = cx.sockets.get_mut::<udp::Socket>(h).bind(port);
+                self.handle = Some(h);
+                h
+            }
+        };
+        let remote = (IpAddress::from(self.to.0), self.to.1);
+        let mut msg = Vec::with_capacity(self.size);
+        while self.sent < self.count && self.next_send <= cx.now {
+            self.datagram(self.sent, &mut msg);
+            if cx.sockets.get_mut::<udp::Socket>(h).send_slice(&msg, remote).is_err() {
+                break;
+            }
+            self.waiting.insert(self.sent, cx.now);
+            self.sent += 1;
+            self.next_send = self.next_send + self.interval;
+        }
+        loop {
+            let s = cx.sockets.get_mut::<udp::Socket>(h);
+            let Ok((n, meta)) = s.recv_slice(&mut self.scratch) else { break };
+            if meta.endpoint.addr != remote.0 || meta.endpoint.port != remote.1 || n < 4 {
+                continue;
+            }
+            let seq = u32::from_be_bytes([self.scratch[0], self.scratch[1], self.scratch[2], self.scratch[3]]);
+            let Some(sent_at) = self.waiting.remove(&seq) else { continue };
+            let got = self.scratch[..n].to_vec();
+            self.datagram(seq, &mut msg);
+            if got == msg {
+                self.received += 1;
+                self.rtts.add(cx.now - sent_at);
+            } else {
+                self.mismatched += 1;
+            }
+        }
+        let (now, timeout) = (cx.now, self.timeout);
+        self.waiting.retain(|_, t| now - *t < timeout);
+        let next_send = (self.sent < self.count).then_some(self.next_send);
+        min_wake(next_send, self.waiting.values().min().map(|t| *t + self.timeout))
+    }
+
+    fn done(&self) -> bool {
+        self.sent >= self.count && self.waiting.is_empty()
+    }
+
+    fn outcome(&self) -> Outcome {
+        let lost = self.sent - self.received - self.mismatched - u32::try_from(self.waiting.len()).unwrap_or(0);
+        Outcome::UdpEcho {
+            to: endpoint_str(self.to),
+            sent: self.sent,
+            received: self.received,
+            mismatched: self.mismatched,
+            loss_pct: if self.sent == 0 { 0.0 } else { f64::from(lost) * 100.0 / f64::from(self.sent) },
+            rtt: self.rtts.stats(),
+        }
+    }
+}

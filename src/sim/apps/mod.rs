@@ -1,0 +1,241 @@
+//! Apps: small programs on a host's smoltcp sockets, polled with the host at an explicit time.
+//! Each reports an outcome a user can check: bytes, round trips, RTTs, loss, errors.
+
+mod echo;
+mod ping;
+mod transfer;
+
+use std::net::IpAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::socket::tcp;
+
+use crate::time::SimTime;
+use crate::topology::{AppKind, Congestion, TcpConfig};
+
+/// What an app gets to work with when polled.
+pub struct AppCx<'a> {
+    pub now: SimTime,
+    pub iface: &'a mut Interface,
+    pub sockets: &'a mut SocketSet<'static>,
+    pub rng: &'a mut ChaCha8Rng,
+    pub tcp: &'a TcpConfig,
+}
+
+impl AppCx<'_> {
+    /// A port from the dynamic range, drawn from the host's seeded RNG.
+    pub fn ephemeral_port(&mut self) -> u16 {
+        self.rng.random_range(49152..=65535)
+    }
+
+    /// A TCP socket tuned as the host says.
+    pub fn new_tcp_socket(&mut self) -> SocketHandle {
+        let t = self.tcp;
+        let mut s = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; t.rx_buffer]),
+            tcp::SocketBuffer::new(vec![0; t.tx_buffer]),
+        );
+        s.set_congestion_control(match t.congestion {
+            Congestion::Cubic => tcp::CongestionControl::Cubic,
+            Congestion::Reno => tcp::CongestionControl::Reno,
+            Congestion::None => tcp::CongestionControl::None,
+        });
+        s.set_ack_delay(
+            t.ack_delay.map(|d| smoltcp::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))),
+        );
+        s.set_nagle_enabled(t.nagle);
+        self.sockets.add(s)
+    }
+}
+
+/// A program on a host.
+pub trait App {
+    /// Does what is due at `cx.now`; returns when it next needs to run (`None`: only on traffic).
+    fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime>;
+    /// Finished (servers never are).
+    fn done(&self) -> bool;
+    fn outcome(&self) -> Outcome;
+}
+
+/// Round-trip times, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct RttStats {
+    pub min_ms: f64,
+    pub avg_ms: f64,
+    pub max_ms: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rtts {
+    n: u32,
+    sum: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl Rtts {
+    pub fn add(&mut self, d: Duration) {
+        if self.n == 0 || d < self.min {
+            self.min = d;
+        }
+        self.max = self.max.max(d);
+        self.sum += d;
+        self.n += 1;
+    }
+    pub fn stats(&self) -> Option<RttStats> {
+        (self.n > 0).then(|| RttStats {
+            min_ms: self.min.as_secs_f64() * 1e3,
+            avg_ms: self.sum.as_secs_f64() * 1e3 / f64::from(self.n),
+            max_ms: self.max.as_secs_f64() * 1e3,
+        })
+    }
+}
+
+/// What an app did, for the summary and `--report`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Outcome {
+    Ping {
+        to: IpAddr,
+        sent: u32,
+        received: u32,
+        loss_pct: f64,
+        corrupt: u32,
+        rtt: Option<RttStats>,
+    },
+    TcpEcho {
+        to: String,
+        sent: u32,
+        echoed: u32,
+        mismatched: u32,
+        rtt: Option<RttStats>,
+        error: Option<String>,
+    },
+    UdpEcho {
+        to: String,
+        sent: u32,
+        received: u32,
+        mismatched: u32,
+        loss_pct: f64,
+        rtt: Option<RttStats>,
+    },
+    TcpTransfer {
+        to: String,
+        bytes: u64,
+        acked: u64,
+        seconds: Option<f64>,
+        goodput_mbps: Option<f64>,
+        error: Option<String>,
+    },
+    TcpSink {
+        port: u16,
+        connections: u32,
+        bytes: u64,
+        corrupt_bytes: u64,
+    },
+    TcpEchoServer {
+        port: u16,
+        connections: u32,
+        bytes: u64,
+    },
+    UdpEchoServer {
+        port: u16,
+        datagrams: u64,
+        bytes: u64,
+    },
+}
+
+/// Builds the app a lab describes.
+#[must_use]
+pub fn build(kind: &AppKind, start: Duration) -> Box<dyn App> {
+    let start = SimTime::from_duration(start);
+    match *kind {
+        AppKind::Ping { to, count, interval, size, timeout } => {
+            Box::new(ping::Ping::new(start, to, count, interval, size, timeout))
+        }
+        AppKind::TcpEchoServer { port } => Box::new(echo::TcpServer::new(start, port, echo::ServerMode::Echo)),
+        AppKind::TcpSink { port } => Box::new(echo::TcpServer::new(start, port, echo::ServerMode::Sink)),
+        AppKind::TcpEcho { to, count, size, interval, timeout } => {
+            Box::new(echo::TcpEchoClient::new(start, to, count, size, interval, timeout))
+        }
+        AppKind::UdpEchoServer { port } => Box::new(echo::UdpServer::new(start, port)),
+        AppKind::UdpEcho { to, count, size, interval, timeout } => {
+            Box::new(echo::UdpEchoClient::new(start, to, count, size, interval, timeout))
+        }
+        AppKind::TcpTransfer { to, bytes } => Box::new(transfer::TcpTransfer::new(start, to, bytes)),
+    }
+}
+
+/// The bytes a transfer sends: byte `i` of a stream is `i mod 251` (a prime, so that a shifted or
+/// repeated segment does not line up with itself).
+pub(crate) fn pattern() -> &'static [u8] {
+    static P: OnceLock<Vec<u8>> = OnceLock::new();
+    P.get_or_init(|| (0..251 * 64).map(|i| (i % 251) as u8).collect())
+}
+
+/// Fills `buf` with the stream pattern from stream offset `offset`.
+pub(crate) fn fill_pattern(buf: &mut [u8], offset: u64) {
+    let p = pattern();
+    let mut at = (offset % 251) as usize;
+    for chunk in buf.chunks_mut(251 * 63) {
+        chunk.copy_from_slice(&p[at..at + chunk.len()]);
+        at = (at + chunk.len()) % 251;
+    }
+}
+
+/// Counts bytes of `buf` that differ from the stream pattern at `offset`.
+pub(crate) fn count_mismatch(buf: &[u8], offset: u64) -> u64 {
+    let p = pattern();
+    let mut at = (offset % 251) as usize;
+    let mut bad = 0;
+    for chunk in buf.chunks(251 * 63) {
+        let want = &p[at..at + chunk.len()];
+        if chunk != want {
+            bad += chunk.iter().zip(want).filter(|(a, b)| a != b).count() as u64;
+        }
+        at = (at + chunk.len()) % 251;
+    }
+    bad
+}
+
+pub(crate) fn endpoint_str(to: (IpAddr, u16)) -> String {
+    std::net::SocketAddr::from(to).to_string()
+}
+
+pub(crate) fn min_wake(a: Option<SimTime>, b: Option<SimTime>) -> Option<SimTime> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_round_trips_at_any_offset() {
+        for off in [0u64, 1, 250, 251, 100_000] {
+            let mut b = vec![0u8; 40_000];
+            fill_pattern(&mut b, off);
+            assert_eq!(b[0], (off % 251) as u8);
+            assert_eq!(count_mismatch(&b, off), 0);
+            assert!(count_mismatch(&b, off + 1) > 39_000);
+        }
+    }
+
+    #[test]
+    fn rtt_stats() {
+        let mut r = Rtts::default();
+        assert_eq!(r.stats(), None);
+        r.add(Duration::from_millis(2));
+        r.add(Duration::from_millis(4));
+        assert_eq!(r.stats(), Some(RttStats { min_ms: 2.0, avg_ms: 3.0, max_ms: 4.0 }));
+    }
+}

@@ -1,0 +1,112 @@
+//! Bulk TCP transfer of a known pattern; goodput runs from the connect to the ACK of the last byte.
+
+use std::net::IpAddr;
+
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp;
+use smoltcp::wire::IpAddress;
+
+use super::{endpoint_str, fill_pattern, App, AppCx, Outcome};
+use crate::time::SimTime;
+
+pub struct TcpTransfer {
+    start: SimTime,
+    to: (IpAddr, u16),
+    bytes: u64,
+    handle: Option<SocketHandle>,
+    written: u64,
+    acked: u64,
+    closing: bool,
+    finished_at: Option<SimTime>,
+    error: Option<String>,
+}
+
+impl TcpTransfer {
+    pub fn new(start: SimTime, to: (IpAddr, u16), bytes: u64) -> Self {
+        TcpTransfer {
+            start,
+            to,
+            bytes,
+            handle: None,
+            written: 0,
+            acked: 0,
+            closing: false,
+            finished_at: None,
+            error: None,
+        }
+    }
+}
+
+impl App for TcpTransfer {
+    fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime> {
+        if cx.now < self.start {
+            return Some(self.start);
+        }
+        if self.done() {
+            return None;
+        }
+        let h = match self.handle {
+            Some(h) => h,
+            None => {
+                let h = cx.new_tcp_socket();
+                self.handle = Some(h);
+                let port = cx.ephemeral_port();
+                let remote = (IpAddress::from(self.to.0), self.to.1);
+                if let Err(e) = cx.sockets.get_mut::<tcp::Socket>(h).connect(cx.iface.context(), remote, port) {
+                    self.error = Some(format!("cannot connect: {e}"));
+                }
+                return None;
+            }
+        };
+        let s = cx.sockets.get_mut::<tcp::Socket>(h);
+        while self.written < self.bytes && s.can_send() {
+            let left = self.bytes - self.written;
+            let off = self.written;
+            let n = s
+                .send(|buf| {
+                    let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    fill_pattern(&mut buf[..n], off);
+                    (n, n)
+                })
+                .unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            self.written += n as u64;
+        }
+        self.acked = self.written - s.send_queue() as u64;
+        if self.written == self.bytes && !self.closing {
+            s.close();
+            self.closing = true;
+        }
+        match s.state() {
+            // Our FIN is acknowledged, so every byte before it is too.
+            tcp::State::FinWait2 | tcp::State::TimeWait if self.closing => {
+                self.acked = self.bytes;
+                self.finished_at = Some(cx.now);
+            }
+            tcp::State::Closed => {
+                self.error =
+                    Some(if self.acked == 0 { "connection refused".into() } else { "connection reset".into() });
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn done(&self) -> bool {
+        self.finished_at.is_some() || self.error.is_some()
+    }
+
+    fn outcome(&self) -> Outcome {
+        let seconds = self.finished_at.map(|t| (t - self.start).as_secs_f64());
+        Outcome::TcpTransfer {
+            to: endpoint_str(self.to),
+            bytes: self.bytes,
+            acked: self.acked,
+            seconds,
+            goodput_mbps: seconds.filter(|s| *s > 0.0).map(|s| self.bytes as f64 * 8.0 / s / 1e6),
+            error: self.error.clone(),
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The smoltcp `phy::Device` of a host: frames come from the host's input queue and go onto its
+//! link. A full link queue is backpressure: `transmit` returns `None` and smoltcp retries later.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+
+use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+
+use super::link::Direction;
+use super::observe::{DropReason, Fate, FrameEvent, Observer};
+use crate::time::SimTime;
+
+/// Recycled frame buffers: the frame path allocates only while the pool warms up.
+#[derive(Debug, Default)]
+pub struct FramePool(Vec<Vec<u8>>);
+
+impl FramePool {
+    const KEEP: usize = 8192;
+
+    pub fn take(&mut self) -> Vec<u8> {
+        self.0.pop().unwrap_or_else(|| Vec::with_capacity(1536))
+    }
+
+    pub fn give(&mut self, mut v: Vec<u8>) {
+        if self.0.len() < Self::KEEP {
+            v.clear();
+            self.0.push(v);
+        }
+    }
+}
+
+pub struct NetDevice<'a, O: Observer> {
+    pub now: SimTime,
+    pub rx: &'a mut VecDeque<Vec<u8>>,
+    pub tx: Option<&'a mut Direction>,
+    pub pool: &'a RefCell<FramePool>,
+    pub obs: &'a mut O,
+    /// IP MTU of the interface.
+    pub mtu: usize,
+    pub blocked: bool,
+    pub frames: usize,
+}
+
+impl<O: Observer> phy::Device for NetDevice<'_, O> {
+    type RxToken<'b>
+        = RxToken<'b>
+    where
+        Self: 'b;
+    type TxToken<'b>
+        = TxToken<'b, O>
+    where
+        Self: 'b;
+
+    fn receive(&mut self, _: Instant) -> Option<(RxToken<'_>, TxToken<'_, O>)> {
+        let frame = self.rx.pop_front()?;
+        self.frames += 1;
+        let rx = RxToken { frame, pool: self.pool };
+        let tx = TxToken {
+            now: self.now,
+            tx: self.tx.as_deref_mut(),
+            pool: self.pool,
+            obs: &mut *self.obs,
+            frames: &mut self.frames,
+        };
+        Some((rx, tx))
+    }
+
+    fn transmit(&mut self, _: Instant) -> Option<TxToken<'_, O>> {
+        if let Some(d) = &self.tx {
+            if !d.has_room(self.now) {
+                self.blocked = true;
+                return None;
+            }
+        }
+        Some(TxToken {
+            now: self.now,
+            tx: self.tx.as_deref_mut(),
+            pool: self.pool,
+            obs: &mut *self.obs,
+            frames: &mut self.frames,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = self.mtu + 14;
+        caps.max_burst_size = None;
+        caps
+    }
+}
+
+pub struct RxToken<'a> {
+    frame: Vec<u8>,
+    pool: &'a RefCell<FramePool>,
+}
+
+impl phy::RxToken for RxToken<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        let r = f(&self.frame);
+        self.pool.borrow_mut().give(self.frame);
+        r
+    }
+}
+
+pub struct TxToken<'a, O: Observer> {
+    now: SimTime,
+    tx: Option<&'a mut Direction>,
+    pool: &'a RefCell<FramePool>,
+    obs: &'a mut O,
+    frames: &'a mut usize,
+}
+
+impl<O: Observer> phy::TxToken for TxToken<'_, O> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut buf = self.pool.borrow_mut().take();
+        buf.resize(len, 0);
+        let r = f(&mut buf);
+        *self.frames += 1;
+        match self.tx {
+            Some(d) if d.has_room(self.now) => d.push(self.now, buf, self.obs),
+            Some(d) => {
+                // Only a reply built from a receive token can get here with the queue full.
+                self.obs.frame(&FrameEvent {
+                    time: self.now,
+                    link: d.link,
+                    from: d.from,
+                    fate: Fate::Dropped(DropReason::QueueFull),
+                    frame: &buf,
+                });
+                self.pool.borrow_mut().give(buf);
+            }
+            None => self.pool.borrow_mut().give(buf),
+        }
+        r
+    }
+}

@@ -1,0 +1,296 @@
+//! The pure core: links, switches and smoltcp hosts, stepped with an explicit time.
+//!
+//! `Sim::step(now, observer)` does everything due at `now`; `Sim::next_deadline()` says when the next
+//! thing is due. Nothing here reads a clock, spawns a thread or imports tokio: a driver at the edge
+//! (`runtime`) chooses between virtual time (jump to the deadline) and the wall clock (sleep until it).
+//! Frame events go to an [`Observer`]; capture and statistics are observers, not parts of the core.
+
+pub mod apps;
+pub mod device;
+pub mod host;
+pub mod link;
+pub mod observe;
+pub mod switch;
+
+use std::cell::RefCell;
+
+use device::FramePool;
+use host::HostState;
+use link::Direction;
+pub use observe::{DropReason, Fate, FrameEvent, Observer};
+use switch::{Forward, MacTable};
+
+use crate::time::SimTime;
+use crate::topology::{Attachment, Lab, LinkId, NodeKind, Side};
+
+/// Rounds of deliver-then-poll in one `step`; past it, `step` returns so that the driver can look
+/// at signals and the clock, and `next_deadline` answers "now".
+const ROUNDS_PER_STEP: usize = 256;
+
+struct SwitchState {
+    ports: Vec<(LinkId, Side)>,
+    table: MacTable,
+}
+
+enum NodeState {
+    Host(Box<HostState>),
+    Switch(SwitchState),
+}
+
+struct LinkState {
+    ends: [Attachment; 2],
+    /// `dirs[0]` carries frames from side A to B, `dirs[1]` from B to A.
+    dirs: [Direction; 2],
+}
+
+/// A running lab.
+pub struct Sim {
+    now: SimTime,
+    nodes: Vec<NodeState>,
+    links: Vec<LinkState>,
+    pool: RefCell<FramePool>,
+    /// Work left over when a step ran out of rounds.
+    pending: bool,
+    arrivals: Vec<(Attachment, LinkId, Side, Vec<u8>)>,
+    spare: Vec<Vec<u8>>,
+}
+
+/// A 64-bit mix (splitmix64) so that nearby seeds give unrelated streams.
+#[must_use]
+pub fn derive_seed(seed: u64, a: u64, b: u64) -> u64 {
+    let mut z = seed ^ a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl Sim {
+    /// Builds the lab; `seed` overrides the lab file's.
+    #[must_use]
+    pub fn new(lab: &Lab, seed: Option<u64>) -> Self {
+        let seed = seed.unwrap_or(lab.seed);
+        let pool = RefCell::new(FramePool::default());
+        let nodes = lab
+            .nodes
+            .iter()
+            .map(|n| match &n.kind {
+                NodeKind::Host(h) => NodeState::Host(Box::new(HostState::new(
+                    &n.name,
+                    h,
+                    derive_seed(seed, 1, u64::from(n.id.0)),
+                    &pool,
+                ))),
+                NodeKind::Switch(s) => {
+                    NodeState::Switch(SwitchState { ports: s.ports.clone(), table: MacTable::new(s.mac_ageing) })
+                }
+            })
+            .collect();
+        let links = lab
+            .links
+            .iter()
+            .map(|l| LinkState {
+                ends: l.ends,
+                dirs: [Side::A, Side::B].map(|side| {
+                    Direction::new(
+                        l.id,
+                        side,
+                        l.model,
+                        derive_seed(seed, 2, u64::from(l.id.0) * 2 + side.index() as u64),
+                    )
+                }),
+            })
+            .collect();
+        Sim { now: SimTime::ZERO, nodes, links, pool, pending: false, arrivals: Vec::new(), spare: Vec::new() }
+    }
+
+    #[must_use]
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+
+    /// Does everything due at `now` (time never goes back: an earlier `now` counts as the current).
+    pub fn step<O: Observer>(&mut self, now: SimTime, obs: &mut O) {
+        self.now = self.now.max(now);
+        let now = self.now;
+        self.pending = false;
+        let mut first = true;
+        for _ in 0..ROUNDS_PER_STEP {
+            let delivered = self.deliver(now, obs);
+            let mut frames = 0;
+            for n in &mut self.nodes {
+                let NodeState::Host(h) = n else { continue };
+                if !(first || h.due(now)) {
+                    continue;
+                }
+                let tx = h.link.map(|(l, side)| &mut self.links[l.index()].dirs[side.index()]);
+                frames += h.poll(now, tx, &self.pool, obs);
+            }
+            first = false;
+            if delivered == 0 && frames == 0 {
+                return;
+            }
+        }
+        self.pending = true;
+    }
+
+    /// Moves every frame that has arrived by `now` into its node: a host's input queue, or through
+    /// a switch onto its next link. Returns how many arrived.
+    fn deliver<O: Observer>(&mut self, now: SimTime, obs: &mut O) -> usize {
+        let mut arrivals = std::mem::take(&mut self.arrivals);
+        for (li, l) in self.links.iter_mut().enumerate() {
+            for side in [Side::A, Side::B] {
+                let dir = &mut l.dirs[side.index()];
+                while let Some((at, frame)) = dir.pop_arrived(now, obs, &mut self.spare) {
+                    let _ = at;
+                    arrivals.push((l.ends[side.other().index()], LinkId(li as u32), side, frame));
+                }
+            }
+        }
+        let n = arrivals.len();
+        for (to, link, from, frame) in arrivals.drain(..) {
+            self.arrive(now, to, link, from, frame, obs);
+        }
+        self.arrivals = arrivals;
+        for f in self.spare.drain(..) {
+            self.pool.get_mut().give(f);
+        }
+        n
+    }
+
+    fn arrive<O: Observer>(
+        &mut self,
+        now: SimTime,
+        to: Attachment,
+        link: LinkId,
+        from: Side,
+        frame: Vec<u8>,
+        obs: &mut O,
+    ) {
+        let ev = |fate| FrameEvent { time: now, link, from, fate, frame: &[] };
+        let drop = |obs: &mut O, frame: &[u8], reason| obs.frame(&FrameEvent { frame, ..ev(Fate::Dropped(reason)) });
+        if frame.len() < 14 {
+            drop(obs, &frame, DropReason::Malformed);
+            self.pool.get_mut().give(frame);
+            return;
+        }
+        match (&mut self.nodes[to.node().index()], to) {
+            (NodeState::Host(h), _) => {
+                if frame.len() > h.mtu + 14 + 4 {
+                    drop(obs, &frame, DropReason::Mtu);
+                    self.pool.get_mut().give(frame);
+                } else if h.rx.len() >= host::RX_QUEUE {
+                    drop(obs, &frame, DropReason::QueueFull);
+                    self.pool.get_mut().give(frame);
+                } else {
+                    obs.frame(&FrameEvent { frame: &frame, ..ev(Fate::Delivered) });
+                    h.rx.push_back(frame);
+                }
+            }
+            (NodeState::Switch(sw), Attachment::SwitchPort { port, .. }) => {
+                obs.frame(&FrameEvent { frame: &frame, ..ev(Fate::Delivered) });
+                let mut dst = [0u8; 6];
+                let mut src = [0u8; 6];
+                dst.copy_from_slice(&frame[0..6]);
+                src.copy_from_slice(&frame[6..12]);
+                let pool = self.pool.get_mut();
+                match sw.table.forward(now, port, dst, src) {
+                    Forward::Filter => pool.give(frame),
+                    Forward::Port(p) => {
+                        let (l, side) = sw.ports[p];
+                        enqueue(&mut self.links[l.index()].dirs[side.index()], now, frame, obs, pool);
+                    }
+                    Forward::Flood => {
+                        let outs: Vec<(LinkId, Side)> =
+                            sw.ports.iter().enumerate().filter(|(p, _)| *p != port).map(|(_, x)| *x).collect();
+                        for (l, side) in outs {
+                            let mut copy = pool.take();
+                            copy.extend_from_slice(&frame);
+                            enqueue(&mut self.links[l.index()].dirs[side.index()], now, copy, obs, pool);
+                        }
+                        pool.give(frame);
+                    }
+                }
+            }
+            (NodeState::Switch(_), Attachment::HostInterface { .. }) => self.pool.get_mut().give(frame),
+        }
+    }
+
+    /// When something is next due; `None` when nothing ever will be (an idle lab).
+    #[must_use]
+    pub fn next_deadline(&self) -> Option<SimTime> {
+        if self.pending {
+            return Some(self.now);
+        }
+        let mut next: Option<SimTime> = None;
+        let mut take = |t: Option<SimTime>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        for l in &self.links {
+            for d in &l.dirs {
+                take(d.next_arrival());
+            }
+        }
+        for n in &self.nodes {
+            let NodeState::Host(h) = n else { continue };
+            if !h.rx.is_empty() {
+                take(Some(self.now));
+            }
+            match (h.blocked, h.link) {
+                // Blocked on a full queue: nothing to do before a slot frees.
+                (true, Some((l, side))) => {
+                    take(self.links[l.index()].dirs[side.index()].next_departure(self.now).or(h.wake))
+                }
+                _ => take(h.wake),
+            }
+        }
+        next.map(|t| t.max(self.now))
+    }
+
+    /// Every client app on every host has finished.
+    #[must_use]
+    pub fn clients_done(&self) -> bool {
+        self.nodes.iter().all(|n| match n {
+            NodeState::Host(h) => h.clients_done(),
+            NodeState::Switch(_) => true,
+        })
+    }
+
+    /// Each app's label and outcome, in lab order.
+    #[must_use]
+    pub fn outcomes(&self) -> Vec<(String, apps::Outcome)> {
+        let mut out = Vec::new();
+        for n in &self.nodes {
+            if let NodeState::Host(h) = n {
+                out.extend(h.apps.iter().map(|a| (a.label.clone(), a.app.outcome())));
+            }
+        }
+        out
+    }
+
+    /// MAC table of a switch, by node index.
+    #[must_use]
+    pub fn mac_table(&self, node: usize) -> Vec<([u8; 6], usize)> {
+        match self.nodes.get(node) {
+            Some(NodeState::Switch(s)) => s.table.entries().collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A switch's output: no backpressure upstream, so a full queue drops.
+fn enqueue<O: Observer>(d: &mut Direction, now: SimTime, frame: Vec<u8>, obs: &mut O, pool: &mut FramePool) {
+    if d.has_room(now) {
+        d.push(now, frame, obs);
+    } else {
+        obs.frame(&FrameEvent {
+            time: now,
+            link: d.link,
+            from: d.from,
+            fate: Fate::Dropped(DropReason::QueueFull),
+            frame: &frame,
+        });
+        pool.give(frame);
+    }
+}

@@ -1,0 +1,91 @@
+//! What the core tells its observers. Capture, counters and (later) the TUI subscribe here; none of
+//! them lives inside the core.
+
+use serde::Serialize;
+
+use crate::time::SimTime;
+use crate::topology::{LinkId, Side};
+
+/// What happened to a frame on a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Put on the link by the `from` side.
+    Sent,
+    /// Arrived at the far end and was handed to the node there.
+    Delivered,
+    /// Lost on the way, for this reason.
+    Dropped(DropReason),
+}
+
+/// Why a frame was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DropReason {
+    /// The link model's random loss.
+    Loss,
+    /// The link's queue (or the receiver's input queue) was full.
+    QueueFull,
+    /// Larger than the receiving interface's MTU.
+    Mtu,
+    /// Too short to be an Ethernet frame.
+    Malformed,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 4] = [DropReason::Loss, DropReason::QueueFull, DropReason::Mtu, DropReason::Malformed];
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Loss => "loss",
+            DropReason::QueueFull => "queue-full",
+            DropReason::Mtu => "mtu",
+            DropReason::Malformed => "malformed",
+        }
+    }
+}
+
+/// One frame event: its link, the side that sent it, the time, its fate and its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameEvent<'a> {
+    pub time: SimTime,
+    pub link: LinkId,
+    pub from: Side,
+    pub fate: Fate,
+    pub frame: &'a [u8],
+}
+
+/// Receives every frame event of a run, in order.
+pub trait Observer {
+    fn frame(&mut self, ev: &FrameEvent<'_>);
+}
+
+/// Observes nothing.
+impl Observer for () {
+    #[inline]
+    fn frame(&mut self, _: &FrameEvent<'_>) {}
+}
+
+impl<A: Observer, B: Observer> Observer for (A, B) {
+    #[inline]
+    fn frame(&mut self, ev: &FrameEvent<'_>) {
+        self.0.frame(ev);
+        self.1.frame(ev);
+    }
+}
+
+impl<T: Observer + ?Sized> Observer for &mut T {
+    #[inline]
+    fn frame(&mut self, ev: &FrameEvent<'_>) {
+        (**self).frame(ev);
+    }
+}
+
+impl<T: Observer> Observer for Option<T> {
+    #[inline]
+    fn frame(&mut self, ev: &FrameEvent<'_>) {
+        if let Some(o) = self {
+            o.frame(ev);
+        }
+    }
+}

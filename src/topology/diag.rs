@@ -1,0 +1,281 @@
+//! Lab-file diagnostics: a JSON path, a sentence and a hint, placed at `file:line:col`.
+//!
+//! Places come from a second, span-keeping parse of the same text (jsonc-parser's AST), so that any
+//! check, however late, can point at the exact key or value it is about.
+
+use std::fmt::{self, Write as _};
+
+use jsonc_parser::ast::{ObjectPropName, Value as Ast};
+use jsonc_parser::common::Ranged;
+
+/// One step of a JSON path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// A path from the document root, such as `nodes.laptop.interfaces.eth0.addresses[1]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JsonPath(pub Vec<Seg>);
+
+impl JsonPath {
+    #[must_use]
+    pub fn root() -> Self {
+        JsonPath(Vec::new())
+    }
+    #[must_use]
+    pub fn key(&self, k: &str) -> Self {
+        let mut p = self.clone();
+        p.0.push(Seg::Key(k.to_string()));
+        p
+    }
+    #[must_use]
+    pub fn index(&self, i: usize) -> Self {
+        let mut p = self.clone();
+        p.0.push(Seg::Index(i));
+        p
+    }
+    /// Appends a path reported by `serde_path_to_error`, relative to this one.
+    #[must_use]
+    pub fn join_serde(&self, rel: &serde_path_to_error::Path) -> Self {
+        let mut p = self.clone();
+        for s in rel.iter() {
+            match s {
+                serde_path_to_error::Segment::Seq { index } => p.0.push(Seg::Index(*index)),
+                serde_path_to_error::Segment::Map { key } => p.0.push(Seg::Key(key.clone())),
+                serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {}
+            }
+        }
+        p
+    }
+}
+
+impl fmt::Display for JsonPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("(top level)");
+        }
+        for (i, s) in self.0.iter().enumerate() {
+            match s {
+                Seg::Index(n) => write!(f, "[{n}]")?,
+                Seg::Key(k)
+                    if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+                {
+                    if i > 0 {
+                        f.write_char('.')?;
+                    }
+                    f.write_str(k)?;
+                }
+                Seg::Key(k) => write!(f, "[{k:?}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a problem is about a key (an unknown field) or the value under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Key,
+    Value,
+}
+
+/// A problem found before it has a place in the text.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub path: JsonPath,
+    pub target: Target,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// A problem with its place: what `netlab check` prints.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Diagnostic {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub path: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: error: {}\n    at {}", self.file, self.line, self.col, self.message, self.path)?;
+        if let Some(h) = &self.hint {
+            write!(f, "\n    hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem in one lab file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for d in &self.0 {
+            writeln!(f, "{d}")?;
+        }
+        let n = self.0.len();
+        write!(f, "{n} problem{} found", if n == 1 { "" } else { "s" })
+    }
+}
+
+/// Finds where a JSON path sits in the source text.
+pub struct Locator<'a> {
+    text: &'a str,
+    ast: Option<Ast<'a>>,
+    line_starts: Vec<usize>,
+}
+
+impl<'a> Locator<'a> {
+    #[must_use]
+    pub fn new(text: &'a str) -> Self {
+        let ast = jsonc_parser::parse_to_ast(text, &Default::default(), &Default::default()).ok().and_then(|r| r.value);
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Locator { text, ast, line_starts }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    #[must_use]
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
+        let start = self.line_starts[line - 1];
+        let col = self.text.get(start..offset).map_or(offset - start, |s| s.chars().count()) + 1;
+        (line, col)
+    }
+
+    /// The byte offset of the deepest node on `path` that exists; a key's name for [`Target::Key`].
+    #[must_use]
+    pub fn offset(&self, path: &JsonPath, target: Target) -> usize {
+        let Some(mut node) = self.ast.as_ref() else { return 0 };
+        let mut at = node.range().start;
+        let last = path.0.len().saturating_sub(1);
+        for (i, seg) in path.0.iter().enumerate() {
+            match (seg, node) {
+                (Seg::Key(k), Ast::Object(o)) => {
+                    let Some(prop) = o.properties.iter().rev().find(|p| prop_name(&p.name) == k.as_str()) else {
+                        return at;
+                    };
+                    if i == last && target == Target::Key {
+                        return prop.name.range().start;
+                    }
+                    node = &prop.value;
+                }
+                (Seg::Index(n), Ast::Array(a)) => {
+                    let Some(el) = a.elements.get(*n) else { return at };
+                    node = el;
+                }
+                _ => return at,
+            }
+            at = node.range().start;
+        }
+        at
+    }
+
+    #[must_use]
+    pub fn place(&self, file: &str, p: Problem) -> Diagnostic {
+        let (line, col) = self.line_col(self.offset(&p.path, p.target));
+        Diagnostic { file: file.to_string(), line, col, path: p.path.to_string(), message: p.message, hint: p.hint }
+    }
+
+    /// Keys that appear twice in one object: JSON parsers keep only the last, silently.
+    #[must_use]
+    pub fn duplicate_keys(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if let Some(ast) = &self.ast {
+            walk_duplicates(ast, &JsonPath::root(), &mut out);
+        }
+        out
+    }
+}
+
+fn prop_name<'b>(n: &'b ObjectPropName<'_>) -> &'b str {
+    match n {
+        ObjectPropName::String(s) => &s.value,
+        ObjectPropName::Word(w) => w.value,
+    }
+}
+
+fn walk_duplicates(v: &Ast<'_>, path: &JsonPath, out: &mut Vec<Problem>) {
+    match v {
+        Ast::Object(o) => {
+            for (i, p) in o.properties.iter().enumerate() {
+                let name = prop_name(&p.name);
+                if o.properties[..i].iter().any(|q| prop_name(&q.name) == name) {
+                    out.push(Problem {
+                        path: path.key(name),
+                        target: Target::Key,
+                        message: format!("duplicate key `{name}`"),
+                        hint: Some("a JSON object keeps only the last of two equal keys; rename or merge them".into()),
+                    });
+                }
+                walk_duplicates(&p.value, &path.key(name), out);
+            }
+        }
+        Ast::Array(a) => {
+            for (i, e) in a.elements.iter().enumerate() {
+                walk_duplicates(e, &path.index(i), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// "did you mean `x`?" for the closest of `candidates`, if any is close enough.
+#[must_use]
+pub fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<String> {
+    let best = candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))?;
+    Some(format!("did you mean `{}`?", best.1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: &str = "{\n  \"nodes\": {\n    \"a\": { \"kind\": \"host\" },\n    \"b\": [1, 2]\n  }\n}\n";
+
+    #[test]
+    fn locates_values_keys_and_indices() {
+        let l = Locator::new(SRC);
+        let p = JsonPath::root().key("nodes").key("a").key("kind");
+        assert_eq!(l.line_col(l.offset(&p, Target::Value)), (3, 22));
+        assert_eq!(l.line_col(l.offset(&p, Target::Key)), (3, 12));
+        let p = JsonPath::root().key("nodes").key("b").index(1);
+        assert_eq!(l.line_col(l.offset(&p, Target::Value)), (4, 15));
+        // A missing key points at the deepest node that exists.
+        let p = JsonPath::root().key("nodes").key("zz").key("kind");
+        assert_eq!(l.line_col(l.offset(&p, Target::Value)), (2, 12));
+    }
+
+    #[test]
+    fn path_display() {
+        let p = JsonPath::root().key("nodes").key("my host").key("apps").index(2);
+        assert_eq!(p.to_string(), "nodes[\"my host\"].apps[2]");
+        assert_eq!(JsonPath::root().to_string(), "(top level)");
+    }
+
+    #[test]
+    fn finds_duplicate_keys() {
+        let l = Locator::new("{\"a\": 1, \"b\": {\"x\": 1, \"x\": 2}}");
+        let d = l.duplicate_keys();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].path.to_string(), "b.x");
+    }
+
+    #[test]
+    fn hints() {
+        assert_eq!(did_you_mean("eht0", ["eth0", "eth1"]).as_deref(), Some("did you mean `eth0`?"));
+        assert_eq!(did_you_mean("zzzz", ["eth0"]), None);
+    }
+}

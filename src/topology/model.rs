@@ -1,0 +1,249 @@
+//! The validated lab: every name resolved to an id, every address parsed. Code past `validate`
+//! trusts this model and never re-checks it.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use smoltcp::wire::{EthernetAddress, IpCidr, Ipv4Address, Ipv6Address};
+
+pub use super::spec::{CaptureFormat, Congestion};
+
+macro_rules! id_type {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub u32);
+        impl $name {
+            #[must_use]
+            pub fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+    };
+}
+id_type!(
+    /// Index of a node in [`Lab::nodes`].
+    NodeId
+);
+id_type!(
+    /// Index of a link in [`Lab::links`].
+    LinkId
+);
+
+#[derive(Debug, Clone)]
+pub struct Lab {
+    pub name: String,
+    pub description: String,
+    pub seed: u64,
+    pub nodes: Vec<Node>,
+    pub links: Vec<Link>,
+    pub capture: CaptureConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub id: NodeId,
+    pub name: String,
+    pub site: Option<String>,
+    pub kind: NodeKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum NodeKind {
+    Host(Host),
+    Switch(Switch),
+}
+
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub interfaces: Vec<Interface>,
+    pub tcp: TcpConfig,
+    pub apps: Vec<App>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Interface {
+    pub name: String,
+    pub mac: EthernetAddress,
+    pub mtu: usize,
+    pub addresses: Vec<IpCidr>,
+    pub gateway_v4: Option<Ipv4Address>,
+    pub gateway_v6: Option<Ipv6Address>,
+    /// The link plugged into this interface, if any.
+    pub link: Option<(LinkId, Side)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Switch {
+    pub mac_ageing: Duration,
+    /// Ports in the order the links name them.
+    pub ports: Vec<(LinkId, Side)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpConfig {
+    pub congestion: Congestion,
+    pub rx_buffer: usize,
+    pub tx_buffer: usize,
+    pub ack_delay: Option<Duration>,
+    pub nagle: bool,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            congestion: Congestion::Cubic,
+            rx_buffer: 256 * 1024,
+            tx_buffer: 256 * 1024,
+            ack_delay: None,
+            nagle: false,
+        }
+    }
+}
+
+/// Which end of a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    #[must_use]
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+    #[must_use]
+    pub fn index(self) -> usize {
+        match self {
+            Side::A => 0,
+            Side::B => 1,
+        }
+    }
+}
+
+/// Where a link end plugs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attachment {
+    /// A host's interface, by index in [`Host::interfaces`].
+    HostInterface { node: NodeId, interface: usize },
+    /// A switch port, by index in [`Switch::ports`].
+    SwitchPort { node: NodeId, port: usize },
+}
+
+impl Attachment {
+    #[must_use]
+    pub fn node(self) -> NodeId {
+        match self {
+            Attachment::HostInterface { node, .. } | Attachment::SwitchPort { node, .. } => node,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub id: LinkId,
+    pub name: String,
+    /// `ends[0]` is side A, `ends[1]` side B.
+    pub ends: [Attachment; 2],
+    pub transport: Transport,
+    pub model: LinkModel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Mem,
+}
+
+/// The model of one direction of a link.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkModel {
+    pub latency: Duration,
+    /// Bits per second; `None` is unlimited.
+    pub rate_bps: Option<u64>,
+    pub loss: f64,
+    pub queue_frames: usize,
+}
+
+impl Default for LinkModel {
+    fn default() -> Self {
+        LinkModel { latency: Duration::ZERO, rate_bps: None, loss: 0.0, queue_frames: 1000 }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CaptureConfig {
+    pub enabled: bool,
+    /// Captured links, in lab order.
+    pub links: Vec<LinkId>,
+    pub dir: PathBuf,
+    pub format: CaptureFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct App {
+    /// `"<node>/<index>:<kind>"`, used in reports.
+    pub label: String,
+    pub start: Duration,
+    pub kind: AppKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum AppKind {
+    Ping { to: IpAddr, count: u32, interval: Duration, size: usize, timeout: Duration },
+    TcpEchoServer { port: u16 },
+    TcpEcho { to: (IpAddr, u16), count: u32, size: usize, interval: Duration, timeout: Duration },
+    UdpEchoServer { port: u16 },
+    UdpEcho { to: (IpAddr, u16), count: u32, size: usize, interval: Duration, timeout: Duration },
+    TcpSink { port: u16 },
+    TcpTransfer { to: (IpAddr, u16), bytes: u64 },
+}
+
+impl AppKind {
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            AppKind::Ping { .. } => "ping",
+            AppKind::TcpEchoServer { .. } => "tcp-echo-server",
+            AppKind::TcpEcho { .. } => "tcp-echo",
+            AppKind::UdpEchoServer { .. } => "udp-echo-server",
+            AppKind::UdpEcho { .. } => "udp-echo",
+            AppKind::TcpSink { .. } => "tcp-sink",
+            AppKind::TcpTransfer { .. } => "tcp-transfer",
+        }
+    }
+
+    /// Servers run until the lab stops; a run without `--duration` ends when every client is done.
+    #[must_use]
+    pub fn is_server(&self) -> bool {
+        matches!(self, AppKind::TcpEchoServer { .. } | AppKind::UdpEchoServer { .. } | AppKind::TcpSink { .. })
+    }
+}
+
+impl Lab {
+    #[must_use]
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+
+    #[must_use]
+    pub fn link(&self, id: LinkId) -> &Link {
+        &self.links[id.index()]
+    }
+
+    #[must_use]
+    pub fn node_by_name(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+impl fmt::Display for Lab {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} nodes, {} links", self.nodes.len(), self.links.len())
+    }
+}

@@ -1,0 +1,216 @@
+//! Parsers for the string values of a lab file: durations, rates, byte sizes, CIDRs, MACs and targets.
+//! Each returns a sentence a user can act on.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
+
+pub fn duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(t).map_err(|e| format!("`{s}` is not a duration ({e})"))
+}
+
+/// `100Mbit`, `1Gbit`, `1.5Gbps`, `64kbit`, `1000000` (bits per second).
+pub fn rate_bps(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a rate"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "bit" | "bps" | "bit/s" => 1.0,
+        "kbit" | "kbps" | "kbit/s" => 1e3,
+        "mbit" | "mbps" | "mbit/s" => 1e6,
+        "gbit" | "gbps" | "gbit/s" => 1e9,
+        "tbit" | "tbps" | "tbit/s" => 1e12,
+        other => return Err(format!("`{s}` has an unknown rate unit `{other}`")),
+    };
+    let bps = n * mult;
+    if !(1.0..=1e15).contains(&bps) {
+        return Err(format!("rate `{s}` is out of range (1 bit/s to 1 Pbit/s)"));
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok(bps.round() as u64)
+}
+
+/// `1500`, `64KiB`, `4MiB`, `1GB`, `10kB`.
+pub fn bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a size in bytes"))?;
+    let mult: f64 = match unit.trim() {
+        "" | "B" => 1.0,
+        "kB" | "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "KiB" | "K" => 1024.0,
+        "MiB" | "M" => 1024.0 * 1024.0,
+        "GiB" | "G" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("`{s}` has an unknown size unit `{other}` (use B, kB, MB, GB, KiB, MiB or GiB)")),
+    };
+    let v = n * mult;
+    if !(0.0..=1e15).contains(&v) {
+        return Err(format!("size `{s}` is out of range"));
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok(v.round() as u64)
+}
+
+/// An interface address with its prefix: `10.0.0.1/24` or `fd00::1/64`.
+pub fn cidr(s: &str) -> Result<IpCidr, String> {
+    let Some((addr, len)) = s.split_once('/') else {
+        return Err(format!("`{s}` has no prefix length"));
+    };
+    let ip: IpAddr = addr.trim().parse().map_err(|_| format!("`{addr}` is not an IPv4 or IPv6 address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len: u8 = len
+        .trim()
+        .parse()
+        .ok()
+        .filter(|l| *l <= max)
+        .ok_or_else(|| format!("`/{len}` is not a prefix length (0 to {max})"))?;
+    if ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() {
+        return Err(format!("`{ip}` cannot be an interface address"));
+    }
+    if let IpAddr::V4(v4) = ip {
+        if v4.is_broadcast() {
+            return Err(format!("`{ip}` cannot be an interface address"));
+        }
+        if len < 31 {
+            let bits = u32::from(v4);
+            let host = bits & (u32::MAX >> len);
+            if host == 0 {
+                return Err(format!("`{s}` is the network address of its subnet"));
+            }
+            if host == u32::MAX >> len {
+                return Err(format!("`{s}` is the broadcast address of its subnet"));
+            }
+        }
+    }
+    Ok(IpCidr::new(IpAddress::from(ip), len))
+}
+
+pub fn mac(s: &str) -> Result<EthernetAddress, String> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    let mut b = [0u8; 6];
+    if parts.len() != 6 {
+        return Err(format!("`{s}` is not a MAC address (six hex bytes, aa:bb:cc:dd:ee:ff)"));
+    }
+    for (i, p) in parts.iter().enumerate() {
+        if p.len() != 2 {
+            return Err(format!("`{s}` is not a MAC address (six hex bytes, aa:bb:cc:dd:ee:ff)"));
+        }
+        b[i] = u8::from_str_radix(p, 16).map_err(|_| format!("`{s}` is not a MAC address (`{p}` is not hex)"))?;
+    }
+    let m = EthernetAddress(b);
+    if !m.is_unicast() || b == [0; 6] {
+        return Err(format!("`{s}` is a multicast, broadcast or zero MAC; an interface needs a unicast one"));
+    }
+    Ok(m)
+}
+
+/// A stable, locally administered unicast MAC derived from a node and interface name (FNV-1a).
+#[must_use]
+pub fn derived_mac(node: &str, iface: &str) -> EthernetAddress {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in node.bytes().chain([0u8]).chain(iface.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let x = h.to_be_bytes();
+    EthernetAddress([0x02, x[3], x[4], x[5], x[6], x[7]])
+}
+
+/// What `to` says before it is resolved against the lab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Addr(IpAddr, Option<u16>),
+    Node(String, Option<u16>),
+}
+
+pub fn target(s: &str) -> Result<Target, String> {
+    let t = s.trim();
+    if let Ok(sa) = t.parse::<std::net::SocketAddr>() {
+        return Ok(Target::Addr(sa.ip(), Some(sa.port())));
+    }
+    if let Ok(ip) = t.parse::<IpAddr>() {
+        return Ok(Target::Addr(ip, None));
+    }
+    let (name, port) = match t.rsplit_once(':') {
+        Some((n, p)) => {
+            let port: u16 =
+                p.parse().ok().filter(|p| *p != 0).ok_or_else(|| format!("`{p}` is not a port (1 to 65535)"))?;
+            (n, Some(port))
+        }
+        None => (t, None),
+    };
+    if name.is_empty() || !valid_name(name) {
+        return Err(format!("`{s}` is neither an address nor a node name"));
+    }
+    Ok(Target::Node(name.to_string(), port))
+}
+
+/// Node and interface names: letters, digits, `-`, `_` and `.`.
+#[must_use]
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration("0"), Ok(Duration::ZERO));
+        assert!(duration("fast").is_err());
+    }
+
+    #[test]
+    fn rates_and_sizes() {
+        assert_eq!(rate_bps("100Mbit"), Ok(100_000_000));
+        assert_eq!(rate_bps("1.5Gbps"), Ok(1_500_000_000));
+        assert!(rate_bps("10 furlongs").is_err());
+        assert_eq!(bytes("4MiB"), Ok(4 << 20));
+        assert_eq!(bytes("10kB"), Ok(10_000));
+        assert!(bytes("4MiBs").is_err());
+    }
+
+    #[test]
+    fn cidrs() {
+        assert_eq!(cidr("10.0.0.1/24").map(|c| c.prefix_len()), Ok(24));
+        assert!(cidr("fd00::1/64").is_ok());
+        assert!(cidr("10.0.0.1").unwrap_err().contains("no prefix"));
+        assert!(cidr("10.0.0.0/24").unwrap_err().contains("network address"));
+        assert!(cidr("10.0.0.255/24").unwrap_err().contains("broadcast"));
+        assert!(cidr("10.0.0.1/33").is_err());
+        assert!(cidr("10.0.0.300/24").is_err());
+    }
+
+    #[test]
+    fn macs() {
+        assert_eq!(mac("02:00:00:00:00:01"), Ok(EthernetAddress([2, 0, 0, 0, 0, 1])));
+        assert!(mac("01:00:5e:00:00:01").is_err());
+        assert!(mac("02:00:00:00:00").is_err());
+        assert!(mac("02:00:00:00:00:zz").is_err());
+        let a = derived_mac("laptop", "eth0");
+        assert_eq!(a, derived_mac("laptop", "eth0"));
+        assert_ne!(a, derived_mac("laptop", "eth1"));
+        assert!(a.is_unicast() && a.0[0] & 2 == 2);
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(target("server:7"), Ok(Target::Node("server".into(), Some(7))));
+        assert_eq!(target("server"), Ok(Target::Node("server".into(), None)));
+        assert_eq!(target("[fd00::2]:7"), Ok(Target::Addr("fd00::2".parse().unwrap(), Some(7))));
+        assert_eq!(target("fd00::2"), Ok(Target::Addr("fd00::2".parse().unwrap(), None)));
+        assert!(target("server:0").is_err());
+        assert!(target("a b").is_err());
+    }
+}

@@ -1,0 +1,299 @@
+//! The lab file as written: serde types that mirror the JSON one to one, and nothing more.
+//!
+//! Values that need parsing (addresses, durations, rates, sizes, targets) stay strings here, so that
+//! `validate` can report each bad one with its own place and hint instead of stopping at the first.
+//! The JSON Schema (`netlab schema`) is derived from these types.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A netlab lab: nodes, the links between them, and what to capture.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LabSpec {
+    /// Short name; captures go to `captures/<name>/` by default.
+    pub name: String,
+    /// Free text shown in reports.
+    #[serde(default)]
+    pub description: String,
+    /// Seed for every random choice in the lab: smoltcp's ISNs, ephemeral ports, link loss.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Nodes keyed by name. A name may not contain `:`, `[`, `]` or spaces.
+    #[serde(default)]
+    pub nodes: IndexMap<String, NodeSpec>,
+    /// Links between `node:interface` endpoints; a switch endpoint is just the switch name.
+    #[serde(default)]
+    pub links: Vec<LinkSpec>,
+    /// What to capture, where, and in which format. Captures every link as pcapng by default.
+    #[serde(default)]
+    pub capture: Option<CaptureSpec>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+/// A node of the lab.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum NodeSpec {
+    /// A userspace TCP/IP stack (smoltcp) running apps.
+    Host(HostSpec),
+    /// A learning Ethernet switch.
+    Switch(SwitchSpec),
+}
+
+/// A host: one smoltcp interface per network interface, and apps.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostSpec {
+    /// The site this node runs at (a lab can span several processes or machines).
+    #[serde(default)]
+    pub site: Option<String>,
+    /// Network interfaces keyed by name, such as `eth0`.
+    #[serde(default)]
+    pub interfaces: IndexMap<String, InterfaceSpec>,
+    /// TCP tuning for every TCP socket on this host.
+    #[serde(default)]
+    pub tcp: Option<TcpSpec>,
+    /// Programs the host runs, each from its own start time.
+    #[serde(default)]
+    pub apps: Vec<AppSpec>,
+}
+
+/// A switch.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchSpec {
+    /// The site this node runs at.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// How long a learned MAC address stays in the table without traffic, such as `300s`.
+    #[serde(default)]
+    pub mac_ageing: Option<String>,
+}
+
+/// A host's network interface.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceSpec {
+    /// IPv4 and/or IPv6 addresses in CIDR form: `10.0.0.1/24`, `fd00::1/64`. At most four.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// `aa:bb:cc:dd:ee:ff`; by default a stable locally administered address derived from the names.
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// IP MTU in bytes, 576 to 9000 (1280 or more with IPv6). Default 1500.
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    /// Default gateways, at most one IPv4 and one IPv6; each must lie in one of the interface's subnets.
+    #[serde(default)]
+    pub gateways: Vec<String>,
+}
+
+/// TCP tuning.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TcpSpec {
+    /// Congestion control: `cubic` (default), `reno` or `none`.
+    #[serde(default)]
+    pub congestion: Option<Congestion>,
+    /// Receive buffer per socket, such as `256KiB` (default) or a number of bytes.
+    #[serde(default)]
+    pub rx_buffer: Option<ByteSize>,
+    /// Send buffer per socket, such as `256KiB` (default) or a number of bytes.
+    #[serde(default)]
+    pub tx_buffer: Option<ByteSize>,
+    /// Delayed-ACK timeout such as `10ms`; off by default.
+    #[serde(default)]
+    pub ack_delay: Option<String>,
+    /// Nagle's algorithm; off by default.
+    #[serde(default)]
+    pub nagle: Option<bool>,
+}
+
+/// TCP congestion control algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Congestion {
+    Cubic,
+    Reno,
+    None,
+}
+
+/// A byte count: a number, or a string with a unit (`64KiB`, `4MiB`, `1GB`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ByteSize {
+    Bytes(u64),
+    Text(String),
+}
+
+/// IP family to use when a target names a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+/// A program on a host. Every app has a `start` time (default `0s`). Targets (`to`) are an address
+/// (`10.0.0.2`, `fd00::2`, `[fd00::2]:7`) or a node name (`server`, `server:7`); a node name uses
+/// that node's IPv4 address unless `family` says `ipv6`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum AppSpec {
+    /// ICMP echo: reports sent, received, loss and min/avg/max RTT.
+    Ping(PingSpec),
+    /// Echoes every TCP byte back, on every connection.
+    TcpEchoServer(ServerSpec),
+    /// Sends `count` messages of `size` bytes over one TCP connection and checks each echo.
+    TcpEcho(EchoSpec),
+    /// Echoes every UDP datagram back to its sender.
+    UdpEchoServer(ServerSpec),
+    /// Sends `count` UDP datagrams of `size` bytes and checks each echo.
+    UdpEcho(EchoSpec),
+    /// Accepts TCP connections and counts (and checks) the bytes received.
+    TcpSink(ServerSpec),
+    /// Bulk TCP transfer of `bytes` to a `tcp-sink`; reports goodput.
+    TcpTransfer(TransferSpec),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PingSpec {
+    /// Address or node name.
+    pub to: String,
+    #[serde(default)]
+    pub family: Option<Family>,
+    /// Echo requests to send. Default 4.
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// Time between requests. Default `1s`.
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// ICMP payload bytes. Default 56.
+    #[serde(default)]
+    pub size: Option<u32>,
+    /// How long to wait for each reply. Default `1s`.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// When to start, such as `500ms`. Default `0s`.
+    #[serde(default)]
+    pub start: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    /// Port to listen on.
+    pub port: u16,
+    #[serde(default)]
+    pub start: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EchoSpec {
+    /// `address:port` or `node:port`.
+    pub to: String,
+    #[serde(default)]
+    pub family: Option<Family>,
+    /// Messages to send. Default 10.
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// Bytes per message. Default 64.
+    #[serde(default)]
+    pub size: Option<u32>,
+    /// Time between messages. Default `0s` for TCP (next message on echo), `100ms` for UDP.
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// How long to wait for each echo before counting it lost. Default `1s`.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub start: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferSpec {
+    /// `address:port` or `node:port` of a `tcp-sink`.
+    pub to: String,
+    #[serde(default)]
+    pub family: Option<Family>,
+    /// Bytes to send, such as `16MiB`.
+    pub bytes: ByteSize,
+    #[serde(default)]
+    pub start: Option<String>,
+}
+
+/// A point-to-point link carrying Ethernet frames.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    /// One end: `node:interface` for a host, `switch` for a switch.
+    pub a: String,
+    /// The other end.
+    pub b: String,
+    /// Name of the link in captures and reports; default `a<->b`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// How frames travel: `mem` (in this process). Tunnels come with their own transports.
+    #[serde(default)]
+    pub transport: Option<TransportKind>,
+    /// Link model, applied to each direction.
+    #[serde(default)]
+    pub impair: Option<ImpairSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransportKind {
+    Mem,
+}
+
+/// The model of each direction of a link.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImpairSpec {
+    /// One-way propagation delay, such as `2ms`. Default `0s`.
+    #[serde(default)]
+    pub latency: Option<String>,
+    /// Serialisation rate, such as `100Mbit` or `1Gbit`. Default unlimited.
+    #[serde(default)]
+    pub rate: Option<String>,
+    /// Probability that a frame is lost, 0.0 to 1.0. Default 0.
+    #[serde(default)]
+    pub loss: Option<f64>,
+    /// Frames that may wait for the wire. A host sees a full queue as backpressure; a switch drops. Default 1000.
+    #[serde(default)]
+    pub queue: Option<u32>,
+}
+
+/// Capture settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureSpec {
+    /// Capture at all. Default true.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Links to capture, by name or by one of their endpoints. Default: every link.
+    #[serde(default)]
+    pub links: Option<Vec<String>>,
+    /// Output folder. Default `captures/<lab name>`.
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// `pcapng` (one file, one interface per link; the default) or `pcap` (one classic file per link).
+    #[serde(default)]
+    pub format: Option<CaptureFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureFormat {
+    Pcapng,
+    Pcap,
+}
