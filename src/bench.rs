@@ -1,5 +1,254 @@
-//! Throughput benchmark: a bare smoltcp loop against netlab (filled in by the bench work).
+//! Throughput benchmark, shared by `netlab bench` and `cargo bench`.
+//!
+//! It measures, in one process and one run, so that the figures are comparable on a noisy machine:
+//! - a **baseline**: two bare smoltcp `Interface`s over `VecDeque` devices, no netlab code but the
+//!   byte pattern the apps write and check;
+//! - **netlab**: the same transfer between two netlab hosts on an in-memory link in virtual time,
+//!   with capture off, then with capture on.
+//!
+//! Speeds are reported as ratios against the baseline of the same run.
 
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::io::Write;
+use std::time::{Duration, Instant};
 
-pub fn run_all(_bytes: u64, _out: &mut dyn Write) {}
+use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant as SmolInstant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+
+use crate::runtime::{self, CaptureChoice, RunOptions};
+use crate::sim::apps::{count_mismatch, fill_pattern};
+use crate::topology;
+
+/// Socket buffers for both sides of every measurement.
+const BUFFER: usize = 1 << 20;
+
+/// One measurement.
+#[derive(Debug, Clone, Copy)]
+pub struct Measure {
+    pub bytes: u64,
+    pub frames: u64,
+    pub wall: Duration,
+}
+
+impl Measure {
+    #[must_use]
+    pub fn gbps(&self) -> f64 {
+        self.bytes as f64 * 8.0 / self.wall.as_secs_f64() / 1e9
+    }
+    #[must_use]
+    pub fn fps(&self) -> f64 {
+        self.frames as f64 / self.wall.as_secs_f64()
+    }
+}
+
+struct QueueDev<'a> {
+    rx: &'a mut VecDeque<Vec<u8>>,
+    tx: &'a mut VecDeque<Vec<u8>>,
+    free: &'a RefCell<Vec<Vec<u8>>>,
+    sent: &'a Cell<u64>,
+}
+
+struct Rx<'a>(Vec<u8>, &'a RefCell<Vec<Vec<u8>>>);
+struct Tx<'a>(&'a mut VecDeque<Vec<u8>>, &'a RefCell<Vec<Vec<u8>>>, &'a Cell<u64>);
+
+impl phy::RxToken for Rx<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        let r = f(&self.0);
+        self.1.borrow_mut().push(self.0);
+        r
+    }
+}
+
+impl phy::TxToken for Tx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut b = self.1.borrow_mut().pop().unwrap_or_default();
+        b.clear();
+        b.resize(len, 0);
+        let r = f(&mut b);
+        self.0.push_back(b);
+        self.2.set(self.2.get() + 1);
+        r
+    }
+}
+
+impl phy::Device for QueueDev<'_> {
+    type RxToken<'b>
+        = Rx<'b>
+    where
+        Self: 'b;
+    type TxToken<'b>
+        = Tx<'b>
+    where
+        Self: 'b;
+    fn receive(&mut self, _: SmolInstant) -> Option<(Rx<'_>, Tx<'_>)> {
+        let f = self.rx.pop_front()?;
+        Some((Rx(f, self.free), Tx(self.tx, self.free, self.sent)))
+    }
+    fn transmit(&mut self, _: SmolInstant) -> Option<Tx<'_>> {
+        Some(Tx(self.tx, self.free, self.sent))
+    }
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut c = DeviceCapabilities::default();
+        c.medium = Medium::Ethernet;
+        c.max_transmission_unit = 1514;
+        if std::env::var_os("NETLAB_BENCH_NOCSUM").is_some() {
+            c.checksum = smoltcp::phy::ChecksumCapabilities::ignored();
+        }
+        c
+    }
+}
+
+fn tcp_socket() -> tcp::Socket<'static> {
+    let mut s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; BUFFER]), tcp::SocketBuffer::new(vec![0; BUFFER]));
+    s.set_congestion_control(tcp::CongestionControl::Cubic);
+    s.set_ack_delay(None);
+    s.set_nagle_enabled(false);
+    s
+}
+
+/// Two bare smoltcp interfaces moving `bytes` of TCP; no netlab code on the frame path.
+#[must_use]
+pub fn baseline(bytes: u64) -> Measure {
+    let free = RefCell::new(Vec::new());
+    let frames = Cell::new(0);
+    let (mut ab, mut ba) = (VecDeque::new(), VecDeque::new());
+    let now = SmolInstant::from_micros(0);
+    let mk = |last: u8, ip: [u8; 4], rx: &mut VecDeque<Vec<u8>>, tx: &mut VecDeque<Vec<u8>>| {
+        let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress([2, 0, 0, 0, 0, last])));
+        cfg.random_seed = u64::from(last);
+        let mut iface = Interface::new(cfg, &mut QueueDev { rx, tx, free: &free, sent: &frames }, now);
+        iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(IpAddress::v4(ip[0], ip[1], ip[2], ip[3]), 24));
+        });
+        iface
+    };
+    let mut ia = mk(1, [10, 0, 0, 1], &mut ba, &mut ab);
+    let mut ib = mk(2, [10, 0, 0, 2], &mut ab, &mut ba);
+    let (mut sa, mut sb) = (SocketSet::new(vec![]), SocketSet::new(vec![]));
+    let client = sa.add(tcp_socket());
+    let server = sb.add(tcp_socket());
+    let _ = sb.get_mut::<tcp::Socket>(server).listen(9);
+    let _ = sa.get_mut::<tcp::Socket>(client).connect(ia.context(), (IpAddress::v4(10, 0, 0, 2), 9), 49152);
+    let (mut sent, mut got, mut bad) = (0u64, 0u64, 0u64);
+    let start = Instant::now();
+    while got < bytes {
+        let s = sa.get_mut::<tcp::Socket>(client);
+        while sent < bytes && s.can_send() {
+            let off = sent;
+            sent += s
+                .send(|b| {
+                    let n = b.len().min(usize::try_from(bytes - off).unwrap_or(usize::MAX));
+                    fill_pattern(&mut b[..n], off);
+                    (n, n as u64)
+                })
+                .unwrap_or(0);
+        }
+        ia.poll(now, &mut QueueDev { rx: &mut ba, tx: &mut ab, free: &free, sent: &frames }, &mut sa);
+        ib.poll(now, &mut QueueDev { rx: &mut ab, tx: &mut ba, free: &free, sent: &frames }, &mut sb);
+        let s = sb.get_mut::<tcp::Socket>(server);
+        while s.can_recv() {
+            let off = got;
+            got += s
+                .recv(|b| {
+                    (b.len(), {
+                        bad += count_mismatch(b, off);
+                        b.len() as u64
+                    })
+                })
+                .unwrap_or(0);
+        }
+    }
+    assert_eq!(bad, 0, "baseline transfer corrupted");
+    Measure { bytes, frames: frames.get(), wall: start.elapsed() }
+}
+
+/// The lab the netlab measurements run: two hosts, one in-memory link, a transfer into a sink.
+#[must_use]
+pub fn bench_lab(bytes: u64) -> topology::Lab {
+    let text = format!(
+        r#"{{
+  "name": "bench",
+  "nodes": {{
+    "a": {{ "kind": "host", "interfaces": {{ "eth0": {{ "addresses": ["10.0.0.1/24"] }} }},
+           "tcp": {{ "rx_buffer": {BUFFER}, "tx_buffer": {BUFFER} }},
+           "apps": [ {{ "kind": "tcp-transfer", "to": "b:9", "bytes": {bytes} }} ] }},
+    "b": {{ "kind": "host", "interfaces": {{ "eth0": {{ "addresses": ["10.0.0.2/24"] }} }},
+           "tcp": {{ "rx_buffer": {BUFFER}, "tx_buffer": {BUFFER} }},
+           "apps": [ {{ "kind": "tcp-sink", "port": 9 }} ] }}
+  }},
+  "links": [ {{ "a": "a:eth0", "b": "b:eth0" }} ]
+}}"#
+    );
+    match topology::load_str(&text, "bench") {
+        Ok(lab) => lab,
+        Err(e) => panic!("the bench lab is valid: {e}"),
+    }
+}
+
+/// The same transfer through netlab in virtual time; `capture` is a pcapng path, or none.
+pub fn netlab(bytes: u64, capture: Option<&std::path::Path>) -> anyhow::Result<Measure> {
+    let lab = bench_lab(bytes);
+    let opts = RunOptions {
+        virtual_time: true,
+        capture: capture.map_or(CaptureChoice::Off, |p| CaptureChoice::File(p.to_path_buf())),
+        ..RunOptions::default()
+    };
+    let start = Instant::now();
+    let r = runtime::run(&lab, &opts)?;
+    let wall = start.elapsed();
+    let sunk = r.apps.iter().find_map(|a| match a.outcome {
+        crate::sim::apps::Outcome::TcpSink { bytes, corrupt_bytes, .. } => Some((bytes, corrupt_bytes)),
+        _ => None,
+    });
+    anyhow::ensure!(sunk == Some((bytes, 0)), "netlab transfer incomplete or corrupt: {sunk:?}");
+    Ok(Measure { bytes, frames: r.frames, wall })
+}
+
+/// Peak resident memory of this process, from /proc (Linux); `None` elsewhere.
+#[must_use]
+pub fn peak_rss_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Runs every measurement and prints a table.
+pub fn run_all(bytes: u64, out: &mut dyn Write) -> anyhow::Result<()> {
+    let mib = bytes as f64 / (1 << 20) as f64;
+    writeln!(out, "netlab bench: {mib:.0} MiB of TCP, MTU 1500, 1 MiB socket buffers, one core")?;
+    // Warm up caches and the allocator, then measure.
+    let _ = baseline(bytes.min(16 << 20));
+    let base = baseline(bytes);
+    let off = netlab(bytes, None)?;
+    let dir = std::env::temp_dir().join(format!("netlab-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let pcap = dir.join("bench.pcapng");
+    let on = netlab(bytes, Some(&pcap));
+    let pcap_size = std::fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0);
+    let _ = std::fs::remove_dir_all(&dir);
+    let on = on?;
+    writeln!(out, "{:<28} {:>8} {:>9} {:>12} {:>8}", "", "wall s", "Gbit/s", "frames/s", "ratio")?;
+    for (name, m) in [("baseline (bare smoltcp)", base), ("netlab, capture off", off), ("netlab, capture on", on)] {
+        writeln!(
+            out,
+            "{name:<28} {:>8.3} {:>9.2} {:>12.0} {:>8.2}",
+            m.wall.as_secs_f64(),
+            m.gbps(),
+            m.fps(),
+            m.gbps() / base.gbps()
+        )?;
+    }
+    writeln!(
+        out,
+        "capture costs {:.0} % of netlab's throughput ({:.0} MiB written)",
+        (1.0 - on.gbps() / off.gbps()) * 100.0,
+        pcap_size as f64 / (1 << 20) as f64
+    )?;
+    if let Some(kib) = peak_rss_kib() {
+        writeln!(out, "peak resident memory: {:.0} MiB", kib as f64 / 1024.0)?;
+    }
+    Ok(())
+}

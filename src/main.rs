@@ -94,10 +94,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Bench { bytes } => match topology::parse::bytes(&bytes) {
-            Ok(n) => {
-                netlab::bench::run_all(n, &mut std::io::stdout());
-                ExitCode::SUCCESS
-            }
+            Ok(n) => match netlab::bench::run_all(n, &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            },
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(2)

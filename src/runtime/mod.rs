@@ -27,6 +27,9 @@ use crate::topology::Lab;
 /// A virtual-time run without `--duration` stops here even if a client never finishes.
 pub const VIRTUAL_TIME_LIMIT: SimTime = SimTime::from_millis(24 * 3600 * 1000);
 
+/// Below this, the wall-clock driver sleeps with the OS timer rather than tokio's.
+const PRECISE_SLEEP: Duration = Duration::from_millis(2);
+
 /// Where captures go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaptureChoice {
@@ -71,6 +74,8 @@ struct Run<'a> {
     wall_start: Instant,
     last_progress: Instant,
     end: Option<SimTime>,
+    /// Whether any app finishes by itself; a lab of servers alone runs until stopped.
+    has_clients: bool,
 }
 
 impl Run<'_> {
@@ -86,7 +91,7 @@ impl Run<'_> {
         }
         match self.end {
             Some(end) if now >= end => Some(Ended::Duration),
-            None if self.sim.clients_done() => Some(Ended::AppsFinished),
+            None if self.has_clients && self.sim.clients_done() => Some(Ended::AppsFinished),
             _ => None,
         }
     }
@@ -161,6 +166,10 @@ pub fn run(lab: &Lab, opts: &RunOptions) -> anyhow::Result<Report> {
         wall_start,
         last_progress: wall_start,
         end: opts.duration.map(SimTime::from_duration),
+        has_clients: lab.nodes.iter().any(|n| match &n.kind {
+            crate::topology::NodeKind::Host(h) => h.apps.iter().any(|a| !a.kind.is_server()),
+            crate::topology::NodeKind::Switch(_) => false,
+        }),
     };
     let ended = if opts.virtual_time { virtual_loop(&mut run) } else { wall_loop(&mut run)? };
     if opts.progress {
@@ -221,8 +230,13 @@ fn wall_loop(run: &mut Run<'_>) -> anyhow::Result<Ended> {
             if let Some(end) = run.end {
                 wake = wake.min(end);
             }
-            if wake > now {
-                tokio::time::sleep_until(start + wake.as_duration()).await;
+            // tokio's timer has millisecond granularity, which would add up to a millisecond per
+            // hop; the last stretch before a deadline is slept precisely on this thread instead.
+            let left = wake - now;
+            if left > PRECISE_SLEEP {
+                tokio::time::sleep_until(start + (wake.as_duration() - PRECISE_SLEEP)).await;
+            } else if !left.is_zero() {
+                std::thread::sleep(left);
             } else {
                 tokio::task::yield_now().await;
             }

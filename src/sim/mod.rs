@@ -294,3 +294,132 @@ fn enqueue<O: Observer>(d: &mut Direction, now: SimTime, frame: Vec<u8>, obs: &m
         pool.give(frame);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Counters;
+    use apps::Outcome;
+
+    fn lab(links: &str, apps_a: &str) -> Lab {
+        let text = format!(
+            r#"{{ "name": "t", "nodes": {{
+                "sw": {{ "kind": "switch" }},
+                "a": {{ "kind": "host", "interfaces": {{ "eth0": {{ "addresses": ["10.0.0.1/24"] }} }}, "apps": [{apps_a}] }},
+                "b": {{ "kind": "host", "interfaces": {{ "eth0": {{ "addresses": ["10.0.0.2/24"] }} }},
+                       "apps": [ {{ "kind": "tcp-sink", "port": 9 }} ] }} }},
+              "links": [{links}] }}"#
+        );
+        crate::topology::load_str(&text, "t.json").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Runs in virtual time until the clients are done; returns the sim and its counters.
+    fn run(lab: &Lab) -> (Sim, Counters) {
+        let mut sim = Sim::new(lab, None);
+        let mut c = Counters::new(lab);
+        let mut now = SimTime::ZERO;
+        for _ in 0..10_000_000 {
+            sim.step(now, &mut c);
+            if sim.clients_done() {
+                return (sim, c);
+            }
+            now = sim.next_deadline().expect("something is due while clients run");
+        }
+        panic!("lab did not finish");
+    }
+
+    fn outcome(sim: &Sim, label: &str) -> Outcome {
+        sim.outcomes().into_iter().find(|(l, _)| l == label).map(|(_, o)| o).expect("app")
+    }
+
+    #[test]
+    fn ping_through_a_switch_learns_macs_and_measures_rtt() {
+        let l = lab(
+            r#"{ "a": "a:eth0", "b": "sw", "impair": { "latency": "1ms" } }, { "a": "b:eth0", "b": "sw", "impair": { "latency": "1ms" } }"#,
+            r#"{ "kind": "ping", "to": "b", "count": 3, "interval": "100ms" }"#,
+        );
+        let (sim, c) = run(&l);
+        let Outcome::Ping { sent, received, rtt, .. } = outcome(&sim, "a/ping") else { panic!() };
+        assert_eq!((sent, received), (3, 3));
+        // Four 1 ms hops; the first ping also waits for ARP.
+        let rtt = rtt.expect("rtts");
+        assert!((4.0..4.01).contains(&rtt.min_ms), "{rtt:?}");
+        assert!(rtt.max_ms >= 4.0);
+        let table = sim.mac_table(0);
+        assert_eq!(table.len(), 2, "both hosts learned: {table:?}");
+        assert_eq!(c.drops(DropReason::QueueFull), 0);
+    }
+
+    #[test]
+    fn full_link_queue_backpressures_the_host_without_drops() {
+        // 10 Mbit/s with a 4-frame queue: the sender's device is refused often, yet nothing drops.
+        let l = crate::topology::load_str(
+            &serde_json::json!({
+                "name": "t",
+                "nodes": {
+                    "a": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.1/24"] } },
+                           "apps": [ { "kind": "tcp-transfer", "to": "b:9", "bytes": "512KiB" } ] },
+                    "b": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.2/24"] } },
+                           "apps": [ { "kind": "tcp-sink", "port": 9 } ] }
+                },
+                "links": [ { "a": "a:eth0", "b": "b:eth0", "impair": { "rate": "10Mbit", "queue": 4, "latency": "1ms" } } ]
+            })
+            .to_string(),
+            "t.json",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (sim, c) = run(&l);
+        let Outcome::TcpTransfer { acked, goodput_mbps, error, .. } = outcome(&sim, "a/tcp-transfer") else { panic!() };
+        assert_eq!((acked, error), (512 * 1024, None));
+        let g = goodput_mbps.expect("goodput");
+        assert!((7.0..10.0).contains(&g), "goodput {g} Mbit/s is bounded by the 10 Mbit/s link");
+        assert_eq!(c.links[0].a_to_b.dropped(), 0, "a host is backpressured, never dropped");
+        let Outcome::TcpSink { bytes, corrupt_bytes, .. } = outcome(&sim, "b/tcp-sink") else { panic!() };
+        assert_eq!((bytes, corrupt_bytes), (512 * 1024, 0));
+    }
+
+    #[test]
+    fn switch_drops_when_its_output_queue_is_full_and_tcp_recovers() {
+        // Fast in, slow out: the switch's egress towards b overflows.
+        let l = lab(
+            r#"{ "a": "a:eth0", "b": "sw", "impair": { "rate": "1Gbit" } }, { "a": "b:eth0", "b": "sw", "impair": { "rate": "10Mbit", "queue": 8 } }"#,
+            r#"{ "kind": "tcp-transfer", "to": "b:9", "bytes": "256KiB" }"#,
+        );
+        let (sim, c) = run(&l);
+        assert!(c.links[1].b_to_a.drops.get("queue-full").copied().unwrap_or(0) > 0, "{:?}", c.links[1]);
+        let Outcome::TcpSink { bytes, corrupt_bytes, .. } = outcome(&sim, "b/tcp-sink") else { panic!() };
+        assert_eq!((bytes, corrupt_bytes), (256 * 1024, 0), "TCP retransmits what the switch dropped");
+    }
+
+    #[test]
+    fn random_loss_is_counted_and_reproducible() {
+        let links = r#"{ "a": "a:eth0", "b": "sw", "impair": { "loss": 0.05, "latency": "1ms" } }, { "a": "b:eth0", "b": "sw" }"#;
+        let l = lab(links, r#"{ "kind": "tcp-transfer", "to": "b:9", "bytes": "128KiB" }"#);
+        let (s1, c1) = run(&l);
+        let (_, c2) = run(&l);
+        let lost = c1.drops(DropReason::Loss);
+        assert!(lost > 0);
+        assert_eq!(lost, c2.drops(DropReason::Loss), "same seed, same losses");
+        assert_eq!(c1.links, c2.links);
+        let Outcome::TcpSink { bytes, .. } = outcome(&s1, "b/tcp-sink") else { panic!() };
+        assert_eq!(bytes, 128 * 1024);
+    }
+
+    #[test]
+    fn oversized_frames_are_dropped_for_mtu() {
+        let text = serde_json::json!({
+            "name": "mtu",
+            "nodes": {
+                "a": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.1/24"], "mtu": 9000 } },
+                       "apps": [ { "kind": "ping", "to": "b", "count": 1, "size": 4000 } ] },
+                "b": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.2/24"], "mtu": 1500 } } }
+            },
+            "links": [ { "a": "a:eth0", "b": "b:eth0" } ]
+        });
+        let l = crate::topology::load_str(&text.to_string(), "t.json").unwrap_or_else(|e| panic!("{e}"));
+        let (sim, c) = run(&l);
+        assert_eq!(c.drops(DropReason::Mtu), 1, "the 4000-byte echo request does not fit b's MTU");
+        let Outcome::Ping { received, .. } = outcome(&sim, "a/ping") else { panic!() };
+        assert_eq!(received, 0);
+    }
+}

@@ -179,7 +179,7 @@ pub(crate) fn pattern() -> &'static [u8] {
 }
 
 /// Fills `buf` with the stream pattern from stream offset `offset`.
-pub(crate) fn fill_pattern(buf: &mut [u8], offset: u64) {
+pub fn fill_pattern(buf: &mut [u8], offset: u64) {
     let p = pattern();
     let mut at = (offset % 251) as usize;
     for chunk in buf.chunks_mut(251 * 63) {
@@ -189,7 +189,7 @@ pub(crate) fn fill_pattern(buf: &mut [u8], offset: u64) {
 }
 
 /// Counts bytes of `buf` that differ from the stream pattern at `offset`.
-pub(crate) fn count_mismatch(buf: &[u8], offset: u64) -> u64 {
+pub fn count_mismatch(buf: &[u8], offset: u64) -> u64 {
     let p = pattern();
     let mut at = (offset % 251) as usize;
     let mut bad = 0;

@@ -1,0 +1,152 @@
+//! Every lab under labs/ runs headless, and its apps' results are asserted.
+
+mod common;
+
+use common::{apps, run_lab};
+use serde_json::Value;
+
+/// The results every shipped lab must reach on clean links.
+fn assert_clean_results(lab: &str, r: &Value) {
+    assert_eq!(r["ended"], "apps-finished", "{lab}: {r:#}");
+    let all = r["apps"].as_array().expect("apps");
+    assert!(!all.is_empty(), "{lab} has apps");
+    for p in apps(r, "ping") {
+        assert!(p["sent"].as_u64() > Some(0), "{lab}: {p}");
+        assert_eq!(p["received"], p["sent"], "{lab}: ping lost replies: {p}");
+        assert_eq!(p["loss_pct"], 0.0);
+        assert_eq!(p["corrupt"], 0);
+        let rtt = &p["rtt"];
+        assert!(rtt["min_ms"].as_f64().unwrap() > 0.0 && rtt["min_ms"].as_f64() <= rtt["max_ms"].as_f64(), "{p}");
+    }
+    for e in apps(r, "tcp-echo") {
+        assert_eq!(e["error"], Value::Null, "{lab}: {e}");
+        assert_eq!(e["echoed"], e["sent"], "{lab}: {e}");
+        assert_eq!(e["mismatched"], 0);
+    }
+    for e in apps(r, "udp-echo") {
+        assert_eq!(e["received"], e["sent"], "{lab}: {e}");
+        assert_eq!(e["mismatched"], 0);
+    }
+    let sent: u64 = apps(r, "tcp-transfer")
+        .iter()
+        .map(|t| {
+            assert_eq!(t["error"], Value::Null, "{lab}: {t}");
+            assert_eq!(t["acked"], t["bytes"], "{lab}: {t}");
+            assert!(t["goodput_mbps"].as_f64().unwrap() > 1.0, "{t}");
+            t["bytes"].as_u64().unwrap()
+        })
+        .sum();
+    let sunk: u64 = apps(r, "tcp-sink")
+        .iter()
+        .map(|s| {
+            assert_eq!(s["corrupt_bytes"], 0, "{lab}: {s}");
+            s["bytes"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(sunk, sent, "{lab}: bytes received by sinks equal bytes sent");
+    // Every link carried traffic, and nothing was dropped on these clean links.
+    for l in r["links"].as_array().expect("links") {
+        assert!(l["a_to_b"]["delivered_frames"].as_u64() > Some(0), "{lab}: {l}");
+        assert_eq!(l["a_to_b"]["drops"], serde_json::json!({}), "{lab}: {l}");
+        assert_eq!(l["b_to_a"]["drops"], serde_json::json!({}), "{lab}: {l}");
+    }
+}
+
+fn shipped_labs() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(common::root().join("labs"))
+        .expect("labs/")
+        .map(|e| format!("labs/{}", e.expect("entry").file_name().to_string_lossy()))
+        .filter(|p| p.ends_with(".json"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_shipped_lab_checks_ok() {
+    let labs = shipped_labs();
+    assert!(labs.len() >= 2, "{labs:?}");
+    for lab in labs {
+        let out = common::netlab().args(["check", &lab]).output().expect("runs");
+        assert!(out.status.success(), "{lab}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: "), "{lab}");
+    }
+}
+
+#[test]
+fn every_shipped_lab_runs_in_virtual_time() {
+    for lab in shipped_labs() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (_, r) = run_lab(&lab, &["--virtual-time", "--no-capture"], dir.path());
+        assert_eq!(r["mode"], "virtual-time");
+        assert_clean_results(&lab, &r);
+    }
+}
+
+#[test]
+fn two_site_runs_on_the_wall_clock() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (out, r) = run_lab("labs/two-site.json", &["--no-capture"], dir.path());
+    assert_eq!(r["mode"], "wall-clock");
+    assert_clean_results("two-site", &r);
+    // Simulated time follows the wall clock.
+    let (sim, wall) = (r["sim_seconds"].as_f64().unwrap(), r["wall_seconds"].as_f64().unwrap());
+    assert!(sim > 1.0 && wall >= sim * 0.9, "sim {sim} wall {wall}");
+    // The WAN's 10 ms each way sets the floor of the cross-site RTT.
+    let ping = apps(&r, "ping")[0];
+    assert!(ping["rtt"]["min_ms"].as_f64().unwrap() >= 20.0, "{ping}");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("every app finished"), "{summary}");
+    assert!(summary.contains("laptop/ping"), "{summary}");
+}
+
+#[test]
+fn virtual_time_rtts_are_exact() {
+    // single-lan: 500 us per link, two links each way, so a ping's RTT is 2 ms plus serialisation.
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_, r) = run_lab("labs/single-lan.json", &["--virtual-time", "--no-capture"], dir.path());
+    let ping = apps(&r, "ping")[0];
+    let min = ping["rtt"]["min_ms"].as_f64().unwrap();
+    assert!((2.0..2.01).contains(&min), "{ping}");
+    assert!(r["speedup"].as_f64().unwrap() > 1.0, "virtual time runs faster than real time: {r}");
+}
+
+#[test]
+fn duration_bounds_a_run() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_, r) =
+        run_lab("labs/single-lan.json", &["--virtual-time", "--no-capture", "--duration", "300ms"], dir.path());
+    assert_eq!(r["ended"], "duration");
+    assert!((r["sim_seconds"].as_f64().unwrap() - 0.3).abs() < 1e-6, "{r}");
+    // Pings every 200 ms: two sent by 300 ms.
+    assert_eq!(apps(&r, "ping")[0]["sent"], 2);
+}
+
+#[test]
+fn unreachable_and_refused_targets_are_reported() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let lab = dir.path().join("lab.json");
+    std::fs::write(
+        &lab,
+        r#"{
+  "name": "refused",
+  "nodes": {
+    "sw": { "kind": "switch" },
+    "a": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.1/24"] } },
+           "apps": [ { "kind": "tcp-echo", "to": "b:7" }, { "kind": "tcp-transfer", "to": "b:9", "bytes": 1000 },
+                     { "kind": "ping", "to": "c", "count": 2, "interval": "100ms" } ] },
+    "b": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.2/24"] } } },
+    "c": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.3/24"] } } }
+  },
+  "links": [ { "a": "a:eth0", "b": "sw" }, { "a": "b:eth0", "b": "sw" } ]
+}"#,
+    )
+    .expect("write");
+    let (_, r) = run_lab(lab.to_str().unwrap(), &["--virtual-time", "--no-capture"], dir.path());
+    assert_eq!(r["ended"], "apps-finished");
+    assert_eq!(apps(&r, "tcp-echo")[0]["error"], "connection refused");
+    assert_eq!(apps(&r, "tcp-transfer")[0]["error"], "connection refused");
+    // c is not plugged in: every ping times out.
+    let p = apps(&r, "ping")[0];
+    assert_eq!((p["sent"].as_u64(), p["received"].as_u64(), p["loss_pct"].as_f64()), (Some(2), Some(0), Some(100.0)));
+}
