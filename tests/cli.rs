@@ -1,0 +1,78 @@
+//! The command line: help text, schema, and errors that are not about the lab's content.
+
+mod common;
+
+use common::netlab;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = netlab().args(args).output().expect("netlab runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_texts() {
+    insta::assert_snapshot!("help", run(&["--help"]).1);
+    insta::assert_snapshot!("run_help", run(&["run", "--help"]).1);
+}
+
+#[test]
+fn schema_describes_the_lab_format() {
+    let (code, out, _) = run(&["schema"]);
+    assert_eq!(code, 0);
+    let schema: serde_json::Value = serde_json::from_str(&out).expect("schema is JSON");
+    assert_eq!(schema["title"], "LabSpec");
+    let props = schema["properties"].as_object().expect("properties");
+    for key in ["name", "description", "seed", "nodes", "links", "capture"] {
+        assert!(props.contains_key(key), "schema lacks `{key}`");
+    }
+    assert_eq!(schema["required"], serde_json::json!(["name"]));
+    // Every app kind is in the schema, as the `kind` tag of a variant.
+    let text = out.as_str();
+    for kind in ["ping", "tcp-echo-server", "tcp-echo", "udp-echo-server", "udp-echo", "tcp-sink", "tcp-transfer"] {
+        assert!(text.contains(&format!("\"const\": \"{kind}\"")), "schema lacks app kind {kind}");
+    }
+    // Every key used by the shipped labs is described.
+    for lab in ["labs/single-lan.json", "labs/two-site.json"] {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(common::root().join(lab)).unwrap()).unwrap();
+        for k in v.as_object().unwrap().keys() {
+            assert!(props.contains_key(k), "{lab}: `{k}` not in schema");
+        }
+    }
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let (code, _, err) = run(&["run", "labs/does-not-exist.json"]);
+    assert_eq!(code, 2);
+    assert!(err.starts_with("error: cannot read labs/does-not-exist.json:"), "{err}");
+}
+
+#[test]
+fn conflicting_flags_are_refused() {
+    let (code, _, err) = run(&["run", "labs/single-lan.json", "--capture", "x.pcapng", "--no-capture"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot be used with"), "{err}");
+    let (code, _, err) = run(&["run", "labs/single-lan.json", "--duration", "soon"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("invalid value 'soon'"), "{err}");
+}
+
+#[test]
+fn report_file_matches_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, r) =
+        common::run_lab("labs/single-lan.json", &["--virtual-time", "--no-capture", "--seed", "3"], dir.path());
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(r["seed"], 3);
+    assert_eq!(r["lab"], "single-lan");
+    assert!(summary.starts_with("lab single-lan (virtual-time, seed 3): every app finished"), "{summary}");
+    for a in r["apps"].as_array().unwrap() {
+        assert!(summary.contains(a["app"].as_str().unwrap()));
+    }
+    assert_eq!(r["capture"], serde_json::Value::Null);
+}
