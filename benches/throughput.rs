@@ -6,7 +6,7 @@ fn main() {
         .ok()
         .and_then(|s| netlab::topology::parse::bytes(&s).ok())
         .unwrap_or(256 << 20);
-    if let Err(e) = netlab::bench::run_all(bytes, &mut std::io::stdout()) {
+    if let Err(e) = netlab::bench::run_all(bytes, 5, &mut std::io::stdout()) {
         eprintln!("bench failed: {e:#}");
         std::process::exit(1);
     }

@@ -62,6 +62,9 @@ enum Command {
         /// Bytes to move in each measurement, such as `256MiB`.
         #[arg(long, default_value = "256MiB")]
         bytes: String,
+        /// Runs of each measurement; the medians are printed.
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
     },
 }
 
@@ -93,8 +96,8 @@ fn main() -> ExitCode {
             println!("{}", serde_json::to_string_pretty(&topology::schema()).unwrap_or_default());
             ExitCode::SUCCESS
         }
-        Command::Bench { bytes } => match topology::parse::bytes(&bytes) {
-            Ok(n) => match netlab::bench::run_all(n, &mut std::io::stdout()) {
+        Command::Bench { bytes, reps } => match topology::parse::bytes(&bytes) {
+            Ok(n) => match netlab::bench::run_all(n, reps, &mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");

@@ -128,17 +128,36 @@ impl fmt::Display for Diagnostics {
 /// Finds where a JSON path sits in the source text.
 pub struct Locator<'a> {
     text: &'a str,
-    ast: Option<Ast<'a>>,
+    tree: Option<Span>,
     line_starts: Vec<usize>,
+}
+
+/// Where a JSON value starts, with the places of what it contains.
+struct Span {
+    start: usize,
+    kind: SpanKind,
+}
+
+enum SpanKind {
+    /// Members in text order: name, where the name starts, value.
+    Object(Vec<(String, usize, Span)>),
+    Array(Vec<Span>),
+    Scalar,
 }
 
 impl<'a> Locator<'a> {
     #[must_use]
     pub fn new(text: &'a str) -> Self {
-        let ast = jsonc_parser::parse_to_ast(text, &Default::default(), &Default::default()).ok().and_then(|r| r.value);
+        let parse = |t: &str, original: Option<&str>| {
+            let ast = jsonc_parser::parse_to_ast(t, &Default::default(), &Default::default()).ok()?.value?;
+            Some(span(&ast, original))
+        };
+        // jsonc-parser rejects `\ud83d\udcbb`-style escapes, which JSON allows; the same text with each
+        // one replaced by `\ufffd` (the same length) has the same places, and names are read from `text`.
+        let tree = parse(text, None).or_else(|| parse(&without_surrogates(text)?, Some(text)));
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Locator { text, ast, line_starts }
+        Locator { text, tree, line_starts }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -154,29 +173,28 @@ impl<'a> Locator<'a> {
     /// The byte offset of the deepest node on `path` that exists; a key's name for [`Target::Key`].
     #[must_use]
     pub fn offset(&self, path: &JsonPath, target: Target) -> usize {
-        let Some(mut node) = self.ast.as_ref() else { return 0 };
-        let mut at = node.range().start;
+        let Some(mut node) = self.tree.as_ref() else { return 0 };
         let last = path.0.len().saturating_sub(1);
         for (i, seg) in path.0.iter().enumerate() {
-            match (seg, node) {
-                (Seg::Key(k), Ast::Object(o)) => {
-                    let Some(prop) = o.properties.iter().rev().find(|p| prop_name(&p.name) == k.as_str()) else {
-                        return at;
+            match (seg, &node.kind) {
+                (Seg::Key(k), SpanKind::Object(members)) => {
+                    // The last of equal keys is the one a JSON parser keeps.
+                    let Some((_, name_start, value)) = members.iter().rev().find(|m| m.0 == *k) else {
+                        return node.start;
                     };
                     if i == last && target == Target::Key {
-                        return prop.name.range().start;
+                        return *name_start;
                     }
-                    node = &prop.value;
+                    node = value;
                 }
-                (Seg::Index(n), Ast::Array(a)) => {
-                    let Some(el) = a.elements.get(*n) else { return at };
+                (Seg::Index(n), SpanKind::Array(elements)) => {
+                    let Some(el) = elements.get(*n) else { return node.start };
                     node = el;
                 }
-                _ => return at,
+                _ => return node.start,
             }
-            at = node.range().start;
         }
-        at
+        node.start
     }
 
     #[must_use]
@@ -189,11 +207,57 @@ impl<'a> Locator<'a> {
     #[must_use]
     pub fn duplicate_keys(&self) -> Vec<Problem> {
         let mut out = Vec::new();
-        if let Some(ast) = &self.ast {
-            walk_duplicates(ast, &JsonPath::root(), &mut out);
+        if let Some(tree) = &self.tree {
+            walk_duplicates(tree, &JsonPath::root(), &mut out);
         }
         out
     }
+}
+
+/// The places of `v`; with `original`, member names are decoded from that text at the same places.
+fn span(v: &Ast<'_>, original: Option<&str>) -> Span {
+    let kind = match v {
+        Ast::Object(o) => SpanKind::Object(
+            o.properties
+                .iter()
+                .map(|p| {
+                    let r = p.name.range();
+                    let name = original
+                        .and_then(|t| t.get(r.start..r.end))
+                        .and_then(|raw| serde_json::from_str::<String>(raw).ok())
+                        .unwrap_or_else(|| prop_name(&p.name).to_string());
+                    (name, r.start, span(&p.value, original))
+                })
+                .collect(),
+        ),
+        Ast::Array(a) => SpanKind::Array(a.elements.iter().map(|e| span(e, original)).collect()),
+        _ => SpanKind::Scalar,
+    };
+    Span { start: v.range().start, kind }
+}
+
+/// `text` with every `\uD800`–`\uDFFF` escape replaced by `\uFFFD`, or `None` if it has none.
+fn without_surrogates(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if b.get(i + 1) == Some(&b'u') {
+            let hex = b.get(i + 2..i + 6).and_then(|h| std::str::from_utf8(h).ok());
+            if hex.and_then(|h| u16::from_str_radix(h, 16).ok()).is_some_and(|u| (0xD800..=0xDFFF).contains(&u)) {
+                out.get_or_insert_with(|| b.to_vec())[i + 2..i + 6].copy_from_slice(b"FFFD");
+            }
+            i += 6;
+        } else {
+            // `\\`, `\"` and the like: skip the escaped character.
+            i += 2;
+        }
+    }
+    out.and_then(|v| String::from_utf8(v).ok())
 }
 
 fn prop_name<'b>(n: &'b ObjectPropName<'_>) -> &'b str {
@@ -203,12 +267,11 @@ fn prop_name<'b>(n: &'b ObjectPropName<'_>) -> &'b str {
     }
 }
 
-fn walk_duplicates(v: &Ast<'_>, path: &JsonPath, out: &mut Vec<Problem>) {
-    match v {
-        Ast::Object(o) => {
-            for (i, p) in o.properties.iter().enumerate() {
-                let name = prop_name(&p.name);
-                if o.properties[..i].iter().any(|q| prop_name(&q.name) == name) {
+fn walk_duplicates(v: &Span, path: &JsonPath, out: &mut Vec<Problem>) {
+    match &v.kind {
+        SpanKind::Object(members) => {
+            for (i, (name, _, value)) in members.iter().enumerate() {
+                if members[..i].iter().any(|m| m.0 == *name) {
                     out.push(Problem {
                         path: path.key(name),
                         target: Target::Key,
@@ -216,15 +279,15 @@ fn walk_duplicates(v: &Ast<'_>, path: &JsonPath, out: &mut Vec<Problem>) {
                         hint: Some("a JSON object keeps only the last of two equal keys; rename or merge them".into()),
                     });
                 }
-                walk_duplicates(&p.value, &path.key(name), out);
+                walk_duplicates(value, &path.key(name), out);
             }
         }
-        Ast::Array(a) => {
-            for (i, e) in a.elements.iter().enumerate() {
+        SpanKind::Array(elements) => {
+            for (i, e) in elements.iter().enumerate() {
                 walk_duplicates(e, &path.index(i), out);
             }
         }
-        _ => {}
+        SpanKind::Scalar => {}
     }
 }
 
@@ -249,10 +312,10 @@ mod tests {
     fn locates_values_keys_and_indices() {
         let l = Locator::new(SRC);
         let p = JsonPath::root().key("nodes").key("a").key("kind");
-        assert_eq!(l.line_col(l.offset(&p, Target::Value)), (3, 22));
+        assert_eq!(l.line_col(l.offset(&p, Target::Value)), (3, 20));
         assert_eq!(l.line_col(l.offset(&p, Target::Key)), (3, 12));
         let p = JsonPath::root().key("nodes").key("b").index(1);
-        assert_eq!(l.line_col(l.offset(&p, Target::Value)), (4, 15));
+        assert_eq!(l.line_col(l.offset(&p, Target::Value)), (4, 14));
         // A missing key points at the deepest node that exists.
         let p = JsonPath::root().key("nodes").key("zz").key("kind");
         assert_eq!(l.line_col(l.offset(&p, Target::Value)), (2, 12));
@@ -271,6 +334,20 @@ mod tests {
         let d = l.duplicate_keys();
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].path.to_string(), "b.x");
+    }
+
+    #[test]
+    fn locates_past_escaped_surrogate_pairs() {
+        // JSON allows a character outside the BMP as an escaped surrogate pair.
+        let src = "{\"nodes\": {\"\\ud83d\\udcbb\": {\"kind\": 1}, \"b\": {\"kind\": 2}}}";
+        let l = Locator::new(src);
+        let p = JsonPath::root().key("nodes").key("b").key("kind");
+        assert_eq!(l.line_col(l.offset(&p, Target::Value)), (1, 55));
+        let p = JsonPath::root().key("nodes").key("\u{1F4BB}").key("kind");
+        assert_eq!(l.line_col(l.offset(&p, Target::Value)), (1, 37));
+        assert_eq!(without_surrogates("\"\\\\ud83d\""), None);
+        let l = Locator::new("{\"\\ud83d\\udcbb\": 1, \"\\ud83d\\udcbb\": 2}");
+        assert_eq!(l.duplicate_keys()[0].path.to_string(), "[\"\u{1F4BB}\"]");
     }
 
     #[test]

@@ -11,7 +11,21 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     if t == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(t).map_err(|e| format!("`{s}` is not a duration ({e})"))
+    humantime::parse_duration(t).map_err(|e| match e {
+        humantime::DurationError::Empty => "an empty string is not a duration".to_string(),
+        humantime::DurationError::UnknownUnit { unit, .. } if unit.is_empty() => {
+            format!("`{s}` has no time unit")
+        }
+        humantime::DurationError::UnknownUnit { unit, .. } => {
+            format!("`{s}` has an unknown time unit `{unit}` (use ns, us, ms, s, m, h or d)")
+        }
+        humantime::DurationError::NumberOverflow => {
+            format!("`{s}` is out of range (too large, or finer than a nanosecond)")
+        }
+        humantime::DurationError::InvalidCharacter(_) | humantime::DurationError::NumberExpected(_) => {
+            format!("`{s}` is not a duration")
+        }
+    })
 }
 
 /// `100Mbit`, `1Gbit`, `1.5Gbps`, `64kbit`, `1000000` (bits per second).
@@ -26,7 +40,12 @@ pub fn rate_bps(s: &str) -> Result<u64, String> {
         "mbit" | "mbps" | "mbit/s" => 1e6,
         "gbit" | "gbps" | "gbit/s" => 1e9,
         "tbit" | "tbps" | "tbit/s" => 1e12,
-        other => return Err(format!("`{s}` has an unknown rate unit `{other}`")),
+        _ => {
+            return Err(format!(
+                "`{s}` has an unknown rate unit `{}` (use bit, kbit, Mbit, Gbit or Tbit per second)",
+                unit.trim()
+            ))
+        }
     };
     let bps = n * mult;
     if !(1.0..=1e15).contains(&bps) {
@@ -101,8 +120,12 @@ pub fn mac(s: &str) -> Result<EthernetAddress, String> {
         return Err(format!("`{s}` is not a MAC address (six hex bytes, aa:bb:cc:dd:ee:ff)"));
     }
     for (i, p) in parts.iter().enumerate() {
-        if p.len() != 2 {
+        if p.chars().count() != 2 {
             return Err(format!("`{s}` is not a MAC address (six hex bytes, aa:bb:cc:dd:ee:ff)"));
+        }
+        // `from_str_radix` alone would take `+1`.
+        if !p.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!("`{s}` is not a MAC address (`{p}` is not hex)"));
         }
         b[i] = u8::from_str_radix(p, 16).map_err(|_| format!("`{s}` is not a MAC address (`{p}` is not hex)"))?;
     }
@@ -111,6 +134,13 @@ pub fn mac(s: &str) -> Result<EthernetAddress, String> {
         return Err(format!("`{s}` is a multicast, broadcast or zero MAC; an interface needs a unicast one"));
     }
     Ok(m)
+}
+
+/// A MAC as the lab file writes it: `02:00:00:00:00:01`.
+#[must_use]
+pub fn mac_text(m: EthernetAddress) -> String {
+    let b = m.0;
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
 }
 
 /// A stable, locally administered unicast MAC derived from a node and interface name (FNV-1a).
@@ -135,9 +165,16 @@ pub enum Target {
 pub fn target(s: &str) -> Result<Target, String> {
     let t = s.trim();
     if let Ok(sa) = t.parse::<std::net::SocketAddr>() {
+        if sa.port() == 0 {
+            return Err("`0` is not a port (1 to 65535)".into());
+        }
         return Ok(Target::Addr(sa.ip(), Some(sa.port())));
     }
     if let Ok(ip) = t.parse::<IpAddr>() {
+        return Ok(Target::Addr(ip, None));
+    }
+    // `[fd00::2]` without a port.
+    if let Some(ip) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')).and_then(|r| r.parse::<IpAddr>().ok()) {
         return Ok(Target::Addr(ip, None));
     }
     let (name, port) = match t.rsplit_once(':') {
@@ -168,7 +205,11 @@ mod tests {
     fn durations() {
         assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(duration("0"), Ok(Duration::ZERO));
-        assert!(duration("fast").is_err());
+        assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(duration("1s 500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(duration("fast"), Err("`fast` is not a duration".into()));
+        assert_eq!(duration("5"), Err("`5` has no time unit".into()));
+        assert!(duration("2 fortnights").unwrap_err().contains("unknown time unit `fortnights`"));
     }
 
     #[test]
@@ -198,6 +239,8 @@ mod tests {
         assert!(mac("01:00:5e:00:00:01").is_err());
         assert!(mac("02:00:00:00:00").is_err());
         assert!(mac("02:00:00:00:00:zz").is_err());
+        assert!(mac("02:00:00:00:00:+1").is_err());
+        assert_eq!(mac_text(EthernetAddress([2, 0, 0, 0, 0, 0xab])), "02:00:00:00:00:ab");
         let a = derived_mac("laptop", "eth0");
         assert_eq!(a, derived_mac("laptop", "eth0"));
         assert_ne!(a, derived_mac("laptop", "eth1"));
@@ -211,6 +254,8 @@ mod tests {
         assert_eq!(target("[fd00::2]:7"), Ok(Target::Addr("fd00::2".parse().unwrap(), Some(7))));
         assert_eq!(target("fd00::2"), Ok(Target::Addr("fd00::2".parse().unwrap(), None)));
         assert!(target("server:0").is_err());
+        assert!(target("10.0.0.2:0").is_err());
+        assert_eq!(target("[fd00::2]"), Ok(Target::Addr("fd00::2".parse().unwrap(), None)));
         assert!(target("a b").is_err());
     }
 }

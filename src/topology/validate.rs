@@ -3,7 +3,7 @@
 //! Deserialisation goes element by element (each node, interface, app, link), so that one wrong
 //! type does not hide the problems after it; then the semantic checks run over what parsed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
+use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address};
 
 use super::diag::{did_you_mean, Diagnostics, JsonPath, Locator, Problem, Target};
 use super::model::{
@@ -47,18 +47,28 @@ pub fn load_str(text: &str, file: &str) -> Result<Lab, Diagnostics> {
         Err(e) => {
             let msg = e.to_string();
             let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m).to_string();
+            let hint = if msg.starts_with("trailing characters") {
+                "the lab object ends before this place; remove what follows it"
+            } else if msg.starts_with("trailing comma") {
+                "remove the comma just before this place: JSON allows none after the last member"
+            } else if msg.starts_with("EOF") {
+                "the text ends too early: close every string, `[` and `{`"
+            } else {
+                "check for a missing comma, quote or bracket just before this place"
+            };
+            // serde_json counts a place just after a line break as column 0.
             return Err(Diagnostics(vec![super::diag::Diagnostic {
                 file: file.to_string(),
-                line: e.line(),
-                col: e.column(),
+                line: e.line().max(1),
+                col: e.column().max(1),
                 path: "(top level)".into(),
                 message: format!("invalid JSON: {msg}"),
-                hint: Some("check for a missing comma, quote or bracket just before this place".into()),
+                hint: Some(hint.into()),
             }]));
         }
     };
     let locator = Locator::new(text);
-    let mut cx = Cx { problems: locator.duplicate_keys() };
+    let mut cx = Cx { problems: locator.duplicate_keys(), ..Cx::default() };
     let lab = cx.lab(value);
     if cx.problems.is_empty() {
         if let Some(lab) = lab {
@@ -66,23 +76,36 @@ pub fn load_str(text: &str, file: &str) -> Result<Lab, Diagnostics> {
         }
     }
     let mut diags: Vec<_> = cx.problems.into_iter().map(|p| locator.place(file, p)).collect();
-    diags.sort_by(|a, b| (a.line, a.col).cmp(&(b.line, b.col)));
+    diags.sort_by_key(|d| (d.line, d.col));
     diags.dedup();
     Err(Diagnostics(diags))
 }
 
+#[derive(Default)]
 struct Cx {
     problems: Vec<Problem>,
+    /// Addresses written in the lab that were not accepted (bad CIDR, duplicate, or in an interface
+    /// that failed to parse): a target naming one is not reported again.
+    unaccepted_ips: BTreeSet<IpAddr>,
+    /// Names and ends of links that failed to parse or resolve: a capture naming one is not reported again.
+    unaccepted_links: BTreeSet<String>,
 }
 
 const TOP_FIELDS: &[&str] = &["name", "description", "seed", "nodes", "links", "capture"];
 const HOST_FIELDS: &[&str] = &["kind", "site", "interfaces", "tcp", "apps"];
+const SWITCH_FIELDS: &[&str] = &["kind", "site", "mac_ageing"];
 const APP_KINDS: &[&str] =
     &["ping", "tcp-echo-server", "tcp-echo", "udp-echo-server", "udp-echo", "tcp-sink", "tcp-transfer"];
 
 /// A node as parsed, before links and targets are resolved.
 enum Parsed {
-    Host { spec: HostSpec, interfaces: Vec<(String, InterfaceSpec)>, apps: Vec<Option<AppSpec>> },
+    /// `complete` is false when an interface failed to parse (so its addresses are unknown).
+    Host {
+        spec: Box<HostSpec>,
+        interfaces: Vec<(String, InterfaceSpec)>,
+        apps: Vec<Option<AppSpec>>,
+        complete: bool,
+    },
     Switch(SwitchSpec),
 }
 
@@ -124,11 +147,32 @@ impl Cx {
         } else if let Some(rest) = msg.strip_prefix("unknown variant `") {
             let (word, expected) = rest.split_once('`').unwrap_or((rest, ""));
             let options: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-            let hint = did_you_mean(word, options.iter().copied())
-                .or_else(|| Some(format!("expected one of: {}", options.join(", "))));
+            let hint = if path.0.last() == Some(&super::diag::Seg::Key("transport".into())) {
+                Some("only `mem` (frames pass in memory, in this process) exists so far".into())
+            } else {
+                did_you_mean(word, options.iter().copied())
+                    .or_else(|| Some(format!("expected one of: {}", options.join(", "))))
+            };
             self.err(path, format!("unknown value `{word}`"), hint);
         } else if msg.contains("untagged enum ByteSize") {
             self.err(path, "expected a byte count such as 1500 or \"4MiB\"", None);
+        } else if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
+            let msg = json_words(msg);
+            let msg = msg.as_str();
+            let found_text = msg.starts_with("invalid type: string");
+            let found_scalar = msg.starts_with("invalid type: number") || msg.starts_with("invalid type: boolean");
+            let hint = if found_scalar && msg.ends_with("expected a string") {
+                Some("write the value in double quotes".to_string())
+            } else if found_text && msg.ends_with("expected a boolean") {
+                Some("write `true` or `false`, without quotes".into())
+            } else if found_text && msg.ends_with("expected a number") {
+                Some("write a number without quotes, such as `0.01`".into())
+            } else if found_text && msg.contains("expected a whole number") {
+                Some("write a whole number without quotes, such as `4`".into())
+            } else {
+                None
+            };
+            self.err(path, msg.to_string(), hint);
         } else {
             self.err(path, msg.to_string(), None);
         }
@@ -210,15 +254,35 @@ impl Cx {
                     parsed.insert(name, p);
                 }
             }
-            Some(_) => self.err(root.key("nodes"), "`nodes` must be an object keyed by node name", None),
+            Some(_) => self.err(
+                root.key("nodes"),
+                "`nodes` must be an object keyed by node name",
+                Some("`\"nodes\": { \"sw1\": { \"kind\": \"switch\" }, … }`".into()),
+            ),
         }
         let links: Vec<Option<LinkSpec>> = match top.remove("links") {
             None => Vec::new(),
-            Some(Value::Array(a)) => {
-                a.into_iter().enumerate().map(|(i, v)| self.de(v, &root.key("links").index(i))).collect()
-            }
+            Some(Value::Array(a)) => a
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let words: Vec<String> = ["name", "a", "b"]
+                        .iter()
+                        .filter_map(|k| v.get(k).and_then(Value::as_str).map(|s| s.trim().to_string()))
+                        .collect();
+                    let l = self.de(v, &root.key("links").index(i));
+                    if l.is_none() {
+                        self.unaccepted_links.extend(words);
+                    }
+                    l
+                })
+                .collect(),
             Some(_) => {
-                self.err(root.key("links"), "`links` must be an array", None);
+                self.err(
+                    root.key("links"),
+                    "`links` must be an array",
+                    Some("`\"links\": [ { \"a\": \"h1:eth0\", \"b\": \"sw1\" } ]`".into()),
+                );
                 Vec::new()
             }
         };
@@ -260,8 +324,11 @@ impl Cx {
                 self.unknown_keys(&obj, HOST_FIELDS, path);
                 obj.retain(|k, _| HOST_FIELDS.contains(&k.as_str()));
                 obj.remove("kind");
-                let spec: HostSpec = self.de(Value::Object(obj), path)?;
+                // A bad `site` or `tcp` is reported; the host stays a host so that its interfaces,
+                // apps, and the links and targets naming it are still checked.
+                let spec: HostSpec = self.de(Value::Object(obj), path).unwrap_or_default();
                 let mut interfaces = Vec::new();
+                let mut complete = true;
                 match ifaces {
                     None => {}
                     Some(Value::Object(m)) => {
@@ -274,16 +341,29 @@ impl Cx {
                                     Some("use letters, digits, `-`, `_` and `.`".into()),
                                 );
                             }
+                            let written: Vec<IpAddr> = v
+                                .get("addresses")
+                                .and_then(Value::as_array)
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|a| address_part(a.as_str()?))
+                                .collect();
                             if let Some(i) = self.de::<InterfaceSpec>(v, &p) {
                                 interfaces.push((name, i));
+                            } else {
+                                complete = false;
+                                self.unaccepted_ips.extend(written);
                             }
                         }
                     }
-                    Some(_) => self.err(
-                        path.key("interfaces"),
-                        "`interfaces` must be an object keyed by interface name",
-                        Some("`\"interfaces\": { \"eth0\": { \"addresses\": [\"10.0.0.1/24\"] } }`".into()),
-                    ),
+                    Some(_) => {
+                        complete = false;
+                        self.err(
+                            path.key("interfaces"),
+                            "`interfaces` must be an object keyed by interface name",
+                            Some("`\"interfaces\": { \"eth0\": { \"addresses\": [\"10.0.0.1/24\"] } }`".into()),
+                        );
+                    }
                 }
                 let apps = match apps {
                     None => Vec::new(),
@@ -291,15 +371,22 @@ impl Cx {
                         a.into_iter().enumerate().map(|(i, v)| self.app(v, &path.key("apps").index(i))).collect()
                     }
                     Some(_) => {
-                        self.err(path.key("apps"), "`apps` must be an array", None);
+                        self.err(
+                            path.key("apps"),
+                            "`apps` must be an array",
+                            Some("`\"apps\": [ { \"kind\": \"ping\", \"to\": \"server\" } ]`".into()),
+                        );
                         Vec::new()
                     }
                 };
-                Some(Parsed::Host { spec, interfaces, apps })
+                Some(Parsed::Host { spec: Box::new(spec), interfaces, apps, complete })
             }
             "switch" => {
+                self.unknown_keys(&obj, SWITCH_FIELDS, path);
+                obj.retain(|k, _| SWITCH_FIELDS.contains(&k.as_str()));
                 obj.remove("kind");
-                self.de::<SwitchSpec>(Value::Object(obj), path).map(Parsed::Switch)
+                // A bad field is reported; the switch stays a switch for the links naming it.
+                Some(Parsed::Switch(self.de::<SwitchSpec>(Value::Object(obj), path).unwrap_or_default()))
             }
             other => {
                 let hint = if other == "router" {
@@ -368,17 +455,25 @@ impl Cx {
         // Every address and MAC, to find duplicates: value -> where it was first seen.
         let mut seen_ip: BTreeMap<IpAddress, JsonPath> = BTreeMap::new();
         let mut seen_mac: BTreeMap<EthernetAddress, JsonPath> = BTreeMap::new();
+        let mut status = Vec::new();
 
         for (i, (node_name, p)) in parsed.iter().enumerate() {
             let id = NodeId(u32::try_from(i).unwrap_or(u32::MAX));
             let path = nodes_path.key(node_name);
+            let mut st = Status::Complete;
             let (site, kind) = match p {
-                None => (None, None),
+                None => {
+                    st = Status::Broken;
+                    (None, None)
+                }
                 Some(Parsed::Switch(s)) => {
                     let ageing = self.duration(s.mac_ageing.as_ref(), Duration::from_secs(300), path.key("mac_ageing"));
                     (s.site.clone(), Some(NodeKind::Switch(Switch { mac_ageing: ageing, ports: Vec::new() })))
                 }
-                Some(Parsed::Host { spec, interfaces, .. }) => {
+                Some(Parsed::Host { spec, interfaces, complete, .. }) => {
+                    if !complete {
+                        st = Status::Incomplete;
+                    }
                     let mut out = Vec::new();
                     if interfaces.len() > 1 {
                         self.err(
@@ -392,7 +487,12 @@ impl Cx {
                     }
                     for (iname, ispec) in interfaces {
                         let ipath = path.key("interfaces").key(iname);
-                        out.push(self.interface(node_name, iname, ispec, &ipath, &mut seen_ip, &mut seen_mac));
+                        let (iface, all_addresses) =
+                            self.interface(node_name, iname, ispec, &ipath, &mut seen_ip, &mut seen_mac);
+                        if !all_addresses {
+                            st = Status::Incomplete;
+                        }
+                        out.push(iface);
                     }
                     let tcp = self.tcp(spec.tcp.as_ref(), &path.key("tcp"));
                     (spec.site.clone(), Some(NodeKind::Host(Host { interfaces: out, tcp, apps: Vec::new() })))
@@ -406,6 +506,7 @@ impl Cx {
                 // resolve and report only their own problems.
                 kind: kind.unwrap_or(NodeKind::Switch(Switch { mac_ageing: Duration::ZERO, ports: Vec::new() })),
             });
+            status.push(st);
         }
         if parsed.is_empty() && self.problems.is_empty() {
             self.err(nodes_path.clone(), "the lab has no nodes", Some("add hosts and switches under `nodes`".into()));
@@ -413,13 +514,16 @@ impl Cx {
 
         let names: Vec<&str> = parsed.keys().map(String::as_str).collect();
         let mut out_links: Vec<Link> = Vec::new();
+        // The index in `links` of each entry of `out_links`, for messages.
+        let mut spec_index: Vec<usize> = Vec::new();
         let mut link_names: BTreeMap<String, usize> = BTreeMap::new();
         for (i, l) in links.iter().enumerate() {
             let Some(l) = l else { continue };
             let path = JsonPath::root().key("links").index(i);
             let id = LinkId(u32::try_from(out_links.len()).unwrap_or(u32::MAX));
-            let a = self.endpoint(&l.a, &names, &nodes, &path.key("a"));
-            let b = self.endpoint(&l.b, &names, &nodes, &path.key("b"));
+            let ends = Ends { names: &names, nodes: &nodes, status: &status, spec_index: &spec_index };
+            let a = self.endpoint(&l.a, &ends, &path.key("a"));
+            let b = self.endpoint(&l.b, &ends, &path.key("b"));
             let model = self.impair(l.impair.as_ref(), &path.key("impair"));
             let lname = l.name.clone().unwrap_or_else(|| format!("{}<->{}", l.a.trim(), l.b.trim()));
             if let Some(prev) = link_names.insert(lname.clone(), i) {
@@ -429,13 +533,17 @@ impl Cx {
                     Some("give one of them a distinct `name`".into()),
                 );
             }
-            let (Some(a), Some(b)) = (a, b) else { continue };
+            let (Some(a), Some(b)) = (a, b) else {
+                self.unaccepted_links.extend([lname, l.a.trim().to_string(), l.b.trim().to_string()]);
+                continue;
+            };
             if a.node() == b.node() {
                 self.err(
                     path.clone(),
                     format!("link joins `{}` to itself", nodes[a.node().index()].name),
                     Some("a link joins two different nodes".into()),
                 );
+                self.unaccepted_links.extend([lname, l.a.trim().to_string(), l.b.trim().to_string()]);
                 continue;
             }
             // Plug the ends in; a switch gets a new port per link.
@@ -457,20 +565,28 @@ impl Cx {
                 TransportKind::Mem => Transport::Mem,
             };
             out_links.push(Link { id, name: lname, ends, transport, model });
+            spec_index.push(i);
         }
 
         // Apps, now that every address is known.
         let by_name: BTreeMap<&str, usize> = parsed.keys().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        let hosts: Vec<&str> =
+            parsed.iter().filter(|(_, p)| matches!(p, Some(Parsed::Host { .. }))).map(|(n, _)| n.as_str()).collect();
+        let mut host_apps = Vec::new();
         for (i, (node_name, p)) in parsed.iter().enumerate() {
             let Some(Parsed::Host { apps, .. }) = p else { continue };
+            let lab = LabView { nodes: &nodes, status: &status, by_name: &by_name, hosts: &hosts };
             let mut out = Vec::new();
             for (j, a) in apps.iter().enumerate() {
                 let Some(a) = a else { continue };
                 let path = nodes_path.key(node_name).key("apps").index(j);
-                if let Some(app) = self.resolve_app(a, i, &nodes, &by_name, &names, &path) {
+                if let Some(app) = self.resolve_app(a, i, &lab, &path) {
                     out.push(App { label: format!("{node_name}/{}", app.1.name()), start: app.0, kind: app.1 });
                 }
             }
+            host_apps.push((i, out));
+        }
+        for (i, out) in host_apps {
             if let NodeKind::Host(h) = &mut nodes[i].kind {
                 h.apps = out;
             }
@@ -491,8 +607,10 @@ impl Cx {
         path: &JsonPath,
         seen_ip: &mut BTreeMap<IpAddress, JsonPath>,
         seen_mac: &mut BTreeMap<EthernetAddress, JsonPath>,
-    ) -> Interface {
+    ) -> (Interface, bool) {
         let mut addresses: Vec<IpCidr> = Vec::new();
+        // Whether every address was accepted; if not, targets naming this node are not checked again.
+        let mut all_addresses = true;
         if spec.addresses.len() > 4 {
             self.err(
                 path.key("addresses"),
@@ -510,18 +628,25 @@ impl Cx {
                             format!("address {} is already used at {first}", c.address()),
                             Some("every interface address in a lab must be unique".into()),
                         );
+                        all_addresses = false;
                     } else {
                         seen_ip.insert(c.address(), p);
                         addresses.push(c);
                     }
                 }
                 Err(e) => {
-                    let hint = if a.contains('/') {
-                        "write an address and prefix length: `10.0.0.1/24` or `fd00::1/64`"
-                    } else {
-                        "add the prefix length: `10.0.0.1/24`"
+                    let hint = match address_part(a) {
+                        Some(ip) if !a.contains('/') => {
+                            format!("add the prefix length: `{ip}/{}`", if ip.is_ipv4() { 24 } else { 64 })
+                        }
+                        _ if e.contains("network address") || e.contains("broadcast address") => {
+                            "the first and last addresses of an IPv4 subnet are reserved; use one in between".into()
+                        }
+                        _ => "write an address and prefix length: `10.0.0.1/24` or `fd00::1/64`".into(),
                     };
-                    self.err(p, e, Some(hint.into()));
+                    self.err(p, e, Some(hint));
+                    all_addresses = false;
+                    self.unaccepted_ips.extend(address_part(a));
                 }
             }
         }
@@ -538,7 +663,7 @@ impl Cx {
         if let Some(first) = seen_mac.get(&mac) {
             self.err(
                 if spec.mac.is_some() { path.key("mac") } else { path.clone() },
-                format!("MAC {mac} is already used at {first}"),
+                format!("MAC {} is already used at {first}", parse::mac_text(mac)),
                 Some("every interface in a lab needs its own MAC".into()),
             );
         } else {
@@ -555,8 +680,8 @@ impl Cx {
                 Some("1500 is the Ethernet default".into()),
             );
         }
-        let mut gateway_v4 = None;
-        let mut gateway_v6 = None;
+        let mut gateway_v4: Option<Ipv4Address> = None;
+        let mut gateway_v6: Option<Ipv6Address> = None;
         for (k, g) in spec.gateways.iter().enumerate() {
             let p = path.key("gateways").index(k);
             let Ok(ip) = g.trim().parse::<IpAddr>() else {
@@ -581,22 +706,48 @@ impl Cx {
                 continue;
             }
             if addresses.iter().any(|c| c.address() == ip) {
-                self.err(p, format!("gateway {ip} is this interface's own address"), None);
-                continue;
-            }
-            let slot = match ip {
-                IpAddress::Ipv4(v4) => gateway_v4.replace(v4).is_some(),
-                IpAddress::Ipv6(v6) => gateway_v6.replace(v6).is_some(),
-            };
-            if slot {
                 self.err(
                     p,
-                    "a second gateway of the same family",
-                    Some("give at most one IPv4 and one IPv6 gateway".into()),
+                    format!("gateway {ip} is this interface's own address"),
+                    Some("a gateway is another host on the subnet, such as a router's address".into()),
+                );
+                continue;
+            }
+            // The first gateway of each family is kept; a later one is reported against it.
+            let first = match ip {
+                IpAddress::Ipv4(v4) => match gateway_v4 {
+                    Some(g) => Some(("IPv4", g.to_string())),
+                    None => {
+                        gateway_v4 = Some(v4);
+                        None
+                    }
+                },
+                IpAddress::Ipv6(v6) => match gateway_v6 {
+                    Some(g) => Some(("IPv6", g.to_string())),
+                    None => {
+                        gateway_v6 = Some(v6);
+                        None
+                    }
+                },
+            };
+            if let Some((family, first)) = first {
+                self.err(
+                    p,
+                    format!("gateway {ip} is a second {family} gateway (the first is {first})"),
+                    Some("give at most one IPv4 and one IPv6 gateway per interface".into()),
                 );
             }
         }
-        Interface { name: iname.to_string(), mac, mtu: mtu as usize, addresses, gateway_v4, gateway_v6, link: None }
+        let iface = Interface {
+            name: iname.to_string(),
+            mac,
+            mtu: mtu as usize,
+            addresses,
+            gateway_v4,
+            gateway_v6,
+            link: None,
+        };
+        (iface, all_addresses)
     }
 
     fn tcp(&mut self, spec: Option<&TcpSpec>, path: &JsonPath) -> TcpConfig {
@@ -611,7 +762,11 @@ impl Cx {
             match v {
                 Ok(n) if (1024..=(1 << 30)).contains(&n) => usize::try_from(n).unwrap_or(dflt),
                 Ok(n) => {
-                    cx.err(path.key(key), format!("buffer of {n} bytes is out of range 1KiB to 1GiB"), None);
+                    cx.err(
+                        path.key(key),
+                        format!("buffer of {n} bytes is out of range 1KiB to 1GiB"),
+                        Some("such as `256KiB` (the default)".into()),
+                    );
                     dflt
                 }
                 Err(e) => {
@@ -646,27 +801,49 @@ impl Cx {
         };
         let loss = s.loss.unwrap_or(0.0);
         if !(0.0..=1.0).contains(&loss) {
-            self.err(path.key("loss"), format!("loss {loss} is not a probability"), Some("0.01 is 1 % loss".into()));
+            self.err(
+                path.key("loss"),
+                format!("loss {loss} is not a probability"),
+                Some("write 0.0 to 1.0; 0.01 is 1 % loss".into()),
+            );
         }
         let queue = s.queue.unwrap_or(1000);
         if !(1..=1_000_000).contains(&queue) {
-            self.err(path.key("queue"), format!("queue of {queue} frames is out of range 1 to 1000000"), None);
+            self.err(
+                path.key("queue"),
+                format!("queue of {queue} frames is out of range 1 to 1000000"),
+                Some("leave `queue` out for the default of 1000 frames".into()),
+            );
         }
         LinkModel { latency, rate_bps, loss: loss.clamp(0.0, 1.0), queue_frames: queue.max(1) as usize }
     }
 
-    fn endpoint(&mut self, text: &str, names: &[&str], nodes: &[Node], path: &JsonPath) -> Option<Attachment> {
+    fn endpoint(&mut self, text: &str, ends: &Ends<'_>, path: &JsonPath) -> Option<Attachment> {
         let (node_name, iface) = match text.trim().split_once(':') {
             Some((n, i)) => (n, Some(i)),
             None => (text.trim(), None),
         };
-        let Some(idx) = names.iter().position(|n| *n == node_name) else {
-            let hint =
-                did_you_mean(node_name, names.iter().copied()).or_else(|| Some(format!("nodes: {}", names.join(", "))));
+        let Some(idx) = ends.names.iter().position(|n| *n == node_name) else {
+            // A node whose name is itself invalid (it has a `:`) is reported once, at the node.
+            let full = text.trim().rsplit_once(':').map_or(text.trim(), |(n, _)| n);
+            if ends.names.contains(&full) || ends.names.contains(&text.trim()) {
+                return None;
+            }
+            let hint = did_you_mean(node_name, ends.names.iter().copied()).or_else(|| {
+                Some(if ends.names.is_empty() {
+                    "the lab has no nodes yet; add them under `nodes`".into()
+                } else {
+                    format!("nodes: {}", ends.names.join(", "))
+                })
+            });
             self.err(path.clone(), format!("link end `{text}` names no node"), hint);
             return None;
         };
-        let node = &nodes[idx];
+        let node = &ends.nodes[idx];
+        if ends.status[idx] == Status::Broken {
+            // The node itself is reported; its links are not checked against a guess.
+            return None;
+        }
         match &node.kind {
             NodeKind::Switch(_) => {
                 if let Some(i) = iface {
@@ -683,17 +860,24 @@ impl Cx {
             NodeKind::Host(h) => {
                 let inames: Vec<&str> = h.interfaces.iter().map(|i| i.name.as_str()).collect();
                 let Some(i) = iface else {
-                    let hint = inames.first().map_or_else(
-                        || format!("`{node_name}` has no interfaces; add one under `interfaces`"),
-                        |f| format!("write `{node_name}:{f}`"),
-                    );
+                    let hint = match inames.first() {
+                        Some(f) => format!("write `{node_name}:{f}`"),
+                        None if ends.status[idx] == Status::Incomplete => {
+                            format!("write `{node_name}:<interface>`")
+                        }
+                        None => format!("`{node_name}` has no interfaces; add one under `interfaces`"),
+                    };
                     self.err(path.clone(), format!("link end `{text}` is a host but names no interface"), Some(hint));
                     return None;
                 };
                 let Some(k) = inames.iter().position(|n| *n == i) else {
+                    if ends.status[idx] == Status::Incomplete && h.interfaces.len() < 2 {
+                        // An interface of this host failed to parse and is reported; it may be this one.
+                        return None;
+                    }
                     let hint = did_you_mean(i, inames.iter().copied()).or_else(|| {
                         Some(if inames.is_empty() {
-                            format!("`{node_name}` has no interfaces")
+                            format!("`{node_name}` has no interfaces; add `\"{i}\": {{ … }}` under its `interfaces`")
                         } else {
                             format!("interfaces of `{node_name}`: {}", inames.join(", "))
                         })
@@ -702,9 +886,10 @@ impl Cx {
                     return None;
                 };
                 if let Some((other, _)) = h.interfaces[k].link {
+                    let first = ends.spec_index.get(other.index()).copied().unwrap_or(other.index());
                     self.err(
                         path.clone(),
-                        format!("interface `{node_name}:{i}` is already used by links[{}]", other.index()),
+                        format!("interface `{node_name}:{i}` is already used by links[{first}]"),
                         Some("an interface takes one link; join more nodes through a switch".into()),
                     );
                     return None;
@@ -718,100 +903,140 @@ impl Cx {
         &mut self,
         a: &AppSpec,
         me: usize,
-        nodes: &[Node],
-        by_name: &BTreeMap<&str, usize>,
-        names: &[&str],
+        lab: &LabView<'_>,
         path: &JsonPath,
     ) -> Option<(Duration, AppKind)> {
         let secs = |n: u64| Duration::from_secs(n);
-        let target =
-            |cx: &mut Cx, to: &str, family: Option<Family>, want_port: bool| -> Option<(IpAddr, Option<u16>)> {
-                let tp = path.key("to");
-                let t = match parse::target(to) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        cx.err(
-                            tp,
-                            e,
-                            Some(
-                                if want_port {
-                                    "write `node:port` or `address:port`"
-                                } else {
-                                    "write a node name or an address"
-                                }
-                                .into(),
-                            ),
-                        );
-                        return None;
-                    }
-                };
-                let (ip, port) = match t {
-                    parse::Target::Addr(ip, port) => {
-                        let owner = nodes.iter().find(|n| host_addrs(n).any(|c| IpAddr::from(c.address()) == ip));
-                        if owner.is_none() {
+        let nodes = lab.nodes;
+        let target = |cx: &mut Cx,
+                      to: &str,
+                      family: Option<Family>,
+                      want_port: bool|
+         -> Option<(IpAddr, Option<u16>)> {
+            let tp = path.key("to");
+            let example = match (lab.hosts.iter().find(|h| **h != nodes[me].name), want_port) {
+                (Some(h), true) => format!("`{h}:7`"),
+                (Some(h), false) => format!("`{h}`"),
+                (None, true) => "`server:7`".to_string(),
+                (None, false) => "`server`".to_string(),
+            };
+            let t = match parse::target(to) {
+                Ok(t) => t,
+                Err(e) => {
+                    let hint = if want_port {
+                        format!("write `node:port` or `address:port`, such as {example}")
+                    } else {
+                        format!("write a node name or an address, such as {example}")
+                    };
+                    cx.err(tp, e, Some(hint));
+                    return None;
+                }
+            };
+            // Whether a port is written does not depend on what the target resolves to.
+            let (port, bare) = match &t {
+                parse::Target::Addr(ip, port) => (*port, ip.to_string()),
+                parse::Target::Node(name, port) => (*port, name.clone()),
+            };
+            let mut port_ok = true;
+            if want_port && port.is_none() {
+                let plain = if bare.contains(':') { format!("[{bare}]") } else { bare.clone() };
+                cx.err(tp.clone(), format!("`{to}` has no port"), Some(format!("write `{plain}:7`")));
+                port_ok = false;
+            }
+            if !want_port && port.is_some() {
+                cx.err(
+                    tp.clone(),
+                    format!("`{to}` has a port, which ping does not use"),
+                    Some(format!("write just `{bare}`")),
+                );
+                port_ok = false;
+            }
+            let ip = match t {
+                parse::Target::Addr(ip, _) => {
+                    let owner = nodes.iter().find(|n| host_addrs(n).any(|c| IpAddr::from(c.address()) == ip));
+                    if owner.is_none() {
+                        if !cx.unaccepted_ips.contains(&ip) {
                             cx.err(
                                 tp,
                                 format!("no host in the lab has address {ip}"),
-                                Some("name a node instead, such as `server:7`".into()),
+                                Some(format!("use an address of a host, or name a node instead, such as {example}")),
                             );
+                        }
+                        return None;
+                    }
+                    ip
+                }
+                parse::Target::Node(name, _) => {
+                    let Some(&idx) = lab.by_name.get(name.as_str()) else {
+                        let hint = did_you_mean(&name, lab.hosts.iter().copied())
+                            .or_else(|| (!lab.hosts.is_empty()).then(|| format!("hosts: {}", lab.hosts.join(", "))));
+                        cx.err(tp, format!("target `{name}` names no node"), hint);
+                        return None;
+                    };
+                    let n = &nodes[idx];
+                    if lab.status[idx] == Status::Broken {
+                        // The node itself is reported.
+                        return None;
+                    }
+                    if !matches!(n.kind, NodeKind::Host(_)) {
+                        let hint =
+                            (!lab.hosts.is_empty()).then(|| format!("a target is a host: {}", lab.hosts.join(", ")));
+                        cx.err(tp, format!("target `{name}` is a switch; it has no address"), hint);
+                        return None;
+                    }
+                    let want_v6 = family == Some(Family::Ipv6);
+                    let pick = host_addrs(n).find(|c| matches!(c, IpCidr::Ipv6(_)) == want_v6).or_else(|| {
+                        if family.is_none() {
+                            host_addrs(n).next()
+                        } else {
+                            None
+                        }
+                    });
+                    let Some(c) = pick else {
+                        if lab.status[idx] == Status::Incomplete {
+                            // One of its addresses or interfaces is reported already.
                             return None;
                         }
-                        (ip, port)
-                    }
-                    parse::Target::Node(name, port) => {
-                        let Some(&idx) = by_name.get(name.as_str()) else {
-                            let hint = did_you_mean(&name, names.iter().copied())
-                                .or_else(|| Some(format!("nodes: {}", names.join(", "))));
-                            cx.err(tp, format!("target `{name}` names no node"), hint);
-                            return None;
+                        let fam = match family {
+                            None => "IP",
+                            Some(Family::Ipv4) => "IPv4",
+                            Some(Family::Ipv6) => "IPv6",
                         };
-                        let n = &nodes[idx];
-                        if !matches!(n.kind, NodeKind::Host(_)) {
-                            cx.err(tp, format!("target `{name}` is a switch; it has no address"), None);
-                            return None;
-                        }
-                        let want_v6 = family == Some(Family::Ipv6);
-                        let pick = host_addrs(n).find(|c| matches!(c, IpCidr::Ipv6(_)) == want_v6).or_else(|| {
-                            if family.is_none() {
-                                host_addrs(n).next()
-                            } else {
-                                None
-                            }
-                        });
-                        let Some(c) = pick else {
-                            cx.err(
-                                tp,
-                                format!("`{name}` has no {} address", if want_v6 { "IPv6" } else { "IP" }),
-                                Some("add one to its interface, or change `family`".into()),
-                            );
-                            return None;
+                        let hint = if family.is_some() {
+                            "add one to its interface, or change `family`"
+                        } else {
+                            "add one to its interface"
                         };
-                        (IpAddr::from(c.address()), port)
-                    }
-                };
-                if want_port && port.is_none() {
-                    cx.err(tp, format!("`{to}` has no port"), Some(format!("write `{to}:7`")));
-                    return None;
+                        cx.err(tp, format!("`{name}` has no {fam} address"), Some(hint.into()));
+                        return None;
+                    };
+                    IpAddr::from(c.address())
                 }
-                if !want_port && port.is_some() {
-                    cx.err(tp, format!("`{to}` has a port, which ping does not use"), None);
-                    return None;
-                }
-                // The source must be able to reach that family at all.
-                if !host_addrs(&nodes[me]).any(|c| IpAddr::from(c.address()).is_ipv6() == ip.is_ipv6()) {
-                    cx.err(
-                        tp,
-                        format!(
-                            "`{}` has no {} address to reach {ip} from",
-                            nodes[me].name,
-                            if ip.is_ipv6() { "IPv6" } else { "IPv4" }
-                        ),
-                        None,
-                    );
-                    return None;
-                }
-                Some((ip, port))
             };
+            if !port_ok {
+                return None;
+            }
+            // The source must be able to reach that family at all.
+            if !host_addrs(&nodes[me]).any(|c| IpAddr::from(c.address()).is_ipv6() == ip.is_ipv6())
+                && lab.status[me] == Status::Complete
+            {
+                cx.err(
+                    tp,
+                    format!(
+                        "`{}` has no {} address to reach {ip} from",
+                        nodes[me].name,
+                        if ip.is_ipv6() { "IPv6" } else { "IPv4" }
+                    ),
+                    Some(if family.is_some() {
+                        "add one to its interface, or change `family`".into()
+                    } else {
+                        "add one to its interface".into()
+                    }),
+                );
+                return None;
+            }
+            Some((ip, port))
+        };
         let start = |cx: &mut Cx, s: &Option<String>| cx.duration(s.as_ref(), Duration::ZERO, path.key("start"));
         let positive = |cx: &mut Cx, v: Option<u32>, key: &str, dflt: u32, max: u32| -> u32 {
             let v = v.unwrap_or(dflt);
@@ -875,7 +1100,11 @@ impl Cx {
                 };
                 let bytes = match bytes {
                     Ok(0) => {
-                        self.err(path.key("bytes"), "a transfer of 0 bytes", None);
+                        self.err(
+                            path.key("bytes"),
+                            "a transfer of 0 bytes sends nothing",
+                            Some("such as `16MiB`".into()),
+                        );
                         0
                     }
                     Ok(n) => n,
@@ -903,12 +1132,18 @@ impl Cx {
                     match hit {
                         Some(l) if !ids.contains(&l.id) => ids.push(l.id),
                         Some(_) => {}
+                        // A link that failed is reported already.
+                        None if self.unaccepted_links.contains(s.trim()) => {}
                         None => {
                             let hint = did_you_mean(s, links.iter().map(|l| l.name.as_str())).or_else(|| {
-                                Some(format!(
-                                    "links: {}",
-                                    links.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
-                                ))
+                                Some(if links.is_empty() {
+                                    "the lab has no links; add them under `links`".into()
+                                } else {
+                                    format!(
+                                        "links: {}",
+                                        links.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
+                                    )
+                                })
                             });
                             self.err(path.key("links").index(k), format!("`{s}` names no link"), hint);
                         }
@@ -924,6 +1159,66 @@ impl Cx {
             format: spec.format.unwrap_or(CaptureFormat::Pcapng),
         })
     }
+}
+
+/// How much of a node parsed: a broken node (unknown kind, not an object) is a placeholder, and an
+/// incomplete host lost an interface or address; checks that would only echo those problems are skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Complete,
+    Incomplete,
+    Broken,
+}
+
+/// What a link end is resolved against.
+struct Ends<'a> {
+    names: &'a [&'a str],
+    nodes: &'a [Node],
+    status: &'a [Status],
+    /// The index in `links` of each link accepted so far.
+    spec_index: &'a [usize],
+}
+
+/// What an app target is resolved against.
+struct LabView<'a> {
+    nodes: &'a [Node],
+    status: &'a [Status],
+    by_name: &'a BTreeMap<&'a str, usize>,
+    hosts: &'a [&'a str],
+}
+
+/// A serde type error in the words of JSON rather than Rust: `map` is an object, `u32` a whole number.
+fn json_words(msg: &str) -> String {
+    let mut m = msg
+        .replace("invalid type: map", "invalid type: object")
+        .replace("invalid type: sequence", "invalid type: array")
+        .replace("invalid type: floating point", "invalid type: number")
+        .replace("integer `", "number `")
+        .replace("expected a sequence", "expected an array")
+        .replace("expected a map", "expected an object")
+        .replace("expected u16", "expected a whole number from 0 to 65535")
+        .replace("expected u32", "expected a whole number from 0 to 4294967295")
+        .replace("expected u64", "expected a whole number from 0 to 18446744073709551615")
+        .replace("expected f64", "expected a number");
+    if m.starts_with("invalid length") && m.contains("expected struct ") {
+        // serde takes an array for a struct, field by field; the lab format means an object.
+        return "invalid type: array, expected an object".into();
+    }
+    if m.ends_with("expected string or map") || m.ends_with("expected map with a single key") {
+        // A unit enum such as `family` or `congestion`, given something other than a string.
+        let found = m.split(',').next().unwrap_or("").replace("invalid value: map", "invalid type: object");
+        return format!("{found}, expected a string");
+    }
+    if let Some(i) = m.find("expected struct ") {
+        m.truncate(i);
+        m.push_str("expected an object");
+    }
+    m
+}
+
+/// The IP address before any `/prefix` of an address as written, if it is one.
+fn address_part(s: &str) -> Option<IpAddr> {
+    s.split('/').next()?.trim().parse().ok()
 }
 
 fn host_addrs(n: &Node) -> impl Iterator<Item = IpCidr> + '_ {

@@ -1,0 +1,185 @@
+//! The invalid-lab corpus: every file under `tests/invalid_labs/` is aimed at one kind of mistake
+//! (one file, `45-many-problems.json`, at many at once). For each, the full rendered diagnostics are
+//! snapshotted, and `netlab check` must fail with exit code 2 and a `file:line:col: error:` line.
+//! A property test feeds arbitrary and mutated text to the loader, which must never panic.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use netlab::topology::{load_str, Diagnostics};
+use proptest::prelude::*;
+
+const CORPUS: &str = "tests/invalid_labs";
+const VALID: &str = "labs/single-lan.json";
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn corpus_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(manifest_dir().join(CORPUS))
+        .expect("the corpus folder exists")
+        .map(|e| e.expect("a readable folder entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().expect("a file name").to_string_lossy().into_owned()
+}
+
+/// Loads a corpus file, naming it by its bare file name, and checks what every failure must satisfy.
+fn load_invalid(path: &Path) -> Diagnostics {
+    let name = file_name(path);
+    let text = fs::read_to_string(path).expect("a readable corpus file");
+    let diags = match load_str(&text, &name) {
+        Ok(lab) => panic!("{name}: expected diagnostics, but the lab loaded: {lab}"),
+        Err(d) => d,
+    };
+    assert!(!diags.0.is_empty(), "{name}: an error with no diagnostics");
+    for d in &diags.0 {
+        assert_eq!(d.file, name, "{name}: diagnostic names another file");
+        assert!(d.line >= 1 && d.col >= 1, "{name}: diagnostic at {}:{} is not 1-based: {d}", d.line, d.col);
+        assert!(!d.message.is_empty(), "{name}: empty message");
+        assert!(!d.path.is_empty(), "{name}: empty JSON path");
+        if let Some(h) = &d.hint {
+            assert!(!h.trim().is_empty() && !h.trim_end().ends_with(':'), "{name}: empty hint `{h}`");
+        }
+    }
+    // Every problem is reported at once, in file order.
+    let places: Vec<(usize, usize)> = diags.0.iter().map(|d| (d.line, d.col)).collect();
+    let mut sorted = places.clone();
+    sorted.sort_unstable();
+    assert_eq!(places, sorted, "{name}: diagnostics are not in file order");
+    diags
+}
+
+#[test]
+fn corpus_is_large_enough() {
+    assert!(corpus_files().len() >= 30, "the corpus should keep at least 30 files");
+}
+
+#[test]
+fn corpus_diagnostics() {
+    insta::glob!("invalid_labs/*.json", |path| {
+        let diags = load_invalid(path);
+        insta::assert_snapshot!(diags.to_string());
+    });
+}
+
+#[test]
+fn many_problems_are_reported_at_once() {
+    let diags = load_invalid(&manifest_dir().join(CORPUS).join("45-many-problems.json"));
+    assert!(diags.0.len() >= 5, "only {} problems reported:\n{diags}", diags.0.len());
+}
+
+#[test]
+fn check_rejects_every_corpus_file() {
+    for path in corpus_files() {
+        let rel = format!("{CORPUS}/{}", file_name(&path));
+        let first = load_invalid(&path).0.remove(0);
+        let out = Command::cargo_bin("netlab")
+            .expect("the netlab binary")
+            .current_dir(manifest_dir())
+            .args(["check", &rel])
+            .output()
+            .expect("netlab runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{rel}: exit status {:?}\n{stderr}", out.status);
+        let place = format!("{rel}:{}:{}: error:", first.line, first.col);
+        assert!(stderr.contains(&place), "{rel}: stderr lacks `{place}`:\n{stderr}");
+        assert!(!stderr.contains("panicked"), "{rel}: panic:\n{stderr}");
+        assert!(out.stdout.is_empty(), "{rel}: unexpected stdout: {}", String::from_utf8_lossy(&out.stdout));
+    }
+}
+
+#[test]
+fn check_accepts_the_valid_example() {
+    let out = Command::cargo_bin("netlab")
+        .expect("the netlab binary")
+        .current_dir(manifest_dir())
+        .args(["check", VALID])
+        .output()
+        .expect("netlab runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.trim_end(), "ok: 4 nodes, 3 links");
+}
+
+/// One byte-level edit at a position given as a fraction of the text.
+#[derive(Debug, Clone)]
+enum Edit {
+    Delete(f64),
+    Insert(f64, char),
+    Replace(f64, char),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    // Characters that matter to JSON and to the lab format, plus anything at all.
+    let ch = prop_oneof![
+        3 => proptest::sample::select(vec!['{', '}', '[', ']', '"', ',', ':', '/', '.', '0', '9', '-', 'e', ' ', '\n', '\\']),
+        1 => any::<char>(),
+    ];
+    let at = 0.0..1.0f64;
+    prop_oneof![
+        at.clone().prop_map(Edit::Delete),
+        (at.clone(), ch.clone()).prop_map(|(a, c)| Edit::Insert(a, c)),
+        (at, ch).prop_map(|(a, c)| Edit::Replace(a, c)),
+    ]
+}
+
+fn apply(text: &str, edits: &[Edit]) -> String {
+    let mut chars: Vec<char> = text.chars().collect();
+    for e in edits {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+        let pos = |f: f64, len: usize| ((f * len as f64) as usize).min(len);
+        match *e {
+            Edit::Delete(f) if !chars.is_empty() => {
+                let i = pos(f, chars.len() - 1);
+                chars.remove(i);
+            }
+            Edit::Delete(_) => {}
+            Edit::Insert(f, c) => {
+                let i = pos(f, chars.len());
+                chars.insert(i, c);
+            }
+            Edit::Replace(f, c) if !chars.is_empty() => {
+                let i = pos(f, chars.len() - 1);
+                chars[i] = c;
+            }
+            Edit::Replace(_, c) => chars.push(c),
+        }
+    }
+    chars.into_iter().collect()
+}
+
+/// The loader's contract on any input: no panic, and an error always says something, somewhere.
+fn assert_loads_or_explains(text: &str) {
+    if let Err(d) = load_str(text, "fuzz.json") {
+        assert!(!d.0.is_empty(), "an error with no diagnostics for:\n{text}");
+        for x in &d.0 {
+            assert!(x.line >= 1 && x.col >= 1, "diagnostic at {}:{} for:\n{text}", x.line, x.col);
+        }
+    }
+}
+
+proptest! {
+    // 256 cases keep the test fast in debug builds; set PROPTEST_CASES for a longer hunt.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(256)
+    ))]
+
+    #[test]
+    fn arbitrary_text_never_panics(text in any::<String>()) {
+        assert_loads_or_explains(&text);
+    }
+
+    #[test]
+    fn mutated_valid_lab_never_panics(edits in proptest::collection::vec(edit(), 1..8)) {
+        let valid = fs::read_to_string(manifest_dir().join(VALID)).expect("the valid example");
+        assert_loads_or_explains(&apply(&valid, &edits));
+    }
+}
