@@ -46,6 +46,7 @@ impl Measure {
 }
 
 struct QueueDev<'a> {
+    offload: bool,
     rx: &'a mut VecDeque<Vec<u8>>,
     tx: &'a mut VecDeque<Vec<u8>>,
     free: &'a RefCell<Vec<Vec<u8>>>,
@@ -95,7 +96,7 @@ impl phy::Device for QueueDev<'_> {
         let mut c = DeviceCapabilities::default();
         c.medium = Medium::Ethernet;
         c.max_transmission_unit = 1514;
-        if std::env::var_os("NETLAB_BENCH_NOCSUM").is_some() {
+        if self.offload {
             c.checksum = smoltcp::phy::ChecksumCapabilities::ignored();
         }
         c
@@ -112,7 +113,7 @@ fn tcp_socket() -> tcp::Socket<'static> {
 
 /// Two bare smoltcp interfaces moving `bytes` of TCP; no netlab code on the frame path.
 #[must_use]
-pub fn baseline(bytes: u64) -> Measure {
+pub fn baseline(bytes: u64, offload: bool) -> Measure {
     let free = RefCell::new(Vec::new());
     let frames = Cell::new(0);
     let (mut ab, mut ba) = (VecDeque::new(), VecDeque::new());
@@ -120,7 +121,7 @@ pub fn baseline(bytes: u64) -> Measure {
     let mk = |last: u8, ip: [u8; 4], rx: &mut VecDeque<Vec<u8>>, tx: &mut VecDeque<Vec<u8>>| {
         let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress([2, 0, 0, 0, 0, last])));
         cfg.random_seed = u64::from(last);
-        let mut iface = Interface::new(cfg, &mut QueueDev { rx, tx, free: &free, sent: &frames }, now);
+        let mut iface = Interface::new(cfg, &mut QueueDev { offload, rx, tx, free: &free, sent: &frames }, now);
         iface.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::new(IpAddress::v4(ip[0], ip[1], ip[2], ip[3]), 24));
         });
@@ -147,8 +148,8 @@ pub fn baseline(bytes: u64) -> Measure {
                 })
                 .unwrap_or(0);
         }
-        ia.poll(now, &mut QueueDev { rx: &mut ba, tx: &mut ab, free: &free, sent: &frames }, &mut sa);
-        ib.poll(now, &mut QueueDev { rx: &mut ab, tx: &mut ba, free: &free, sent: &frames }, &mut sb);
+        ia.poll(now, &mut QueueDev { offload, rx: &mut ba, tx: &mut ab, free: &free, sent: &frames }, &mut sa);
+        ib.poll(now, &mut QueueDev { offload, rx: &mut ab, tx: &mut ba, free: &free, sent: &frames }, &mut sb);
         let s = sb.get_mut::<tcp::Socket>(server);
         while s.can_recv() {
             let off = got;
@@ -168,10 +169,11 @@ pub fn baseline(bytes: u64) -> Measure {
 
 /// The lab the netlab measurements run: two hosts, one in-memory link, a transfer into a sink.
 #[must_use]
-pub fn bench_lab(bytes: u64) -> topology::Lab {
+pub fn bench_lab(bytes: u64, offload: bool) -> topology::Lab {
     let text = format!(
         r#"{{
   "name": "bench",
+  "checksum_offload": {offload},
   "nodes": {{
     "a": {{ "kind": "host", "interfaces": {{ "eth0": {{ "addresses": ["10.0.0.1/24"] }} }},
            "tcp": {{ "rx_buffer": {BUFFER}, "tx_buffer": {BUFFER} }},
@@ -190,8 +192,8 @@ pub fn bench_lab(bytes: u64) -> topology::Lab {
 }
 
 /// The same transfer through netlab in virtual time; `capture` is a pcapng path, or none.
-pub fn netlab(bytes: u64, capture: Option<&std::path::Path>) -> anyhow::Result<Measure> {
-    let lab = bench_lab(bytes);
+pub fn netlab(bytes: u64, offload: bool, capture: Option<&std::path::Path>) -> anyhow::Result<Measure> {
+    let lab = bench_lab(bytes, offload);
     let opts = RunOptions {
         virtual_time: true,
         capture: capture.map_or(CaptureChoice::Off, |p| CaptureChoice::File(p.to_path_buf())),
@@ -239,35 +241,51 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Runs every measurement `reps` times, interleaved, and prints the medians.
+/// Runs every measurement `reps` times, interleaved, and prints the medians: once with checksums
+/// computed and verified (the default), once with checksum offload.
 pub fn run_all(bytes: u64, reps: usize, out: &mut dyn Write) -> anyhow::Result<()> {
     let reps = reps.max(1);
     let mib = bytes as f64 / (1 << 20) as f64;
     writeln!(out, "netlab bench: {mib:.0} MiB of TCP per run, MTU 1500, 1 MiB socket buffers, median of {reps} runs")?;
     let dir = std::env::temp_dir().join(format!("netlab-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
+    let r = (|| {
+        // Warm up caches and the allocator.
+        let _ = baseline(bytes.min(16 << 20), false);
+        for offload in [false, true] {
+            table(bytes, reps, offload, &dir, out)?;
+        }
+        anyhow::Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    r?;
+    if let Some(kib) = peak_rss_kib() {
+        writeln!(out, "\npeak resident memory of the whole bench: {:.0} MiB", kib as f64 / 1024.0)?;
+    }
+    Ok(())
+}
+
+fn table(bytes: u64, reps: usize, offload: bool, dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Result<()> {
     let pcap = dir.join("bench.pcapng");
-    // Warm up caches and the allocator.
-    let _ = baseline(bytes.min(16 << 20));
     let (mut base, mut off, mut on, mut raw) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut frames = [0u64; 3];
     let mut pcap_size = 0;
     for _ in 0..reps {
-        let b = baseline(bytes);
-        let o = netlab(bytes, None)?;
-        let c = netlab(bytes, Some(&pcap))?;
+        let b = baseline(bytes, offload);
+        let o = netlab(bytes, offload, None)?;
+        let c = netlab(bytes, offload, Some(&pcap))?;
         pcap_size = std::fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0);
         std::fs::remove_file(&pcap)?;
-        raw.push(raw_write(&dir, pcap_size)?);
+        raw.push(raw_write(dir, pcap_size)?);
         frames = [b.frames, o.frames, c.frames];
         base.push(b.wall);
         off.push(o.wall);
         on.push(c.wall);
     }
-    let _ = std::fs::remove_dir_all(&dir);
     let (base, off, on, raw) = (median(base), median(off), median(on), median(raw));
     let rate = |d: Duration| bytes as f64 * 8.0 / d.as_secs_f64() / 1e9;
-    writeln!(out, "{:<28} {:>8} {:>9} {:>12} {:>8}", "", "wall s", "Gbit/s", "frames/s", "ratio")?;
+    let mode = if offload { "checksum offload" } else { "checksums computed (default)" };
+    writeln!(out, "\n{mode:<32} {:>8} {:>9} {:>12} {:>8}", "wall s", "Gbit/s", "frames/s", "ratio")?;
     for (name, d, f) in [
         ("baseline (bare smoltcp)", base, frames[0]),
         ("netlab, capture off", off, frames[1]),
@@ -275,7 +293,7 @@ pub fn run_all(bytes: u64, reps: usize, out: &mut dyn Write) -> anyhow::Result<(
     ] {
         writeln!(
             out,
-            "{name:<28} {:>8.3} {:>9.2} {:>12.0} {:>8.2}",
+            "  {name:<30} {:>8.3} {:>9.2} {:>12.0} {:>8.2}",
             d.as_secs_f64(),
             rate(d),
             f as f64 / d.as_secs_f64(),
@@ -284,14 +302,11 @@ pub fn run_all(bytes: u64, reps: usize, out: &mut dyn Write) -> anyhow::Result<(
     }
     writeln!(
         out,
-        "capture on costs {:.0} % of netlab's throughput; it wrote {:.0} MiB, which a plain write loop puts on this disk in {:.3} s ({:.2} GB/s)",
+        "  capture costs {:.0} % of netlab's throughput; it wrote {:.0} MiB, which a plain write loop puts on this disk in {:.3} s ({:.2} GB/s)",
         (1.0 - off.as_secs_f64() / on.as_secs_f64()) * 100.0,
         pcap_size as f64 / (1 << 20) as f64,
         raw.as_secs_f64(),
         pcap_size as f64 / raw.as_secs_f64() / 1e9
     )?;
-    if let Some(kib) = peak_rss_kib() {
-        writeln!(out, "peak resident memory: {:.0} MiB", kib as f64 / 1024.0)?;
-    }
     Ok(())
 }

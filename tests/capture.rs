@@ -199,3 +199,68 @@ fn sigint_leaves_a_whole_capture() {
 fn sigterm_leaves_a_whole_capture() {
     stopped_by("-TERM");
 }
+
+/// Runs single-lan with a changed top level; returns the capture path.
+fn single_lan_with(dir: &Path, change: impl FnOnce(&mut serde_json::Value)) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(common::root().join("labs/single-lan.json")).expect("read");
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    change(&mut v);
+    let lab = dir.join("lab.json");
+    std::fs::write(&lab, v.to_string()).expect("write");
+    let file = dir.join("out.pcapng");
+    let (_, r) = run_lab(lab.to_str().unwrap(), &["--virtual-time", "--capture", file.to_str().unwrap()], dir);
+    assert_eq!(r["ended"], "apps-finished");
+    let sunk = common::apps(&r, "tcp-sink")[0]["bytes"].as_u64();
+    assert_eq!(sunk, Some(4 << 20), "the transfer completes either way");
+    file
+}
+
+#[test]
+fn checksums_are_valid_by_default_and_absent_with_offload() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = single_lan_with(dir.path(), |_| {});
+    let check = ["-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE"];
+    let bad = |f: &Path| {
+        let mut args = vec!["-r", f.to_str().unwrap()];
+        args.extend(check);
+        args.extend([
+            "-Y",
+            "ip.checksum.status == \"Bad\" || tcp.checksum.status == \"Bad\" || udp.checksum.status == \"Bad\"",
+        ]);
+        tshark(&args).lines().count()
+    };
+    let good = {
+        let mut args = vec!["-r", f.to_str().unwrap()];
+        args.extend(check);
+        args.extend(["-Y", "tcp.checksum.status == \"Good\""]);
+        tshark(&args).lines().count()
+    };
+    assert_eq!(bad(&f), 0, "every checksum verifies");
+    assert!(good > 1000, "{good}");
+
+    let dir2 = tempfile::tempdir().expect("tmp");
+    let f2 = single_lan_with(dir2.path(), |v| v["checksum_offload"] = serde_json::json!(true));
+    assert_eq!(count(&f2, "ip && ip.checksum != 0"), 0, "no IPv4 header checksum is filled in");
+    assert!(bad(&f2) > 1000, "with offload, checksums read 0 and do not verify");
+}
+
+#[test]
+fn capture_selects_links_by_name_endpoint_or_node() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = single_lan_with(dir.path(), |v| v["capture"] = serde_json::json!({ "links": ["server", "laptop:eth0"] }));
+    let mut names: Vec<String> = tshark(&["-r", f.to_str().unwrap(), "-T", "fields", "-e", "frame.interface_name"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names, ["laptop:eth0<->sw1", "server:eth0<->sw1"]);
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = single_lan_with(dir.path(), |v| v["capture"] = serde_json::json!({ "links": ["sw1"] }));
+    let n = tshark(&["-r", f.to_str().unwrap(), "-T", "fields", "-e", "frame.interface_name"]);
+    let mut names: Vec<&str> = n.lines().collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), 3, "a switch's name selects all its links: {names:?}");
+}

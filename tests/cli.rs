@@ -26,10 +26,10 @@ fn schema_describes_the_lab_format() {
     let schema: serde_json::Value = serde_json::from_str(&out).expect("schema is JSON");
     assert_eq!(schema["title"], "LabSpec");
     let props = schema["properties"].as_object().expect("properties");
-    for key in ["name", "description", "seed", "nodes", "links", "capture"] {
+    for key in ["name", "description", "seed", "checksum_offload", "nodes", "links", "capture"] {
         assert!(props.contains_key(key), "schema lacks `{key}`");
     }
-    assert_eq!(schema["required"], serde_json::json!(["name"]));
+    assert_eq!(schema["required"], serde_json::json!(["name", "nodes"]));
     // Every app kind is in the schema, as the `kind` tag of a variant.
     let text = out.as_str();
     for kind in ["ping", "tcp-echo-server", "tcp-echo", "udp-echo-server", "udp-echo", "tcp-sink", "tcp-transfer"] {
@@ -70,6 +70,7 @@ fn report_file_matches_the_summary() {
     let summary = String::from_utf8_lossy(&out.stdout);
     assert_eq!(r["seed"], 3);
     assert_eq!(r["lab"], "single-lan");
+    assert_eq!(r["description"], "Three hosts on one switch: a ping, a TCP echo and a bulk transfer.");
     assert!(summary.starts_with("lab single-lan (virtual-time, seed 3): every app finished"), "{summary}");
     for a in r["apps"].as_array().unwrap() {
         assert!(summary.contains(a["app"].as_str().unwrap()));

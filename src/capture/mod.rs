@@ -17,7 +17,7 @@ pub use writer::Sink;
 
 /// Frames longer than this are cut (`original_len` keeps the true size).
 pub const SNAPLEN: usize = 262_144;
-const BATCH_BYTES: usize = 512 * 1024;
+const BATCH_BYTES: usize = 256 * 1024;
 const BATCHES_IN_FLIGHT: usize = 16;
 
 /// A frame's place in a batch.
@@ -34,6 +34,12 @@ struct Record {
 struct Batch {
     data: Vec<u8>,
     records: Vec<Record>,
+}
+
+impl Batch {
+    fn with_capacity() -> Self {
+        Batch { data: Vec::with_capacity(BATCH_BYTES + 64 * 1024), records: Vec::with_capacity(BATCH_BYTES / 64) }
+    }
 }
 
 /// What a finished capture wrote.
@@ -105,7 +111,7 @@ impl Capture {
         })?;
         Ok(Capture {
             iface_of,
-            batch: Batch::default(),
+            batch: Batch::with_capacity(),
             epoch_ns,
             tx: Some(tx),
             recycled: back_rx,
@@ -127,7 +133,7 @@ impl Capture {
         if self.batch.records.is_empty() {
             return;
         }
-        let fresh = self.recycled.try_recv().unwrap_or_default();
+        let fresh = self.recycled.try_recv().unwrap_or_else(|_| Batch::with_capacity());
         let full = std::mem::replace(&mut self.batch, fresh);
         if let Some(tx) = &self.tx {
             // A writer that died has its error reported by `finish`.

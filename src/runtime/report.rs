@@ -37,6 +37,7 @@ pub struct AppEntry {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub lab: String,
+    pub description: String,
     pub seed: u64,
     pub mode: &'static str,
     pub ended: Ended,
@@ -68,6 +69,7 @@ impl Report {
         let wall_seconds = wall.as_secs_f64();
         Report {
             lab: lab.name.clone(),
+            description: lab.description.clone(),
             seed,
             mode: if virtual_time { "virtual-time" } else { "wall-clock" },
             ended,

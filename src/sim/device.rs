@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 use super::link::Direction;
@@ -38,6 +38,8 @@ pub struct NetDevice<'a, O: Observer> {
     pub obs: &'a mut O,
     /// IP MTU of the interface.
     pub mtu: usize,
+    /// Neither compute nor verify checksums.
+    pub checksum_offload: bool,
     pub blocked: bool,
     pub frames: usize,
 }
@@ -87,6 +89,9 @@ impl<O: Observer> phy::Device for NetDevice<'_, O> {
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = self.mtu + 14;
         caps.max_burst_size = None;
+        if self.checksum_offload {
+            caps.checksum = ChecksumCapabilities::ignored();
+        }
         caps
     }
 }

@@ -32,6 +32,7 @@ pub struct HostState {
     pub rx: VecDeque<Vec<u8>>,
     pub link: Option<(LinkId, Side)>,
     pub mtu: usize,
+    pub checksum_offload: bool,
     pub apps: Vec<AppSlot>,
     rng: ChaCha8Rng,
     tcp: TcpConfig,
@@ -42,7 +43,7 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(name: &str, h: &topology::Host, seed: u64, pool: &RefCell<FramePool>) -> Self {
+    pub fn new(name: &str, h: &topology::Host, seed: u64, checksum_offload: bool, pool: &RefCell<FramePool>) -> Self {
         // Validation guarantees at most one interface; a host without one still runs its apps.
         let ifc = h.interfaces.first();
         let mac = ifc.map_or(smoltcp::wire::EthernetAddress([2, 0, 0, 0, 0, 1]), |i| i.mac);
@@ -58,6 +59,7 @@ impl HostState {
             pool,
             obs: &mut obs,
             mtu,
+            checksum_offload,
             blocked: false,
             frames: 0,
         };
@@ -88,6 +90,7 @@ impl HostState {
             rx: VecDeque::new(),
             link: ifc.and_then(|i| i.link),
             mtu,
+            checksum_offload,
             apps,
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_a995),
             tcp: h.tcp,
@@ -111,7 +114,17 @@ impl HostState {
         obs: &mut O,
     ) -> usize {
         let ts = now.to_smoltcp();
-        let mut dev = NetDevice { now, rx: &mut self.rx, tx, pool, obs, mtu: self.mtu, blocked: false, frames: 0 };
+        let mut dev = NetDevice {
+            now,
+            rx: &mut self.rx,
+            tx,
+            pool,
+            obs,
+            mtu: self.mtu,
+            checksum_offload: self.checksum_offload,
+            blocked: false,
+            frames: 0,
+        };
         let mut app_wake = None;
         for round in 0..2 {
             let mut cx =

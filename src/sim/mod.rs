@@ -78,6 +78,7 @@ impl Sim {
                     &n.name,
                     h,
                     derive_seed(seed, 1, u64::from(n.id.0)),
+                    lab.checksum_offload,
                     &pool,
                 ))),
                 NodeKind::Switch(s) => {

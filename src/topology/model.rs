@@ -37,6 +37,8 @@ pub struct Lab {
     pub name: String,
     pub description: String,
     pub seed: u64,
+    /// Frames carry no checksums and nobody verifies them (as on a veth pair with offload).
+    pub checksum_offload: bool,
     pub nodes: Vec<Node>,
     pub links: Vec<Link>,
     pub capture: CaptureConfig,
@@ -187,7 +189,7 @@ pub struct CaptureConfig {
 
 #[derive(Debug, Clone)]
 pub struct App {
-    /// `"<node>/<index>:<kind>"`, used in reports.
+    /// `"<node>/<kind>"`, used in reports.
     pub label: String,
     pub start: Duration,
     pub kind: AppKind,

@@ -14,14 +14,17 @@ use serde::{Deserialize, Serialize};
 pub struct LabSpec {
     /// Short name; captures go to `captures/<name>/` by default.
     pub name: String,
-    /// Free text shown in reports.
+    /// Free text; the report repeats it.
     #[serde(default)]
     pub description: String,
-    /// Seed for every random choice in the lab: smoltcp's ISNs, ephemeral ports, link loss.
+    /// Seed for every random choice in the lab: smoltcp's ISNs, ephemeral ports, link loss. Default 1.
     #[serde(default = "default_seed")]
     pub seed: u64,
-    /// Nodes keyed by name. A name may not contain `:`, `[`, `]` or spaces.
+    /// Leave IP, TCP, UDP and ICMP checksums out of every frame and verify none, as a veth pair with
+    /// checksum offload does: faster, but the checksums in captures read 0. Default false.
     #[serde(default)]
+    pub checksum_offload: bool,
+    /// Nodes keyed by name. A name uses letters, digits, `-`, `_` and `.` (at most 64).
     pub nodes: IndexMap<String, NodeSpec>,
     /// Links between `node:interface` endpoints; a switch endpoint is just the switch name.
     #[serde(default)]

@@ -91,7 +91,7 @@ struct Cx {
     unaccepted_links: BTreeSet<String>,
 }
 
-const TOP_FIELDS: &[&str] = &["name", "description", "seed", "nodes", "links", "capture"];
+const TOP_FIELDS: &[&str] = &["name", "description", "seed", "checksum_offload", "nodes", "links", "capture"];
 const HOST_FIELDS: &[&str] = &["kind", "site", "interfaces", "tcp", "apps"];
 const SWITCH_FIELDS: &[&str] = &["kind", "site", "mac_ageing"];
 const APP_KINDS: &[&str] =
@@ -228,6 +228,8 @@ impl Cx {
         }
         let description = top.remove("description").and_then(|v| self.de::<String>(v, &root.key("description")));
         let seed = top.remove("seed").map_or(Some(1), |v| self.de::<u64>(v, &root.key("seed")));
+        let checksum_offload =
+            top.remove("checksum_offload").map_or(Some(false), |v| self.de::<bool>(v, &root.key("checksum_offload")));
 
         // Nodes, one at a time.
         let mut parsed: IndexMap<String, Option<Parsed>> = IndexMap::new();
@@ -293,7 +295,12 @@ impl Cx {
 
         let lab = self.build(name.clone().unwrap_or_default(), &parsed, &links, capture.as_ref());
         let lab = lab?;
-        Some(Lab { description: description.unwrap_or_default(), seed: seed?, ..lab })
+        Some(Lab {
+            description: description.unwrap_or_default(),
+            seed: seed?,
+            checksum_offload: checksum_offload?,
+            ..lab
+        })
     }
 
     fn node(&mut self, v: Value, path: &JsonPath) -> Option<Parsed> {
@@ -592,11 +599,19 @@ impl Cx {
             }
         }
 
-        let capture = self.capture(capture, &name, &out_links);
+        let capture = self.capture(capture, &name, &nodes, &out_links);
         if !self.problems.is_empty() {
             return None;
         }
-        Some(Lab { name, description: String::new(), seed: 1, nodes, links: out_links, capture: capture? })
+        Some(Lab {
+            name,
+            description: String::new(),
+            seed: 1,
+            checksum_offload: false,
+            nodes,
+            links: out_links,
+            capture: capture?,
+        })
     }
 
     fn interface(
@@ -953,6 +968,23 @@ impl Cx {
             }
             let ip = match t {
                 parse::Target::Addr(ip, _) => {
+                    if let Some(f) = family {
+                        if (f == Family::Ipv6) != ip.is_ipv6() {
+                            cx.err(
+                                path.key("family"),
+                                format!(
+                                    "`family` says {} but `to` is the {} address {ip}",
+                                    if f == Family::Ipv6 { "ipv6" } else { "ipv4" },
+                                    if ip.is_ipv6() { "IPv6" } else { "IPv4" }
+                                ),
+                                Some(
+                                    "`family` only chooses among a node's addresses; leave it out with an address"
+                                        .into(),
+                                ),
+                            );
+                            return None;
+                        }
+                    }
                     let owner = nodes.iter().find(|n| host_addrs(n).any(|c| IpAddr::from(c.address()) == ip));
                     if owner.is_none() {
                         if !cx.unaccepted_ips.contains(&ip) {
@@ -1120,7 +1152,13 @@ impl Cx {
         Some(kind)
     }
 
-    fn capture(&mut self, spec: Option<&CaptureSpec>, lab_name: &str, links: &[Link]) -> Option<CaptureConfig> {
+    fn capture(
+        &mut self,
+        spec: Option<&CaptureSpec>,
+        lab_name: &str,
+        nodes: &[Node],
+        links: &[Link],
+    ) -> Option<CaptureConfig> {
         let spec = spec?;
         let path = JsonPath::root().key("capture");
         let mut ids = Vec::new();
@@ -1128,10 +1166,21 @@ impl Cx {
             None => ids.extend(links.iter().map(|l| l.id)),
             Some(sel) => {
                 for (k, s) in sel.iter().enumerate() {
-                    let hit = links.iter().find(|l| l.name == *s || l.name.split("<->").any(|e| e == s));
-                    match hit {
-                        Some(l) if !ids.contains(&l.id) => ids.push(l.id),
-                        Some(_) => {}
+                    // A link by name, or every link at an endpoint (`laptop:eth0`) or node (`sw1`).
+                    let sel = s.trim();
+                    let hits: Vec<LinkId> = links
+                        .iter()
+                        .filter(|l| l.name == sel || l.ends.iter().any(|e| endpoint_matches(nodes, *e, sel)))
+                        .map(|l| l.id)
+                        .collect();
+                    match hits.first() {
+                        Some(_) => {
+                            for id in hits {
+                                if !ids.contains(&id) {
+                                    ids.push(id);
+                                }
+                            }
+                        }
                         // A link that failed is reported already.
                         None if self.unaccepted_links.contains(s.trim()) => {}
                         None => {
@@ -1227,4 +1276,19 @@ fn host_addrs(n: &Node) -> impl Iterator<Item = IpCidr> + '_ {
         NodeKind::Switch(_) => &[],
     };
     ifaces.iter().flat_map(|i| i.addresses.iter().copied())
+}
+
+/// Whether a capture selector names this link end: `node:interface` for a host, or the node's name.
+fn endpoint_matches(nodes: &[Node], end: Attachment, sel: &str) -> bool {
+    let node = &nodes[end.node().index()];
+    if node.name == sel {
+        return true;
+    }
+    match (end, &node.kind) {
+        (Attachment::HostInterface { interface, .. }, NodeKind::Host(h)) => h
+            .interfaces
+            .get(interface)
+            .is_some_and(|i| sel.split_once(':') == Some((node.name.as_str(), i.name.as_str()))),
+        _ => false,
+    }
 }
