@@ -1292,3 +1292,66 @@ fn endpoint_matches(nodes: &[Node], end: Attachment, sel: &str) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_site() -> Lab {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/labs/two-site.json")).expect("lab");
+        load_str(&text, "two-site.json").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn links_plug_into_interfaces_and_numbered_switch_ports() {
+        let lab = two_site();
+        assert_eq!(lab.to_string(), "6 nodes, 5 links");
+        let hq = lab.node_by_name("hq-sw").expect("hq-sw");
+        let NodeKind::Switch(sw) = &hq.kind else { panic!("hq-sw is a switch") };
+        // laptop, nas, then the WAN: ports in link order.
+        assert_eq!(sw.ports, vec![(LinkId(0), Side::B), (LinkId(1), Side::B), (LinkId(4), Side::A)]);
+        assert_eq!(sw.mac_ageing, Duration::from_secs(300));
+        let wan = lab.link(LinkId(4));
+        assert_eq!(wan.name, "wan");
+        assert_eq!(wan.ends[1], Attachment::SwitchPort { node: lab.node_by_name("branch-sw").unwrap().id, port: 2 });
+        assert_eq!(wan.model.latency, Duration::from_millis(10));
+        assert_eq!(wan.model.rate_bps, Some(50_000_000));
+        assert_eq!(wan.model.queue_frames, 200);
+        let laptop = lab.node_by_name("laptop").expect("laptop");
+        let NodeKind::Host(h) = &laptop.kind else { panic!() };
+        assert_eq!(h.interfaces[0].link, Some((LinkId(0), Side::A)));
+        assert_eq!(h.interfaces[0].mtu, 1500);
+        assert_eq!(h.interfaces[0].mac, parse::derived_mac("laptop", "eth0"));
+        assert_eq!(lab.link(LinkId(0)).name, "laptop:eth0<->hq-sw");
+        assert_eq!(laptop.site.as_deref(), Some("hq"));
+    }
+
+    #[test]
+    fn targets_resolve_to_addresses_by_family() {
+        let lab = two_site();
+        let NodeKind::Host(h) = &lab.node_by_name("laptop").unwrap().kind else { panic!() };
+        let to: Vec<String> = h
+            .apps
+            .iter()
+            .map(|a| match &a.kind {
+                AppKind::Ping { to, .. } => to.to_string(),
+                AppKind::TcpTransfer { to, bytes } => format!("{}:{} {bytes}", to.0, to.1),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(to, ["10.10.2.10", "fd00:10::2:10", "10.10.2.10:9 2097152"]);
+        assert_eq!(h.apps[1].start, Duration::from_secs(1));
+        assert_eq!(h.apps[0].label, "laptop/ping");
+    }
+
+    #[test]
+    fn capture_defaults_to_every_link_in_the_lab_folder() {
+        let lab = two_site();
+        assert!(lab.capture.enabled);
+        assert_eq!(lab.capture.links.len(), 5);
+        assert_eq!(lab.capture.dir, PathBuf::from("captures/two-site"));
+        assert_eq!(lab.capture.format, CaptureFormat::Pcapng);
+        assert!(!lab.checksum_offload);
+        assert_eq!(lab.seed, 1);
+    }
+}
