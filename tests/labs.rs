@@ -134,7 +134,8 @@ fn unreachable_and_refused_targets_are_reported() {
     "sw": { "kind": "switch" },
     "a": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.1/24"] } },
            "apps": [ { "kind": "tcp-echo", "to": "b:7" }, { "kind": "tcp-transfer", "to": "b:9", "bytes": 1000 },
-                     { "kind": "ping", "to": "c", "count": 2, "interval": "100ms" } ] },
+                     { "kind": "ping", "to": "c", "count": 2, "interval": "100ms" },
+                     { "kind": "tcp-echo", "to": "c:7", "start": "1s" } ] },
     "b": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.2/24"] } } },
     "c": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.3/24"] } } }
   },
@@ -145,6 +146,10 @@ fn unreachable_and_refused_targets_are_reported() {
     let (_, r) = run_lab(lab.to_str().unwrap(), &["--virtual-time", "--no-capture"], dir.path());
     assert_eq!(r["ended"], "apps-finished");
     assert_eq!(apps(&r, "tcp-echo")[0]["error"], "connection refused");
+    // c never answers ARP: the SYN never leaves, and the client gives up after 10 s.
+    assert_eq!(apps(&r, "tcp-echo")[1]["error"], "connection timed out after 10s");
+    let end = r["sim_seconds"].as_f64().unwrap();
+    assert!((11.0..12.0).contains(&end), "{end}");
     assert_eq!(apps(&r, "tcp-transfer")[0]["error"], "connection refused");
     // c is not plugged in: every ping times out.
     let p = apps(&r, "ping")[0];

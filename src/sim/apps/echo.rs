@@ -8,7 +8,7 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::IpAddress;
 
-use super::{count_mismatch, endpoint_str, fill_pattern, min_wake, App, AppCx, Outcome, Rtts};
+use super::{closed_reason, count_mismatch, endpoint_str, fill_pattern, min_wake, App, AppCx, Outcome, Rtts};
 use crate::time::SimTime;
 
 /// Connections a server keeps at once; more wait in the peer's SYN retries.
@@ -172,6 +172,8 @@ pub struct TcpEchoClient {
     rtts: Rtts,
     error: Option<String>,
     message: Vec<u8>,
+    connect_at: SimTime,
+    established: bool,
 }
 
 impl TcpEchoClient {
@@ -200,6 +202,8 @@ impl TcpEchoClient {
             rtts: Rtts::default(),
             error: None,
             message: vec![0; size],
+            connect_at: start,
+            established: false,
         }
     }
 
@@ -219,18 +223,18 @@ impl App for TcpEchoClient {
         }
         let h = match self.handle {
             Some(h) => h,
-            None => {
-                let h = cx.new_tcp_socket();
-                self.handle = Some(h);
-                let port = cx.ephemeral_port();
-                let remote = (IpAddress::from(self.to.0), self.to.1);
-                if let Err(e) = cx.sockets.get_mut::<tcp::Socket>(h).connect(cx.iface.context(), remote, port) {
-                    self.fail(cx, format!("cannot connect: {e}"));
+            None => match cx.connect_tcp(self.to) {
+                Ok(h) => {
+                    self.handle = Some(h);
+                    self.connect_at = cx.now;
+                    self.phase = Phase::Open;
+                    h
+                }
+                Err(e) => {
+                    self.fail(cx, e);
                     return None;
                 }
-                self.phase = Phase::Open;
-                h
-            }
+            },
         };
         let s = cx.sockets.get_mut::<tcp::Socket>(h);
         match (self.phase, s.state()) {
@@ -239,10 +243,11 @@ impl App for TcpEchoClient {
                 return None;
             }
             (_, tcp::State::Closed) => {
-                let why = if self.sent == 0 { "connection refused" } else { "connection reset" };
-                self.fail(cx, why.into());
+                let why = closed_reason(self.established, self.connect_at, cx.now);
+                self.fail(cx, why);
                 return None;
             }
+            (_, tcp::State::Established) => self.established = true,
             _ => {}
         }
         if self.phase == Phase::Open

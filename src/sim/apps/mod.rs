@@ -51,6 +51,36 @@ impl AppCx<'_> {
         s.set_nagle_enabled(t.nagle);
         self.sockets.add(s)
     }
+
+    /// Opens a client connection from an ephemeral port. A peer that stays silent for
+    /// [`TCP_CLIENT_TIMEOUT`] (no SYN-ACK, or no ACK of data in flight) aborts it.
+    pub fn connect_tcp(&mut self, to: (IpAddr, u16)) -> Result<SocketHandle, String> {
+        let h = self.new_tcp_socket();
+        let port = self.ephemeral_port();
+        let s = self.sockets.get_mut::<tcp::Socket>(h);
+        s.set_timeout(Some(smoltcp::time::Duration::from_millis(TCP_CLIENT_TIMEOUT.as_millis() as u64)));
+        match s.connect(self.iface.context(), (smoltcp::wire::IpAddress::from(to.0), to.1), port) {
+            Ok(()) => Ok(h),
+            Err(e) => {
+                self.sockets.remove(h);
+                Err(format!("cannot connect: {e}"))
+            }
+        }
+    }
+}
+
+/// How long a TCP client waits for a silent peer before it gives up.
+pub const TCP_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a client connection closed under it.
+pub(crate) fn closed_reason(established: bool, connect_at: SimTime, now: SimTime) -> String {
+    if established {
+        "connection reset or timed out".into()
+    } else if now - connect_at >= TCP_CLIENT_TIMEOUT {
+        format!("connection timed out after {}s", TCP_CLIENT_TIMEOUT.as_secs())
+    } else {
+        "connection refused".into()
+    }
 }
 
 /// A program on a host.

@@ -4,9 +4,8 @@ use std::net::IpAddr;
 
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
-use smoltcp::wire::IpAddress;
 
-use super::{endpoint_str, fill_pattern, App, AppCx, Outcome};
+use super::{closed_reason, endpoint_str, fill_pattern, App, AppCx, Outcome};
 use crate::time::SimTime;
 
 pub struct TcpTransfer {
@@ -19,6 +18,7 @@ pub struct TcpTransfer {
     closing: bool,
     finished_at: Option<SimTime>,
     error: Option<String>,
+    established: bool,
 }
 
 impl TcpTransfer {
@@ -33,6 +33,7 @@ impl TcpTransfer {
             closing: false,
             finished_at: None,
             error: None,
+            established: false,
         }
     }
 }
@@ -48,12 +49,9 @@ impl App for TcpTransfer {
         let h = match self.handle {
             Some(h) => h,
             None => {
-                let h = cx.new_tcp_socket();
-                self.handle = Some(h);
-                let port = cx.ephemeral_port();
-                let remote = (IpAddress::from(self.to.0), self.to.1);
-                if let Err(e) = cx.sockets.get_mut::<tcp::Socket>(h).connect(cx.iface.context(), remote, port) {
-                    self.error = Some(format!("cannot connect: {e}"));
+                match cx.connect_tcp(self.to) {
+                    Ok(h) => self.handle = Some(h),
+                    Err(e) => self.error = Some(e),
                 }
                 return None;
             }
@@ -85,10 +83,8 @@ impl App for TcpTransfer {
                 self.acked = self.bytes;
                 self.finished_at = Some(cx.now);
             }
-            tcp::State::Closed => {
-                self.error =
-                    Some(if self.acked == 0 { "connection refused".into() } else { "connection reset".into() });
-            }
+            tcp::State::Closed => self.error = Some(closed_reason(self.established, self.start, cx.now)),
+            tcp::State::Established => self.established = true,
             _ => {}
         }
         None
