@@ -148,6 +148,10 @@ fn main() -> ExitCode {
                             return ExitCode::from(1);
                         }
                     }
+                    if let Some(e) = &r.capture_error {
+                        eprintln!("error: the capture failed: {e}");
+                        return ExitCode::from(1);
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -264,3 +264,35 @@ fn capture_selects_links_by_name_endpoint_or_node() {
     names.dedup();
     assert_eq!(names.len(), 3, "a switch's name selects all its links: {names:?}");
 }
+
+#[test]
+fn a_reader_that_goes_away_stops_the_run() {
+    // Wireshark closed, or `| head`: the pipe breaks, and netlab stops instead of running on.
+    let mut child = netlab()
+        .args(["run", "labs/two-site.json", "--headless", "-q", "--duration", "60s", "--capture", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("netlab");
+    let mut pipe = child.stdout.take().expect("stdout");
+    let mut head = [0u8; 2000];
+    pipe.read_exact(&mut head).expect("the pcapng starts");
+    assert_eq!(&head[..4], &[0x0a, 0x0d, 0x0d, 0x0a], "a pcapng section header block");
+    drop(pipe);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("netlab ran on after its capture reader went away");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("stopped: the capture could not be written"), "{err}");
+    assert!(err.contains("error: the capture failed: Broken pipe"), "{err}");
+}

@@ -151,6 +151,12 @@ impl Capture {
         }
     }
 
+    /// The writer has stopped early: its output failed (a full disk, a closed pipe).
+    #[must_use]
+    pub fn writer_stopped(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
     /// Whether a link is captured.
     #[must_use]
     pub fn captures(&self, link: LinkId) -> bool {

@@ -89,6 +89,9 @@ impl Run<'_> {
         if self.opts.stop.load(Ordering::Relaxed) {
             return Some(Ended::Signal);
         }
+        if self.capture.as_ref().is_some_and(Capture::writer_stopped) {
+            return Some(Ended::CaptureFailed);
+        }
         match self.end {
             Some(end) if now >= end => Some(Ended::Duration),
             None if self.has_clients && self.sim.clients_done() => Some(Ended::AppsFinished),
@@ -178,11 +181,14 @@ pub fn run(lab: &Lab, opts: &RunOptions) -> anyhow::Result<Report> {
             eprintln!();
         }
     }
-    let capture = match run.capture.take() {
-        Some(c) => Some(c.finish().context("capture failed")?),
-        None => None,
+    let (capture, capture_error) = match run.capture.take().map(Capture::finish) {
+        Some(Ok(info)) => (Some(info), None),
+        Some(Err(e)) => (None, Some(e.to_string())),
+        None => (None, None),
     };
-    Ok(Report::new(lab, seed, opts.virtual_time, ended, &run.sim, run.counters, wall_start.elapsed(), capture))
+    let mut report = Report::new(lab, seed, opts.virtual_time, ended, &run.sim, run.counters, wall_start.elapsed(), capture);
+    report.capture_error = capture_error;
+    Ok(report)
 }
 
 fn virtual_loop(run: &mut Run<'_>) -> Ended {

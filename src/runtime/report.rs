@@ -25,6 +25,8 @@ pub enum Ended {
     Idle,
     /// The virtual-time safety limit.
     TimeLimit,
+    /// The capture could not be written (a closed pipe, a full disk).
+    CaptureFailed,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -50,6 +52,8 @@ pub struct Report {
     pub apps: Vec<AppEntry>,
     pub links: Vec<LinkCounters>,
     pub capture: Option<CaptureInfo>,
+    /// Why the capture failed, if it did.
+    pub capture_error: Option<String>,
 }
 
 impl Report {
@@ -81,6 +85,7 @@ impl Report {
             apps: sim.outcomes().into_iter().map(|(app, outcome)| AppEntry { app, outcome }).collect(),
             links: counters.links,
             capture,
+            capture_error: None,
         }
     }
 
@@ -94,6 +99,7 @@ impl Report {
             Ended::Signal => "stopped by signal",
             Ended::Idle => "nothing left to do",
             Ended::TimeLimit => "virtual-time limit reached",
+            Ended::CaptureFailed => "stopped: the capture could not be written",
         };
         let _ = writeln!(
             s,
