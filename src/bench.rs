@@ -245,6 +245,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// computed and verified (the default), once with checksum offload.
 pub fn run_all(bytes: u64, reps: usize, out: &mut dyn Write) -> anyhow::Result<()> {
     let reps = reps.max(1);
+    anyhow::ensure!(bytes >= 1 << 20, "measure at least 1 MiB (asked for {bytes} bytes)");
     let mib = bytes as f64 / (1 << 20) as f64;
     writeln!(out, "netlab bench: {mib:.0} MiB of TCP per run, MTU 1500, 1 MiB socket buffers, median of {reps} runs")?;
     let dir = std::env::temp_dir().join(format!("netlab-bench-{}", std::process::id()));

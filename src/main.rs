@@ -116,11 +116,16 @@ fn main() -> ExitCode {
             };
             let stop = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-                // A second signal while the first is being handled exits at once.
-                let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop));
+                // A second signal while the first is being handled exits at once, as 128 + signal.
+                let _ = signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&stop));
                 let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
             }
             let to_stdout = capture.as_deref().is_some_and(|p| p.as_os_str() == "-");
+            if to_stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                eprintln!("error: `--capture -` writes pcapng to standard output, which is a terminal");
+                eprintln!("    hint: pipe it into Wireshark (`| wireshark -k -i -`) or tshark (`| tshark -i -`)");
+                return ExitCode::from(2);
+            }
             let opts = RunOptions {
                 duration,
                 virtual_time,

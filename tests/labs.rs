@@ -155,3 +155,19 @@ fn unreachable_and_refused_targets_are_reported() {
     let p = apps(&r, "ping")[0];
     assert_eq!((p["sent"].as_u64(), p["received"].as_u64(), p["loss_pct"].as_f64()), (Some(2), Some(0), Some(100.0)));
 }
+
+#[test]
+fn progress_is_printed_every_second() {
+    let out = common::netlab()
+        .args(["run", "labs/two-site.json", "--headless", "--no-capture", "--duration", "2500ms"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("s simulated,")).collect();
+    // Standard error is not a terminal here, so each progress line stands on its own line:
+    // about one a second, and a last one at the end.
+    assert!((3..=4).contains(&lines.len()), "{err}");
+    assert!(lines.last().unwrap().contains("2.500s simulated"), "{err}");
+    assert!(lines[0].contains(" frames, "), "{err}");
+}

@@ -88,8 +88,15 @@ impl Writer {
         std::fs::create_dir_all(dir)?;
         let mut files = Vec::new();
         let mut names = Vec::new();
-        for l in links {
-            let path = dir.join(format!("{}.pcap", file_stem(l)));
+        let mut used = std::collections::BTreeSet::new();
+        for (i, l) in links.iter().enumerate() {
+            // Distinct link names can make the same file name (`x y` and `x_y`); keep both files.
+            let mut stem = file_stem(l);
+            if !used.insert(stem.clone()) {
+                stem = format!("{stem}-{i}");
+                used.insert(stem.clone());
+            }
+            let path = dir.join(format!("{stem}.pcap"));
             let header = PcapHeader {
                 snaplen: SNAPLEN as u32,
                 datalink: DataLink::ETHERNET,

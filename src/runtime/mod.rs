@@ -27,6 +27,12 @@ use crate::topology::Lab;
 /// A virtual-time run without `--duration` stops here even if a client never finishes.
 pub const VIRTUAL_TIME_LIMIT: SimTime = SimTime::from_millis(24 * 3600 * 1000);
 
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// How far virtual time moves past a step that did nothing but ask for another step at once.
+const STALL_NUDGE: Duration = Duration::from_micros(100);
+
 /// Below this, the wall-clock driver sleeps with the OS timer rather than tokio's.
 const PRECISE_SLEEP: Duration = Duration::from_millis(2);
 
@@ -72,7 +78,8 @@ struct Run<'a> {
     capture: Option<Capture>,
     opts: &'a RunOptions,
     wall_start: Instant,
-    last_progress: Instant,
+    last_flush: Instant,
+    last_print: Instant,
     end: Option<SimTime>,
     /// Whether any app finishes by itself; a lab of servers alone runs until stopped.
     has_clients: bool,
@@ -99,21 +106,20 @@ impl Run<'_> {
         }
     }
 
+    /// Hands captured frames to the writer every 250 ms and prints progress every second.
     fn tick(&mut self, force: bool) {
         let now = Instant::now();
-        if !force && now - self.last_progress < Duration::from_millis(250) {
-            return;
+        if force || now - self.last_flush >= FLUSH_EVERY {
+            if let Some(c) = &mut self.capture {
+                c.flush();
+            }
+            self.last_flush = now;
         }
-        if let Some(c) = &mut self.capture {
-            c.flush();
-        }
-        if self.opts.progress && (force || now - self.last_progress >= Duration::from_secs(1)) {
-            let sim = self.sim.now().as_secs_f64();
-            let wall = self.wall_start.elapsed().as_secs_f64();
+        if self.opts.progress && (force || now - self.last_print >= PROGRESS_EVERY) {
             let line = format!(
                 "[{:>10.3}s simulated, {:>7.1}s wall] {} frames, {}",
-                sim,
-                wall,
+                self.sim.now().as_secs_f64(),
+                self.wall_start.elapsed().as_secs_f64(),
                 self.counters.frames,
                 report::human_bytes(self.counters.bytes)
             );
@@ -122,8 +128,8 @@ impl Run<'_> {
             } else {
                 eprintln!("{line}");
             }
+            self.last_print = now;
         }
-        self.last_progress = now;
     }
 }
 
@@ -167,13 +173,12 @@ pub fn run(lab: &Lab, opts: &RunOptions) -> anyhow::Result<Report> {
         capture,
         opts,
         wall_start,
-        last_progress: wall_start,
+        last_flush: wall_start,
+        last_print: wall_start,
         end: opts.duration.map(SimTime::from_duration),
-        has_clients: lab.nodes.iter().any(|n| match &n.kind {
-            crate::topology::NodeKind::Host(h) => h.apps.iter().any(|a| !a.kind.is_server()),
-            crate::topology::NodeKind::Switch(_) => false,
-        }),
+        has_clients: false,
     };
+    run.has_clients = run.sim.has_clients();
     let ended = if opts.virtual_time { virtual_loop(&mut run) } else { wall_loop(&mut run)? };
     if opts.progress {
         run.tick(true);
@@ -186,7 +191,8 @@ pub fn run(lab: &Lab, opts: &RunOptions) -> anyhow::Result<Report> {
         Some(Err(e)) => (None, Some(e.to_string())),
         None => (None, None),
     };
-    let mut report = Report::new(lab, seed, opts.virtual_time, ended, &run.sim, run.counters, wall_start.elapsed(), capture);
+    let mut report =
+        Report::new(lab, seed, opts.virtual_time, ended, &run.sim, run.counters, wall_start.elapsed(), capture);
     report.capture_error = capture_error;
     Ok(report)
 }
@@ -194,7 +200,9 @@ pub fn run(lab: &Lab, opts: &RunOptions) -> anyhow::Result<Report> {
 fn virtual_loop(run: &mut Run<'_>) -> Ended {
     let mut now = SimTime::ZERO;
     let mut n: u64 = 0;
+    let mut stalled = 0u32;
     loop {
+        let frames = run.counters.events();
         run.observe_step(now);
         if let Some(e) = run.should_end(now) {
             return e;
@@ -204,7 +212,18 @@ fn virtual_loop(run: &mut Run<'_>) -> Ended {
             run.tick(false);
         }
         let limit = run.end.unwrap_or(VIRTUAL_TIME_LIMIT);
-        now = match run.sim.next_deadline() {
+        let mut next = run.sim.next_deadline();
+        // A step that moved nothing and asks to run again at once would repeat forever: a safety
+        // net against an app or a stack that keeps saying "now" without doing anything.
+        if next == Some(now) && run.counters.events() == frames {
+            stalled += 1;
+            if stalled > 2 {
+                next = Some(now + STALL_NUDGE);
+            }
+        } else {
+            stalled = 0;
+        }
+        now = match next {
             Some(t) if t <= limit => t,
             // Nothing happens before the end: jump to it.
             _ if run.end.is_some() => limit,
@@ -223,6 +242,7 @@ fn wall_loop(run: &mut Run<'_>) -> anyhow::Result<Ended> {
         let start = tokio::time::Instant::now();
         loop {
             let now = SimTime::from_duration(start.elapsed());
+            let events = run.counters.events();
             run.observe_step(now);
             if let Some(e) = run.should_end(now) {
                 return e;
@@ -243,6 +263,9 @@ fn wall_loop(run: &mut Run<'_>) -> anyhow::Result<Ended> {
                 tokio::time::sleep_until(start + (wake.as_duration() - PRECISE_SLEEP)).await;
             } else if !left.is_zero() {
                 std::thread::sleep(left);
+            } else if run.counters.events() == events {
+                // Due again at once, yet nothing moved: do not spin.
+                std::thread::sleep(STALL_NUDGE);
             } else {
                 tokio::task::yield_now().await;
             }

@@ -165,17 +165,21 @@ fn rtt(r: Option<&RttStats>) -> String {
 
 fn outcome_line(o: &Outcome) -> String {
     match o {
-        Outcome::Ping { to, sent, received, loss_pct, corrupt, rtt: r } => {
-            let bad = if *corrupt > 0 { format!(", {corrupt} corrupt") } else { String::new() };
+        Outcome::Ping { to, sent, received, loss_pct, corrupt, send_errors, rtt: r } => {
+            let mut bad = if *corrupt > 0 { format!(", {corrupt} corrupt") } else { String::new() };
+            if *send_errors > 0 {
+                bad += &format!(", {send_errors} not sent (socket buffer full)");
+            }
             format!("ping {to}: {sent} sent, {received} received, {loss_pct:.1}% loss{bad}, {}", rtt(r.as_ref()))
         }
         Outcome::TcpEcho { to, sent, echoed, mismatched, rtt: r, error } => {
             let e = error.as_ref().map_or(String::new(), |e| format!(", error: {e}"));
             format!("tcp-echo {to}: {sent} sent, {echoed} echoed, {mismatched} mismatched, {}{e}", rtt(r.as_ref()))
         }
-        Outcome::UdpEcho { to, sent, received, mismatched, loss_pct, rtt: r } => {
+        Outcome::UdpEcho { to, sent, received, mismatched, loss_pct, send_errors, rtt: r } => {
+            let refused = if *send_errors > 0 { format!(", {send_errors} not sent") } else { String::new() };
             format!(
-                "udp-echo {to}: {sent} sent, {received} echoed, {mismatched} mismatched, {loss_pct:.1}% loss, {}",
+                "udp-echo {to}: {sent} sent, {received} echoed, {mismatched} mismatched, {loss_pct:.1}% loss{refused}, {}",
                 rtt(r.as_ref())
             )
         }

@@ -8,7 +8,7 @@ use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 use super::link::Direction;
-use super::observe::{DropReason, Fate, FrameEvent, Observer};
+use super::observe::Observer;
 use crate::time::SimTime;
 
 /// Recycled frame buffers: the frame path allocates only while the pool warms up.
@@ -44,6 +44,18 @@ pub struct NetDevice<'a, O: Observer> {
     pub frames: usize,
 }
 
+impl<O: Observer> NetDevice<'_, O> {
+    fn tx_token(&mut self) -> TxToken<'_, O> {
+        TxToken {
+            now: self.now,
+            tx: self.tx.as_deref_mut(),
+            pool: self.pool,
+            obs: &mut *self.obs,
+            frames: &mut self.frames,
+        }
+    }
+}
+
 impl<O: Observer> phy::Device for NetDevice<'_, O> {
     type RxToken<'b>
         = RxToken<'b>
@@ -58,14 +70,7 @@ impl<O: Observer> phy::Device for NetDevice<'_, O> {
         let frame = self.rx.pop_front()?;
         self.frames += 1;
         let rx = RxToken { frame, pool: self.pool };
-        let tx = TxToken {
-            now: self.now,
-            tx: self.tx.as_deref_mut(),
-            pool: self.pool,
-            obs: &mut *self.obs,
-            frames: &mut self.frames,
-        };
-        Some((rx, tx))
+        Some((rx, self.tx_token()))
     }
 
     fn transmit(&mut self, _: Instant) -> Option<TxToken<'_, O>> {
@@ -75,13 +80,7 @@ impl<O: Observer> phy::Device for NetDevice<'_, O> {
                 return None;
             }
         }
-        Some(TxToken {
-            now: self.now,
-            tx: self.tx.as_deref_mut(),
-            pool: self.pool,
-            obs: &mut *self.obs,
-            frames: &mut self.frames,
-        })
+        Some(self.tx_token())
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -126,14 +125,9 @@ impl<O: Observer> phy::TxToken for TxToken<'_, O> {
         match self.tx {
             Some(d) if d.has_room(self.now) => d.push(self.now, buf, self.obs),
             Some(d) => {
-                // Only a reply built from a receive token can get here with the queue full.
-                self.obs.frame(&FrameEvent {
-                    time: self.now,
-                    link: d.link,
-                    from: d.from,
-                    fate: Fate::Dropped(DropReason::QueueFull),
-                    frame: &buf,
-                });
+                // Only a reply built from a receive token can get here with the queue full: smoltcp
+                // asked for no transmit token of its own, so the host is not backpressured and drops.
+                d.refuse(self.now, &buf, self.obs);
                 self.pool.borrow_mut().give(buf);
             }
             None => self.pool.borrow_mut().give(buf),

@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::wire::HardwareAddress;
 
-use super::apps::{self, App, AppCx};
+use super::apps::{self, App, AppCx, HostIds};
 use super::device::{FramePool, NetDevice};
 use super::link::Direction;
 use super::observe::Observer;
@@ -34,7 +34,7 @@ pub struct HostState {
     pub mtu: usize,
     pub checksum_offload: bool,
     pub apps: Vec<AppSlot>,
-    rng: ChaCha8Rng,
+    ids: HostIds,
     tcp: TcpConfig,
     /// When the host next needs a poll even without traffic.
     pub wake: Option<SimTime>,
@@ -92,7 +92,7 @@ impl HostState {
             mtu,
             checksum_offload,
             apps,
-            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_a995),
+            ids: HostIds::new(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_a995)),
             tcp: h.tcp,
             wake: Some(SimTime::ZERO),
             blocked: false,
@@ -128,7 +128,7 @@ impl HostState {
         let mut app_wake = None;
         for round in 0..2 {
             let mut cx =
-                AppCx { now, iface: &mut self.iface, sockets: &mut self.sockets, rng: &mut self.rng, tcp: &self.tcp };
+                AppCx { now, iface: &mut self.iface, sockets: &mut self.sockets, ids: &mut self.ids, tcp: &self.tcp };
             app_wake = None;
             for slot in &mut self.apps {
                 app_wake = apps::min_wake(app_wake, slot.app.poll(&mut cx));

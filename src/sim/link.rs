@@ -58,10 +58,23 @@ impl Direction {
         self.queue.len() < MAX_IN_FLIGHT && self.waiting(now) < self.model.queue_frames
     }
 
-    /// When the next waiting frame leaves for the wire, freeing a queue slot.
+    /// When the next waiting frame leaves for the wire, freeing a queue slot (or, with nothing
+    /// waiting, when the first frame in flight arrives).
     #[must_use]
     pub fn next_departure(&self, now: SimTime) -> Option<SimTime> {
-        self.queue.iter().map(|f| f.depart).find(|d| *d > now).or_else(|| self.queue.front().map(|f| f.arrive))
+        let first_waiting = self.queue.partition_point(|f| f.depart <= now);
+        self.queue.get(first_waiting).map(|f| f.depart).or_else(|| self.queue.front().map(|f| f.arrive))
+    }
+
+    /// Reports a frame this direction had no room for.
+    pub fn refuse<O: Observer>(&self, now: SimTime, frame: &[u8], obs: &mut O) {
+        obs.frame(&FrameEvent {
+            time: now,
+            link: self.link,
+            from: self.from,
+            fate: Fate::Dropped(DropReason::QueueFull),
+            frame,
+        });
     }
 
     /// When the first frame in flight arrives.

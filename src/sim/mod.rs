@@ -51,7 +51,7 @@ pub struct Sim {
     pool: RefCell<FramePool>,
     /// Work left over when a step ran out of rounds.
     pending: bool,
-    arrivals: Vec<(Attachment, LinkId, Side, Vec<u8>)>,
+    arrivals: Vec<(SimTime, Attachment, LinkId, Side, Vec<u8>)>,
     spare: Vec<Vec<u8>>,
 }
 
@@ -142,14 +142,17 @@ impl Sim {
             for side in [Side::A, Side::B] {
                 let dir = &mut l.dirs[side.index()];
                 while let Some((at, frame)) = dir.pop_arrived(now, obs, &mut self.spare) {
-                    let _ = at;
-                    arrivals.push((l.ends[side.other().index()], LinkId(li as u32), side, frame));
+                    arrivals.push((at, l.ends[side.other().index()], LinkId(li as u32), side, frame));
                 }
             }
         }
+        // On the wall clock a step can gather frames that arrived at different times: handle them
+        // in time order, each at its own arrival time. (In virtual time they share one time, and
+        // the stable sort keeps lab order.)
+        arrivals.sort_by_key(|a| a.0);
         let n = arrivals.len();
-        for (to, link, from, frame) in arrivals.drain(..) {
-            self.arrive(now, to, link, from, frame, obs);
+        for (at, to, link, from, frame) in arrivals.drain(..) {
+            self.arrive(at, to, link, from, frame, obs);
         }
         self.arrivals = arrivals;
         for f in self.spare.drain(..) {
@@ -201,12 +204,12 @@ impl Sim {
                         enqueue(&mut self.links[l.index()].dirs[side.index()], now, frame, obs, pool);
                     }
                     Forward::Flood => {
-                        let outs: Vec<(LinkId, Side)> =
-                            sw.ports.iter().enumerate().filter(|(p, _)| *p != port).map(|(_, x)| *x).collect();
-                        for (l, side) in outs {
-                            let mut copy = pool.take();
-                            copy.extend_from_slice(&frame);
-                            enqueue(&mut self.links[l.index()].dirs[side.index()], now, copy, obs, pool);
+                        for (p, (l, side)) in sw.ports.iter().enumerate() {
+                            if p != port {
+                                let mut copy = pool.take();
+                                copy.extend_from_slice(&frame);
+                                enqueue(&mut self.links[l.index()].dirs[side.index()], now, copy, obs, pool);
+                            }
                         }
                         pool.give(frame);
                     }
@@ -241,12 +244,19 @@ impl Sim {
             match (h.blocked, h.link) {
                 // Blocked on a full queue: nothing to do before a slot frees.
                 (true, Some((l, side))) => {
-                    take(self.links[l.index()].dirs[side.index()].next_departure(self.now).or(h.wake))
+                    take(self.links[l.index()].dirs[side.index()].next_departure(self.now));
+                    take(h.wake.filter(|w| *w > self.now));
                 }
                 _ => take(h.wake),
             }
         }
         next.map(|t| t.max(self.now))
+    }
+
+    /// Whether any app finishes by itself; a lab of servers alone runs until it is stopped.
+    #[must_use]
+    pub fn has_clients(&self) -> bool {
+        self.nodes.iter().any(|n| matches!(n, NodeState::Host(h) if h.apps.iter().any(|a| !a.server)))
     }
 
     /// Every client app on every host has finished.
@@ -285,13 +295,7 @@ fn enqueue<O: Observer>(d: &mut Direction, now: SimTime, frame: Vec<u8>, obs: &m
     if d.has_room(now) {
         d.push(now, frame, obs);
     } else {
-        obs.frame(&FrameEvent {
-            time: now,
-            link: d.link,
-            from: d.from,
-            fate: Fate::Dropped(DropReason::QueueFull),
-            frame: &frame,
-        });
+        d.refuse(now, &frame, obs);
         pool.give(frame);
     }
 }
@@ -422,5 +426,31 @@ mod tests {
         assert_eq!(c.drops(DropReason::Mtu), 1, "the 4000-byte echo request does not fit b's MTU");
         let Outcome::Ping { received, .. } = outcome(&sim, "a/ping") else { panic!() };
         assert_eq!(received, 0);
+    }
+
+    #[test]
+    fn the_largest_probes_that_fit_the_mtu_get_through() {
+        let text = serde_json::json!({
+            "name": "mtu-edge",
+            "nodes": {
+                "a": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.1/24", "fd00::1/64"], "mtu": 1280 } },
+                       "apps": [ { "kind": "ping", "to": "b", "count": 2, "size": 1252 },
+                                 { "kind": "ping", "to": "b", "family": "ipv6", "count": 2, "size": 1232, "start": "1500ms" },
+                                 { "kind": "udp-echo", "to": "b:7", "count": 2, "size": 1252 } ] },
+                "b": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.2/24", "fd00::2/64"], "mtu": 1280 } },
+                       "apps": [ { "kind": "udp-echo-server", "port": 7 } ] }
+            },
+            "links": [ { "a": "a:eth0", "b": "b:eth0" } ]
+        });
+        let l = crate::topology::load_str(&text.to_string(), "t.json").unwrap_or_else(|e| panic!("{e}"));
+        let (sim, c) = run(&l);
+        for (label, o) in sim.outcomes() {
+            match o {
+                Outcome::Ping { received, sent, .. } => assert_eq!((label.as_str(), received), (label.as_str(), sent)),
+                Outcome::UdpEcho { received, sent, .. } => assert_eq!(received, sent, "{label}"),
+                _ => {}
+            }
+        }
+        assert_eq!(c.drops(DropReason::Mtu), 0);
     }
 }

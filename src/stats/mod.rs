@@ -39,15 +39,23 @@ pub struct Counters {
     pub links: Vec<LinkCounters>,
     pub frames: u64,
     pub bytes: u64,
+    /// Every frame event seen (sent, delivered or dropped): a cheap "did anything happen".
+    events: u64,
 }
 
 impl Counters {
+    #[must_use]
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
     #[must_use]
     pub fn new(lab: &Lab) -> Self {
         Counters {
             links: lab.links.iter().map(|l| LinkCounters { name: l.name.clone(), ..Default::default() }).collect(),
             frames: 0,
             bytes: 0,
+            events: 0,
         }
     }
 
@@ -65,6 +73,7 @@ impl Counters {
 impl Observer for Counters {
     #[inline]
     fn frame(&mut self, ev: &FrameEvent<'_>) {
+        self.events += 1;
         let Some(l) = self.links.get_mut(ev.link.index()) else { return };
         let d = match ev.from {
             Side::A => &mut l.a_to_b,
@@ -95,7 +104,7 @@ mod tests {
 
     #[test]
     fn counts_each_direction_and_drop_reason() {
-        let mut c = Counters { links: vec![LinkCounters::default()], frames: 0, bytes: 0 };
+        let mut c = Counters { links: vec![LinkCounters::default()], frames: 0, bytes: 0, events: 0 };
         let f = [0u8; 60];
         let ev = |from, fate| FrameEvent { time: SimTime::ZERO, link: LinkId(0), from, fate, frame: &f };
         c.frame(&ev(Side::A, Fate::Sent));

@@ -524,6 +524,8 @@ impl Cx {
         // The index in `links` of each entry of `out_links`, for messages.
         let mut spec_index: Vec<usize> = Vec::new();
         let mut link_names: BTreeMap<String, usize> = BTreeMap::new();
+        // Union-find over nodes, joined by switch-to-switch links.
+        let mut switch_sets: Vec<usize> = (0..nodes.len()).collect();
         for (i, l) in links.iter().enumerate() {
             let Some(l) = l else { continue };
             let path = JsonPath::root().key("links").index(i);
@@ -552,6 +554,24 @@ impl Cx {
                 );
                 self.unaccepted_links.extend([lname, l.a.trim().to_string(), l.b.trim().to_string()]);
                 continue;
+            }
+            // Switches run no spanning tree: a loop among them would circulate broadcasts forever.
+            if let (Attachment::SwitchPort { .. }, Attachment::SwitchPort { .. }) = (a, b) {
+                let (ra, rb) = (root(&mut switch_sets, a.node().index()), root(&mut switch_sets, b.node().index()));
+                if ra == rb {
+                    self.err(
+                        path.clone(),
+                        format!(
+                            "link `{lname}` closes a loop among switches (`{}` and `{}` are already joined)",
+                            nodes[a.node().index()].name,
+                            nodes[b.node().index()].name
+                        ),
+                        Some("netlab switches run no spanning tree, so broadcasts would circle forever; remove a link of the loop".into()),
+                    );
+                    self.unaccepted_links.extend([lname, l.a.trim().to_string(), l.b.trim().to_string()]);
+                    continue;
+                }
+                switch_sets[ra] = rb;
             }
             // Plug the ends in; a switch gets a new port per link.
             let mut ends = [a, b];
@@ -823,10 +843,10 @@ impl Cx {
             );
         }
         let queue = s.queue.unwrap_or(1000);
-        if !(1..=1_000_000).contains(&queue) {
+        if !(1..=65_536).contains(&queue) {
             self.err(
                 path.key("queue"),
-                format!("queue of {queue} frames is out of range 1 to 1000000"),
+                format!("queue of {queue} frames is out of range 1 to 65536"),
                 Some("leave `queue` out for the default of 1000 frames".into()),
             );
         }
@@ -1083,22 +1103,35 @@ impl Cx {
             }
             p
         };
+        // netlab hosts do not fragment: a ping or datagram must fit the sender's MTU.
+        let mtu = match &nodes[me].kind {
+            NodeKind::Host(h) => h.interfaces.first().map_or(1500, |i| i.mtu),
+            NodeKind::Switch(_) => 1500,
+        };
+        let fits_mtu = |cx: &mut Cx, size: usize, to: IpAddr, what: &str| {
+            let (family, header) = if to.is_ipv6() { ("IPv6", 48) } else { ("IPv4", 28) };
+            let max = mtu.saturating_sub(header);
+            if size > max {
+                cx.err(
+                    path.key("size"),
+                    format!(
+                        "a {what} of {size} bytes does not fit the MTU of {mtu} (at most {max} bytes over {family})"
+                    ),
+                    Some("netlab hosts do not fragment; lower `size` or raise the interface's `mtu`".into()),
+                );
+            }
+        };
         let kind = match a {
             AppSpec::Ping(p) => {
                 let st = start(self, &p.start);
                 let to = target(self, &p.to, p.family, false);
                 let count = positive(self, p.count, "count", 4, 1_000_000);
-                let size = p.size.unwrap_or(56);
-                if size > 65_000 {
-                    self.err(
-                        path.key("size"),
-                        format!("ping payload of {size} bytes is too large"),
-                        Some("at most 65000".into()),
-                    );
-                }
+                let size = p.size.unwrap_or(56) as usize;
                 let interval = self.duration(p.interval.as_ref(), secs(1), path.key("interval"));
                 let timeout = self.duration(p.timeout.as_ref(), secs(1), path.key("timeout"));
-                (st, AppKind::Ping { to: to?.0, count, interval, size: size as usize, timeout })
+                let to = to?.0;
+                fits_mtu(self, size, to, "ping payload");
+                (st, AppKind::Ping { to, count, interval, size, timeout })
             }
             AppSpec::TcpEchoServer(s) => (start(self, &s.start), AppKind::TcpEchoServer { port: port(self, s.port) }),
             AppSpec::UdpEchoServer(s) => (start(self, &s.start), AppKind::UdpEchoServer { port: port(self, s.port) }),
@@ -1108,7 +1141,7 @@ impl Cx {
                 let st = start(self, &e.start);
                 let to = target(self, &e.to, e.family, true);
                 let count = positive(self, e.count, "count", 10, 1_000_000);
-                let size = positive(self, e.size, "size", 64, if udp { 1400 } else { 65_536 }) as usize;
+                let size = positive(self, e.size, "size", 64, if udp { 9000 } else { 65_536 }) as usize;
                 let interval = self.duration(
                     e.interval.as_ref(),
                     if udp { Duration::from_millis(100) } else { Duration::ZERO },
@@ -1117,6 +1150,9 @@ impl Cx {
                 let timeout = self.duration(e.timeout.as_ref(), secs(1), path.key("timeout"));
                 let (ip, p) = to?;
                 let to = (ip, p.unwrap_or(7));
+                if udp {
+                    fits_mtu(self, size, ip, "datagram");
+                }
                 if udp {
                     (st, AppKind::UdpEcho { to, count, size, interval, timeout })
                 } else {
@@ -1276,6 +1312,15 @@ fn host_addrs(n: &Node) -> impl Iterator<Item = IpCidr> + '_ {
         NodeKind::Switch(_) => &[],
     };
     ifaces.iter().flat_map(|i| i.addresses.iter().copied())
+}
+
+/// The representative of `i`'s set, compressing the path on the way.
+fn root(sets: &mut [usize], mut i: usize) -> usize {
+    while sets[i] != i {
+        sets[i] = sets[sets[i]];
+        i = sets[i];
+    }
+    i
 }
 
 /// Whether a capture selector names this link end: `node:interface` for a host, or the node's name.

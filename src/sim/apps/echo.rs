@@ -1,6 +1,5 @@
 //! TCP and UDP echo servers and clients, and the TCP sink.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -8,6 +7,7 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::IpAddress;
 
+use super::probe::Probes;
 use super::{closed_reason, count_mismatch, endpoint_str, fill_pattern, min_wake, App, AppCx, Outcome, Rtts};
 use crate::time::SimTime;
 
@@ -76,6 +76,9 @@ impl App for TcpServer {
             if !c.counted && s.is_active() {
                 c.counted = true;
                 self.connections += 1;
+            } else if c.counted && s.state() == tcp::State::Listen {
+                // An RST during the handshake puts the socket back to listening.
+                c.counted = false;
             }
             match self.mode {
                 ServerMode::Sink => {
@@ -153,6 +156,13 @@ enum Phase {
     Done,
 }
 
+/// The message in flight: when it was started, how much of it is written, what has come back.
+struct Message {
+    sent_at: SimTime,
+    written: usize,
+    got: Vec<u8>,
+}
+
 /// Sends `count` messages over one TCP connection, one at a time, and checks each echo.
 pub struct TcpEchoClient {
     start: SimTime,
@@ -166,8 +176,7 @@ pub struct TcpEchoClient {
     sent: u32,
     echoed: u32,
     mismatched: u32,
-    /// The message in flight: when it was sent and what has come back so far.
-    in_flight: Option<(SimTime, Vec<u8>)>,
+    in_flight: Option<Message>,
     next_send: SimTime,
     rtts: Rtts,
     error: Option<String>,
@@ -257,31 +266,33 @@ impl App for TcpEchoClient {
             && s.may_send()
         {
             fill_pattern(&mut self.message, u64::from(self.sent) * self.size as u64);
-            if s.send_capacity() - s.send_queue() >= self.size {
-                let _ = s.send_slice(&self.message);
-                self.in_flight = Some((cx.now, Vec::with_capacity(self.size)));
-                self.sent += 1;
-            }
+            self.in_flight = Some(Message { sent_at: cx.now, written: 0, got: Vec::with_capacity(self.size) });
+            self.sent += 1;
         }
-        if let Some((sent_at, got)) = &mut self.in_flight {
-            while s.can_recv() && got.len() < self.size {
-                let want = self.size - got.len();
+        if let Some(m) = &mut self.in_flight {
+            // A message larger than the send buffer goes out in pieces as the peer acknowledges.
+            if m.written < self.size {
+                m.written += s.send_slice(&self.message[m.written..]).unwrap_or(0);
+            }
+            while s.can_recv() && m.got.len() < self.size {
+                let want = self.size - m.got.len();
+                let got = &mut m.got;
                 let _ = s.recv(|buf| {
                     let n = buf.len().min(want);
                     got.extend_from_slice(&buf[..n]);
                     (n, ())
                 });
             }
-            if got.len() == self.size {
-                if *got == self.message {
+            if m.got.len() == self.size {
+                if m.got == self.message {
                     self.echoed += 1;
                 } else {
                     self.mismatched += 1;
                 }
-                self.rtts.add(cx.now - *sent_at);
-                self.next_send = (*sent_at + self.interval).max(cx.now);
+                self.rtts.add(cx.now - m.sent_at);
+                self.next_send = (m.sent_at + self.interval).max(cx.now);
                 self.in_flight = None;
-            } else if cx.now - *sent_at >= self.timeout {
+            } else if cx.now - m.sent_at >= self.timeout {
                 let why = format!("no echo of message {} within {:?}", self.sent, self.timeout);
                 self.fail(cx, why);
                 return None;
@@ -291,7 +302,7 @@ impl App for TcpEchoClient {
             cx.sockets.get_mut::<tcp::Socket>(h).close();
             self.phase = Phase::Closing;
         }
-        let timeout = self.in_flight.as_ref().map(|(t, _)| *t + self.timeout);
+        let timeout = self.in_flight.as_ref().map(|m| m.sent_at + self.timeout);
         let next = (self.phase == Phase::Open
             && self.in_flight.is_none()
             && self.sent < self.count
@@ -370,18 +381,11 @@ impl App for UdpServer {
 pub struct UdpEchoClient {
     start: SimTime,
     to: (IpAddr, u16),
-    count: u32,
     size: usize,
-    interval: Duration,
-    timeout: Duration,
     handle: Option<SocketHandle>,
-    sent: u32,
-    received: u32,
-    mismatched: u32,
-    next_send: SimTime,
-    waiting: BTreeMap<u32, SimTime>,
-    rtts: Rtts,
+    probes: Probes,
     scratch: Vec<u8>,
+    msg: Vec<u8>,
 }
 
 impl UdpEchoClient {
@@ -396,25 +400,19 @@ impl UdpEchoClient {
         UdpEchoClient {
             start,
             to,
-            count,
             size: size.max(4),
-            interval,
-            timeout,
             handle: None,
-            sent: 0,
-            received: 0,
-            mismatched: 0,
-            next_send: start,
-            waiting: BTreeMap::new(),
-            rtts: Rtts::default(),
+            probes: Probes::new(start, count, interval, timeout),
             scratch: vec![0; 65_536],
+            msg: Vec::new(),
         }
     }
 
-    fn datagram(&self, seq: u32, out: &mut Vec<u8>) {
+    /// Datagram `seq`: its number, then the stream pattern.
+    fn datagram(size: usize, seq: u32, out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(&seq.to_be_bytes());
-        out.resize(self.size, 0);
+        out.resize(size, 0);
         fill_pattern(&mut out[4..], u64::from(seq));
     }
 }
@@ -435,15 +433,10 @@ impl App for UdpEchoClient {
             }
         };
         let remote = (IpAddress::from(self.to.0), self.to.1);
-        let mut msg = Vec::with_capacity(self.size);
-        while self.sent < self.count && self.next_send <= cx.now {
-            self.datagram(self.sent, &mut msg);
-            if cx.sockets.get_mut::<udp::Socket>(h).send_slice(&msg, remote).is_err() {
-                break;
-            }
-            self.waiting.insert(self.sent, cx.now);
-            self.sent += 1;
-            self.next_send = self.next_send + self.interval;
+        while let Some(seq) = self.probes.due(cx.now) {
+            Self::datagram(self.size, seq, &mut self.msg);
+            let ok = cx.sockets.get_mut::<udp::Socket>(h).send_slice(&self.msg, remote).is_ok();
+            self.probes.sent(cx.now, ok);
         }
         loop {
             let s = cx.sockets.get_mut::<udp::Socket>(h);
@@ -452,35 +445,26 @@ impl App for UdpEchoClient {
                 continue;
             }
             let seq = u32::from_be_bytes([self.scratch[0], self.scratch[1], self.scratch[2], self.scratch[3]]);
-            let Some(sent_at) = self.waiting.remove(&seq) else { continue };
-            let got = self.scratch[..n].to_vec();
-            self.datagram(seq, &mut msg);
-            if got == msg {
-                self.received += 1;
-                self.rtts.add(cx.now - sent_at);
-            } else {
-                self.mismatched += 1;
-            }
+            Self::datagram(self.size, seq, &mut self.msg);
+            let intact = self.scratch[..n] == self.msg[..];
+            self.probes.answer(cx.now, seq, intact);
         }
-        let (now, timeout) = (cx.now, self.timeout);
-        self.waiting.retain(|_, t| now - *t < timeout);
-        let next_send = (self.sent < self.count).then_some(self.next_send);
-        min_wake(next_send, self.waiting.values().min().map(|t| *t + self.timeout))
+        self.probes.expire(cx.now)
     }
 
     fn done(&self) -> bool {
-        self.sent >= self.count && self.waiting.is_empty()
+        self.probes.done()
     }
 
     fn outcome(&self) -> Outcome {
-        let lost = self.sent - self.received - self.mismatched - u32::try_from(self.waiting.len()).unwrap_or(0);
         Outcome::UdpEcho {
             to: endpoint_str(self.to),
-            sent: self.sent,
-            received: self.received,
-            mismatched: self.mismatched,
-            loss_pct: if self.sent == 0 { 0.0 } else { f64::from(lost) * 100.0 / f64::from(self.sent) },
-            rtt: self.rtts.stats(),
+            sent: self.probes.sent_count(),
+            received: self.probes.answered,
+            mismatched: self.probes.corrupt,
+            loss_pct: self.probes.loss_pct(),
+            send_errors: self.probes.send_errors,
+            rtt: self.probes.rtts.stats(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod echo;
 mod ping;
+mod probe;
 mod transfer;
 
 use std::net::IpAddr;
@@ -23,14 +24,39 @@ pub struct AppCx<'a> {
     pub now: SimTime,
     pub iface: &'a mut Interface,
     pub sockets: &'a mut SocketSet<'static>,
-    pub rng: &'a mut ChaCha8Rng,
+    pub ids: &'a mut HostIds,
     pub tcp: &'a TcpConfig,
 }
 
+/// Ephemeral ports and ICMP idents of one host, handed out in turn from a seeded start, so that two
+/// apps on a host never share one and the seed changes them all.
+#[derive(Debug, Clone)]
+pub struct HostIds {
+    next_port: u16,
+    next_ident: u16,
+}
+
+impl HostIds {
+    const FIRST_PORT: u16 = 49152;
+
+    pub fn new(rng: &mut ChaCha8Rng) -> Self {
+        HostIds { next_port: rng.random_range(Self::FIRST_PORT..=u16::MAX), next_ident: rng.random_range(1..=u16::MAX) }
+    }
+}
+
 impl AppCx<'_> {
-    /// A port from the dynamic range, drawn from the host's seeded RNG.
+    /// The host's next port from the dynamic range (49152 to 65535).
     pub fn ephemeral_port(&mut self) -> u16 {
-        self.rng.random_range(49152..=65535)
+        let p = self.ids.next_port;
+        self.ids.next_port = if p == u16::MAX { HostIds::FIRST_PORT } else { p + 1 };
+        p
+    }
+
+    /// The host's next ICMP echo ident (never 0).
+    pub fn icmp_ident(&mut self) -> u16 {
+        let i = self.ids.next_ident;
+        self.ids.next_ident = i.checked_add(1).unwrap_or(1);
+        i
     }
 
     /// A TCP socket tuned as the host says.
@@ -58,7 +84,10 @@ impl AppCx<'_> {
         let h = self.new_tcp_socket();
         let port = self.ephemeral_port();
         let s = self.sockets.get_mut::<tcp::Socket>(h);
+        // smoltcp applies the timeout to idle connections too; keep-alives keep an idle but live
+        // peer from being timed out.
         s.set_timeout(Some(smoltcp::time::Duration::from_millis(TCP_CLIENT_TIMEOUT.as_millis() as u64)));
+        s.set_keep_alive(Some(smoltcp::time::Duration::from_millis(TCP_CLIENT_TIMEOUT.as_millis() as u64 / 2)));
         match s.connect(self.iface.context(), (smoltcp::wire::IpAddress::from(to.0), to.1), port) {
             Ok(()) => Ok(h),
             Err(e) => {
@@ -136,6 +165,8 @@ pub enum Outcome {
         received: u32,
         loss_pct: f64,
         corrupt: u32,
+        /// Requests the socket refused (its buffer full while ARP/NDP was pending); counted as lost.
+        send_errors: u32,
         rtt: Option<RttStats>,
     },
     TcpEcho {
@@ -152,6 +183,7 @@ pub enum Outcome {
         received: u32,
         mismatched: u32,
         loss_pct: f64,
+        send_errors: u32,
         rtt: Option<RttStats>,
     },
     TcpTransfer {
