@@ -146,6 +146,22 @@ fn pcapng_streams_to_tshark_on_stdin() {
     assert_eq!(out.lines().filter(|l| *l == "laptop:eth0<->sw1\t0").count(), 4, "four echo replies on the laptop link");
 }
 
+/// Waits for `child`; kills it and fails the test if it has not exited in `limit`.
+fn wait_at_most(child: &mut std::process::Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("netlab did not {what} within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A wall-clock run, stopped by a signal part way, leaves a capture tshark reads whole.
 fn stopped_by(signal: &str) {
     let dir = tempfile::tempdir().expect("tmp");
@@ -163,17 +179,7 @@ fn stopped_by(signal: &str) {
     std::thread::sleep(Duration::from_millis(1500));
     let kill = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("kill");
     assert!(kill.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("netlab did not stop within 20 s of {signal}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_at_most(&mut child, Duration::from_secs(20), &format!("stop after {signal}"));
     let mut err = String::new();
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(status.success(), "{signal}: {status:?} {err}");
@@ -279,17 +285,7 @@ fn a_reader_that_goes_away_stops_the_run() {
     pipe.read_exact(&mut head).expect("the pcapng starts");
     assert_eq!(&head[..4], &[0x0a, 0x0d, 0x0d, 0x0a], "a pcapng section header block");
     drop(pipe);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("netlab ran on after its capture reader went away");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_at_most(&mut child, Duration::from_secs(20), "stop when its capture reader went away");
     let mut err = String::new();
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert_eq!(status.code(), Some(1), "{err}");
