@@ -131,6 +131,32 @@ impl Cx {
         }
     }
 
+    /// serde reads a struct from a JSON array too (field by field, in order); a lab file means an
+    /// object there, so say so instead of accepting `"impair": ["1ms", …]`. Checks `v` and the
+    /// fields named in `nested`.
+    fn objects_only(&mut self, v: &Value, path: &JsonPath, what: &str, nested: &[&str]) -> bool {
+        if v.is_array() {
+            self.err(
+                path.clone(),
+                format!("{what} must be an object, not an array"),
+                Some("write `{ \"field\": value, … }`".into()),
+            );
+            return false;
+        }
+        let mut ok = true;
+        for k in nested {
+            if v.get(k).is_some_and(Value::is_array) {
+                self.err(
+                    path.key(k),
+                    format!("`{k}` must be an object, not an array"),
+                    Some("write `{ \"field\": value, … }`".into()),
+                );
+                ok = false;
+            }
+        }
+        ok
+    }
+
     fn serde_problem(&mut self, mut path: JsonPath, msg: &str) {
         if let Some(rest) = msg.strip_prefix("unknown field `") {
             let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
@@ -272,7 +298,8 @@ impl Cx {
                         .iter()
                         .filter_map(|k| v.get(k).and_then(Value::as_str).map(|s| s.trim().to_string()))
                         .collect();
-                    let l = self.de(v, &root.key("links").index(i));
+                    let p = root.key("links").index(i);
+                    let l = if self.objects_only(&v, &p, "a link", &["impair"]) { self.de(v, &p) } else { None };
                     if l.is_none() {
                         self.unaccepted_links.extend(words);
                     }
@@ -290,7 +317,10 @@ impl Cx {
         };
         let capture: Option<CaptureSpec> = match top.remove("capture") {
             None => Some(CaptureSpec::default()),
-            Some(v) => self.de(v, &root.key("capture")),
+            Some(v) if self.objects_only(&v, &root.key("capture"), "`capture`", &[]) => {
+                self.de(v, &root.key("capture"))
+            }
+            Some(_) => None,
         };
 
         let lab = self.build(name.clone().unwrap_or_default(), &parsed, &links, capture.as_ref());
@@ -333,7 +363,10 @@ impl Cx {
                 obj.remove("kind");
                 // A bad `site` or `tcp` is reported; the host stays a host so that its interfaces,
                 // apps, and the links and targets naming it are still checked.
-                let spec: HostSpec = self.de(Value::Object(obj), path).unwrap_or_default();
+                let obj = Value::Object(obj);
+                let spec: HostSpec =
+                    if self.objects_only(&obj, path, "a host", &["tcp"]) { self.de(obj, path) } else { None }
+                        .unwrap_or_default();
                 let mut interfaces = Vec::new();
                 let mut complete = true;
                 match ifaces {
@@ -355,7 +388,12 @@ impl Cx {
                                 .flatten()
                                 .filter_map(|a| address_part(a.as_str()?))
                                 .collect();
-                            if let Some(i) = self.de::<InterfaceSpec>(v, &p) {
+                            let parsed = if self.objects_only(&v, &p, "an interface", &[]) {
+                                self.de::<InterfaceSpec>(v, &p)
+                            } else {
+                                None
+                            };
+                            if let Some(i) = parsed {
                                 interfaces.push((name, i));
                             } else {
                                 complete = false;
