@@ -219,6 +219,16 @@ impl Sim {
         }
     }
 
+    /// Puts a frame on a link as if its `from` side had sent it now: what a tunnel will do with
+    /// frames from a remote site. The bytes are untrusted; a full queue drops and counts them.
+    pub fn inject<O: Observer>(&mut self, link: LinkId, from: Side, frame: &[u8], obs: &mut O) {
+        let Some(l) = self.links.get_mut(link.index()) else { return };
+        let pool = self.pool.get_mut();
+        let mut buf = pool.take();
+        buf.extend_from_slice(frame);
+        enqueue(&mut l.dirs[from.index()], self.now, buf, obs, pool);
+    }
+
     /// When something is next due; `None` when nothing ever will be (an idle lab).
     #[must_use]
     pub fn next_deadline(&self) -> Option<SimTime> {
