@@ -292,3 +292,26 @@ fn a_reader_that_goes_away_stops_the_run() {
     assert!(err.contains("stopped: the capture could not be written"), "{err}");
     assert!(err.contains("error: the capture failed: Broken pipe"), "{err}");
 }
+
+#[test]
+fn ctrl_c_works_even_when_the_capture_reader_stops_reading() {
+    // A reader that neither reads nor exits (a paused Wireshark): the pipe fills, the writer
+    // blocks, and the run waits for it. Ctrl-C must still end the run, at the first press.
+    let mut child = netlab()
+        .args(["run", "labs/two-site.json", "--headless", "-q", "--duration", "60s", "--capture", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("netlab");
+    let pipe = child.stdout.take().expect("stdout");
+    std::thread::sleep(Duration::from_millis(1500));
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    assert!(kill.success());
+    let status = wait_at_most(&mut child, Duration::from_secs(15), "stop at the first Ctrl-C");
+    drop(pipe);
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("stopped by signal"), "{err}");
+    assert!(err.contains("the capture's reader stopped reading"), "{err}");
+}

@@ -7,8 +7,11 @@ mod writer;
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::sim::{Fate, FrameEvent, Observer};
 use crate::topology::{CaptureFormat, Lab, LinkId};
@@ -19,6 +22,8 @@ pub use writer::Sink;
 pub const SNAPLEN: usize = 262_144;
 const BATCH_BYTES: usize = 256 * 1024;
 const BATCHES_IN_FLIGHT: usize = 16;
+/// How long a stopping run waits for a writer whose reader does not read.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(2);
 
 /// A frame's place in a batch.
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +71,10 @@ pub struct Capture {
     tx: Option<SyncSender<Batch>>,
     recycled: Receiver<Batch>,
     thread: Option<JoinHandle<std::io::Result<CaptureInfo>>>,
+    /// Once set (by a signal), a writer that cannot keep up is no longer waited for.
+    give_up: Option<Arc<AtomicBool>>,
+    /// Frames not written because the writer was given up on.
+    abandoned: u64,
 }
 
 impl Capture {
@@ -116,6 +125,8 @@ impl Capture {
             tx: Some(tx),
             recycled: back_rx,
             thread: Some(thread),
+            give_up: None,
+            abandoned: 0,
         })
     }
 
@@ -134,20 +145,61 @@ impl Capture {
             return;
         }
         let fresh = self.recycled.try_recv().unwrap_or_else(|_| Batch::with_capacity());
-        let full = std::mem::replace(&mut self.batch, fresh);
-        if let Some(tx) = &self.tx {
-            // A writer that died has its error reported by `finish`.
-            let _ = tx.send(full);
+        let mut full = std::mem::replace(&mut self.batch, fresh);
+        let Some(tx) = &self.tx else { return };
+        // A full channel is backpressure: the run waits for the writer, so no frame is lost. Only
+        // once the run is being stopped, a writer stuck on a reader that does not read is let go.
+        loop {
+            match tx.try_send(full) {
+                Ok(()) => return,
+                // A writer that died has its error reported by `finish`.
+                Err(TrySendError::Disconnected(_)) => return,
+                Err(TrySendError::Full(b)) => {
+                    if self.giving_up() {
+                        self.abandoned += b.records.len() as u64;
+                        return;
+                    }
+                    full = b;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
         }
+    }
+
+    /// Has a stop been asked for, after which a blocked writer is not waited for?
+    pub fn set_give_up_flag(&mut self, flag: Arc<AtomicBool>) {
+        self.give_up = Some(flag);
+    }
+
+    fn giving_up(&self) -> bool {
+        self.give_up.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))
     }
 
     /// Writes what is left, closes the files and reports what was written.
     pub fn finish(mut self) -> std::io::Result<CaptureInfo> {
         self.flush();
         self.tx = None;
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(r)) => r,
-            _ => Err(std::io::Error::other("capture writer thread panicked")),
+        let Some(thread) = self.thread.take() else {
+            return Err(std::io::Error::other("capture writer is gone"));
+        };
+        if self.giving_up() {
+            // Stopping: give a slow reader a moment, then leave the writer blocked where it is.
+            let deadline = std::time::Instant::now() + GIVE_UP_AFTER;
+            while !thread.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if !thread.is_finished() || self.abandoned > 0 {
+                let lost = if self.abandoned > 0 {
+                    format!("at least {} frames were not written", self.abandoned)
+                } else {
+                    "the frames still queued were not written".to_string()
+                };
+                return Err(std::io::Error::other(format!("the capture's reader stopped reading; {lost}")));
+            }
+        }
+        match thread.join() {
+            Ok(r) => r,
+            Err(_) => Err(std::io::Error::other("capture writer thread panicked")),
         }
     }
 
@@ -193,7 +245,9 @@ impl Drop for Capture {
             self.flush();
             self.tx = None;
             if let Some(t) = self.thread.take() {
-                let _ = t.join();
+                if !self.giving_up() || t.is_finished() {
+                    let _ = t.join();
+                }
             }
         }
     }

@@ -166,6 +166,10 @@ pub fn run(lab: &Lab, opts: &RunOptions) -> anyhow::Result<Report> {
             )
         }
     };
+    let mut capture = capture;
+    if let Some(c) = &mut capture {
+        c.set_give_up_flag(Arc::clone(&opts.stop));
+    }
     let wall_start = Instant::now();
     let mut run = Run {
         sim: Sim::new(lab, Some(seed)),
