@@ -139,7 +139,7 @@ pub fn run_name(virtual_time: bool, seed: u64) -> String {
     if virtual_time {
         format!("virtual-seed{seed}")
     } else {
-        humantime::format_rfc3339_seconds(SystemTime::now()).to_string().replace(':', "-")
+        humantime::format_rfc3339_millis(SystemTime::now()).to_string().replace(':', "-")
     }
 }
 
