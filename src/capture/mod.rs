@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::sim::{Fate, FrameEvent, Observer};
-use crate::topology::{CaptureFormat, Lab, LinkId};
+use crate::topology::{CaptureFormat, Lab};
 
 pub use writer::Sink;
 
@@ -207,12 +207,6 @@ impl Capture {
     #[must_use]
     pub fn writer_stopped(&self) -> bool {
         self.thread.as_ref().is_none_or(JoinHandle::is_finished)
-    }
-
-    /// Whether a link is captured.
-    #[must_use]
-    pub fn captures(&self, link: LinkId) -> bool {
-        self.iface_of.get(link.index()).copied().flatten().is_some()
     }
 }
 
