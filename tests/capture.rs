@@ -272,15 +272,20 @@ fn capture_selects_links_by_name_endpoint_or_node() {
     assert_eq!(names.len(), 3, "a switch's name selects all its links: {names:?}");
 }
 
-#[test]
-fn a_reader_that_goes_away_stops_the_run() {
-    // Wireshark closed, or `| head`: the pipe breaks, and netlab stops instead of running on.
-    let mut child = netlab()
+/// A minute of two-site on the wall clock, its pcapng on a pipe.
+fn two_site_streaming() -> std::process::Child {
+    netlab()
         .args(["run", "labs/two-site.json", "--headless", "-q", "--duration", "60s", "--capture", "-"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("netlab");
+        .expect("netlab")
+}
+
+#[test]
+fn a_reader_that_goes_away_stops_the_run() {
+    // Wireshark closed, or `| head`: the pipe breaks, and netlab stops instead of running on.
+    let mut child = two_site_streaming();
     let mut pipe = child.stdout.take().expect("stdout");
     let mut head = [0u8; 2000];
     pipe.read_exact(&mut head).expect("the pcapng starts");
@@ -298,12 +303,7 @@ fn a_reader_that_goes_away_stops_the_run() {
 fn ctrl_c_works_even_when_the_capture_reader_stops_reading() {
     // A reader that neither reads nor exits (a paused Wireshark): the pipe fills, the writer
     // blocks, and the run waits for it. Ctrl-C must still end the run, at the first press.
-    let mut child = netlab()
-        .args(["run", "labs/two-site.json", "--headless", "-q", "--duration", "60s", "--capture", "-"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("netlab");
+    let mut child = two_site_streaming();
     let pipe = child.stdout.take().expect("stdout");
     std::thread::sleep(Duration::from_millis(2000));
     let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
