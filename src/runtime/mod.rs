@@ -151,7 +151,7 @@ pub fn run(lab: &Lab, opts: &RunOptions) -> anyhow::Result<Report> {
     } else {
         SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0))
     };
-    let capture = match &opts.capture {
+    let mut capture = match &opts.capture {
         CaptureChoice::Off => None,
         CaptureChoice::Lab if !lab.capture.enabled || lab.capture.links.is_empty() => None,
         CaptureChoice::Lab => {
@@ -166,13 +166,14 @@ pub fn run(lab: &Lab, opts: &RunOptions) -> anyhow::Result<Report> {
             )
         }
     };
-    let mut capture = capture;
     if let Some(c) = &mut capture {
         c.set_give_up_flag(Arc::clone(&opts.stop));
     }
+    let sim = Sim::new(lab, Some(seed));
     let wall_start = Instant::now();
     let mut run = Run {
-        sim: Sim::new(lab, Some(seed)),
+        has_clients: sim.has_clients(),
+        sim,
         counters: Counters::new(lab),
         capture,
         opts,
@@ -180,9 +181,7 @@ pub fn run(lab: &Lab, opts: &RunOptions) -> anyhow::Result<Report> {
         last_flush: wall_start,
         last_print: wall_start,
         end: opts.duration.map(SimTime::from_duration),
-        has_clients: false,
     };
-    run.has_clients = run.sim.has_clients();
     let ended = if opts.virtual_time { virtual_loop(&mut run) } else { wall_loop(&mut run)? };
     if opts.progress {
         run.tick(true);
@@ -206,7 +205,7 @@ fn virtual_loop(run: &mut Run<'_>) -> Ended {
     let mut n: u64 = 0;
     let mut stalled = 0u32;
     loop {
-        let frames = run.counters.events();
+        let events = run.counters.events();
         run.observe_step(now);
         if let Some(e) = run.should_end(now) {
             return e;
@@ -219,7 +218,7 @@ fn virtual_loop(run: &mut Run<'_>) -> Ended {
         let mut next = run.sim.next_deadline();
         // A step that moved nothing and asks to run again at once would repeat forever: a safety
         // net against an app or a stack that keeps saying "now" without doing anything.
-        if next == Some(now) && run.counters.events() == frames {
+        if next == Some(now) && run.counters.events() == events {
             stalled += 1;
             if stalled > 2 {
                 next = Some(now + STALL_NUDGE);

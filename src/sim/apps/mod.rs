@@ -79,15 +79,17 @@ impl AppCx<'_> {
     }
 
     /// Opens a client connection from an ephemeral port. A peer that stays silent for
-    /// [`TCP_CLIENT_TIMEOUT`] (no SYN-ACK, or no ACK of data in flight) aborts it.
+    /// [`TCP_CLIENT_TIMEOUT`] (no SYN-ACK, no ACK of data in flight, no answer to keep-alives)
+    /// aborts it.
     pub fn connect_tcp(&mut self, to: (IpAddr, u16)) -> Result<SocketHandle, String> {
         let h = self.new_tcp_socket();
         let port = self.ephemeral_port();
         let s = self.sockets.get_mut::<tcp::Socket>(h);
-        // smoltcp applies the timeout to idle connections too; keep-alives keep an idle but live
-        // peer from being timed out.
-        s.set_timeout(Some(smoltcp::time::Duration::from_millis(TCP_CLIENT_TIMEOUT.as_millis() as u64)));
-        s.set_keep_alive(Some(smoltcp::time::Duration::from_millis(TCP_CLIENT_TIMEOUT.as_millis() as u64 / 2)));
+        // smoltcp applies the timeout to idle connections too; keep-alives at half the timeout
+        // keep an idle but live peer from being timed out.
+        let timeout = smoltcp::time::Duration::from_secs(TCP_CLIENT_TIMEOUT.as_secs());
+        s.set_timeout(Some(timeout));
+        s.set_keep_alive(Some(timeout / 2));
         match s.connect(self.iface.context(), (smoltcp::wire::IpAddress::from(to.0), to.1), port) {
             Ok(()) => Ok(h),
             Err(e) => {
