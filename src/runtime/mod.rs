@@ -244,7 +244,11 @@ fn wall_loop(run: &mut Run<'_>) -> anyhow::Result<Ended> {
     Ok(rt.block_on(async {
         let start = tokio::time::Instant::now();
         loop {
-            let now = SimTime::from_duration(start.elapsed());
+            // A late wake-up must not carry the lab past its end.
+            let mut now = SimTime::from_duration(start.elapsed());
+            if let Some(end) = run.end {
+                now = now.min(end);
+            }
             let events = run.counters.events();
             run.observe_step(now);
             if let Some(e) = run.should_end(now) {
