@@ -49,7 +49,17 @@ impl Direction {
     /// Frames still waiting for the wire at `now` (those in propagation do not count).
     #[must_use]
     pub fn waiting(&self, now: SimTime) -> usize {
-        self.queue.len() - self.queue.partition_point(|f| f.depart <= now)
+        self.queue.len() - self.first_waiting(now)
+    }
+
+    /// Index of the first frame still waiting at `now`. Departures are in queue order and the last
+    /// one is `busy_until`, so a link that is idle by `now` (always, without a rate) needs no search.
+    fn first_waiting(&self, now: SimTime) -> usize {
+        if self.busy_until <= now {
+            self.queue.len()
+        } else {
+            self.queue.partition_point(|f| f.depart <= now)
+        }
     }
 
     /// Whether one more frame fits; a host that sees `false` holds the frame (backpressure).
@@ -62,8 +72,7 @@ impl Direction {
     /// waiting, when the first frame in flight arrives).
     #[must_use]
     pub fn next_departure(&self, now: SimTime) -> Option<SimTime> {
-        let first_waiting = self.queue.partition_point(|f| f.depart <= now);
-        self.queue.get(first_waiting).map(|f| f.depart).or_else(|| self.queue.front().map(|f| f.arrive))
+        self.queue.get(self.first_waiting(now)).map(|f| f.depart).or_else(|| self.queue.front().map(|f| f.arrive))
     }
 
     /// Reports a frame this direction had no room for.
@@ -196,5 +205,29 @@ mod tests {
         assert_eq!(run(7), run(7));
         assert!((60..140).contains(&run(7)), "about half survive");
         assert!((1..20).any(|s| run(s) != run(7)), "another seed gives another pattern");
+    }
+
+    proptest::proptest! {
+        /// The idle-link shortcut gives the same answers as counting the queue.
+        #[test]
+        fn waiting_matches_a_plain_count(
+            rate in proptest::option::of(1_000_000u64..100_000_000),
+            steps in proptest::collection::vec((0u64..2_000_000, 60usize..1515), 1..60),
+        ) {
+            let mut d = Direction::new(LinkId(0), Side::A, model(3, rate, 0.0, 1000), 1);
+            let mut log = Log::default();
+            let mut now = SimTime::ZERO;
+            for (gap_ns, len) in steps {
+                now = now + Duration::from_nanos(gap_ns);
+                d.push(now, vec![0; len], &mut log);
+                for probe in [now, now + Duration::from_nanos(gap_ns / 2), now + Duration::from_millis(1)] {
+                    let count = d.queue.iter().filter(|f| f.depart > probe).count();
+                    proptest::prop_assert_eq!(d.waiting(probe), count);
+                    let next = d.queue.iter().find(|f| f.depart > probe).map(|f| f.depart)
+                        .or_else(|| d.queue.front().map(|f| f.arrive));
+                    proptest::prop_assert_eq!(d.next_departure(probe), next);
+                }
+            }
+        }
     }
 }
