@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address};
 
-use super::diag::{did_you_mean, Diagnostics, JsonPath, Locator, Problem, Target};
+use super::diag::{closest, did_you_mean, Diagnostics, JsonPath, Locator, Problem, Seg, Target};
 use super::model::{
     App, AppKind, Attachment, CaptureConfig, Host, Interface, Lab, Link, LinkId, LinkModel, Node, NodeId, NodeKind,
     Side, Switch, TcpConfig, Transport,
@@ -87,10 +87,14 @@ struct Cx {
     /// Addresses written in the lab that were not accepted (bad CIDR, duplicate, or in an interface
     /// that failed to parse): a target naming one is not reported again.
     unaccepted_ips: BTreeSet<IpAddr>,
+    /// Interfaces (node, interface) that did not parse: a link to one is not reported again.
+    unread_interfaces: BTreeSet<(String, String)>,
     /// Names and ends of links that failed to parse or resolve: a capture naming one is not reported again.
     unaccepted_links: BTreeSet<String>,
 }
 
+/// How many problems one element (a node, an interface, an app, a link…) may report.
+const MAX_PROBLEMS_PER_ELEMENT: usize = 16;
 const TOP_FIELDS: &[&str] = &["name", "description", "seed", "checksum_offload", "nodes", "links", "capture"];
 const HOST_FIELDS: &[&str] = &["kind", "site", "interfaces", "tcp", "apps"];
 const SWITCH_FIELDS: &[&str] = &["kind", "site", "mac_ageing"];
@@ -118,17 +122,59 @@ impl Cx {
         self.problems.push(Problem { path, target: Target::Key, message: message.into(), hint });
     }
 
-    /// Deserialises one element, recording its problem (with the path serde saw) on failure.
+    /// Deserialises one element and records its problems. serde stops at the first one, so, to
+    /// report every problem at once, the field at fault is taken out and the element read again
+    /// (at most [`MAX_PROBLEMS_PER_ELEMENT`] times). An element whose only faults were unknown
+    /// fields is returned as read without them, so that the checks of its other values still run;
+    /// one with a bad value is not returned, since what it meant is unknown.
     fn de<T: DeserializeOwned>(&mut self, v: Value, path: &JsonPath) -> Option<T> {
-        match serde_path_to_error::deserialize::<_, T>(v) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                let p = path.join_serde(e.path());
-                let msg = e.inner().to_string();
-                self.serde_problem(p, &msg);
-                None
+        match self.read(v, path) {
+            Read::Clean(t) | Read::Repaired(t) => Some(t),
+            Read::Failed => None,
+        }
+    }
+
+    /// [`de`](Self::de), telling apart an element read cleanly from one read without its unknown
+    /// fields.
+    fn read<T: DeserializeOwned>(&mut self, mut v: Value, path: &JsonPath) -> Read<T> {
+        let mut bad_value = false;
+        // Fields taken out, and the fields their names were probably meant to be: a "missing
+        // field" that follows from taking one out is not a problem of its own.
+        let mut taken: Vec<String> = Vec::new();
+        for _ in 0..MAX_PROBLEMS_PER_ELEMENT {
+            let e = match serde_path_to_error::deserialize::<_, T>(&v) {
+                Ok(t) if taken.is_empty() => return Read::Clean(t),
+                Ok(t) => return if bad_value { Read::Failed } else { Read::Repaired(t) },
+                Err(e) => e,
+            };
+            let rel = JsonPath::root().join_serde(e.path()).0;
+            let msg = e.inner().to_string();
+            if let Some(field) = msg.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+                if taken.iter().any(|t| t == field) {
+                    return Read::Failed;
+                }
+            }
+            self.serde_problem(path.join_serde(e.path()), &msg);
+            let removed = if let Some(rest) = msg.strip_prefix("unknown field `") {
+                let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
+                let mut at = rel;
+                if at.last() != Some(&Seg::Key(field.to_string())) {
+                    at.push(Seg::Key(field.to_string()));
+                }
+                if let Some(meant) = closest(field, expected.split('`').skip(1).step_by(2)) {
+                    taken.push(meant.to_string());
+                }
+                take_out(&mut v, &at)
+            } else {
+                bad_value = true;
+                take_out(&mut v, &rel)
+            };
+            match removed {
+                Some(key) => taken.push(key),
+                None => return Read::Failed,
             }
         }
+        Read::Failed
     }
 
     /// serde reads a struct from a JSON array too (field by field, in order); a lab file means an
@@ -195,6 +241,8 @@ impl Cx {
                 Some("write a number without quotes, such as `0.01`".into())
             } else if found_text && msg.contains("expected a whole number") {
                 Some("write a whole number without quotes, such as `4`".into())
+            } else if msg.ends_with("expected an array") {
+                Some("write a list in square brackets, even of one item: `[ … ]`".into())
             } else {
                 None
             };
@@ -278,7 +326,7 @@ impl Cx {
                             ),
                         );
                     }
-                    let p = self.node(v, &path);
+                    let p = self.node(&name, v, &path);
                     parsed.insert(name, p);
                 }
             }
@@ -333,7 +381,7 @@ impl Cx {
         })
     }
 
-    fn node(&mut self, v: Value, path: &JsonPath) -> Option<Parsed> {
+    fn node(&mut self, name: &str, v: Value, path: &JsonPath) -> Option<Parsed> {
         let Value::Object(mut obj) = v else {
             self.err(path.clone(), "a node must be an object", Some("`{ \"kind\": \"host\", … }`".into()));
             return None;
@@ -372,12 +420,12 @@ impl Cx {
                 match ifaces {
                     None => {}
                     Some(Value::Object(m)) => {
-                        for (name, v) in m {
-                            let p = path.key("interfaces").key(&name);
-                            if !parse::valid_name(&name) {
+                        for (iname, v) in m {
+                            let p = path.key("interfaces").key(&iname);
+                            if !parse::valid_name(&iname) {
                                 self.err_key(
                                     p.clone(),
-                                    format!("`{name}` is not a valid interface name"),
+                                    format!("`{iname}` is not a valid interface name"),
                                     Some("use letters, digits, `-`, `_` and `.`".into()),
                                 );
                             }
@@ -389,15 +437,23 @@ impl Cx {
                                 .filter_map(|a| address_part(a.as_str()?))
                                 .collect();
                             let parsed = if self.objects_only(&v, &p, "an interface", &[]) {
-                                self.de::<InterfaceSpec>(v, &p)
+                                self.read::<InterfaceSpec>(v, &p)
                             } else {
-                                None
+                                Read::Failed
                             };
-                            if let Some(i) = parsed {
-                                interfaces.push((name, i));
-                            } else {
-                                complete = false;
-                                self.unaccepted_ips.extend(written);
+                            match parsed {
+                                Read::Clean(i) => interfaces.push((iname, i)),
+                                // Read without a mistyped field, which may have been its addresses
+                                // or gateways: checked, but what depends on it is not.
+                                Read::Repaired(i) => {
+                                    complete = false;
+                                    interfaces.push((iname, i));
+                                }
+                                Read::Failed => {
+                                    complete = false;
+                                    self.unaccepted_ips.extend(written);
+                                    self.unread_interfaces.insert((name.to_string(), iname));
+                                }
                             }
                         }
                     }
@@ -944,8 +1000,9 @@ impl Cx {
                     return None;
                 };
                 let Some(k) = inames.iter().position(|n| *n == i) else {
-                    if ends.status[idx] == Status::Incomplete && h.interfaces.len() < 2 {
-                        // An interface of this host failed to parse and is reported; it may be this one.
+                    let unknown_interfaces = ends.status[idx] == Status::Incomplete && h.interfaces.is_empty();
+                    if unknown_interfaces || self.unread_interfaces.contains(&(node_name.to_string(), i.to_string())) {
+                        // This interface (or every one of this host) failed to parse and is reported.
                         return None;
                     }
                     let hint = did_you_mean(i, inames.iter().copied()).or_else(|| {
@@ -1284,6 +1341,15 @@ impl Cx {
     }
 }
 
+/// An element as [`Cx::read`] read it.
+enum Read<T> {
+    Clean(T),
+    /// Read once its unknown fields were taken out (they are reported).
+    Repaired(T),
+    /// A value was wrong (reported); what the element meant is unknown.
+    Failed,
+}
+
 /// How much of a node parsed: a broken node (unknown kind, not an object) is a placeholder, and an
 /// incomplete host lost an interface or address; checks that would only echo those problems are skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1308,6 +1374,23 @@ struct LabView<'a> {
     status: &'a [Status],
     by_name: &'a BTreeMap<&'a str, usize>,
     hosts: &'a [&'a str],
+}
+
+/// Takes out of `v` the field that holds the value at `at` (the innermost object key on the way):
+/// for `addresses[1]`, the whole `addresses`. Returns the key taken out, or `None` when there is
+/// none, such as a fault in the element itself.
+fn take_out(v: &mut Value, at: &[Seg]) -> Option<String> {
+    let last_key = at.iter().rposition(|s| matches!(s, Seg::Key(_)))?;
+    let mut parent = v;
+    for seg in &at[..last_key] {
+        parent = match seg {
+            Seg::Key(k) => parent.get_mut(k.as_str())?,
+            Seg::Index(i) => parent.get_mut(*i)?,
+        };
+    }
+    let Seg::Key(key) = &at[last_key] else { return None };
+    parent.as_object_mut()?.remove(key.as_str())?;
+    Some(key.clone())
 }
 
 /// A serde type error in the words of JSON rather than Rust: `map` is an object, `u32` a whole number.
