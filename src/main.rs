@@ -1,6 +1,7 @@
 //! The `netlab` command line.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -48,7 +49,8 @@ enum Command {
         /// Capture nothing.
         #[arg(long)]
         no_capture: bool,
-        /// Write the run's report as JSON to this file.
+        /// Write the run's report as JSON to this file (`-`: standard output, the summary then going
+        /// to standard error).
         #[arg(long)]
         report: Option<PathBuf>,
         /// No progress line.
@@ -82,18 +84,41 @@ fn load(path: &std::path::Path) -> Result<topology::Lab, ExitCode> {
     }
 }
 
+/// Writes `text` to standard output. A reader that went away (`| head`) is not an error: the rest
+/// is dropped quietly, as `cat` would.
+fn out(text: &str) {
+    let mut o = std::io::stdout().lock();
+    if let Err(e) = o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write to standard output: {e}");
+        }
+    }
+}
+
+fn is_stdout(p: &Path) -> bool {
+    p.as_os_str() == "-"
+}
+
+/// Opens the report file before the run, so that a bad path fails at once, not after the run.
+fn open_report(path: &Path) -> std::io::Result<std::fs::File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::File::create(path)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { lab } => match load(&lab) {
             Ok(l) => {
-                println!("ok: {l}");
+                out(&format!("ok: {l}\n"));
                 ExitCode::SUCCESS
             }
             Err(code) => code,
         },
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&topology::schema()).unwrap_or_default());
+            out(&(serde_json::to_string_pretty(&topology::schema()).unwrap_or_default() + "\n"));
             ExitCode::SUCCESS
         }
         Command::Bench { bytes, reps } => match topology::parse::bytes(&bytes) {
@@ -120,12 +145,26 @@ fn main() -> ExitCode {
                 let _ = signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&stop));
                 let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
             }
-            let to_stdout = capture.as_deref().is_some_and(|p| p.as_os_str() == "-");
+            let to_stdout = capture.as_deref().is_some_and(is_stdout);
             if to_stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                 eprintln!("error: `--capture -` writes pcapng to standard output, which is a terminal");
                 eprintln!("    hint: pipe it into Wireshark (`| wireshark -k -i -`) or tshark (`| tshark -i -`)");
                 return ExitCode::from(2);
             }
+            let report_to_stdout = report.as_deref().is_some_and(is_stdout);
+            if to_stdout && report_to_stdout {
+                eprintln!("error: `--capture -` and `--report -` cannot both write to standard output");
+                eprintln!("    hint: write the report to a file: `--report report.json`");
+                return ExitCode::from(2);
+            }
+            let mut report_file = match report.as_deref().filter(|p| !is_stdout(p)).map(|p| (p, open_report(p))) {
+                None => None,
+                Some((_, Ok(f))) => Some(f),
+                Some((p, Err(e))) => {
+                    eprintln!("error: cannot write the report to {}: {e}", p.display());
+                    return ExitCode::from(1);
+                }
+            };
             let opts = RunOptions {
                 duration,
                 virtual_time,
@@ -140,18 +179,23 @@ fn main() -> ExitCode {
             };
             match runtime::run(&lab, &opts) {
                 Ok(r) => {
-                    // With the capture on standard output, everything else goes to standard error.
-                    if to_stdout {
-                        eprint!("{}", r.summary());
-                    } else {
-                        print!("{}", r.summary());
-                    }
-                    if let Some(path) = report {
-                        let json = serde_json::to_string_pretty(&r).unwrap_or_default();
-                        if let Err(e) = std::fs::write(&path, json + "\n") {
-                            eprintln!("error: cannot write {}: {e}", path.display());
+                    let json = serde_json::to_string_pretty(&r).unwrap_or_default() + "\n";
+                    if let Some(f) = &mut report_file {
+                        if let Err(e) = f.write_all(json.as_bytes()) {
+                            let path = report.as_deref().unwrap_or(Path::new("-"));
+                            eprintln!("error: cannot write the report to {}: {e}", path.display());
                             return ExitCode::from(1);
                         }
+                    }
+                    // With the capture or the report on standard output, the summary goes to
+                    // standard error.
+                    if to_stdout || report_to_stdout {
+                        eprint!("{}", r.summary());
+                    } else {
+                        out(&r.summary());
+                    }
+                    if report_to_stdout {
+                        out(&json);
                     }
                     if let Some(e) = &r.capture_error {
                         eprintln!("error: the capture failed: {e}");
@@ -161,6 +205,10 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("error: {e:#}");
+                    if let Some(p) = report.as_deref().filter(|p| report_file.is_some() && !is_stdout(p)) {
+                        // Opened for the run, which did not happen: leave no empty file behind.
+                        let _ = std::fs::remove_file(p);
+                    }
                     ExitCode::from(1)
                 }
             }

@@ -77,3 +77,75 @@ fn report_file_matches_the_summary() {
     }
     assert_eq!(r["capture"], serde_json::Value::Null);
 }
+
+/// Runs netlab with its standard output on a pipe whose reader is already gone, as in
+/// `netlab … | head -1` once head has exited.
+fn run_into_closed_pipe(args: &[&str]) -> (i32, String) {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = netlab().args(args).stdout(writer).output().expect("netlab runs");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_reader_that_goes_away_is_not_a_crash() {
+    for args in [&["schema"][..], &["check", "labs/single-lan.json"], &["bench", "--help"]] {
+        let (code, err) = run_into_closed_pipe(args);
+        assert_eq!((code, err.as_str()), (0, ""), "netlab {args:?}");
+    }
+    // A run does its work, and its report is written, whoever reads the summary.
+    let dir = tempfile::tempdir().expect("tmp");
+    let report = dir.path().join("r.json");
+    let report_arg = report.to_str().unwrap();
+    let (code, err) = run_into_closed_pipe(&[
+        "run",
+        "labs/single-lan.json",
+        "--virtual-time",
+        "--no-capture",
+        "-q",
+        "--report",
+        report_arg,
+    ]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    assert_eq!(r["ended"], "apps-finished");
+}
+
+#[test]
+fn report_to_standard_output() {
+    let (code, out, err) =
+        run(&["run", "labs/single-lan.json", "--virtual-time", "--no-capture", "-q", "--report", "-"]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).expect("standard output is the JSON report alone");
+    assert_eq!(r["ended"], "apps-finished");
+    assert!(err.contains("every app finished"), "the summary goes to standard error: {err}");
+    assert!(!std::path::Path::new("-").exists() && !common::root().join("-").exists(), "no file named `-`");
+    let (code, _, err) = run(&["run", "labs/single-lan.json", "--virtual-time", "--capture", "-", "--report", "-"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot both write to standard output"), "{err}");
+}
+
+#[test]
+fn report_path_is_checked_before_the_run() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // A missing folder is made, as for captures.
+    let nested = dir.path().join("a/b/r.json");
+    let (code, _, err) = run(&[
+        "run",
+        "labs/single-lan.json",
+        "--virtual-time",
+        "--no-capture",
+        "-q",
+        "--report",
+        nested.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(nested.is_file());
+    // A path that cannot be written fails at once: no run, no summary.
+    let blocked = dir.path().join("a/b/r.json/inside.json");
+    let (code, out, err) =
+        run(&["run", "labs/two-site.json", "--no-capture", "-q", "--report", blocked.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("error: cannot write the report to") && err.contains("inside.json"), "{err}");
+    assert_eq!(out, "", "the lab did not run");
+}

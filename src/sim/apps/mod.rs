@@ -149,10 +149,12 @@ impl Rtts {
         self.n += 1;
     }
     pub fn stats(&self) -> Option<RttStats> {
+        // Whole nanoseconds divided once, so that the JSON reads `2.003776`, not `2.0037760000000002`.
+        let ms = |ns: u128| ns as f64 / 1e6;
         (self.n > 0).then(|| RttStats {
-            min_ms: self.min.as_secs_f64() * 1e3,
-            avg_ms: self.sum.as_secs_f64() * 1e3 / f64::from(self.n),
-            max_ms: self.max.as_secs_f64() * 1e3,
+            min_ms: ms(self.min.as_nanos()),
+            avg_ms: ms(self.sum.as_nanos() / u128::from(self.n)),
+            max_ms: ms(self.max.as_nanos()),
         })
     }
 }
