@@ -211,7 +211,7 @@ fn virtual_loop(run: &mut Run<'_>) -> Ended {
             return e;
         }
         n += 1;
-        if n % 1024 == 0 {
+        if n.is_multiple_of(1024) {
             run.tick(false);
         }
         let limit = run.end.unwrap_or(VIRTUAL_TIME_LIMIT);
