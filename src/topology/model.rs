@@ -246,6 +246,7 @@ impl Lab {
 
 impl fmt::Display for Lab {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} nodes, {} links", self.nodes.len(), self.links.len())
+        let (n, l) = (self.nodes.len(), self.links.len());
+        write!(f, "{n} node{}, {l} link{}", if n == 1 { "" } else { "s" }, if l == 1 { "" } else { "s" })
     }
 }

@@ -31,7 +31,7 @@ pub struct LabSpec {
     pub links: Vec<LinkSpec>,
     /// What to capture, where, and in which format. Captures every link as pcapng by default.
     #[serde(default)]
-    pub capture: Option<CaptureSpec>,
+    pub capture: CaptureSpec,
 }
 
 fn default_seed() -> u64 {

@@ -42,6 +42,9 @@ pub fn load_file(path: &Path) -> Result<Lab, LoadError> {
 
 /// Validates lab text; `file` names it in diagnostics.
 pub fn load_str(text: &str, file: &str) -> Result<Lab, Diagnostics> {
+    // Some editors start a UTF-8 file with a byte-order mark, which JSON does not allow; editors
+    // do not show it, so columns are counted without it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -342,10 +345,8 @@ impl Cx {
                 .into_iter()
                 .enumerate()
                 .map(|(i, v)| {
-                    let words: Vec<String> = ["name", "a", "b"]
-                        .iter()
-                        .filter_map(|k| v.get(k).and_then(Value::as_str).map(|s| s.trim().to_string()))
-                        .collect();
+                    let field = |k| v.get(k).and_then(Value::as_str).unwrap_or("");
+                    let words = link_words(field("name"), field("a"), field("b"));
                     let p = root.key("links").index(i);
                     let l = if self.objects_only(&v, &p, "a link", &["impair"]) { self.de(v, &p) } else { None };
                     if l.is_none() {
@@ -365,6 +366,16 @@ impl Cx {
         };
         let capture: Option<CaptureSpec> = match top.remove("capture") {
             None => Some(CaptureSpec::default()),
+            Some(Value::Null) => {
+                self.err(
+                    root.key("capture"),
+                    "`capture` must be an object, not null",
+                    Some(
+                        "leave it out to capture every link, or write `{ \"enabled\": false }` to capture none".into(),
+                    ),
+                );
+                None
+            }
             Some(v) if self.objects_only(&v, &root.key("capture"), "`capture`", &[]) => {
                 self.de(v, &root.key("capture"))
             }
@@ -628,6 +639,13 @@ impl Cx {
             let a = self.endpoint(&l.a, &ends, &path.key("a"));
             let b = self.endpoint(&l.b, &ends, &path.key("b"));
             let model = self.impair(l.impair.as_ref(), &path.key("impair"));
+            if l.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+                self.err(
+                    path.key("name"),
+                    "a link name cannot be empty",
+                    Some(format!("leave `name` out for the default, `{}<->{}`", l.a.trim(), l.b.trim())),
+                );
+            }
             let lname = l.name.clone().unwrap_or_else(|| format!("{}<->{}", l.a.trim(), l.b.trim()));
             if let Some(prev) = link_names.insert(lname.clone(), i) {
                 self.err(
@@ -637,7 +655,7 @@ impl Cx {
                 );
             }
             let (Some(a), Some(b)) = (a, b) else {
-                self.unaccepted_links.extend([lname, l.a.trim().to_string(), l.b.trim().to_string()]);
+                self.unaccepted_links.extend(link_words(&lname, &l.a, &l.b));
                 continue;
             };
             if a.node() == b.node() {
@@ -646,7 +664,7 @@ impl Cx {
                     format!("link joins `{}` to itself", nodes[a.node().index()].name),
                     Some("a link joins two different nodes".into()),
                 );
-                self.unaccepted_links.extend([lname, l.a.trim().to_string(), l.b.trim().to_string()]);
+                self.unaccepted_links.extend(link_words(&lname, &l.a, &l.b));
                 continue;
             }
             // Switches run no spanning tree: a loop among them would circulate broadcasts forever.
@@ -662,7 +680,7 @@ impl Cx {
                         ),
                         Some("netlab switches run no spanning tree, so broadcasts would circle forever; remove a link of the loop".into()),
                     );
-                    self.unaccepted_links.extend([lname, l.a.trim().to_string(), l.b.trim().to_string()]);
+                    self.unaccepted_links.extend(link_words(&lname, &l.a, &l.b));
                     continue;
                 }
                 switch_sets[ra] = rb;
@@ -1376,6 +1394,18 @@ struct LabView<'a> {
     hosts: &'a [&'a str],
 }
 
+/// What a capture selection may use to name a link that failed: its name, its ends
+/// (`laptop:eth0`) and their nodes (`laptop`). Selecting one of those is not reported again.
+fn link_words(name: &str, a: &str, b: &str) -> Vec<String> {
+    let mut w = vec![name.trim().to_string()];
+    for end in [a.trim(), b.trim()] {
+        w.push(end.to_string());
+        w.extend(end.split_once(':').map(|(node, _)| node.to_string()));
+    }
+    w.retain(|s| !s.is_empty());
+    w
+}
+
 /// Takes out of `v` the field that holds the value at `at` (the innermost object key on the way):
 /// for `addresses[1]`, the whole `addresses`. Returns the key taken out, or `None` when there is
 /// none, such as a fault in the element itself.
@@ -1508,6 +1538,16 @@ mod tests {
         assert_eq!(to, ["10.10.2.10", "fd00:10::2:10", "10.10.2.10:9 2097152"]);
         assert_eq!(h.apps[1].start, Duration::from_secs(1));
         assert_eq!(h.apps[0].label, "laptop/ping");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_allowed() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/labs/single-lan.json")).unwrap();
+        let lab = load_str(&format!("\u{feff}{text}"), "bom.json").expect("a BOM before the object is fine");
+        assert_eq!(lab.name, "single-lan");
+        // Places are counted as an editor shows them, without the mark.
+        let err = load_str("\u{feff}{\"name\": 5}", "bom.json").unwrap_err().to_string();
+        assert!(err.contains("bom.json:1:10: error:"), "{err}");
     }
 
     #[test]
