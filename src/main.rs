@@ -35,7 +35,7 @@ enum Command {
         #[arg(long)]
         headless: bool,
         /// Stop after this much simulated time, such as `10s` or `2m`. Default: when every client app is done.
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_parser = topology::parse::duration)]
         duration: Option<Duration>,
         /// Jump from event to event instead of following the wall clock (in-memory labs only).
         #[arg(long)]
@@ -150,6 +150,10 @@ fn main() -> ExitCode {
                 eprintln!("error: `--capture -` writes pcapng to standard output, which is a terminal");
                 eprintln!("    hint: pipe it into Wireshark (`| wireshark -k -i -`) or tshark (`| tshark -i -`)");
                 return ExitCode::from(2);
+            }
+            if capture.as_deref().is_some_and(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("pcap"))) {
+                eprintln!("warning: `--capture` writes pcapng, whatever the file is called");
+                eprintln!("    hint: for classic pcap, set `\"format\": \"pcap\"` under `capture` in the lab file");
             }
             let report_to_stdout = report.as_deref().is_some_and(is_stdout);
             if to_stdout && report_to_stdout {

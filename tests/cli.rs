@@ -149,3 +149,18 @@ fn report_path_is_checked_before_the_run() {
     assert!(err.contains("error: cannot write the report to") && err.contains("inside.json"), "{err}");
     assert_eq!(out, "", "the lab did not run");
 }
+
+#[test]
+fn capture_errors_name_the_path() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, "x").expect("write");
+    let inside = file.join("run.pcapng");
+    let (code, out, err) = run(&["run", "labs/two-site.json", "-q", "--capture", inside.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert_eq!(out, "", "the lab did not run");
+    assert!(
+        err.contains("error: cannot start the capture: cannot create the folder") && err.contains("plain-file"),
+        "{err}"
+    );
+}

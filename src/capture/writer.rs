@@ -45,11 +45,21 @@ pub fn file_stem(link: &str) -> String {
         .collect()
 }
 
+/// An I/O error that names the file or folder it is about.
+fn at(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> std::io::Error {
+    let place = format!("{what} {}", path.display());
+    move |e| std::io::Error::new(e.kind(), format!("{place}: {e}"))
+}
+
+fn make_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir).map_err(at(dir, "cannot create the folder"))
+}
+
 fn create(path: &Path) -> std::io::Result<File> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        make_dir(dir)?;
     }
-    File::create(path)
+    File::create(path).map_err(at(path, "cannot create"))
 }
 
 impl Writer {
@@ -85,7 +95,7 @@ impl Writer {
     }
 
     pub fn pcap_dir(dir: &Path, links: &[String]) -> std::io::Result<Writer> {
-        std::fs::create_dir_all(dir)?;
+        make_dir(dir)?;
         let mut files = Vec::new();
         let mut names = Vec::new();
         let mut used = std::collections::BTreeSet::new();

@@ -160,10 +160,7 @@ pub fn run(lab: &Lab, opts: &RunOptions) -> anyhow::Result<Report> {
         }
         CaptureChoice::File(p) => {
             let sink = if p.as_os_str() == "-" { Sink::Stdout } else { Sink::File(p.clone()) };
-            Some(
-                Capture::start(lab, capture::Target::Pcapng(sink), epoch_ns)
-                    .with_context(|| format!("cannot write {}", p.display()))?,
-            )
+            Some(Capture::start(lab, capture::Target::Pcapng(sink), epoch_ns).context("cannot start the capture")?)
         }
     };
     if let Some(c) = &mut capture {

@@ -52,7 +52,7 @@ pub enum NodeSpec {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostSpec {
-    /// The site this node runs at (a lab can span several processes or machines).
+    /// The site this node belongs to. Kept, but no effect yet: every node runs in the one `netlab` process.
     #[serde(default)]
     pub site: Option<String>,
     /// Network interfaces keyed by name, such as `eth0`.
@@ -70,7 +70,7 @@ pub struct HostSpec {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchSpec {
-    /// The site this node runs at.
+    /// The site this node belongs to. Kept, but no effect yet.
     #[serde(default)]
     pub site: Option<String>,
     /// How long a learned MAC address stays in the table without traffic, such as `300s`.

@@ -1150,9 +1150,12 @@ impl Cx {
                         return None;
                     }
                     let want_v6 = family == Some(Family::Ipv6);
-                    let pick = host_addrs(n).find(|c| matches!(c, IpCidr::Ipv6(_)) == want_v6).or_else(|| {
+                    // A global address before a link-local one (`fe80::/10`), which needs a scope.
+                    let mut addrs: Vec<IpCidr> = host_addrs(n).collect();
+                    addrs.sort_by_key(|c| matches!(c, IpCidr::Ipv6(c6) if c6.address().is_unicast_link_local()));
+                    let pick = addrs.iter().copied().find(|c| matches!(c, IpCidr::Ipv6(_)) == want_v6).or_else(|| {
                         if family.is_none() {
-                            host_addrs(n).next()
+                            addrs.first().copied()
                         } else {
                             None
                         }
@@ -1538,6 +1541,19 @@ mod tests {
         assert_eq!(to, ["10.10.2.10", "fd00:10::2:10", "10.10.2.10:9 2097152"]);
         assert_eq!(h.apps[1].start, Duration::from_secs(1));
         assert_eq!(h.apps[0].label, "laptop/ping");
+    }
+
+    #[test]
+    fn a_node_target_prefers_a_global_address_to_a_link_local_one() {
+        let text = r#"{ "name": "ll", "nodes": {
+            "a": { "kind": "host", "interfaces": { "eth0": { "addresses": ["fd00::1/64"] } },
+                   "apps": [ { "kind": "ping", "to": "b" } ] },
+            "b": { "kind": "host", "interfaces": { "eth0": { "addresses": ["fe80::2/64", "fd00::2/64"] } } } },
+          "links": [ { "a": "a:eth0", "b": "b:eth0" } ] }"#;
+        let lab = load_str(text, "ll.json").expect("valid");
+        let NodeKind::Host(h) = &lab.node_by_name("a").unwrap().kind else { panic!() };
+        let AppKind::Ping { to, .. } = &h.apps[0].kind else { panic!() };
+        assert_eq!(to.to_string(), "fd00::2");
     }
 
     #[test]
