@@ -1087,8 +1087,26 @@ impl Cx {
             };
             let mut port_ok = true;
             if want_port && port.is_none() {
-                let plain = if bare.contains(':') { format!("[{bare}]") } else { bare.clone() };
-                cx.err(tp.clone(), format!("`{to}` has no port"), Some(format!("write `{plain}:7`")));
+                let in_lab = |ip: IpAddr| nodes.iter().any(|n| host_addrs(n).any(|c| IpAddr::from(c.address()) == ip));
+                let hint = match &t {
+                    // `fd00::2:7` is a whole IPv6 address; if the lab has `fd00::2`, `:7` was meant
+                    // as the port. Either way the address is not looked up again below.
+                    parse::Target::Addr(IpAddr::V6(v6), _) if !in_lab(IpAddr::V6(*v6)) => {
+                        let meant = bare.rsplit_once(':').and_then(|(head, last)| {
+                            let ip: IpAddr = head.parse().ok()?;
+                            (in_lab(ip) && last.parse::<u16>().is_ok()).then(|| format!("[{head}]:{last}"))
+                        });
+                        let hint = meant.map_or_else(
+                            || format!("an IPv6 address with a port is written `[{bare}]:7`"),
+                            |m| format!("an IPv6 address with a port is written in brackets: `{m}`"),
+                        );
+                        cx.err(tp.clone(), format!("`{to}` has no port"), Some(hint));
+                        return None;
+                    }
+                    parse::Target::Addr(IpAddr::V6(_), _) => format!("write `[{bare}]:7`"),
+                    _ => format!("write `{bare}:7`"),
+                };
+                cx.err(tp.clone(), format!("`{to}` has no port"), Some(hint));
                 port_ok = false;
             }
             if !want_port && port.is_some() {
@@ -1257,7 +1275,10 @@ impl Cx {
                 let st = start(self, &e.start);
                 let to = target(self, &e.to, e.family, true);
                 let count = positive(self, e.count, "count", 10, 1_000_000);
+                let problems = self.problems.len();
                 let size = positive(self, e.size, "size", 64, if udp { 9000 } else { 65_536 }) as usize;
+                // A size out of range is reported already; its MTU check would be about another number.
+                let size_ok = self.problems.len() == problems;
                 let interval = self.duration(
                     e.interval.as_ref(),
                     if udp { Duration::from_millis(100) } else { Duration::ZERO },
@@ -1266,7 +1287,7 @@ impl Cx {
                 let timeout = self.duration(e.timeout.as_ref(), secs(1), path.key("timeout"));
                 let (ip, p) = to?;
                 let to = (ip, p.unwrap_or(7));
-                if udp {
+                if udp && size_ok {
                     fits_mtu(self, size, ip, "datagram");
                 }
                 if udp {
