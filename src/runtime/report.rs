@@ -109,7 +109,8 @@ impl Report {
             self.seed,
             self.sim_seconds,
             self.wall_seconds,
-            if self.mode == "virtual-time" {
+            // A run that ended at 0 s has no speed worth a figure.
+            if self.mode == "virtual-time" && self.sim_seconds > 0.0 {
                 format!(", {:.1}x faster than real time", self.speedup)
             } else {
                 String::new()
