@@ -716,10 +716,26 @@ impl Cx {
             let Some(Parsed::Host { apps, .. }) = p else { continue };
             let lab = LabView { nodes: &nodes, status: &status, by_name: &by_name, hosts: &hosts };
             let mut out = Vec::new();
+            // Servers of this host by protocol and port, with the app that listens first.
+            let mut listening: BTreeMap<(&str, u16), usize> = BTreeMap::new();
             for (j, a) in apps.iter().enumerate() {
                 let Some(a) = a else { continue };
                 let path = nodes_path.key(node_name).key("apps").index(j);
                 if let Some(app) = self.resolve_app(a, i, &lab, &path) {
+                    let server = match app.1 {
+                        AppKind::TcpEchoServer { port } | AppKind::TcpSink { port } => Some(("TCP", port)),
+                        AppKind::UdpEchoServer { port } => Some(("UDP", port)),
+                        _ => None,
+                    };
+                    if let Some((proto, port)) = server {
+                        if let Some(first) = listening.insert((proto, port), j) {
+                            self.err(
+                                path.key("port"),
+                                format!("{proto} port {port} of `{node_name}` is taken by apps[{first}]"),
+                                Some("give each server of a host its own port".into()),
+                            );
+                        }
+                    }
                     out.push(App { label: format!("{node_name}/{}", app.1.name()), start: app.0, kind: app.1 });
                 }
             }
@@ -1220,6 +1236,36 @@ impl Cx {
                     }),
                 );
                 return None;
+            }
+            if lab.status[me] == Status::Complete {
+                let me_name = &nodes[me].name;
+                if host_addrs(&nodes[me]).any(|c| IpAddr::from(c.address()) == ip) {
+                    cx.err(
+                        tp,
+                        format!("{ip} is an address of `{me_name}` itself"),
+                        Some("a netlab host does not send to itself; target another host".into()),
+                    );
+                    return None;
+                }
+                // Reachable on a subnet of the host, or through a gateway of that family.
+                let NodeKind::Host(h) = &nodes[me].kind else { return Some((ip, port)) };
+                let on_link = h.interfaces.iter().flat_map(|i| &i.addresses).any(|c| c.contains_addr(&ip.into()));
+                let gateway = h.interfaces.iter().any(|i| match ip {
+                    IpAddr::V4(_) => i.gateway_v4.is_some(),
+                    IpAddr::V6(_) => i.gateway_v6.is_some(),
+                });
+                if !on_link && !gateway {
+                    let fam = if ip.is_ipv6() { "IPv6" } else { "IPv4" };
+                    cx.err(
+                        tp,
+                        format!("{ip} is on no subnet of `{me_name}`, which has no {fam} gateway"),
+                        Some(
+                            "target a host on one of its subnets, or set a gateway under the interface's `gateways`"
+                                .into(),
+                        ),
+                    );
+                    return None;
+                }
             }
             Some((ip, port))
         };
