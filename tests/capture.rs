@@ -195,6 +195,9 @@ fn stopped_by(signal: &str) {
     let frames = String::from_utf8_lossy(&out.stdout).lines().count() as u64;
     assert!(frames > 100, "{frames}");
     assert_eq!(frames, r["capture"]["frames"].as_u64().unwrap());
+    // On the wall clock too, frames are written in time order across links (a frame a switch
+    // forwards is not written after a later one from another link).
+    assert_eq!(count(&file, "frame.time_delta < 0"), 0, "frames out of time order");
 }
 
 #[test]

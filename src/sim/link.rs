@@ -111,6 +111,26 @@ impl Direction {
         self.queue.push_back(InFlight { depart, arrive, lost, frame });
     }
 
+    /// Takes the first frame if it has arrived by `now`: `Ok` with the frame, or `Err` with a frame
+    /// the link lost, which is reported as dropped.
+    pub fn pop_due<O: Observer>(&mut self, now: SimTime, obs: &mut O) -> Option<Result<Vec<u8>, Vec<u8>>> {
+        if self.queue.front().is_none_or(|f| f.arrive > now) {
+            return None;
+        }
+        let f = self.queue.pop_front()?;
+        if f.lost {
+            obs.frame(&FrameEvent {
+                time: f.arrive,
+                link: self.link,
+                from: self.from,
+                fate: Fate::Dropped(DropReason::Loss),
+                frame: &f.frame,
+            });
+            return Some(Err(f.frame));
+        }
+        Some(Ok(f.frame))
+    }
+
     /// Takes the next frame that has arrived by `now`, reporting a lost one as dropped and skipping it.
     pub fn pop_arrived<O: Observer>(
         &mut self,
@@ -118,22 +138,13 @@ impl Direction {
         obs: &mut O,
         spare: &mut Vec<Vec<u8>>,
     ) -> Option<(SimTime, Vec<u8>)> {
-        while self.queue.front().is_some_and(|f| f.arrive <= now) {
-            let f = self.queue.pop_front()?;
-            if f.lost {
-                obs.frame(&FrameEvent {
-                    time: f.arrive,
-                    link: self.link,
-                    from: self.from,
-                    fate: Fate::Dropped(DropReason::Loss),
-                    frame: &f.frame,
-                });
-                spare.push(f.frame);
-                continue;
+        loop {
+            let at = self.next_arrival()?;
+            match self.pop_due(now, obs)? {
+                Ok(frame) => return Some((at, frame)),
+                Err(lost) => spare.push(lost),
             }
-            return Some((f.arrive, f.frame));
         }
-        None
     }
 }
 

@@ -13,6 +13,8 @@ pub mod observe;
 pub mod switch;
 
 use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use device::FramePool;
 use host::HostState;
@@ -51,8 +53,8 @@ pub struct Sim {
     pool: RefCell<FramePool>,
     /// Work left over when a step ran out of rounds.
     pending: bool,
-    arrivals: Vec<(SimTime, Attachment, LinkId, Side, Vec<u8>)>,
-    spare: Vec<Vec<u8>>,
+    /// Link directions whose first frame has arrived, earliest first (see [`Sim::deliver`]).
+    due: BinaryHeap<Reverse<(SimTime, u32, u8)>>,
 }
 
 /// A 64-bit mix (splitmix64) so that nearby seeds give unrelated streams.
@@ -101,7 +103,7 @@ impl Sim {
                 }),
             })
             .collect();
-        Sim { now: SimTime::ZERO, nodes, links, pool, pending: false, arrivals: Vec::new(), spare: Vec::new() }
+        Sim { now: SimTime::ZERO, nodes, links, pool, pending: false, due: BinaryHeap::new() }
     }
 
     #[must_use]
@@ -136,29 +138,60 @@ impl Sim {
 
     /// Moves every frame that has arrived by `now` into its node: a host's input queue, or through
     /// a switch onto its next link. Returns how many arrived.
+    ///
+    /// Frames are handled in order of arrival across all links, each at its own arrival time, so
+    /// that observers (the capture) see time go forward. On the wall clock one step gathers frames
+    /// that arrived at different times, and a frame a switch forwards can arrive before another
+    /// that was already waiting; a heap of the links' first frames keeps them in order. (In virtual
+    /// time a step's frames share one time; ties go by link, then direction, in lab order.)
     fn deliver<O: Observer>(&mut self, now: SimTime, obs: &mut O) -> usize {
-        let mut arrivals = std::mem::take(&mut self.arrivals);
-        for (li, l) in self.links.iter_mut().enumerate() {
+        let mut due = std::mem::take(&mut self.due);
+        due.clear();
+        for li in 0..self.links.len() {
             for side in [Side::A, Side::B] {
-                let dir = &mut l.dirs[side.index()];
-                while let Some((at, frame)) = dir.pop_arrived(now, obs, &mut self.spare) {
-                    arrivals.push((at, l.ends[side.other().index()], LinkId(li as u32), side, frame));
+                self.push_due(&mut due, li, side, now);
+            }
+        }
+        let mut n = 0;
+        while let Some(Reverse((at, li, s))) = due.pop() {
+            let (li, side) = (li as usize, if s == 0 { Side::A } else { Side::B });
+            let l = &mut self.links[li];
+            let dir = &mut l.dirs[side.index()];
+            // An entry is stale once its frame is gone; the direction's next frame has its own.
+            if dir.next_arrival() != Some(at) {
+                continue;
+            }
+            let f = match dir.pop_due(now, obs) {
+                Some(Ok(f)) => f,
+                Some(Err(lost)) => {
+                    // Lost on the way (reported); the frame behind it may be due too.
+                    self.pool.get_mut().give(lost);
+                    self.push_due(&mut due, li, side, now);
+                    continue;
+                }
+                None => continue,
+            };
+            let to = l.ends[side.other().index()];
+            self.arrive(at, to, LinkId(li as u32), side, f, obs);
+            n += 1;
+            self.push_due(&mut due, li, side, now);
+            // A switch may have put the frame on other links, due before `now` ends.
+            if let NodeState::Switch(sw) = &self.nodes[to.node().index()] {
+                for &(l, side) in &sw.ports {
+                    if let Some(t) = self.links[l.index()].dirs[side.index()].next_arrival().filter(|t| *t <= now) {
+                        due.push(Reverse((t, l.0, side.index() as u8)));
+                    }
                 }
             }
         }
-        // On the wall clock a step can gather frames that arrived at different times: handle them
-        // in time order, each at its own arrival time. (In virtual time they share one time, and
-        // the stable sort keeps lab order.)
-        arrivals.sort_by_key(|a| a.0);
-        let n = arrivals.len();
-        for (at, to, link, from, frame) in arrivals.drain(..) {
-            self.arrive(at, to, link, from, frame, obs);
-        }
-        self.arrivals = arrivals;
-        for f in self.spare.drain(..) {
-            self.pool.get_mut().give(f);
-        }
+        self.due = due;
         n
+    }
+
+    fn push_due(&self, due: &mut BinaryHeap<Reverse<(SimTime, u32, u8)>>, li: usize, side: Side, now: SimTime) {
+        if let Some(t) = self.links[li].dirs[side.index()].next_arrival().filter(|t| *t <= now) {
+            due.push(Reverse((t, li as u32, side.index() as u8)));
+        }
     }
 
     fn arrive<O: Observer>(
