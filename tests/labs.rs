@@ -120,6 +120,24 @@ fn duration_bounds_a_run() {
     assert!((r["sim_seconds"].as_f64().unwrap() - 0.3).abs() < 1e-6, "{r}");
     // Pings every 200 ms: two sent by 300 ms.
     assert_eq!(apps(&r, "ping")[0]["sent"], 2);
+    // Where each app stood: the first ping was cut short, the IPv6 one starts at 1 s, servers serve.
+    let states: Vec<(&str, &str)> = r["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["kind"].as_str().unwrap(), a["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(&states[..2], &[("ping", "running"), ("ping", "not-started")], "{r}");
+    assert!(states.iter().filter(|s| s.0.ends_with("-server") || s.0 == "tcp-sink").all(|s| s.1 == "serving"));
+    assert_eq!(apps(&r, "ping")[1]["start_seconds"], 1.0);
+    // The summary says so too.
+    let out = common::netlab()
+        .args(["run", "labs/single-lan.json", "--virtual-time", "--no-capture", "-q", "--duration", "300ms"])
+        .output()
+        .expect("runs");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("(still running)"), "{summary}");
+    assert!(summary.contains("ping fd00::2: not started (starts at 1.000s)"), "{summary}");
 }
 
 #[test]

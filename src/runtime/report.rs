@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::capture::CaptureInfo;
-use crate::sim::apps::{Outcome, RttStats};
+use crate::sim::apps::{AppState, Outcome, RttStats};
 use crate::sim::Sim;
 use crate::stats::{Counters, DirCounters, LinkCounters};
 use crate::topology::Lab;
@@ -32,6 +32,9 @@ pub enum Ended {
 #[derive(Debug, Clone, Serialize)]
 pub struct AppEntry {
     pub app: String,
+    pub state: AppState,
+    /// When the app was to start, in simulated seconds.
+    pub start_seconds: f64,
     #[serde(flatten)]
     pub outcome: Outcome,
 }
@@ -82,7 +85,16 @@ impl Report {
             speedup: if wall_seconds > 0.0 { sim_seconds / wall_seconds } else { 0.0 },
             frames: counters.frames,
             bytes: counters.bytes,
-            apps: sim.outcomes().into_iter().map(|(app, outcome)| AppEntry { app, outcome }).collect(),
+            apps: sim
+                .outcomes()
+                .into_iter()
+                .map(|(app, state, start, outcome)| AppEntry {
+                    app,
+                    state,
+                    start_seconds: start.as_secs_f64(),
+                    outcome,
+                })
+                .collect(),
             links: counters.links,
             capture,
             capture_error: None,
@@ -119,7 +131,16 @@ impl Report {
         let _ = writeln!(s, "\napps");
         let w = self.apps.iter().map(|a| a.app.len()).max().unwrap_or(0);
         for a in &self.apps {
-            let _ = writeln!(s, "  {:w$}  {}", a.app, outcome_line(&a.outcome));
+            let line = match a.state {
+                AppState::NotStarted => {
+                    let line = outcome_line(&a.outcome);
+                    let what = line.split_once(": ").map_or(line.as_str(), |(what, _)| what);
+                    format!("{what}: not started (starts at {:.3}s)", a.start_seconds)
+                }
+                AppState::Running => format!("{} (still running)", outcome_line(&a.outcome)),
+                AppState::Finished | AppState::Serving => outcome_line(&a.outcome),
+            };
+            let _ = writeln!(s, "  {:w$}  {line}", a.app);
         }
         let lw = self.links.iter().map(|l| l.name.len()).max().unwrap_or(0);
         let _ = writeln!(

@@ -22,6 +22,7 @@ pub const RX_QUEUE: usize = 4096;
 pub struct AppSlot {
     pub label: String,
     pub server: bool,
+    pub start: SimTime,
     pub app: Box<dyn App>,
 }
 
@@ -81,7 +82,12 @@ impl HostState {
         let apps = h
             .apps
             .iter()
-            .map(|a| AppSlot { label: a.label.clone(), server: a.kind.is_server(), app: apps::build(&a.kind, a.start) })
+            .map(|a| AppSlot {
+                label: a.label.clone(),
+                server: a.kind.is_server(),
+                start: SimTime::from_duration(a.start),
+                app: apps::build(&a.kind, a.start),
+            })
             .collect();
         HostState {
             name: name.to_string(),

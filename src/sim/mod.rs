@@ -311,13 +311,24 @@ impl Sim {
         })
     }
 
-    /// Each app's label and outcome, in lab order.
+    /// Each app's label, state and outcome, in lab order.
     #[must_use]
-    pub fn outcomes(&self) -> Vec<(String, apps::Outcome)> {
+    pub fn outcomes(&self) -> Vec<(String, apps::AppState, SimTime, apps::Outcome)> {
         let mut out = Vec::new();
         for n in &self.nodes {
             if let NodeState::Host(h) = n {
-                out.extend(h.apps.iter().map(|a| (a.label.clone(), a.app.outcome())));
+                out.extend(h.apps.iter().map(|a| {
+                    let state = if a.server {
+                        apps::AppState::Serving
+                    } else if a.app.done() {
+                        apps::AppState::Finished
+                    } else if self.now < a.start {
+                        apps::AppState::NotStarted
+                    } else {
+                        apps::AppState::Running
+                    };
+                    (a.label.clone(), state, a.start, a.app.outcome())
+                }));
             }
         }
         out

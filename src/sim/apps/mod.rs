@@ -114,6 +114,20 @@ pub(crate) fn closed_reason(established: bool, connect_at: SimTime, now: SimTime
     }
 }
 
+/// Where an app stands when the run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AppState {
+    /// A client whose start time had not come.
+    NotStarted,
+    /// A client that had not finished.
+    Running,
+    /// A client that finished.
+    Finished,
+    /// A server (servers run until the lab stops).
+    Serving,
+}
+
 /// A program on a host.
 pub trait App {
     /// Does what is due at `cx.now`; returns when it next needs to run (`None`: only on traffic).
