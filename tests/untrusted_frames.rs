@@ -60,7 +60,7 @@ proptest! {
         }
         prop_assert!(sim.clients_done(), "the lab finished");
         prop_assert_eq!(c.drops(DropReason::Malformed), short as u64, "runts are counted as malformed");
-        for (label, o) in sim.outcomes() {
+        for (label, _, _, o) in sim.outcomes() {
             match o {
                 netlab::sim::apps::Outcome::TcpSink { bytes, corrupt_bytes, .. } => {
                     prop_assert_eq!((bytes, corrupt_bytes), (4 << 20, 0), "{}", label);

@@ -388,7 +388,7 @@ mod tests {
     }
 
     fn outcome(sim: &Sim, label: &str) -> Outcome {
-        sim.outcomes().into_iter().find(|(l, _)| l == label).map(|(_, o)| o).expect("app")
+        sim.outcomes().into_iter().find(|(l, ..)| l == label).map(|(.., o)| o).expect("app")
     }
 
     #[test]
@@ -498,7 +498,7 @@ mod tests {
         });
         let l = crate::topology::load_str(&text.to_string(), "t.json").unwrap_or_else(|e| panic!("{e}"));
         let (sim, c) = run(&l);
-        for (label, o) in sim.outcomes() {
+        for (label, _, _, o) in sim.outcomes() {
             match o {
                 Outcome::Ping { received, sent, .. } => assert_eq!((label.as_str(), received), (label.as_str(), sent)),
                 Outcome::UdpEcho { received, sent, .. } => assert_eq!(received, sent, "{label}"),
