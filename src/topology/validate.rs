@@ -244,6 +244,8 @@ impl Cx {
                 Some("write a number without quotes, such as `0.01`".into())
             } else if found_text && msg.contains("expected a whole number") {
                 Some("write a whole number without quotes, such as `4`".into())
+            } else if msg.contains("expected a whole number") {
+                Some("write a whole number, without a sign or a fraction, in the range given".into())
             } else if msg.ends_with("expected an array") {
                 Some("write a list in square brackets, even of one item: `[ … ]`".into())
             } else {
@@ -778,7 +780,9 @@ impl Cx {
             self.err(
                 path.key("addresses"),
                 format!("{} addresses on one interface; at most 4", spec.addresses.len()),
-                None,
+                Some(
+                    "a host's stack keeps four addresses per interface; one IPv4 and one IPv6 address is usual".into(),
+                ),
             );
         }
         for (k, a) in spec.addresses.iter().enumerate() {
