@@ -100,11 +100,19 @@ fn is_stdout(p: &Path) -> bool {
 }
 
 /// Opens the report file before the run, so that a bad path fails at once, not after the run.
-fn open_report(path: &Path) -> std::io::Result<std::fs::File> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::File::create(path)
+/// An existing report is kept until the new one is written. Returns whether the file is new.
+fn open_report(path: &Path) -> std::io::Result<(std::fs::File, bool)> {
+    netlab::capture::make_parent_dir(path)?;
+    let new = !path.exists();
+    let f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
+    Ok((f, new))
+}
+
+/// Replaces the report file's content with `json`.
+fn write_report(f: &mut std::fs::File, json: &str) -> std::io::Result<()> {
+    f.set_len(0)?;
+    std::io::Seek::rewind(f)?;
+    f.write_all(json.as_bytes())
 }
 
 fn main() -> ExitCode {
@@ -163,7 +171,7 @@ fn main() -> ExitCode {
             }
             let mut report_file = match report.as_deref().filter(|p| !is_stdout(p)).map(|p| (p, open_report(p))) {
                 None => None,
-                Some((_, Ok(f))) => Some(f),
+                Some((_, Ok(opened))) => Some(opened),
                 Some((p, Err(e))) => {
                     eprintln!("error: cannot write the report to {}: {e}", p.display());
                     return ExitCode::from(1);
@@ -184,8 +192,8 @@ fn main() -> ExitCode {
             match runtime::run(&lab, &opts) {
                 Ok(r) => {
                     let json = serde_json::to_string_pretty(&r).unwrap_or_default() + "\n";
-                    if let Some(f) = &mut report_file {
-                        if let Err(e) = f.write_all(json.as_bytes()) {
+                    if let Some((f, _)) = &mut report_file {
+                        if let Err(e) = write_report(f, &json) {
                             let path = report.as_deref().unwrap_or(Path::new("-"));
                             eprintln!("error: cannot write the report to {}: {e}", path.display());
                             return ExitCode::from(1);
@@ -209,8 +217,8 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("error: {e:#}");
-                    if let Some(p) = report.as_deref().filter(|p| report_file.is_some() && !is_stdout(p)) {
-                        // Opened for the run, which did not happen: leave no empty file behind.
+                    if let (Some(p), Some((_, true))) = (report.as_deref(), &report_file) {
+                        // Made for the run, which did not happen: leave no empty file behind.
                         let _ = std::fs::remove_file(p);
                     }
                     ExitCode::from(1)

@@ -164,3 +164,50 @@ fn capture_errors_name_the_path() {
         "{err}"
     );
 }
+
+#[test]
+fn a_failed_run_keeps_the_previous_report() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let report = dir.path().join("r.json");
+    std::fs::write(&report, "{\"previous\": true}\n").expect("write");
+    let blocked = dir.path().join("r.json/x.pcapng");
+    let (code, _, err) = run(&[
+        "run",
+        "labs/single-lan.json",
+        "--virtual-time",
+        "-q",
+        "--capture",
+        blocked.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), "{\"previous\": true}\n");
+    // A report the run would have made is not left behind empty.
+    let fresh = dir.path().join("fresh.json");
+    let (code, _, _) = run(&[
+        "run",
+        "labs/single-lan.json",
+        "--virtual-time",
+        "-q",
+        "--capture",
+        blocked.to_str().unwrap(),
+        "--report",
+        fresh.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(!fresh.exists());
+    // A successful run replaces the old report whole.
+    let (code, _, err) = run(&[
+        "run",
+        "labs/single-lan.json",
+        "--virtual-time",
+        "--no-capture",
+        "-q",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).expect("json");
+    assert_eq!(r["ended"], "apps-finished");
+}

@@ -5,6 +5,8 @@
 
 mod writer;
 
+pub use writer::make_parent_dir;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

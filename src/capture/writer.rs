@@ -55,10 +55,16 @@ fn make_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir).map_err(at(dir, "cannot create the folder"))
 }
 
-fn create(path: &Path) -> std::io::Result<File> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        make_dir(dir)?;
+/// Makes the folder `path` goes in, if it is missing.
+pub fn make_parent_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => make_dir(dir),
+        None => Ok(()),
     }
+}
+
+fn create(path: &Path) -> std::io::Result<File> {
+    make_parent_dir(path)?;
     File::create(path).map_err(at(path, "cannot create"))
 }
 

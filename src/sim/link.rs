@@ -86,6 +86,12 @@ impl Direction {
         });
     }
 
+    /// Frames on the link: waiting for the wire or in flight.
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.queue.len()
+    }
+
     /// When the first frame in flight arrives.
     #[must_use]
     pub fn next_arrival(&self) -> Option<SimTime> {
@@ -132,6 +138,7 @@ impl Direction {
     }
 
     /// Takes the next frame that has arrived by `now`, reporting a lost one as dropped and skipping it.
+    #[cfg(test)]
     pub fn pop_arrived<O: Observer>(
         &mut self,
         now: SimTime,

@@ -175,10 +175,13 @@ impl Sim {
             self.arrive(at, to, LinkId(li as u32), side, f, obs);
             n += 1;
             self.push_due(&mut due, li, side, now);
-            // A switch may have put the frame on other links, due before `now` ends.
+            // A switch may have put the frame on other links, due before `now` ends. Only a
+            // direction the frame arrived into empty has a new first frame; the others are in the
+            // heap already, or not due.
             if let NodeState::Switch(sw) = &self.nodes[to.node().index()] {
                 for &(l, side) in &sw.ports {
-                    if let Some(t) = self.links[l.index()].dirs[side.index()].next_arrival().filter(|t| *t <= now) {
+                    let dir = &self.links[l.index()].dirs[side.index()];
+                    if let Some(t) = dir.next_arrival().filter(|t| *t <= now && dir.in_flight() == 1) {
                         due.push(Reverse((t, l.0, side.index() as u8)));
                     }
                 }

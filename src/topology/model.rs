@@ -223,7 +223,17 @@ impl AppKind {
     /// Servers run until the lab stops; a run without `--duration` ends when every client is done.
     #[must_use]
     pub fn is_server(&self) -> bool {
-        matches!(self, AppKind::TcpEchoServer { .. } | AppKind::UdpEchoServer { .. } | AppKind::TcpSink { .. })
+        self.listens_on().is_some()
+    }
+
+    /// The protocol (`"TCP"` or `"UDP"`) and port a server listens on.
+    #[must_use]
+    pub fn listens_on(&self) -> Option<(&'static str, u16)> {
+        match *self {
+            AppKind::TcpEchoServer { port } | AppKind::TcpSink { port } => Some(("TCP", port)),
+            AppKind::UdpEchoServer { port } => Some(("UDP", port)),
+            _ => None,
+        }
     }
 }
 

@@ -442,11 +442,14 @@ impl Cx {
                                     Some("use letters, digits, `-`, `_` and `.`".into()),
                                 );
                             }
+                            // Every address written anywhere in the interface (`addresses`, or a
+                            // misspelt key): if the interface is not read whole, a target naming
+                            // one of them is not reported as unknown on top.
                             let written: Vec<IpAddr> = v
-                                .get("addresses")
-                                .and_then(Value::as_array)
+                                .as_object()
                                 .into_iter()
-                                .flatten()
+                                .flat_map(|o| o.values())
+                                .flat_map(|x| x.as_array().map_or_else(|| vec![x], |a| a.iter().collect()))
                                 .filter_map(|a| address_part(a.as_str()?))
                                 .collect();
                             let parsed = if self.objects_only(&v, &p, "an interface", &[]) {
@@ -460,6 +463,7 @@ impl Cx {
                                 // or gateways: checked, but what depends on it is not.
                                 Read::Repaired(i) => {
                                     complete = false;
+                                    self.unaccepted_ips.extend(written);
                                     interfaces.push((iname, i));
                                 }
                                 Read::Failed => {
@@ -641,14 +645,19 @@ impl Cx {
             let a = self.endpoint(&l.a, &ends, &path.key("a"));
             let b = self.endpoint(&l.b, &ends, &path.key("b"));
             let model = self.impair(l.impair.as_ref(), &path.key("impair"));
-            if l.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
-                self.err(
-                    path.key("name"),
-                    "a link name cannot be empty",
-                    Some(format!("leave `name` out for the default, `{}<->{}`", l.a.trim(), l.b.trim())),
-                );
-            }
-            let lname = l.name.clone().unwrap_or_else(|| format!("{}<->{}", l.a.trim(), l.b.trim()));
+            let default_name = format!("{}<->{}", l.a.trim(), l.b.trim());
+            let lname = match l.name.as_deref() {
+                Some(n) if n.trim().is_empty() => {
+                    self.err(
+                        path.key("name"),
+                        "a link name cannot be empty",
+                        Some(format!("leave `name` out for the default, `{default_name}`")),
+                    );
+                    default_name
+                }
+                Some(n) => n.to_string(),
+                None => default_name,
+            };
             if let Some(prev) = link_names.insert(lname.clone(), i) {
                 self.err(
                     path.clone(),
@@ -724,13 +733,9 @@ impl Cx {
                 let Some(a) = a else { continue };
                 let path = nodes_path.key(node_name).key("apps").index(j);
                 if let Some(app) = self.resolve_app(a, i, &lab, &path) {
-                    let server = match app.1 {
-                        AppKind::TcpEchoServer { port } | AppKind::TcpSink { port } => Some(("TCP", port)),
-                        AppKind::UdpEchoServer { port } => Some(("UDP", port)),
-                        _ => None,
-                    };
-                    if let Some((proto, port)) = server {
-                        if let Some(first) = listening.insert((proto, port), j) {
+                    if let Some((proto, port)) = app.1.listens_on() {
+                        let first = *listening.entry((proto, port)).or_insert(j);
+                        if first != j {
                             self.err(
                                 path.key("port"),
                                 format!("{proto} port {port} of `{node_name}` is taken by apps[{first}]"),
@@ -1187,17 +1192,17 @@ impl Cx {
                         cx.err(tp, format!("target `{name}` is a switch; it has no address"), hint);
                         return None;
                     }
-                    let want_v6 = family == Some(Family::Ipv6);
-                    // A global address before a link-local one (`fe80::/10`), which needs a scope.
-                    let mut addrs: Vec<IpCidr> = host_addrs(n).collect();
-                    addrs.sort_by_key(|c| matches!(c, IpCidr::Ipv6(c6) if c6.address().is_unicast_link_local()));
-                    let pick = addrs.iter().copied().find(|c| matches!(c, IpCidr::Ipv6(_)) == want_v6).or_else(|| {
-                        if family.is_none() {
-                            addrs.first().copied()
-                        } else {
-                            None
-                        }
+                    // An address the app's host can reach first, then IPv4 before IPv6, then a
+                    // global address before a link-local one (`fe80::/10`, which needs a scope).
+                    let mut addrs: Vec<IpCidr> = host_addrs(n)
+                        .filter(|c| family.is_none_or(|f| matches!(c, IpCidr::Ipv6(_)) == (f == Family::Ipv6)))
+                        .collect();
+                    addrs.sort_by_key(|c| {
+                        let ip = IpAddr::from(c.address());
+                        let link_local = matches!(c, IpCidr::Ipv6(c6) if c6.address().is_unicast_link_local());
+                        (!reachable(&nodes[me], ip), ip.is_ipv6(), link_local)
                     });
+                    let pick = addrs.first().copied();
                     let Some(c) = pick else {
                         if lab.status[idx] == Status::Incomplete {
                             // One of its addresses or interfaces is reported already.
@@ -1251,14 +1256,7 @@ impl Cx {
                     );
                     return None;
                 }
-                // Reachable on a subnet of the host, or through a gateway of that family.
-                let NodeKind::Host(h) = &nodes[me].kind else { return Some((ip, port)) };
-                let on_link = h.interfaces.iter().flat_map(|i| &i.addresses).any(|c| c.contains_addr(&ip.into()));
-                let gateway = h.interfaces.iter().any(|i| match ip {
-                    IpAddr::V4(_) => i.gateway_v4.is_some(),
-                    IpAddr::V6(_) => i.gateway_v6.is_some(),
-                });
-                if !on_link && !gateway {
+                if !reachable(&nodes[me], ip) {
                     let fam = if ip.is_ipv6() { "IPv6" } else { "IPv4" };
                     cx.err(
                         tp,
@@ -1466,6 +1464,19 @@ struct LabView<'a> {
     status: &'a [Status],
     by_name: &'a BTreeMap<&'a str, usize>,
     hosts: &'a [&'a str],
+}
+
+/// Whether `node` can send to `ip`: it is on one of its subnets, or the node has a gateway of its
+/// family.
+fn reachable(node: &Node, ip: IpAddr) -> bool {
+    let NodeKind::Host(h) = &node.kind else { return false };
+    h.interfaces.iter().any(|i| {
+        i.addresses.iter().any(|c| c.contains_addr(&ip.into()))
+            || match ip {
+                IpAddr::V4(_) => i.gateway_v4.is_some(),
+                IpAddr::V6(_) => i.gateway_v6.is_some(),
+            }
+    })
 }
 
 /// What a capture selection may use to name a link that failed: its name, its ends
