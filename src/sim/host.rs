@@ -19,6 +19,9 @@ use crate::topology::{self, LinkId, Side, TcpConfig};
 pub const RX_QUEUE: usize = 4096;
 
 /// An app with what the report needs to know of it.
+/// Rounds of apps-then-stack in one poll of a host.
+const POLL_ROUNDS: usize = 4;
+
 pub struct AppSlot {
     pub label: String,
     pub server: bool,
@@ -131,8 +134,12 @@ impl HostState {
             blocked: false,
             frames: 0,
         };
+        // Apps, then the stack, again while frames move: what the stack just received (an echo,
+        // an ACK that frees buffer space) is for the apps to act on at once. The rounds are
+        // bounded; if frames still moved in the last one, the host asks to be polled again now.
         let mut app_wake = None;
-        for round in 0..2 {
+        let mut moved = false;
+        for _ in 0..POLL_ROUNDS {
             let mut cx =
                 AppCx { now, iface: &mut self.iface, sockets: &mut self.sockets, ids: &mut self.ids, tcp: &self.tcp };
             app_wake = None;
@@ -141,13 +148,14 @@ impl HostState {
             }
             let before = dev.frames;
             self.iface.poll(ts, &mut dev, &mut self.sockets);
-            if round == 1 || dev.frames == before {
+            moved = dev.frames != before;
+            if !moved {
                 break;
             }
         }
         self.blocked = dev.blocked;
         let stack = self.iface.poll_at(ts, &self.sockets).map(SimTime::from_smoltcp);
-        self.wake = apps::min_wake(stack, app_wake);
+        self.wake = apps::min_wake(apps::min_wake(stack, app_wake), moved.then_some(now));
         dev.frames
     }
 

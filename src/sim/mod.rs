@@ -116,19 +116,21 @@ impl Sim {
         self.now = self.now.max(now);
         let now = self.now;
         self.pending = false;
-        let mut first = true;
         for _ in 0..ROUNDS_PER_STEP {
             let delivered = self.deliver(now, obs);
             let mut frames = 0;
+            // Only hosts with something to do are polled, so that a step costs what happens in
+            // it, not the size of the lab: input waiting, a timer due, or a full link that has
+            // room again.
             for n in &mut self.nodes {
                 let NodeState::Host(h) = n else { continue };
-                if !(first || h.due(now)) {
+                let mut tx = h.link.map(|(l, side)| &mut self.links[l.index()].dirs[side.index()]);
+                let unblocked = h.blocked && tx.as_deref().is_some_and(|d| d.has_room(now));
+                if !(h.due(now) || unblocked) {
                     continue;
                 }
-                let tx = h.link.map(|(l, side)| &mut self.links[l.index()].dirs[side.index()]);
-                frames += h.poll(now, tx, &self.pool, obs);
+                frames += h.poll(now, tx.take(), &self.pool, obs);
             }
-            first = false;
             if delivered == 0 && frames == 0 {
                 return;
             }

@@ -303,11 +303,14 @@ impl App for TcpEchoClient {
             self.phase = Phase::Closing;
         }
         let timeout = self.in_flight.as_ref().map(|m| m.sent_at + self.timeout);
+        // The next message is due at `next_send`; one due already (the echo just came back) is
+        // sent on the next poll, at once, if the socket can take it (otherwise traffic wakes us).
+        let can_send = cx.sockets.get::<tcp::Socket>(h).may_send();
         let next = (self.phase == Phase::Open
             && self.in_flight.is_none()
             && self.sent < self.count
-            && self.next_send > cx.now)
-            .then_some(self.next_send);
+            && (self.next_send > cx.now || can_send))
+            .then_some(self.next_send.max(cx.now));
         min_wake(timeout, next)
     }
 
