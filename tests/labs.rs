@@ -79,6 +79,7 @@ fn every_shipped_lab_runs_in_virtual_time() {
         let dir = tempfile::tempdir().expect("tmp");
         let (_, r) = run_lab(&lab, &["--virtual-time", "--no-capture"], dir.path());
         assert_eq!(r["mode"], "virtual-time");
+        assert!(r["max_lateness_ms"].is_null(), "no lateness in virtual time");
         assert_clean_results(&lab, &r);
     }
 }
@@ -89,6 +90,7 @@ fn two_site_runs_on_the_wall_clock() {
     let (out, r) = run_lab("labs/two-site.json", &["--no-capture"], dir.path());
     assert_eq!(r["mode"], "wall-clock");
     assert_clean_results("two-site", &r);
+    assert!(r["max_lateness_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{r}");
     // Simulated time follows the wall clock.
     let (sim, wall) = (r["sim_seconds"].as_f64().unwrap(), r["wall_seconds"].as_f64().unwrap());
     assert!(sim > 1.0 && wall >= sim * 0.9, "sim {sim} wall {wall}");

@@ -83,6 +83,8 @@ struct Run<'a> {
     end: Option<SimTime>,
     /// Whether any app finishes by itself; a lab of servers alone runs until stopped.
     has_clients: bool,
+    /// Wall clock: how late, at worst, an event was handled after its simulated time.
+    max_lateness: Duration,
 }
 
 impl Run<'_> {
@@ -170,6 +172,7 @@ pub fn run(lab: &Lab, opts: &RunOptions) -> anyhow::Result<Report> {
     let wall_start = Instant::now();
     let mut run = Run {
         has_clients: sim.has_clients(),
+        max_lateness: Duration::ZERO,
         sim,
         counters: Counters::new(lab),
         capture,
@@ -194,6 +197,9 @@ pub fn run(lab: &Lab, opts: &RunOptions) -> anyhow::Result<Report> {
     let mut report =
         Report::new(lab, seed, opts.virtual_time, ended, &run.sim, run.counters, wall_start.elapsed(), capture);
     report.capture_error = capture_error;
+    if !opts.virtual_time {
+        report.max_lateness_ms = Some(run.max_lateness.as_secs_f64() * 1e3);
+    }
     Ok(report)
 }
 
@@ -240,21 +246,29 @@ fn wall_loop(run: &mut Run<'_>) -> anyhow::Result<Ended> {
         .context("cannot start the timer runtime")?;
     Ok(rt.block_on(async {
         let start = tokio::time::Instant::now();
+        // The simulated time of the next event when the loop last slept for it.
+        let mut due: Option<SimTime> = None;
         loop {
             // A late wake-up must not carry the lab past its end.
             let mut now = SimTime::from_duration(start.elapsed());
             if let Some(end) = run.end {
                 now = now.min(end);
             }
+            // How far behind the wall clock the lab is: the machine was busy, or the lab is more
+            // than one core can simulate in real time.
+            if let Some(t) = due.filter(|t| *t < now) {
+                run.max_lateness = run.max_lateness.max(now - t);
+            }
             let events = run.counters.events();
             run.observe_step(now);
+            due = run.sim.next_deadline();
             if let Some(e) = run.should_end(now) {
                 return e;
             }
             run.tick(false);
             // Wake for the next event, but at least every 100 ms to look at signals and progress.
             let mut wake = now + Duration::from_millis(100);
-            if let Some(t) = run.sim.next_deadline() {
+            if let Some(t) = due {
                 wake = wake.min(t);
             }
             if let Some(end) = run.end {

@@ -11,6 +11,9 @@ use crate::sim::Sim;
 use crate::stats::{Counters, DirCounters, LinkCounters};
 use crate::topology::Lab;
 
+/// Lateness on the wall clock worth a warning in the summary.
+const LATE_WARNING_MS: f64 = 5.0;
+
 /// Why a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -57,6 +60,8 @@ pub struct Report {
     pub capture: Option<CaptureInfo>,
     /// Why the capture failed, if it did.
     pub capture_error: Option<String>,
+    /// Wall clock only: how late, at worst, an event was handled after its simulated time.
+    pub max_lateness_ms: Option<f64>,
 }
 
 impl Report {
@@ -98,6 +103,7 @@ impl Report {
             links: counters.links,
             capture,
             capture_error: None,
+            max_lateness_ms: None,
         }
     }
 
@@ -123,11 +129,24 @@ impl Report {
             self.wall_seconds,
             // A run that ended at 0 s has no speed worth a figure.
             if self.mode == "virtual-time" && self.sim_seconds > 0.0 {
-                format!(", {:.1}x faster than real time", self.speedup)
+                if self.speedup >= 1.0 {
+                    format!(", {:.1}x faster than real time", self.speedup)
+                } else if self.speedup > 0.0 {
+                    format!(", {:.1}x slower than real time", 1.0 / self.speedup)
+                } else {
+                    String::new()
+                }
             } else {
                 String::new()
             }
         );
+        if let Some(late) = self.max_lateness_ms.filter(|ms| *ms > LATE_WARNING_MS) {
+            let _ = writeln!(
+                s,
+                "warning: events ran up to {late:.1} ms behind the wall clock (a busy machine, or more lab \
+                 than one core runs in real time): RTTs and rates are stretched; --virtual-time gives exact timings"
+            );
+        }
         let _ = writeln!(s, "\napps");
         let w = self.apps.iter().map(|a| a.app.len()).max().unwrap_or(0);
         for a in &self.apps {
@@ -208,6 +227,7 @@ fn outcome_line(o: &Outcome) -> String {
         Outcome::TcpTransfer { to, bytes, acked, seconds, goodput_mbps, error } => {
             let e = error.as_ref().map_or(String::new(), |e| format!(", error: {e}"));
             let t = match (seconds, goodput_mbps) {
+                (Some(s), Some(g)) if *g < 1.0 => format!(" in {s:.3}s, goodput {:.1} kbit/s", g * 1e3),
                 (Some(s), Some(g)) => format!(" in {s:.3}s, goodput {g:.1} Mbit/s"),
                 (Some(s), None) => format!(" in {s:.3}s"),
                 _ => String::new(),
@@ -242,5 +262,31 @@ pub fn human_bytes(b: u64) -> String {
         format!("{:.1} MiB", f / 1024.0 / 1024.0)
     } else {
         format!("{:.2} GiB", f / 1024.0 / 1024.0 / 1024.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(virtual_time: bool, wall: Duration) -> Report {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/labs/single-lan.json")).unwrap();
+        let lab = crate::topology::load_str(&text, "single-lan.json").unwrap();
+        let mut sim = Sim::new(&lab, None);
+        let mut counters = Counters::new(&lab);
+        sim.step(crate::time::SimTime::from_millis(500), &mut counters);
+        Report::new(&lab, 1, virtual_time, Ended::Duration, &sim, counters, wall, None)
+    }
+
+    #[test]
+    fn the_summary_says_how_the_clock_kept_up() {
+        let mut r = report(false, Duration::from_millis(500));
+        r.max_lateness_ms = Some(0.4);
+        assert!(!r.summary().contains("warning"), "{}", r.summary());
+        r.max_lateness_ms = Some(26.14);
+        assert!(r.summary().contains("warning: events ran up to 26.1 ms behind the wall clock"), "{}", r.summary());
+        // Virtual time says how much faster, or slower, than real time it ran.
+        assert!(report(true, Duration::from_millis(100)).summary().contains("5.0x faster than real time"));
+        assert!(report(true, Duration::from_secs(2)).summary().contains("4.0x slower than real time"));
     }
 }
