@@ -13,6 +13,13 @@ fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `netlab run labs/single-lan.json --virtual-time -q` with more arguments.
+fn run_single_lan(extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec!["run", "labs/single-lan.json", "--virtual-time", "-q"];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 #[test]
 fn help_texts() {
     insta::assert_snapshot!("help", run(&["--help"]).1);
@@ -113,8 +120,7 @@ fn a_reader_that_goes_away_is_not_a_crash() {
 
 #[test]
 fn report_to_standard_output() {
-    let (code, out, err) =
-        run(&["run", "labs/single-lan.json", "--virtual-time", "--no-capture", "-q", "--report", "-"]);
+    let (code, out, err) = run_single_lan(&["--no-capture", "--report", "-"]);
     assert_eq!(code, 0, "{err}");
     let r: serde_json::Value = serde_json::from_str(&out).expect("standard output is the JSON report alone");
     assert_eq!(r["ended"], "apps-finished");
@@ -130,15 +136,7 @@ fn report_path_is_checked_before_the_run() {
     let dir = tempfile::tempdir().expect("tmp");
     // A missing folder is made, as for captures.
     let nested = dir.path().join("a/b/r.json");
-    let (code, _, err) = run(&[
-        "run",
-        "labs/single-lan.json",
-        "--virtual-time",
-        "--no-capture",
-        "-q",
-        "--report",
-        nested.to_str().unwrap(),
-    ]);
+    let (code, _, err) = run_single_lan(&["--no-capture", "--report", nested.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(nested.is_file());
     // A path that cannot be written fails at once: no run, no summary.
@@ -171,42 +169,17 @@ fn a_failed_run_keeps_the_previous_report() {
     let report = dir.path().join("r.json");
     std::fs::write(&report, "{\"previous\": true}\n").expect("write");
     let blocked = dir.path().join("r.json/x.pcapng");
-    let (code, _, err) = run(&[
-        "run",
-        "labs/single-lan.json",
-        "--virtual-time",
-        "-q",
-        "--capture",
-        blocked.to_str().unwrap(),
-        "--report",
-        report.to_str().unwrap(),
-    ]);
+    let (code, _, err) =
+        run_single_lan(&["--capture", blocked.to_str().unwrap(), "--report", report.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     assert_eq!(std::fs::read_to_string(&report).unwrap(), "{\"previous\": true}\n");
     // A report the run would have made is not left behind empty.
     let fresh = dir.path().join("fresh.json");
-    let (code, _, _) = run(&[
-        "run",
-        "labs/single-lan.json",
-        "--virtual-time",
-        "-q",
-        "--capture",
-        blocked.to_str().unwrap(),
-        "--report",
-        fresh.to_str().unwrap(),
-    ]);
+    let (code, _, _) = run_single_lan(&["--capture", blocked.to_str().unwrap(), "--report", fresh.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(!fresh.exists());
     // A successful run replaces the old report whole.
-    let (code, _, err) = run(&[
-        "run",
-        "labs/single-lan.json",
-        "--virtual-time",
-        "--no-capture",
-        "-q",
-        "--report",
-        report.to_str().unwrap(),
-    ]);
+    let (code, _, err) = run_single_lan(&["--no-capture", "--report", report.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).expect("json");
     assert_eq!(r["ended"], "apps-finished");
