@@ -18,10 +18,10 @@ use crate::topology::{self, LinkId, Side, TcpConfig};
 /// Frames a host's input queue holds; smoltcp drains it at every poll, so only a flood fills it.
 pub const RX_QUEUE: usize = 4096;
 
-/// An app with what the report needs to know of it.
 /// Rounds of apps-then-stack in one poll of a host.
 const POLL_ROUNDS: usize = 4;
 
+/// An app with what the report needs to know of it.
 pub struct AppSlot {
     pub label: String,
     pub server: bool,
