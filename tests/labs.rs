@@ -116,7 +116,7 @@ fn virtual_time_rtts_are_exact() {
 #[test]
 fn duration_bounds_a_run() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (_, r) =
+    let (out, r) =
         run_lab("labs/single-lan.json", &["--virtual-time", "--no-capture", "--duration", "300ms"], dir.path());
     assert_eq!(r["ended"], "duration");
     assert!((r["sim_seconds"].as_f64().unwrap() - 0.3).abs() < 1e-6, "{r}");
@@ -133,10 +133,6 @@ fn duration_bounds_a_run() {
     assert!(states.iter().filter(|s| s.0.ends_with("-server") || s.0 == "tcp-sink").all(|s| s.1 == "serving"));
     assert_eq!(apps(&r, "ping")[1]["start_seconds"], 1.0);
     // The summary says so too.
-    let out = common::netlab()
-        .args(["run", "labs/single-lan.json", "--virtual-time", "--no-capture", "-q", "--duration", "300ms"])
-        .output()
-        .expect("runs");
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("(still running)"), "{summary}");
     assert!(summary.contains("ping fd00::2: not started (starts at 1.000s)"), "{summary}");
