@@ -50,3 +50,56 @@ pub fn count(file: &Path, filter: &str) -> usize {
 pub fn apps<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
     report["apps"].as_array().expect("apps").iter().filter(|a| a["kind"] == kind).collect()
 }
+
+/// One frame of a pcapng file: the name of its interface (the link), its timestamp in
+/// nanoseconds, and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedFrame {
+    pub link: String,
+    pub ts_ns: u64,
+    pub data: Vec<u8>,
+}
+
+/// Reads every frame of a pcapng file with pcap-file (independent of netlab's writer).
+pub fn read_pcapng(path: &Path) -> Vec<CapturedFrame> {
+    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
+    use pcap_file::pcapng::{Block, PcapNgReader};
+    let file = std::fs::File::open(path).expect("capture exists");
+    let mut r = PcapNgReader::new(file).expect("a pcapng file");
+    let mut names = Vec::new();
+    let mut frames = Vec::new();
+    while let Some(block) = r.next_block() {
+        match block.expect("a whole block") {
+            Block::InterfaceDescription(idb) => names.push(
+                idb.options
+                    .iter()
+                    .find_map(|o| match o {
+                        InterfaceDescriptionOption::IfName(n) => Some(n.to_string()),
+                        _ => None,
+                    })
+                    .unwrap_or_default(),
+            ),
+            Block::EnhancedPacket(p) => frames.push(CapturedFrame {
+                link: names[p.interface_id as usize].clone(),
+                ts_ns: u64::try_from(p.timestamp.as_nanos()).expect("fits"),
+                data: p.data.to_vec(),
+            }),
+            _ => {}
+        }
+    }
+    frames
+}
+
+/// SHA-256 of every frame's link, timestamp and bytes, in file order.
+pub fn frames_digest(frames: &[CapturedFrame]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for f in frames {
+        h.update(f.link.as_bytes());
+        h.update([0]);
+        h.update(f.ts_ns.to_be_bytes());
+        h.update(u32::try_from(f.data.len()).expect("fits").to_be_bytes());
+        h.update(&f.data);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,28 @@
+//! The frames of every shipped lab, in virtual time at a fixed seed, pinned by a digest.
+//!
+//! A change to the core that changes what a lab puts on its links shows here. Change a digest only
+//! on purpose, and say in the commit why the frames changed.
+
+mod common;
+
+use common::{frames_digest, read_pcapng, run_lab};
+
+/// (lab, frames, SHA-256 of every frame's link, timestamp and bytes).
+const GOLDEN: &[(&str, usize, &str)] = &[
+    ("labs/single-lan.json", 12259, "144600aaf7efd5edebdec34b0214ff304d0699eddbec30757865ba77db188543"),
+    ("labs/two-site.json", 9372, "07a5bc1b0a820a5b2b95a470bf9cf9cf7035e06f54e0bcec2e31cfff72d6a451"),
+];
+
+#[test]
+fn shipped_labs_put_the_same_frames_on_their_links() {
+    let mut got = Vec::new();
+    for (lab, _, _) in GOLDEN {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cap = dir.path().join("golden.pcapng");
+        run_lab(lab, &["--virtual-time", "--seed", "1", "--capture", cap.to_str().expect("utf-8")], dir.path());
+        let frames = read_pcapng(&cap);
+        got.push((*lab, frames.len(), frames_digest(&frames)));
+    }
+    let want: Vec<(&str, usize, String)> = GOLDEN.iter().map(|(l, n, d)| (*l, *n, (*d).to_string())).collect();
+    assert_eq!(got, want, "the frames of a shipped lab changed");
+}
