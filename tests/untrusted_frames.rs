@@ -49,7 +49,7 @@ proptest! {
                 // Mid-run, while the transfer and the echoes are going on.
                 for (link, from_a, f) in &batch {
                     short += usize::from(f.len() < 14);
-                    sim.inject(LinkId(u32::from(*link)), if *from_a { Side::A } else { Side::B }, f, &mut c);
+                    sim.inject(LinkId(u32::from(*link)), if *from_a { Side::A } else { Side::B }, now, None, f, &mut c);
                 }
                 injected = true;
             }
@@ -60,8 +60,9 @@ proptest! {
         }
         prop_assert!(sim.clients_done(), "the lab finished");
         prop_assert_eq!(c.drops(DropReason::Malformed), short as u64, "runts are counted as malformed");
-        for (label, _, _, o) in sim.outcomes() {
-            match o {
+        for a in sim.app_reports() {
+            let label = a.label;
+            match a.outcome {
                 netlab::sim::apps::Outcome::TcpSink { bytes, corrupt_bytes, .. } => {
                     prop_assert_eq!((bytes, corrupt_bytes), (4 << 20, 0), "{}", label);
                 }

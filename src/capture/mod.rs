@@ -215,7 +215,7 @@ impl Capture {
 impl Observer for Capture {
     #[inline]
     fn frame(&mut self, ev: &FrameEvent<'_>) {
-        if ev.fate != Fate::Delivered {
+        if !matches!(ev.fate, Fate::Delivered | Fate::ToRemote) {
             return;
         }
         let Some(Some(iface)) = self.iface_of.get(ev.link.index()).copied() else { return };

@@ -91,13 +91,13 @@ impl Report {
             frames: counters.frames,
             bytes: counters.bytes,
             apps: sim
-                .outcomes()
+                .app_reports()
                 .into_iter()
-                .map(|(app, state, start, outcome)| AppEntry {
-                    app,
-                    state,
-                    start_seconds: start.as_secs_f64(),
-                    outcome,
+                .map(|a| AppEntry {
+                    app: a.label,
+                    state: a.state,
+                    start_seconds: a.start.as_secs_f64(),
+                    outcome: a.outcome,
                 })
                 .collect(),
             links: counters.links,
@@ -157,6 +157,7 @@ impl Report {
                     format!("{what}: not started (starts at {:.3}s)", a.start_seconds)
                 }
                 AppState::Running => format!("{} (still running)", outcome_line(&a.outcome)),
+                AppState::Stopped => format!("{} (stopped)", outcome_line(&a.outcome)),
                 AppState::Finished | AppState::Serving => outcome_line(&a.outcome),
             };
             let _ = writeln!(s, "  {:w$}  {line}", a.app);

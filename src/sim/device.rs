@@ -1,5 +1,6 @@
-//! The smoltcp `phy::Device` of a host: frames come from the host's input queue and go onto its
-//! link. A full link queue is backpressure: `transmit` returns `None` and smoltcp retries later.
+//! The smoltcp `phy::Device` of a host's interface: frames come from the host's input queue and go
+//! out of its port through the fabric. A full link queue is backpressure: `transmit` returns `None`
+//! and smoltcp retries later.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -7,8 +8,9 @@ use std::collections::VecDeque;
 use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
-use super::link::Direction;
+use super::fabric::{Fabric, Port};
 use super::observe::Observer;
+use super::packet::PacketIds;
 use crate::time::SimTime;
 
 /// Recycled frame buffers: the frame path allocates only while the pool warms up.
@@ -33,9 +35,11 @@ impl FramePool {
 pub struct NetDevice<'a, O: Observer> {
     pub now: SimTime,
     pub rx: &'a mut VecDeque<Vec<u8>>,
-    pub tx: Option<&'a mut Direction>,
+    pub fabric: &'a mut Fabric,
+    pub port: Port,
     pub pool: &'a RefCell<FramePool>,
     pub obs: &'a mut O,
+    pub packets: &'a mut PacketIds,
     /// IP MTU of the interface.
     pub mtu: usize,
     /// Neither compute nor verify checksums.
@@ -48,9 +52,11 @@ impl<O: Observer> NetDevice<'_, O> {
     fn tx_token(&mut self) -> TxToken<'_, O> {
         TxToken {
             now: self.now,
-            tx: self.tx.as_deref_mut(),
+            fabric: self.fabric,
+            port: self.port,
             pool: self.pool,
             obs: &mut *self.obs,
+            packets: &mut *self.packets,
             frames: &mut self.frames,
         }
     }
@@ -74,11 +80,9 @@ impl<O: Observer> phy::Device for NetDevice<'_, O> {
     }
 
     fn transmit(&mut self, _: Instant) -> Option<TxToken<'_, O>> {
-        if let Some(d) = &self.tx {
-            if !d.has_room(self.now) {
-                self.blocked = true;
-                return None;
-            }
+        if !self.fabric.has_room(self.now, self.port) {
+            self.blocked = true;
+            return None;
         }
         Some(self.tx_token())
     }
@@ -110,9 +114,11 @@ impl phy::RxToken for RxToken<'_> {
 
 pub struct TxToken<'a, O: Observer> {
     now: SimTime,
-    tx: Option<&'a mut Direction>,
+    fabric: &'a mut Fabric,
+    port: Port,
     pool: &'a RefCell<FramePool>,
     obs: &'a mut O,
+    packets: &'a mut PacketIds,
     frames: &'a mut usize,
 }
 
@@ -122,16 +128,11 @@ impl<O: Observer> phy::TxToken for TxToken<'_, O> {
         buf.resize(len, 0);
         let r = f(&mut buf);
         *self.frames += 1;
-        match self.tx {
-            Some(d) if d.has_room(self.now) => d.push(self.now, buf, self.obs),
-            Some(d) => {
-                // Only a reply built from a receive token can get here with the queue full: smoltcp
-                // asked for no transmit token of its own, so the host is not backpressured and drops.
-                d.refuse(self.now, &buf, self.obs);
-                self.pool.borrow_mut().give(buf);
-            }
-            None => self.pool.borrow_mut().give(buf),
-        }
+        // A packet's identity is born here, when its host first sends it. Only a reply built
+        // from a receive token can meet a full queue here (smoltcp asked for no transmit token of
+        // its own), so the host is not backpressured and the fabric drops it.
+        let id = self.packets.next_id();
+        self.fabric.send(self.now, self.port, id, buf, &mut self.pool.borrow_mut(), self.obs);
         r
     }
 }

@@ -1,19 +1,26 @@
-//! A host: one smoltcp `Interface` and `SocketSet` over a [`NetDevice`], and its apps.
+//! A host: one smoltcp `Interface` and `SocketSet` over a [`NetDevice`], its apps, and its own
+//! admission of frames (size, input queue) and record of the neighbours it has heard from.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
+use std::time::Duration;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use smoltcp::iface::{Config, Interface, SocketSet};
-use smoltcp::wire::HardwareAddress;
+use smoltcp::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, Icmpv6Packet,
+    Icmpv6Repr, IpProtocol, Ipv6Packet, NdiscRepr, RawHardwareAddress,
+};
 
-use super::apps::{self, App, AppCx, HostIds};
+use super::apps::{self, App, AppCx, AppState, HostIds};
 use super::device::{FramePool, NetDevice};
-use super::link::Direction;
-use super::observe::Observer;
+use super::fabric::{Arrived, Fabric, Port};
+use super::observe::{DropReason, Fate, Observer};
+use super::packet::PacketIds;
 use crate::time::SimTime;
-use crate::topology::{self, LinkId, Side, TcpConfig};
+use crate::topology::{self, NodeId, TcpConfig};
 
 /// Frames a host's input queue holds; smoltcp drains it at every poll, so only a flood fills it.
 pub const RX_QUEUE: usize = 4096;
@@ -21,53 +28,102 @@ pub const RX_QUEUE: usize = 4096;
 /// Rounds of apps-then-stack in one poll of a host.
 const POLL_ROUNDS: usize = 4;
 
-/// An app with what the report needs to know of it.
+/// Neighbours a host remembers, as many as smoltcp's cache holds, for as long as it keeps them.
+const NEIGHBOURS: usize = 64;
+const NEIGHBOUR_LIFETIME: Duration = Duration::from_secs(60);
+
+/// An app with what the report needs to know of it. The slot keeps the app asleep until its start
+/// time, so that no app checks it for itself.
 pub struct AppSlot {
     pub label: String,
     pub server: bool,
     pub start: SimTime,
+    /// Stopped by a command: no longer polled, its sockets closed.
+    pub stopped: bool,
     pub app: Box<dyn App>,
 }
 
-pub struct HostState {
+impl AppSlot {
+    #[must_use]
+    pub fn new(a: &topology::App) -> Self {
+        AppSlot {
+            label: a.label.clone(),
+            server: a.kind.is_server(),
+            start: SimTime::from_duration(a.start),
+            stopped: false,
+            app: apps::build(&a.kind, a.start),
+        }
+    }
+
+    fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime> {
+        if self.stopped {
+            None
+        } else if cx.now < self.start {
+            Some(self.start)
+        } else {
+            self.app.poll(cx)
+        }
+    }
+
+    /// Where the app stands at `now`.
+    #[must_use]
+    pub fn state(&self, now: SimTime) -> AppState {
+        if self.stopped {
+            AppState::Stopped
+        } else if self.server {
+            AppState::Serving
+        } else if self.app.done() {
+            AppState::Finished
+        } else if now < self.start {
+            AppState::NotStarted
+        } else {
+            AppState::Running
+        }
+    }
+
+    /// Finished by itself or stopped; servers are never finished.
+    #[must_use]
+    pub fn over(&self) -> bool {
+        self.stopped || (!self.server && self.app.done())
+    }
+}
+
+/// A neighbour a host heard from (ARP, or NDP with a link-layer address option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Neighbour {
+    pub mac: EthernetAddress,
+    pub seen: SimTime,
+}
+
+pub struct Host {
+    pub id: NodeId,
     pub name: String,
     pub iface: Interface,
     pub sockets: SocketSet<'static>,
     pub rx: VecDeque<Vec<u8>>,
-    pub link: Option<(LinkId, Side)>,
+    pub interface: Option<topology::Interface>,
     pub mtu: usize,
     pub checksum_offload: bool,
     pub apps: Vec<AppSlot>,
     ids: HostIds,
+    packets: PacketIds,
     tcp: TcpConfig,
     /// When the host next needs a poll even without traffic.
     pub wake: Option<SimTime>,
     /// The last poll could not transmit: the link queue was full.
     pub blocked: bool,
+    pub neighbours: BTreeMap<IpAddr, Neighbour>,
 }
 
-impl HostState {
-    pub fn new(name: &str, h: &topology::Host, seed: u64, checksum_offload: bool, pool: &RefCell<FramePool>) -> Self {
+impl Host {
+    pub fn new(id: NodeId, name: &str, h: &topology::Host, seed: u64, checksum_offload: bool) -> Self {
         // Validation guarantees at most one interface; a host without one still runs its apps.
         let ifc = h.interfaces.first();
-        let mac = ifc.map_or(smoltcp::wire::EthernetAddress([2, 0, 0, 0, 0, 1]), |i| i.mac);
+        let mac = ifc.map_or(EthernetAddress([2, 0, 0, 0, 0, 1]), |i| i.mac);
         let mut config = Config::new(HardwareAddress::Ethernet(mac));
         config.random_seed = seed;
-        let mut rx = VecDeque::new();
-        let mut obs = ();
         let mtu = ifc.map_or(1500, |i| i.mtu);
-        let mut dev = NetDevice {
-            now: SimTime::ZERO,
-            rx: &mut rx,
-            tx: None,
-            pool,
-            obs: &mut obs,
-            mtu,
-            checksum_offload,
-            blocked: false,
-            frames: 0,
-        };
-        let mut iface = Interface::new(config, &mut dev, SimTime::ZERO.to_smoltcp());
+        let mut iface = Interface::new(config, &mut Probe { mtu, checksum_offload }, SimTime::ZERO.to_smoltcp());
         if let Some(i) = ifc {
             iface.update_ip_addrs(|addrs| {
                 for a in &i.addresses {
@@ -82,53 +138,154 @@ impl HostState {
                 let _ = iface.routes_mut().add_default_ipv6_route(g);
             }
         }
-        let apps = h
-            .apps
-            .iter()
-            .map(|a| AppSlot {
-                label: a.label.clone(),
-                server: a.kind.is_server(),
-                start: SimTime::from_duration(a.start),
-                app: apps::build(&a.kind, a.start),
-            })
-            .collect();
-        HostState {
+        Host {
+            id,
             name: name.to_string(),
             iface,
             sockets: SocketSet::new(Vec::new()),
             rx: VecDeque::new(),
-            link: ifc.and_then(|i| i.link),
+            interface: ifc.cloned(),
             mtu,
             checksum_offload,
-            apps,
+            apps: h.apps.iter().map(AppSlot::new).collect(),
             ids: HostIds::new(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_a995)),
+            packets: PacketIds::new(id),
             tcp: h.tcp,
             wake: Some(SimTime::ZERO),
             blocked: false,
+            neighbours: BTreeMap::new(),
         }
     }
 
-    /// Whether this host has anything to do at `now`.
+    fn port(&self) -> Port {
+        Port { node: self.id, port: 0 }
+    }
+
+    /// Admits a frame that arrived on a port: runts, frames over the MTU and a full input queue
+    /// are dropped with their reason. Returns whether the host has input to handle.
+    pub fn receive<O: Observer>(&mut self, arr: &Arrived, frame: Vec<u8>, pool: &mut FramePool, obs: &mut O) -> bool {
+        let reason = match EthernetFrame::new_checked(&frame[..]) {
+            Err(_) => Some(DropReason::Malformed),
+            // The MTU is of the IP packet: the Ethernet header and a VLAN tag may come on top.
+            Ok(_) if frame.len() > self.mtu + 14 + 4 => Some(DropReason::Mtu),
+            Ok(_) if self.rx.len() >= RX_QUEUE => Some(DropReason::QueueFull),
+            Ok(eth) => {
+                self.learn(arr.at, &eth);
+                None
+            }
+        };
+        if let Some(r) = reason {
+            arr.report(Fate::Dropped(r), &frame, obs);
+            pool.give(frame);
+            return false;
+        }
+        arr.report(Fate::Delivered, &frame, obs);
+        self.rx.push_back(frame);
+        true
+    }
+
+    /// Notes who answered or asked for this host: ARP, and NDP solicitations and advertisements
+    /// that carry a link-layer address.
+    fn learn(&mut self, now: SimTime, eth: &EthernetFrame<&[u8]>) {
+        let mine = self.interface.as_ref().map(|i| i.mac);
+        if Some(eth.dst_addr()) != mine && !eth.dst_addr().is_multicast() && !eth.dst_addr().is_broadcast() {
+            return;
+        }
+        let heard = match eth.ethertype() {
+            EthernetProtocol::Arp => {
+                ArpPacket::new_checked(eth.payload()).ok().and_then(|p| ArpRepr::parse(&p).ok()).and_then(|r| match r {
+                    ArpRepr::EthernetIpv4 {
+                        operation,
+                        source_hardware_addr,
+                        source_protocol_addr,
+                        target_protocol_addr,
+                        ..
+                    } if operation == ArpOperation::Reply || self.iface.has_ip_addr(target_protocol_addr) => {
+                        Some((IpAddr::V4(source_protocol_addr), source_hardware_addr))
+                    }
+                    _ => None,
+                })
+            }
+            EthernetProtocol::Ipv6 => Self::ndp(eth.payload()),
+            _ => None,
+        };
+        if let Some((ip, mac)) = heard {
+            if ip.is_unspecified() || !mac.is_unicast() {
+                return;
+            }
+            if self.neighbours.len() >= NEIGHBOURS && !self.neighbours.contains_key(&ip) {
+                self.neighbours.retain(|_, n| now - n.seen < NEIGHBOUR_LIFETIME);
+                if self.neighbours.len() >= NEIGHBOURS {
+                    return;
+                }
+            }
+            self.neighbours.insert(ip, Neighbour { mac, seen: now });
+        }
+    }
+
+    fn ndp(payload: &[u8]) -> Option<(IpAddr, EthernetAddress)> {
+        let ip = Ipv6Packet::new_checked(payload).ok()?;
+        if ip.next_header() != IpProtocol::Icmpv6 {
+            return None;
+        }
+        let icmp = Icmpv6Packet::new_checked(ip.payload()).ok()?;
+        let repr =
+            Icmpv6Repr::parse(&ip.src_addr(), &ip.dst_addr(), &icmp, &smoltcp::phy::ChecksumCapabilities::ignored())
+                .ok()?;
+        let mac = |l: Option<RawHardwareAddress>| l.and_then(|l| l.parse(smoltcp::phy::Medium::Ethernet).ok());
+        match repr {
+            Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert { target_addr, lladdr, .. }) => match mac(lladdr)? {
+                HardwareAddress::Ethernet(m) => Some((IpAddr::V6(target_addr), m)),
+                #[allow(unreachable_patterns)]
+                _ => None,
+            },
+            Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit { lladdr, .. }) => match mac(lladdr)? {
+                HardwareAddress::Ethernet(m) => Some((IpAddr::V6(ip.src_addr()), m)),
+                #[allow(unreachable_patterns)]
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Whether this host has anything to do at `now`: input waiting, a timer due, or a full link
+    /// that has room again.
     #[must_use]
-    pub fn due(&self, now: SimTime) -> bool {
-        !self.rx.is_empty() || self.wake.is_some_and(|w| w <= now)
+    pub fn due(&self, now: SimTime, fabric: &Fabric) -> bool {
+        !self.rx.is_empty()
+            || self.wake.is_some_and(|w| w <= now)
+            || (self.blocked && fabric.has_room(now, self.port()))
+    }
+
+    /// When the host next needs a poll with no traffic: its timer, or, when it is blocked on a full
+    /// link, the time a queue slot frees (a timer that is due already waits for that too).
+    #[must_use]
+    pub fn next_wake(&self, now: SimTime, fabric: &Fabric) -> Option<SimTime> {
+        if self.blocked {
+            apps::min_wake(fabric.next_departure(now, self.port()), self.wake.filter(|w| *w > now))
+        } else {
+            self.wake
+        }
     }
 
     /// Runs apps and the stack at `now`; returns the number of frames received and sent.
     pub fn poll<O: Observer>(
         &mut self,
         now: SimTime,
-        tx: Option<&mut Direction>,
+        fabric: &mut Fabric,
         pool: &RefCell<FramePool>,
         obs: &mut O,
     ) -> usize {
         let ts = now.to_smoltcp();
+        let port = self.port();
         let mut dev = NetDevice {
             now,
             rx: &mut self.rx,
-            tx,
+            fabric,
+            port,
             pool,
             obs,
+            packets: &mut self.packets,
             mtu: self.mtu,
             checksum_offload: self.checksum_offload,
             blocked: false,
@@ -144,7 +301,7 @@ impl HostState {
                 AppCx { now, iface: &mut self.iface, sockets: &mut self.sockets, ids: &mut self.ids, tcp: &self.tcp };
             app_wake = None;
             for slot in &mut self.apps {
-                app_wake = apps::min_wake(app_wake, slot.app.poll(&mut cx));
+                app_wake = apps::min_wake(app_wake, slot.poll(&mut cx));
             }
             let before = dev.frames;
             self.iface.poll(ts, &mut dev, &mut self.sockets);
@@ -159,9 +316,68 @@ impl HostState {
         dev.frames
     }
 
+    /// Starts an app (a command): it runs from its start time, or at once if that has passed.
+    pub fn start_app(&mut self, now: SimTime, app: &topology::App) {
+        self.apps.push(AppSlot::new(app));
+        self.wake = Some(now);
+    }
+
+    /// Stops an app (a command): its sockets are closed and it is polled no more.
+    pub fn stop_app(&mut self, now: SimTime, index: usize) -> bool {
+        let Some(slot) = self.apps.get_mut(index) else { return false };
+        if slot.stopped {
+            return false;
+        }
+        slot.stopped = true;
+        let mut cx =
+            AppCx { now, iface: &mut self.iface, sockets: &mut self.sockets, ids: &mut self.ids, tcp: &self.tcp };
+        slot.app.stop(&mut cx);
+        // The stack has a RST or a FIN to send.
+        self.wake = Some(now);
+        true
+    }
+
     /// Every app is done (servers excepted, which never are).
     #[must_use]
     pub fn clients_done(&self) -> bool {
-        self.apps.iter().all(|a| a.server || a.app.done())
+        self.apps.iter().all(|a| a.server || a.over())
+    }
+}
+
+/// A device that only answers smoltcp's questions while the interface is built.
+struct Probe {
+    mtu: usize,
+    checksum_offload: bool,
+}
+
+impl smoltcp::phy::Device for Probe {
+    type RxToken<'a> = NoToken;
+    type TxToken<'a> = NoToken;
+    fn receive(&mut self, _: smoltcp::time::Instant) -> Option<(NoToken, NoToken)> {
+        None
+    }
+    fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<NoToken> {
+        None
+    }
+    fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
+        let mut caps = smoltcp::phy::DeviceCapabilities::default();
+        caps.medium = smoltcp::phy::Medium::Ethernet;
+        caps.max_transmission_unit = self.mtu + 14;
+        if self.checksum_offload {
+            caps.checksum = smoltcp::phy::ChecksumCapabilities::ignored();
+        }
+        caps
+    }
+}
+
+struct NoToken;
+impl smoltcp::phy::RxToken for NoToken {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&[])
+    }
+}
+impl smoltcp::phy::TxToken for NoToken {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        f(&mut vec![0; len])
     }
 }

@@ -8,18 +8,30 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::observe::{DropReason, Fate, FrameEvent, Observer};
+use super::packet::PacketId;
 use crate::time::SimTime;
 use crate::topology::{LinkId, LinkModel, Side};
 
 /// Frames a direction may hold in flight whatever its queue size: a hard bound on memory.
 pub const MAX_IN_FLIGHT: usize = 1 << 16;
 
+/// A frame on a link, waiting for the wire or propagating.
 #[derive(Debug)]
 pub(crate) struct InFlight {
     pub depart: SimTime,
     pub arrive: SimTime,
     pub lost: bool,
+    pub packet: PacketId,
     pub frame: Vec<u8>,
+}
+
+/// The first frame of a direction, taken when it arrived.
+#[derive(Debug)]
+pub enum Arrival {
+    /// It reached the far end.
+    Frame { at: SimTime, packet: PacketId, frame: Vec<u8> },
+    /// The link lost it on the way (already reported as dropped); its buffer is spare.
+    Lost(Vec<u8>),
 }
 
 /// Frames sent from one side of a link towards the other.
@@ -31,6 +43,8 @@ pub struct Direction {
     rng: ChaCha8Rng,
     busy_until: SimTime,
     pub(crate) queue: VecDeque<InFlight>,
+    /// The scheduler holds an arrival event for the first frame.
+    pub(crate) armed: bool,
 }
 
 impl Direction {
@@ -43,7 +57,18 @@ impl Direction {
             rng: ChaCha8Rng::seed_from_u64(seed),
             busy_until: SimTime::ZERO,
             queue: VecDeque::new(),
+            armed: false,
         }
+    }
+
+    #[must_use]
+    pub fn model(&self) -> &LinkModel {
+        &self.model
+    }
+
+    /// Changes the model for frames sent from now on; frames already on the link keep their times.
+    pub fn set_model(&mut self, model: LinkModel) {
+        self.model = model;
     }
 
     /// Frames still waiting for the wire at `now` (those in propagation do not count).
@@ -76,14 +101,14 @@ impl Direction {
     }
 
     /// Reports a frame this direction had no room for.
-    pub fn refuse<O: Observer>(&self, now: SimTime, frame: &[u8], obs: &mut O) {
-        obs.frame(&FrameEvent {
-            time: now,
-            link: self.link,
-            from: self.from,
-            fate: Fate::Dropped(DropReason::QueueFull),
-            frame,
-        });
+    pub fn refuse<O: Observer>(&self, now: SimTime, packet: PacketId, frame: &[u8], obs: &mut O) {
+        self.report(now, packet, Fate::Dropped(DropReason::QueueFull), frame, obs);
+    }
+
+    /// Tells the observers what happened to a frame of this direction.
+    #[inline]
+    pub fn report<O: Observer>(&self, time: SimTime, packet: PacketId, fate: Fate, frame: &[u8], obs: &mut O) {
+        obs.frame(&FrameEvent { time, link: self.link, from: self.from, packet, fate, frame });
     }
 
     /// Frames on the link: waiting for the wire or in flight.
@@ -99,8 +124,8 @@ impl Direction {
     }
 
     /// Puts a frame on the link. The caller checked [`has_room`](Self::has_room).
-    pub fn push<O: Observer>(&mut self, now: SimTime, frame: Vec<u8>, obs: &mut O) {
-        obs.frame(&FrameEvent { time: now, link: self.link, from: self.from, fate: Fate::Sent, frame: &frame });
+    pub fn push<O: Observer>(&mut self, now: SimTime, packet: PacketId, frame: Vec<u8>, obs: &mut O) {
+        self.report(now, packet, Fate::Sent, &frame, obs);
         let tx = match self.model.rate_bps {
             None => Duration::ZERO,
             Some(bps) => {
@@ -113,28 +138,37 @@ impl Direction {
         let depart = start + tx;
         self.busy_until = depart;
         let lost = self.model.loss > 0.0 && self.rng.random::<f64>() < self.model.loss;
-        let arrive = depart + self.model.latency;
-        self.queue.push_back(InFlight { depart, arrive, lost, frame });
+        // FIFO: a frame never overtakes the one before it, even after the latency was lowered.
+        let arrive = (depart + self.model.latency).max(self.queue.back().map_or(SimTime::ZERO, |f| f.arrive));
+        self.queue.push_back(InFlight { depart, arrive, lost, packet, frame });
     }
 
-    /// Takes the first frame if it has arrived by `now`: `Ok` with the frame, or `Err` with a frame
-    /// the link lost, which is reported as dropped.
-    pub fn pop_due<O: Observer>(&mut self, now: SimTime, obs: &mut O) -> Option<Result<Vec<u8>, Vec<u8>>> {
+    /// Puts a frame on the link that arrives at `at` (not before the frames ahead of it), with no
+    /// model applied: the far side of a remote link applied it already.
+    pub fn push_arrival(&mut self, at: SimTime, packet: PacketId, frame: Vec<u8>) {
+        let arrive = at.max(self.queue.back().map_or(SimTime::ZERO, |f| f.arrive));
+        self.queue.push_back(InFlight { depart: arrive, arrive, lost: false, packet, frame });
+    }
+
+    /// Takes every frame off the link (it went down); the caller reports and recycles them.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = InFlight> + '_ {
+        self.armed = false;
+        self.busy_until = SimTime::ZERO;
+        self.queue.drain(..)
+    }
+
+    /// Takes the first frame if it has arrived by `now`; a frame the link lost is reported as
+    /// dropped here.
+    pub fn pop_due<O: Observer>(&mut self, now: SimTime, obs: &mut O) -> Option<Arrival> {
         if self.queue.front().is_none_or(|f| f.arrive > now) {
             return None;
         }
         let f = self.queue.pop_front()?;
         if f.lost {
-            obs.frame(&FrameEvent {
-                time: f.arrive,
-                link: self.link,
-                from: self.from,
-                fate: Fate::Dropped(DropReason::Loss),
-                frame: &f.frame,
-            });
-            return Some(Err(f.frame));
+            self.report(f.arrive, f.packet, Fate::Dropped(DropReason::Loss), &f.frame, obs);
+            return Some(Arrival::Lost(f.frame));
         }
-        Some(Ok(f.frame))
+        Some(Arrival::Frame { at: f.arrive, packet: f.packet, frame: f.frame })
     }
 
     /// Takes the next frame that has arrived by `now`, reporting a lost one as dropped and skipping it.
@@ -146,10 +180,9 @@ impl Direction {
         spare: &mut Vec<Vec<u8>>,
     ) -> Option<(SimTime, Vec<u8>)> {
         loop {
-            let at = self.next_arrival()?;
             match self.pop_due(now, obs)? {
-                Ok(frame) => return Some((at, frame)),
-                Err(lost) => spare.push(lost),
+                Arrival::Frame { at, frame, .. } => return Some((at, frame)),
+                Arrival::Lost(lost) => spare.push(lost),
             }
         }
     }
@@ -176,8 +209,8 @@ mod tests {
         // 1000-byte frames at 8 Mbit/s take 1 ms each on the wire, plus 5 ms of latency.
         let mut d = Direction::new(LinkId(0), Side::A, model(5, Some(8_000_000), 0.0, 10), 1);
         let mut log = Log::default();
-        d.push(SimTime::ZERO, vec![0; 1000], &mut log);
-        d.push(SimTime::ZERO, vec![0; 1000], &mut log);
+        d.push(SimTime::ZERO, PacketId(0), vec![0; 1000], &mut log);
+        d.push(SimTime::ZERO, PacketId(0), vec![0; 1000], &mut log);
         assert_eq!(d.waiting(SimTime::ZERO), 2);
         assert_eq!(d.waiting(SimTime::from_millis(1)), 1);
         let mut spare = Vec::new();
@@ -195,7 +228,7 @@ mod tests {
         let mut d = Direction::new(LinkId(0), Side::A, model(100, Some(8_000_000), 0.0, 2), 1);
         let mut log = Log::default();
         for _ in 0..2 {
-            d.push(SimTime::ZERO, vec![0; 1000], &mut log);
+            d.push(SimTime::ZERO, PacketId(0), vec![0; 1000], &mut log);
         }
         assert!(!d.has_room(SimTime::ZERO));
         assert_eq!(d.next_departure(SimTime::ZERO), Some(SimTime::from_millis(1)));
@@ -209,7 +242,7 @@ mod tests {
             let mut d = Direction::new(LinkId(0), Side::B, model(0, None, 0.5, 1000), seed);
             let mut log = Log::default();
             for _ in 0..200 {
-                d.push(SimTime::ZERO, vec![0; 60], &mut log);
+                d.push(SimTime::ZERO, PacketId(0), vec![0; 60], &mut log);
             }
             let mut spare = Vec::new();
             let mut got = 0;
@@ -237,7 +270,7 @@ mod tests {
             let mut now = SimTime::ZERO;
             for (gap_ns, len) in steps {
                 now = now + Duration::from_nanos(gap_ns);
-                d.push(now, vec![0; len], &mut log);
+                d.push(now, PacketId(0), vec![0; len], &mut log);
                 for probe in [now, now + Duration::from_nanos(gap_ns / 2), now + Duration::from_millis(1)] {
                     let count = d.queue.iter().filter(|f| f.depart > probe).count();
                     proptest::prop_assert_eq!(d.waiting(probe), count);

@@ -1,60 +1,154 @@
-//! The pure core: links, switches and smoltcp hosts, stepped with an explicit time.
+//! The pure core: nodes with ports, the fabric of links between them, and a scheduler, stepped
+//! with an explicit time.
 //!
 //! `Sim::step(now, observer)` does everything due at `now`; `Sim::next_deadline()` says when the next
 //! thing is due. Nothing here reads a clock, spawns a thread or imports tokio: a driver at the edge
-//! (`runtime`) chooses between virtual time (jump to the deadline) and the wall clock (sleep until it).
-//! Frame events go to an [`Observer`]; capture and statistics are observers, not parts of the core.
+//! (`runtime`) paces the steps. Frame events go to an [`Observer`]; capture and statistics are
+//! observers, not parts of the core. Commands ([`Sim::apply`]) change a running lab; snapshots
+//! ([`Sim::snapshot`]) show it; the outbox and [`Sim::inject`] connect link ends on other sites.
+//!
+//! Never imported here: tokio, ratatui, crossterm, `std::time::Instant`, `SystemTime`.
 
 pub mod apps;
+pub mod command;
 pub mod device;
+pub mod fabric;
 pub mod host;
 pub mod link;
 pub mod observe;
+pub mod packet;
+pub mod snapshot;
 pub mod switch;
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 
+pub use command::{Command, CommandError, CommandSpec, LoggedCommand};
 use device::FramePool;
-use host::HostState;
+pub use fabric::{End, OutFrame, Port};
+use fabric::{Fabric, LinkState};
+use host::Host;
 use link::Direction;
 pub use observe::{DropReason, Fate, FrameEvent, Observer};
-use switch::{Forward, MacTable};
+pub use packet::PacketId;
+pub use snapshot::Snapshot;
+use switch::{MacTable, Switch};
 
 use crate::time::SimTime;
-use crate::topology::{Attachment, Lab, LinkId, NodeKind, Side};
+use crate::topology::{Attachment, Lab, LinkId, NodeId, NodeKind, Side};
 
 /// Rounds of deliver-then-poll in one `step`; past it, `step` returns so that the driver can look
 /// at signals and the clock, and `next_deadline` answers "now".
 const ROUNDS_PER_STEP: usize = 256;
 
-struct SwitchState {
-    ports: Vec<(LinkId, Side)>,
-    table: MacTable,
-}
-
+/// A node of the lab, as this process runs it.
 enum NodeState {
-    Host(Box<HostState>),
-    Switch(SwitchState),
+    Host(Box<Host>),
+    Switch(Switch),
+    /// A node of another site: its link ends are remote.
+    Remote,
 }
 
-struct LinkState {
-    ends: [Attachment; 2],
-    /// `dirs[0]` carries frames from side A to B, `dirs[1]` from B to A.
-    dirs: [Direction; 2],
+/// What a step did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stepped {
+    /// Frames that arrived at a node.
+    pub delivered: usize,
+    /// Frames the hosts received and sent.
+    pub frames: usize,
 }
 
-/// A running lab.
+impl Stepped {
+    /// Whether anything moved.
+    #[must_use]
+    pub fn moved(&self) -> bool {
+        self.delivered > 0 || self.frames > 0
+    }
+}
+
+/// One app's label, state, start and outcome, for reports.
+#[derive(Debug, Clone)]
+pub struct AppReport {
+    pub label: String,
+    pub state: apps::AppState,
+    pub start: SimTime,
+    pub outcome: apps::Outcome,
+}
+
+/// The node wake-ups: a heap of timers, and the nodes to poll in the next round.
+#[derive(Default)]
+struct Scheduler {
+    /// `(time, node)`; an entry is live while the node's `timer` still says that time.
+    timers: BinaryHeap<Reverse<(SimTime, u32)>>,
+    /// The time each node's live timer is set for.
+    timer: Vec<Option<SimTime>>,
+    /// Nodes with work at the current time (input, a due timer, room on a full link), polled in
+    /// index order.
+    due: BTreeSet<u32>,
+}
+
+impl Scheduler {
+    fn set_timer(&mut self, node: u32, at: Option<SimTime>) {
+        let slot = &mut self.timer[node as usize];
+        if *slot == at {
+            return;
+        }
+        *slot = at;
+        if let Some(t) = at {
+            self.timers.push(Reverse((t, node)));
+            // Timers that were moved leave stale entries behind; sweep them when they pile up.
+            if self.timers.len() > 4 * self.timer.len() + 4096 {
+                let timer = &self.timer;
+                self.timers.retain(|Reverse((t, n))| timer[*n as usize] == Some(*t));
+            }
+        }
+    }
+
+    fn make_due(&mut self, node: u32) {
+        self.timer[node as usize] = None;
+        self.due.insert(node);
+    }
+
+    /// Moves every timer due by `now` into the due set.
+    fn fire(&mut self, now: SimTime) {
+        while let Some(&Reverse((t, n))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            if self.timer[n as usize] == Some(t) {
+                self.make_due(n);
+            }
+        }
+    }
+
+    /// The earliest live timer; drops stale entries on the way.
+    fn next_timer(&mut self) -> Option<SimTime> {
+        while let Some(&Reverse((t, n))) = self.timers.peek() {
+            if self.timer[n as usize] == Some(t) {
+                return Some(t);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+}
+
+/// A running lab, or the part of it that runs in this process.
 pub struct Sim {
     now: SimTime,
     nodes: Vec<NodeState>,
-    links: Vec<LinkState>,
+    fabric: Fabric,
+    link_names: Vec<String>,
     pool: RefCell<FramePool>,
+    sched: Scheduler,
     /// Work left over when a step ran out of rounds.
     pending: bool,
-    /// Link directions whose first frame has arrived, earliest first (see [`Sim::deliver`]).
-    due: BinaryHeap<Reverse<(SimTime, u32, u8)>>,
+    /// The earliest timer, kept between steps so that `next_deadline` needs no `&mut`.
+    next_timer: Option<SimTime>,
+    /// Frames that entered from outside without an id.
+    foreign: u64,
 }
 
 /// A 64-bit mix (splitmix64) so that nearby seeds give unrelated streams.
@@ -66,33 +160,53 @@ pub fn derive_seed(seed: u64, a: u64, b: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+fn port_of(a: Attachment) -> Port {
+    match a {
+        Attachment::HostInterface { node, interface } => Port { node, port: interface as u32 },
+        Attachment::SwitchPort { node, port } => Port { node, port: port as u32 },
+    }
+}
+
 impl Sim {
-    /// Builds the lab; `seed` overrides the lab file's.
+    /// Builds the whole lab; `seed` overrides the lab file's.
     #[must_use]
     pub fn new(lab: &Lab, seed: Option<u64>) -> Self {
+        Self::with_remote(lab, seed, |_| false)
+    }
+
+    /// Builds the part of the lab whose nodes are not `remote`. A link between a local and a remote
+    /// node has a remote end: frames that reach it go to the outbox ([`Sim::drain_outbox`]), and
+    /// frames from it come in through [`Sim::inject`]. Seeds and packet ids are those of the whole
+    /// lab, so the parts of a split lab together behave as the lab whole.
+    #[must_use]
+    pub fn with_remote(lab: &Lab, seed: Option<u64>, remote: impl Fn(NodeId) -> bool) -> Self {
         let seed = seed.unwrap_or(lab.seed);
-        let pool = RefCell::new(FramePool::default());
-        let nodes = lab
+        let nodes: Vec<NodeState> = lab
             .nodes
             .iter()
             .map(|n| match &n.kind {
-                NodeKind::Host(h) => NodeState::Host(Box::new(HostState::new(
+                _ if remote(n.id) => NodeState::Remote,
+                NodeKind::Host(h) => NodeState::Host(Box::new(Host::new(
+                    n.id,
                     &n.name,
                     h,
                     derive_seed(seed, 1, u64::from(n.id.0)),
                     lab.checksum_offload,
-                    &pool,
                 ))),
-                NodeKind::Switch(s) => {
-                    NodeState::Switch(SwitchState { ports: s.ports.clone(), table: MacTable::new(s.mac_ageing) })
-                }
+                NodeKind::Switch(s) => NodeState::Switch(Switch {
+                    id: n.id,
+                    name: n.name.clone(),
+                    ports: s.ports.len() as u32,
+                    table: MacTable::new(s.mac_ageing),
+                }),
             })
             .collect();
         let links = lab
             .links
             .iter()
             .map(|l| LinkState {
-                ends: l.ends,
+                ends: l.ends.map(|a| if remote(a.node()) { End::Remote(port_of(a)) } else { End::Local(port_of(a)) }),
+                up: true,
                 dirs: [Side::A, Side::B].map(|side| {
                     Direction::new(
                         l.id,
@@ -103,7 +217,24 @@ impl Sim {
                 }),
             })
             .collect();
-        Sim { now: SimTime::ZERO, nodes, links, pool, pending: false, due: BinaryHeap::new() }
+        let mut sched = Scheduler { timer: vec![None; nodes.len()], ..Scheduler::default() };
+        // Every host starts with a poll at time zero.
+        for (i, n) in nodes.iter().enumerate() {
+            if matches!(n, NodeState::Host(_)) {
+                sched.make_due(i as u32);
+            }
+        }
+        Sim {
+            now: SimTime::ZERO,
+            fabric: Fabric::new(nodes.len(), links),
+            nodes,
+            link_names: lab.links.iter().map(|l| l.name.clone()).collect(),
+            pool: RefCell::new(FramePool::default()),
+            sched,
+            pending: false,
+            next_timer: None,
+            foreign: 0,
+        }
     }
 
     #[must_use]
@@ -111,160 +242,100 @@ impl Sim {
         self.now
     }
 
-    /// Does everything due at `now` (time never goes back: an earlier `now` counts as the current).
-    pub fn step<O: Observer>(&mut self, now: SimTime, obs: &mut O) {
+    /// Does everything due at `now` (time never goes back: an earlier `now` counts as the current)
+    /// and says what moved.
+    ///
+    /// A step repeats rounds of *deliver every frame that has arrived by `now`, earliest first, then
+    /// poll every node with work, in index order* until a round moves nothing. Only nodes with work
+    /// are looked at, so a step costs what happens in it, not the size of the lab.
+    pub fn step<O: Observer>(&mut self, now: SimTime, obs: &mut O) -> Stepped {
         self.now = self.now.max(now);
         let now = self.now;
         self.pending = false;
+        self.sched.fire(now);
+        let mut total = Stepped::default();
+        let mut ready = Vec::new();
+        let mut done = false;
         for _ in 0..ROUNDS_PER_STEP {
             let delivered = self.deliver(now, obs);
             let mut frames = 0;
-            // Only hosts with something to do are polled, so that a step costs what happens in
-            // it, not the size of the lab: input waiting, a timer due, or a full link that has
-            // room again.
-            for n in &mut self.nodes {
-                let NodeState::Host(h) = n else { continue };
-                let mut tx = h.link.map(|(l, side)| &mut self.links[l.index()].dirs[side.index()]);
-                let unblocked = h.blocked && tx.as_deref().is_some_and(|d| d.has_room(now));
-                if !(h.due(now) || unblocked) {
-                    continue;
+            ready.clear();
+            ready.extend(std::mem::take(&mut self.sched.due));
+            for &n in &ready {
+                let NodeState::Host(h) = &mut self.nodes[n as usize] else { continue };
+                if h.due(now, &self.fabric) {
+                    frames += h.poll(now, &mut self.fabric, &self.pool, obs);
                 }
-                frames += h.poll(now, tx.take(), &self.pool, obs);
+                if h.due(now, &self.fabric) {
+                    self.sched.make_due(n);
+                } else {
+                    self.sched.set_timer(n, h.next_wake(now, &self.fabric));
+                }
             }
+            total.delivered += delivered;
+            total.frames += frames;
             if delivered == 0 && frames == 0 {
-                return;
+                done = true;
+                break;
             }
         }
-        self.pending = true;
+        self.pending = !done;
+        self.next_timer = self.sched.next_timer();
+        total
     }
 
-    /// Moves every frame that has arrived by `now` into its node: a host's input queue, or through
-    /// a switch onto its next link. Returns how many arrived.
-    ///
-    /// Frames are handled in order of arrival across all links, each at its own arrival time, so
-    /// that observers (the capture) see time go forward. On the wall clock one step gathers frames
-    /// that arrived at different times, and a frame a switch forwards can arrive before another
-    /// that was already waiting; a heap of the links' first frames keeps them in order. (In virtual
-    /// time a step's frames share one time; ties go by link, then direction, in lab order.)
+    /// Hands every frame that has arrived by `now` to its node, in order of arrival across links,
+    /// each at its own arrival time (ties go by link, then A→B before B→A). A frame a switch
+    /// forwards may be due before `now` ends and goes in its turn. Returns how many arrived.
     fn deliver<O: Observer>(&mut self, now: SimTime, obs: &mut O) -> usize {
-        let mut due = std::mem::take(&mut self.due);
-        due.clear();
-        for li in 0..self.links.len() {
-            for side in [Side::A, Side::B] {
-                self.push_due(&mut due, li, side, now);
-            }
-        }
         let mut n = 0;
-        while let Some(Reverse((at, li, s))) = due.pop() {
-            let (li, side) = (li as usize, if s == 0 { Side::A } else { Side::B });
-            let l = &mut self.links[li];
-            let dir = &mut l.dirs[side.index()];
-            // An entry is stale once its frame is gone; the direction's next frame has its own.
-            if dir.next_arrival() != Some(at) {
-                continue;
-            }
-            let f = match dir.pop_due(now, obs) {
-                Some(Ok(f)) => f,
-                Some(Err(lost)) => {
-                    // Lost on the way (reported); the frame behind it may be due too.
-                    self.pool.get_mut().give(lost);
-                    self.push_due(&mut due, li, side, now);
-                    continue;
-                }
-                None => continue,
-            };
-            let to = l.ends[side.other().index()];
-            self.arrive(at, to, LinkId(li as u32), side, f, obs);
+        let pool = self.pool.get_mut();
+        while let Some((arr, frame)) = self.fabric.pop_arrival(now, pool, obs) {
             n += 1;
-            self.push_due(&mut due, li, side, now);
-            // A switch may have put the frame on other links, due before `now` ends. Only a
-            // direction the frame arrived into empty has a new first frame; the others are in the
-            // heap already, or not due.
-            if let NodeState::Switch(sw) = &self.nodes[to.node().index()] {
-                for &(l, side) in &sw.ports {
-                    let dir = &self.links[l.index()].dirs[side.index()];
-                    if let Some(t) = dir.next_arrival().filter(|t| *t <= now && dir.in_flight() == 1) {
-                        due.push(Reverse((t, l.0, side.index() as u8)));
+            let node = self.fabric.far_node(arr.link, arr.from);
+            match &mut self.nodes[node.index()] {
+                NodeState::Host(h) => {
+                    if h.receive(&arr, frame, pool, obs) {
+                        self.sched.make_due(node.0);
                     }
                 }
+                NodeState::Switch(s) => s.receive(&arr, frame, &mut self.fabric, pool, obs),
+                NodeState::Remote => pool.give(frame),
             }
         }
-        self.due = due;
         n
     }
 
-    fn push_due(&self, due: &mut BinaryHeap<Reverse<(SimTime, u32, u8)>>, li: usize, side: Side, now: SimTime) {
-        if let Some(t) = self.links[li].dirs[side.index()].next_arrival().filter(|t| *t <= now) {
-            due.push(Reverse((t, li as u32, side.index() as u8)));
-        }
-    }
-
-    fn arrive<O: Observer>(
+    /// A frame from a remote end: it reaches the local end of `link` at `at` (not before now), sent
+    /// by side `from`. `packet` is its id from the far side, if the transport carried one. The
+    /// bytes are untrusted; the link's bound on frames in flight drops (and counts) the excess.
+    pub fn inject<O: Observer>(
         &mut self,
-        now: SimTime,
-        to: Attachment,
         link: LinkId,
         from: Side,
-        frame: Vec<u8>,
+        at: SimTime,
+        packet: Option<PacketId>,
+        frame: &[u8],
         obs: &mut O,
     ) {
-        let ev = |fate| FrameEvent { time: now, link, from, fate, frame: &[] };
-        let drop = |obs: &mut O, frame: &[u8], reason| obs.frame(&FrameEvent { frame, ..ev(Fate::Dropped(reason)) });
-        if frame.len() < 14 {
-            drop(obs, &frame, DropReason::Malformed);
-            self.pool.get_mut().give(frame);
-            return;
-        }
-        match (&mut self.nodes[to.node().index()], to) {
-            (NodeState::Host(h), _) => {
-                if frame.len() > h.mtu + 14 + 4 {
-                    drop(obs, &frame, DropReason::Mtu);
-                    self.pool.get_mut().give(frame);
-                } else if h.rx.len() >= host::RX_QUEUE {
-                    drop(obs, &frame, DropReason::QueueFull);
-                    self.pool.get_mut().give(frame);
-                } else {
-                    obs.frame(&FrameEvent { frame: &frame, ..ev(Fate::Delivered) });
-                    h.rx.push_back(frame);
-                }
-            }
-            (NodeState::Switch(sw), Attachment::SwitchPort { port, .. }) => {
-                obs.frame(&FrameEvent { frame: &frame, ..ev(Fate::Delivered) });
-                let mut dst = [0u8; 6];
-                let mut src = [0u8; 6];
-                dst.copy_from_slice(&frame[0..6]);
-                src.copy_from_slice(&frame[6..12]);
-                let pool = self.pool.get_mut();
-                match sw.table.forward(now, port, dst, src) {
-                    Forward::Filter => pool.give(frame),
-                    Forward::Port(p) => {
-                        let (l, side) = sw.ports[p];
-                        enqueue(&mut self.links[l.index()].dirs[side.index()], now, frame, obs, pool);
-                    }
-                    Forward::Flood => {
-                        for (p, (l, side)) in sw.ports.iter().enumerate() {
-                            if p != port {
-                                let mut copy = pool.take();
-                                copy.extend_from_slice(&frame);
-                                enqueue(&mut self.links[l.index()].dirs[side.index()], now, copy, obs, pool);
-                            }
-                        }
-                        pool.give(frame);
-                    }
-                }
-            }
-            (NodeState::Switch(_), Attachment::HostInterface { .. }) => self.pool.get_mut().give(frame),
-        }
-    }
-
-    /// Puts a frame on a link as if its `from` side had sent it now: what a tunnel will do with
-    /// frames from a remote site. The bytes are untrusted; a full queue drops and counts them.
-    pub fn inject<O: Observer>(&mut self, link: LinkId, from: Side, frame: &[u8], obs: &mut O) {
-        let Some(l) = self.links.get_mut(link.index()) else { return };
         let pool = self.pool.get_mut();
+        let packet = packet.unwrap_or_else(|| {
+            self.foreign += 1;
+            PacketId::foreign(self.foreign)
+        });
         let mut buf = pool.take();
         buf.extend_from_slice(frame);
-        enqueue(&mut l.dirs[from.index()], self.now, buf, obs, pool);
+        self.fabric.inject(self.now, OutFrame { link, from, at, packet, frame: buf }, pool, obs);
+    }
+
+    /// Takes the frames that reached remote link ends, oldest first.
+    pub fn drain_outbox(&mut self) -> impl Iterator<Item = OutFrame> + '_ {
+        self.fabric.outbox.drain(..)
+    }
+
+    /// Gives a spent outbox frame's buffer back for reuse.
+    pub fn recycle(&mut self, frame: Vec<u8>) {
+        self.pool.get_mut().give(frame);
     }
 
     /// When something is next due; `None` when nothing ever will be (an idle lab).
@@ -273,70 +344,116 @@ impl Sim {
         if self.pending {
             return Some(self.now);
         }
-        let mut next: Option<SimTime> = None;
-        let mut take = |t: Option<SimTime>| {
-            if let Some(t) = t {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
-        };
-        for l in &self.links {
-            for d in &l.dirs {
-                take(d.next_arrival());
-            }
-        }
-        for n in &self.nodes {
-            let NodeState::Host(h) = n else { continue };
-            if !h.rx.is_empty() {
-                take(Some(self.now));
-            }
-            match (h.blocked, h.link) {
-                // Blocked on a full queue: nothing to do before a slot frees.
-                (true, Some((l, side))) => {
-                    take(self.links[l.index()].dirs[side.index()].next_departure(self.now));
-                    take(h.wake.filter(|w| *w > self.now));
-                }
-                _ => take(h.wake),
-            }
+        let mut next = apps::min_wake(self.fabric.next_arrival(), self.next_timer);
+        for &n in &self.sched.due {
+            let NodeState::Host(h) = &self.nodes[n as usize] else { continue };
+            // A host blocked on a full link waits for a free slot even if its timer has passed.
+            let t = if !h.rx.is_empty() {
+                Some(self.now)
+            } else if h.blocked || !h.due(self.now, &self.fabric) {
+                h.next_wake(self.now, &self.fabric)
+            } else {
+                Some(self.now)
+            };
+            next = apps::min_wake(next, t);
         }
         next.map(|t| t.max(self.now))
+    }
+
+    /// Applies a command at the current time.
+    pub fn apply<O: Observer>(&mut self, cmd: &Command, obs: &mut O) -> Result<(), CommandError> {
+        let now = self.now;
+        match cmd {
+            Command::SetLink { link, up } => {
+                if link.index() >= self.fabric.links.len() {
+                    return Err(CommandError::NoLink(link.0.to_string()));
+                }
+                self.fabric.set_up(now, *link, *up, self.pool.get_mut(), obs);
+                // Hosts blocked on this link's queue have room now (it is empty, or takes and drops).
+                for end in self.fabric.links[link.index()].ends {
+                    if let (End::Local(p), Some(NodeState::Host(_))) = (end, self.nodes.get(end.port().node.index())) {
+                        self.sched.make_due(p.node.0);
+                    }
+                }
+            }
+            Command::SetModel { link, from, model } => {
+                if link.index() >= self.fabric.links.len() {
+                    return Err(CommandError::NoLink(link.0.to_string()));
+                }
+                self.fabric.set_model(*link, *from, *model);
+            }
+            Command::StartApp { node, app } => {
+                self.host_mut(*node)?.start_app(now, app);
+                self.sched.make_due(node.0);
+            }
+            Command::StopApp { node, app } => {
+                let h = self.host_mut(*node)?;
+                let label = h.apps.get(*app).map(|a| a.label.clone());
+                match label {
+                    None => return Err(CommandError::NoApp { node: h.name.clone(), app: app.to_string() }),
+                    Some(l) if !h.stop_app(now, *app) => return Err(CommandError::Stopped(l)),
+                    Some(_) => {}
+                }
+                self.sched.make_due(node.0);
+            }
+        }
+        self.next_timer = self.sched.next_timer();
+        Ok(())
+    }
+
+    fn host_mut(&mut self, node: NodeId) -> Result<&mut Host, CommandError> {
+        match self.nodes.get_mut(node.index()) {
+            Some(NodeState::Host(h)) => Ok(h),
+            Some(NodeState::Remote) => Err(CommandError::Remote(node.0.to_string())),
+            Some(NodeState::Switch(s)) => Err(CommandError::NotAHost(s.name.clone())),
+            None => Err(CommandError::NoNode(node.0.to_string())),
+        }
+    }
+
+    /// The model of one direction of a link now.
+    #[must_use]
+    pub fn link_model(&self, link: LinkId, from: Side) -> Option<crate::topology::LinkModel> {
+        self.fabric.links.get(link.index()).map(|l| *l.dirs[from.index()].model())
+    }
+
+    /// Whether a link is up.
+    #[must_use]
+    pub fn link_up(&self, link: LinkId) -> Option<bool> {
+        self.fabric.links.get(link.index()).map(|l| l.up)
+    }
+
+    fn hosts(&self) -> impl Iterator<Item = &Host> {
+        self.nodes.iter().filter_map(|n| match n {
+            NodeState::Host(h) => Some(&**h),
+            _ => None,
+        })
     }
 
     /// Whether any app finishes by itself; a lab of servers alone runs until it is stopped.
     #[must_use]
     pub fn has_clients(&self) -> bool {
-        self.nodes.iter().any(|n| matches!(n, NodeState::Host(h) if h.apps.iter().any(|a| !a.server)))
+        self.hosts().any(|h| h.apps.iter().any(|a| !a.server))
     }
 
     /// Every client app on every host has finished.
     #[must_use]
     pub fn clients_done(&self) -> bool {
-        self.nodes.iter().all(|n| match n {
-            NodeState::Host(h) => h.clients_done(),
-            NodeState::Switch(_) => true,
-        })
+        self.hosts().all(Host::clients_done)
     }
 
-    /// Each app's label, state and outcome, in lab order.
+    /// Each app's label, state, start and outcome, in lab order.
     #[must_use]
-    pub fn outcomes(&self) -> Vec<(String, apps::AppState, SimTime, apps::Outcome)> {
-        let mut out = Vec::new();
-        for n in &self.nodes {
-            if let NodeState::Host(h) = n {
-                out.extend(h.apps.iter().map(|a| {
-                    let state = if a.server {
-                        apps::AppState::Serving
-                    } else if a.app.done() {
-                        apps::AppState::Finished
-                    } else if self.now < a.start {
-                        apps::AppState::NotStarted
-                    } else {
-                        apps::AppState::Running
-                    };
-                    (a.label.clone(), state, a.start, a.app.outcome())
-                }));
-            }
-        }
-        out
+    pub fn app_reports(&self) -> Vec<AppReport> {
+        self.hosts()
+            .flat_map(|h| {
+                h.apps.iter().map(|a| AppReport {
+                    label: a.label.clone(),
+                    state: a.state(self.now),
+                    start: a.start,
+                    outcome: a.app.outcome(),
+                })
+            })
+            .collect()
     }
 
     /// MAC table of a switch, by node index.
@@ -347,15 +464,40 @@ impl Sim {
             _ => Vec::new(),
         }
     }
-}
 
-/// A switch's output: no backpressure upstream, so a full queue drops.
-fn enqueue<O: Observer>(d: &mut Direction, now: SimTime, frame: Vec<u8>, obs: &mut O, pool: &mut FramePool) {
-    if d.has_room(now) {
-        d.push(now, frame, obs);
-    } else {
-        d.refuse(now, &frame, obs);
-        pool.give(frame);
+    /// An owned picture of the lab now.
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        let dir = |d: &Direction| snapshot::DirectionSnapshot {
+            model: d.model().into(),
+            waiting: d.waiting(self.now),
+            in_flight: d.in_flight(),
+        };
+        Snapshot {
+            now_ns: self.now.as_nanos(),
+            links: self
+                .fabric
+                .links
+                .iter()
+                .zip(&self.link_names)
+                .map(|(l, name)| snapshot::LinkSnapshot {
+                    name: name.clone(),
+                    up: l.up,
+                    remote: l.ends.map(|e| matches!(e, End::Remote(_))),
+                    a_to_b: dir(&l.dirs[0]),
+                    b_to_a: dir(&l.dirs[1]),
+                })
+                .collect(),
+            hosts: self.hosts().map(|h| snapshot::host(h, self.now)).collect(),
+            switches: self
+                .nodes
+                .iter()
+                .filter_map(|n| match n {
+                    NodeState::Switch(s) => Some(snapshot::switch(s)),
+                    _ => None,
+                })
+                .collect(),
+        }
     }
 }
 
@@ -393,7 +535,7 @@ mod tests {
     }
 
     fn outcome(sim: &Sim, label: &str) -> Outcome {
-        sim.outcomes().into_iter().find(|(l, ..)| l == label).map(|(.., o)| o).expect("app")
+        sim.app_reports().into_iter().find(|a| a.label == label).map(|a| a.outcome).expect("app")
     }
 
     #[test]
@@ -503,7 +645,7 @@ mod tests {
         });
         let l = crate::topology::load_str(&text.to_string(), "t.json").unwrap_or_else(|e| panic!("{e}"));
         let (sim, c) = run(&l);
-        for (label, _, _, o) in sim.outcomes() {
+        for AppReport { label, outcome: o, .. } in sim.app_reports() {
             match o {
                 Outcome::Ping { received, sent, .. } => assert_eq!((label.as_str(), received), (label.as_str(), sent)),
                 Outcome::UdpEcho { received, sent, .. } => assert_eq!(received, sent, "{label}"),

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::packet::PacketId;
 use crate::time::SimTime;
 use crate::topology::{LinkId, Side};
 
@@ -13,6 +14,8 @@ pub enum Fate {
     Sent,
     /// Arrived at the far end and was handed to the node there.
     Delivered,
+    /// Arrived at the far end, which is remote: handed to the outbox for a transport to carry.
+    ToRemote,
     /// Lost on the way, for this reason.
     Dropped(DropReason),
 }
@@ -23,16 +26,19 @@ pub enum Fate {
 pub enum DropReason {
     /// The link model's random loss.
     Loss,
-    /// The link's queue (or the receiver's input queue) was full.
+    /// The link's queue (or the receiver's input queue, or the outbox) was full.
     QueueFull,
     /// Larger than the receiving interface's MTU.
     Mtu,
     /// Too short to be an Ethernet frame.
     Malformed,
+    /// Sent on a link that is down, or in flight when it went down.
+    LinkDown,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 4] = [DropReason::Loss, DropReason::QueueFull, DropReason::Mtu, DropReason::Malformed];
+    pub const ALL: [DropReason; 5] =
+        [DropReason::Loss, DropReason::QueueFull, DropReason::Mtu, DropReason::Malformed, DropReason::LinkDown];
 
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -41,16 +47,19 @@ impl DropReason {
             DropReason::QueueFull => "queue-full",
             DropReason::Mtu => "mtu",
             DropReason::Malformed => "malformed",
+            DropReason::LinkDown => "link-down",
         }
     }
 }
 
-/// One frame event: its link, the side that sent it, the time, its fate and its bytes.
+/// One frame event: its link, the side that sent it, the time, the packet it carries, its fate
+/// and its bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameEvent<'a> {
     pub time: SimTime,
     pub link: LinkId,
     pub from: Side,
+    pub packet: PacketId,
     pub fate: Fate,
     pub frame: &'a [u8],
 }
@@ -74,6 +83,15 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
     }
 }
 
+impl<A: Observer, B: Observer, C: Observer> Observer for (A, B, C) {
+    #[inline]
+    fn frame(&mut self, ev: &FrameEvent<'_>) {
+        self.0.frame(ev);
+        self.1.frame(ev);
+        self.2.frame(ev);
+    }
+}
+
 impl<T: Observer + ?Sized> Observer for &mut T {
     #[inline]
     fn frame(&mut self, ev: &FrameEvent<'_>) {
@@ -87,5 +105,12 @@ impl<T: Observer> Observer for Option<T> {
         if let Some(o) = self {
             o.frame(ev);
         }
+    }
+}
+
+impl<T: Observer + ?Sized> Observer for Box<T> {
+    #[inline]
+    fn frame(&mut self, ev: &FrameEvent<'_>) {
+        (**self).frame(ev);
     }
 }

@@ -4,7 +4,60 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use smoltcp::wire::EthernetFrame;
+
+use super::device::FramePool;
+use super::fabric::{Arrived, Fabric, Port};
+use super::observe::{DropReason, Fate, Observer};
 use crate::time::SimTime;
+use crate::topology::NodeId;
+
+/// A switch node: its ports and its MAC table. It floods and forwards on its own; the fabric only
+/// carries what it sends.
+pub struct Switch {
+    pub id: NodeId,
+    pub name: String,
+    pub ports: u32,
+    pub table: MacTable,
+}
+
+impl Switch {
+    /// A frame arrived on a port: learn its source, then forward, flood or filter it. Copies keep
+    /// the packet's identity. A switch cannot push back, so a full output queue drops.
+    pub fn receive<O: Observer>(
+        &mut self,
+        arr: &Arrived,
+        frame: Vec<u8>,
+        fabric: &mut Fabric,
+        pool: &mut FramePool,
+        obs: &mut O,
+    ) {
+        let Ok(eth) = EthernetFrame::new_checked(&frame[..]) else {
+            arr.report(Fate::Dropped(DropReason::Malformed), &frame, obs);
+            return pool.give(frame);
+        };
+        let (dst, src) = (eth.dst_addr().0, eth.src_addr().0);
+        arr.report(Fate::Delivered, &frame, obs);
+        let now = arr.at;
+        let in_port = arr.port as usize;
+        match self.table.forward(now, in_port, dst, src) {
+            Forward::Filter => pool.give(frame),
+            Forward::Port(p) => fabric.send(now, self.port(p), arr.packet, frame, pool, obs),
+            Forward::Flood => {
+                for p in (0..self.ports as usize).filter(|p| *p != in_port) {
+                    let mut copy = pool.take();
+                    copy.extend_from_slice(&frame);
+                    fabric.send(now, self.port(p), arr.packet, copy, pool, obs);
+                }
+                pool.give(frame);
+            }
+        }
+    }
+
+    fn port(&self, p: usize) -> Port {
+        Port { node: self.id, port: p as u32 }
+    }
+}
 
 /// Where a switch sends a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

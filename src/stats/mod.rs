@@ -85,7 +85,8 @@ impl Observer for Counters {
                 d.sent_frames += 1;
                 d.sent_bytes += len;
             }
-            Fate::Delivered => {
+            // Handed to a remote end counts as delivered: the link carried it to its far end.
+            Fate::Delivered | Fate::ToRemote => {
                 d.delivered_frames += 1;
                 d.delivered_bytes += len;
                 self.frames += 1;
@@ -106,7 +107,14 @@ mod tests {
     fn counts_each_direction_and_drop_reason() {
         let mut c = Counters { links: vec![LinkCounters::default()], frames: 0, bytes: 0, events: 0 };
         let f = [0u8; 60];
-        let ev = |from, fate| FrameEvent { time: SimTime::ZERO, link: LinkId(0), from, fate, frame: &f };
+        let ev = |from, fate| FrameEvent {
+            time: SimTime::ZERO,
+            link: LinkId(0),
+            from,
+            packet: crate::sim::PacketId(0),
+            fate,
+            frame: &f,
+        };
         c.frame(&ev(Side::A, Fate::Sent));
         c.frame(&ev(Side::A, Fate::Delivered));
         c.frame(&ev(Side::B, Fate::Sent));

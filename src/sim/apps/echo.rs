@@ -31,7 +31,6 @@ struct Conn {
 
 /// A TCP server: echoes, or sinks and checks the transfer pattern.
 pub struct TcpServer {
-    start: SimTime,
     port: u16,
     mode: ServerMode,
     conns: Vec<Conn>,
@@ -42,9 +41,8 @@ pub struct TcpServer {
 }
 
 impl TcpServer {
-    pub fn new(start: SimTime, port: u16, mode: ServerMode) -> Self {
+    pub fn new(port: u16, mode: ServerMode) -> Self {
         TcpServer {
-            start,
             port,
             mode,
             conns: Vec::new(),
@@ -58,9 +56,6 @@ impl TcpServer {
 
 impl App for TcpServer {
     fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime> {
-        if cx.now < self.start {
-            return Some(self.start);
-        }
         let listening =
             self.conns.iter().any(|c| cx.sockets.get::<tcp::Socket>(c.handle).state() == tcp::State::Listen);
         if !listening && self.conns.len() < MAX_CONNECTIONS {
@@ -129,6 +124,12 @@ impl App for TcpServer {
         None
     }
 
+    fn stop(&mut self, cx: &mut AppCx<'_>) {
+        for c in self.conns.drain(..) {
+            cx.close_socket(c.handle);
+        }
+    }
+
     fn done(&self) -> bool {
         false
     }
@@ -156,6 +157,16 @@ enum Phase {
     Done,
 }
 
+/// What an echo client sends, to where, how often, and how long it waits for each echo.
+#[derive(Debug, Clone, Copy)]
+pub struct EchoParams {
+    pub to: (IpAddr, u16),
+    pub count: u32,
+    pub size: usize,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
 /// The message in flight: when it was started, how much of it is written, what has come back.
 struct Message {
     sent_at: SimTime,
@@ -165,12 +176,7 @@ struct Message {
 
 /// Sends `count` messages over one TCP connection, one at a time, and checks each echo.
 pub struct TcpEchoClient {
-    start: SimTime,
-    to: (IpAddr, u16),
-    count: u32,
-    size: usize,
-    interval: Duration,
-    timeout: Duration,
+    p: EchoParams,
     handle: Option<SocketHandle>,
     phase: Phase,
     sent: u32,
@@ -186,21 +192,9 @@ pub struct TcpEchoClient {
 }
 
 impl TcpEchoClient {
-    pub fn new(
-        start: SimTime,
-        to: (IpAddr, u16),
-        count: u32,
-        size: usize,
-        interval: Duration,
-        timeout: Duration,
-    ) -> Self {
+    pub fn new(start: SimTime, p: EchoParams) -> Self {
         TcpEchoClient {
-            start,
-            to,
-            count,
-            size,
-            interval,
-            timeout,
+            p,
             handle: None,
             phase: Phase::Waiting,
             sent: 0,
@@ -210,7 +204,7 @@ impl TcpEchoClient {
             next_send: start,
             rtts: Rtts::default(),
             error: None,
-            message: vec![0; size],
+            message: vec![0; p.size],
             connect_at: start,
             established: false,
         }
@@ -227,12 +221,12 @@ impl TcpEchoClient {
 
 impl App for TcpEchoClient {
     fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime> {
-        if cx.now < self.start || self.phase == Phase::Done {
-            return (cx.now < self.start).then_some(self.start);
+        if self.phase == Phase::Done {
+            return None;
         }
         let h = match self.handle {
             Some(h) => h,
-            None => match cx.connect_tcp(self.to) {
+            None => match cx.connect_tcp(self.p.to) {
                 Ok(h) => {
                     self.handle = Some(h);
                     self.connect_at = cx.now;
@@ -261,21 +255,21 @@ impl App for TcpEchoClient {
         }
         if self.phase == Phase::Open
             && self.in_flight.is_none()
-            && self.sent < self.count
+            && self.sent < self.p.count
             && self.next_send <= cx.now
             && s.may_send()
         {
-            fill_pattern(&mut self.message, u64::from(self.sent) * self.size as u64);
-            self.in_flight = Some(Message { sent_at: cx.now, written: 0, got: Vec::with_capacity(self.size) });
+            fill_pattern(&mut self.message, u64::from(self.sent) * self.p.size as u64);
+            self.in_flight = Some(Message { sent_at: cx.now, written: 0, got: Vec::with_capacity(self.p.size) });
             self.sent += 1;
         }
         if let Some(m) = &mut self.in_flight {
             // A message larger than the send buffer goes out in pieces as the peer acknowledges.
-            if m.written < self.size {
+            if m.written < self.p.size {
                 m.written += s.send_slice(&self.message[m.written..]).unwrap_or(0);
             }
-            while s.can_recv() && m.got.len() < self.size {
-                let want = self.size - m.got.len();
+            while s.can_recv() && m.got.len() < self.p.size {
+                let want = self.p.size - m.got.len();
                 let got = &mut m.got;
                 let _ = s.recv(|buf| {
                     let n = buf.len().min(want);
@@ -283,35 +277,41 @@ impl App for TcpEchoClient {
                     (n, ())
                 });
             }
-            if m.got.len() == self.size {
+            if m.got.len() == self.p.size {
                 if m.got == self.message {
                     self.echoed += 1;
                 } else {
                     self.mismatched += 1;
                 }
                 self.rtts.add(cx.now - m.sent_at);
-                self.next_send = (m.sent_at + self.interval).max(cx.now);
+                self.next_send = (m.sent_at + self.p.interval).max(cx.now);
                 self.in_flight = None;
-            } else if cx.now - m.sent_at >= self.timeout {
-                let why = format!("no echo of message {} within {:?}", self.sent, self.timeout);
+            } else if cx.now - m.sent_at >= self.p.timeout {
+                let why = format!("no echo of message {} within {:?}", self.sent, self.p.timeout);
                 self.fail(cx, why);
                 return None;
             }
         }
-        if self.phase == Phase::Open && self.sent == self.count && self.in_flight.is_none() {
+        if self.phase == Phase::Open && self.sent == self.p.count && self.in_flight.is_none() {
             cx.sockets.get_mut::<tcp::Socket>(h).close();
             self.phase = Phase::Closing;
         }
-        let timeout = self.in_flight.as_ref().map(|m| m.sent_at + self.timeout);
+        let timeout = self.in_flight.as_ref().map(|m| m.sent_at + self.p.timeout);
         // The next message is due at `next_send`; one due already (the echo just came back) is
         // sent on the next poll, at once, if the socket can take it (otherwise traffic wakes us).
         let can_send = cx.sockets.get::<tcp::Socket>(h).may_send();
         let next = (self.phase == Phase::Open
             && self.in_flight.is_none()
-            && self.sent < self.count
+            && self.sent < self.p.count
             && (self.next_send > cx.now || can_send))
             .then_some(self.next_send.max(cx.now));
         min_wake(timeout, next)
+    }
+
+    fn stop(&mut self, cx: &mut AppCx<'_>) {
+        if let Some(h) = self.handle {
+            cx.close_socket(h);
+        }
     }
 
     fn done(&self) -> bool {
@@ -320,7 +320,7 @@ impl App for TcpEchoClient {
 
     fn outcome(&self) -> Outcome {
         Outcome::TcpEcho {
-            to: endpoint_str(self.to),
+            to: endpoint_str(self.p.to),
             sent: self.sent,
             echoed: self.echoed,
             mismatched: self.mismatched,
@@ -337,7 +337,6 @@ fn udp_socket(cx: &mut AppCx<'_>) -> SocketHandle {
 
 /// Echoes every datagram back to its sender.
 pub struct UdpServer {
-    start: SimTime,
     port: u16,
     handle: Option<SocketHandle>,
     datagrams: u64,
@@ -346,16 +345,13 @@ pub struct UdpServer {
 }
 
 impl UdpServer {
-    pub fn new(start: SimTime, port: u16) -> Self {
-        UdpServer { start, port, handle: None, datagrams: 0, bytes: 0, scratch: vec![0; 65_536] }
+    pub fn new(port: u16) -> Self {
+        UdpServer { port, handle: None, datagrams: 0, bytes: 0, scratch: vec![0; 65_536] }
     }
 }
 
 impl App for UdpServer {
     fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime> {
-        if cx.now < self.start {
-            return Some(self.start);
-        }
         let h = *self.handle.get_or_insert_with(|| {
             let h = udp_socket(cx);
             let _ = cx.sockets.get_mut::<udp::Socket>(h).bind(self.port);
@@ -371,6 +367,12 @@ impl App for UdpServer {
         None
     }
 
+    fn stop(&mut self, cx: &mut AppCx<'_>) {
+        if let Some(h) = self.handle.take() {
+            cx.close_socket(h);
+        }
+    }
+
     fn done(&self) -> bool {
         false
     }
@@ -382,7 +384,6 @@ impl App for UdpServer {
 
 /// Sends numbered datagrams and matches each echo.
 pub struct UdpEchoClient {
-    start: SimTime,
     to: (IpAddr, u16),
     size: usize,
     handle: Option<SocketHandle>,
@@ -392,20 +393,12 @@ pub struct UdpEchoClient {
 }
 
 impl UdpEchoClient {
-    pub fn new(
-        start: SimTime,
-        to: (IpAddr, u16),
-        count: u32,
-        size: usize,
-        interval: Duration,
-        timeout: Duration,
-    ) -> Self {
+    pub fn new(start: SimTime, p: EchoParams) -> Self {
         UdpEchoClient {
-            start,
-            to,
-            size: size.max(4),
+            to: p.to,
+            size: p.size.max(4),
             handle: None,
-            probes: Probes::new(start, count, interval, timeout),
+            probes: Probes::new(start, p.count, p.interval, p.timeout),
             scratch: vec![0; 65_536],
             msg: Vec::new(),
         }
@@ -422,9 +415,6 @@ impl UdpEchoClient {
 
 impl App for UdpEchoClient {
     fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime> {
-        if cx.now < self.start {
-            return Some(self.start);
-        }
         let h = match self.handle {
             Some(h) => h,
             None => {
@@ -453,6 +443,12 @@ impl App for UdpEchoClient {
             self.probes.answer(cx.now, seq, intact);
         }
         self.probes.expire(cx.now)
+    }
+
+    fn stop(&mut self, cx: &mut AppCx<'_>) {
+        if let Some(h) = self.handle.take() {
+            cx.close_socket(h);
+        }
     }
 
     fn done(&self) -> bool {

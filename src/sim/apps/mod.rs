@@ -45,6 +45,16 @@ impl HostIds {
 }
 
 impl AppCx<'_> {
+    /// Closes and removes a socket: a TCP connection is reset, as when a process is killed.
+    /// A UDP socket is unbound. The socket stays in the set, so that a reset still goes out.
+    pub fn close_socket(&mut self, h: SocketHandle) {
+        match self.sockets.get_mut::<smoltcp::socket::Socket<'static>>(h) {
+            smoltcp::socket::Socket::Tcp(s) => s.abort(),
+            smoltcp::socket::Socket::Udp(s) => s.close(),
+            _ => {}
+        }
+    }
+
     /// The host's next port from the dynamic range (49152 to 65535).
     pub fn ephemeral_port(&mut self) -> u16 {
         let p = self.ids.next_port;
@@ -126,12 +136,16 @@ pub enum AppState {
     Finished,
     /// A server (servers run until the lab stops).
     Serving,
+    /// Stopped by a command.
+    Stopped,
 }
 
-/// A program on a host.
+/// A program on a host. Its slot polls it from its start time on.
 pub trait App {
     /// Does what is due at `cx.now`; returns when it next needs to run (`None`: only on traffic).
     fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime>;
+    /// Stops it: its sockets are closed (TCP connections reset) and removed.
+    fn stop(&mut self, cx: &mut AppCx<'_>);
     /// Finished (servers never are).
     fn done(&self) -> bool;
     fn outcome(&self) -> Outcome;
@@ -238,14 +252,14 @@ pub fn build(kind: &AppKind, start: Duration) -> Box<dyn App> {
         AppKind::Ping { to, count, interval, size, timeout } => {
             Box::new(ping::Ping::new(start, to, count, interval, size, timeout))
         }
-        AppKind::TcpEchoServer { port } => Box::new(echo::TcpServer::new(start, port, echo::ServerMode::Echo)),
-        AppKind::TcpSink { port } => Box::new(echo::TcpServer::new(start, port, echo::ServerMode::Sink)),
+        AppKind::TcpEchoServer { port } => Box::new(echo::TcpServer::new(port, echo::ServerMode::Echo)),
+        AppKind::TcpSink { port } => Box::new(echo::TcpServer::new(port, echo::ServerMode::Sink)),
         AppKind::TcpEcho { to, count, size, interval, timeout } => {
-            Box::new(echo::TcpEchoClient::new(start, to, count, size, interval, timeout))
+            Box::new(echo::TcpEchoClient::new(start, echo::EchoParams { to, count, size, interval, timeout }))
         }
-        AppKind::UdpEchoServer { port } => Box::new(echo::UdpServer::new(start, port)),
+        AppKind::UdpEchoServer { port } => Box::new(echo::UdpServer::new(port)),
         AppKind::UdpEcho { to, count, size, interval, timeout } => {
-            Box::new(echo::UdpEchoClient::new(start, to, count, size, interval, timeout))
+            Box::new(echo::UdpEchoClient::new(start, echo::EchoParams { to, count, size, interval, timeout }))
         }
         AppKind::TcpTransfer { to, bytes } => Box::new(transfer::TcpTransfer::new(start, to, bytes)),
     }

@@ -15,7 +15,6 @@ use crate::time::SimTime;
 pub struct Ping {
     to: IpAddr,
     size: usize,
-    start: SimTime,
     socket: Option<SocketHandle>,
     ident: u16,
     probes: Probes,
@@ -23,7 +22,7 @@ pub struct Ping {
 
 impl Ping {
     pub fn new(start: SimTime, to: IpAddr, count: u32, interval: Duration, size: usize, timeout: Duration) -> Self {
-        Ping { to, size, start, socket: None, ident: 0, probes: Probes::new(start, count, interval, timeout) }
+        Ping { to, size, socket: None, ident: 0, probes: Probes::new(start, count, interval, timeout) }
     }
 
     fn payload(&self, seq: u16) -> Vec<u8> {
@@ -33,9 +32,6 @@ impl Ping {
 
 impl App for Ping {
     fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime> {
-        if cx.now < self.start {
-            return Some(self.start);
-        }
         let dst = IpAddress::from(self.to);
         let handle = match self.socket {
             Some(h) => h,
@@ -107,6 +103,12 @@ impl App for Ping {
             self.probes.answer(cx.now, n, intact);
         }
         self.probes.expire(cx.now)
+    }
+
+    fn stop(&mut self, cx: &mut AppCx<'_>) {
+        if let Some(h) = self.socket.take() {
+            cx.close_socket(h);
+        }
     }
 
     fn done(&self) -> bool {

@@ -40,9 +40,6 @@ impl TcpTransfer {
 
 impl App for TcpTransfer {
     fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime> {
-        if cx.now < self.start {
-            return Some(self.start);
-        }
         if self.done() {
             return None;
         }
@@ -88,6 +85,12 @@ impl App for TcpTransfer {
             _ => {}
         }
         None
+    }
+
+    fn stop(&mut self, cx: &mut AppCx<'_>) {
+        if let Some(h) = self.handle {
+            cx.close_socket(h);
+        }
     }
 
     fn done(&self) -> bool {

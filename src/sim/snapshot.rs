@@ -1,0 +1,250 @@
+//! Snapshots: an owned picture of a running lab for UIs and reports, taken between steps. Nothing
+//! in it borrows from the core, so a UI can keep it while the lab runs on.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+use smoltcp::socket::{tcp, Socket};
+
+use super::apps::{AppState, Outcome};
+use super::host::Host;
+use super::switch::Switch;
+use crate::time::SimTime;
+use crate::topology::{parse::mac_text, LinkModel};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// Simulated nanoseconds since the start of the run.
+    pub now_ns: u64,
+    pub links: Vec<LinkSnapshot>,
+    pub hosts: Vec<HostSnapshot>,
+    pub switches: Vec<SwitchSnapshot>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkSnapshot {
+    pub name: String,
+    pub up: bool,
+    /// Whether each end (A, B) is on a remote site.
+    pub remote: [bool; 2],
+    pub a_to_b: DirectionSnapshot,
+    pub b_to_a: DirectionSnapshot,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DirectionSnapshot {
+    pub model: ModelSnapshot,
+    /// Frames waiting for the wire.
+    pub waiting: usize,
+    /// Frames on the link, waiting or propagating.
+    pub in_flight: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ModelSnapshot {
+    pub latency_ns: u64,
+    pub rate_bps: Option<u64>,
+    pub loss: f64,
+    pub queue_frames: usize,
+}
+
+impl From<&LinkModel> for ModelSnapshot {
+    fn from(m: &LinkModel) -> Self {
+        ModelSnapshot {
+            latency_ns: u64::try_from(m.latency.as_nanos()).unwrap_or(u64::MAX),
+            rate_bps: m.rate_bps,
+            loss: m.loss,
+            queue_frames: m.queue_frames,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostSnapshot {
+    pub name: String,
+    pub interfaces: Vec<InterfaceSnapshot>,
+    /// Neighbours the host heard from (ARP, NDP), newest knowledge of each.
+    pub neighbours: Vec<NeighbourSnapshot>,
+    pub sockets: Vec<SocketSnapshot>,
+    pub apps: Vec<AppSnapshot>,
+    /// Frames received and not yet handled by the stack.
+    pub rx_queue: usize,
+    /// The host's link queue was full at its last poll (backpressure).
+    pub blocked: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InterfaceSnapshot {
+    pub name: String,
+    pub mac: String,
+    pub mtu: usize,
+    pub addresses: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NeighbourSnapshot {
+    pub ip: IpAddr,
+    pub mac: String,
+    /// How long ago it was last heard, in simulated nanoseconds.
+    pub age_ns: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SocketSnapshot {
+    /// `tcp`, `udp`, `icmp` or `raw`.
+    pub kind: &'static str,
+    pub local: Option<String>,
+    pub remote: Option<String>,
+    /// The TCP state (`ESTABLISHED`, `LISTEN`, …); `None` for datagram sockets.
+    pub state: Option<String>,
+    /// Bytes (TCP) or packets (UDP, ICMP) waiting to be read, and the capacity.
+    pub rx_queue: usize,
+    pub rx_capacity: usize,
+    /// Bytes (TCP) or packets waiting to be sent, and the capacity.
+    pub tx_queue: usize,
+    pub tx_capacity: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AppSnapshot {
+    pub label: String,
+    pub state: AppState,
+    pub start_ns: u64,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SwitchSnapshot {
+    pub name: String,
+    pub ports: u32,
+    /// Learned MAC addresses and their ports.
+    pub table: Vec<MacEntry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MacEntry {
+    pub mac: String,
+    pub port: usize,
+}
+
+pub(crate) fn host(h: &Host, now: SimTime) -> HostSnapshot {
+    let interfaces = h
+        .interface
+        .iter()
+        .map(|i| InterfaceSnapshot {
+            name: i.name.clone(),
+            mac: mac_text(i.mac),
+            mtu: i.mtu,
+            addresses: h.iface.ip_addrs().iter().map(ToString::to_string).collect(),
+        })
+        .collect();
+    let neighbours = h
+        .neighbours
+        .iter()
+        .map(|(ip, n)| NeighbourSnapshot { ip: *ip, mac: mac_text(n.mac), age_ns: (now - n.seen).as_nanos() as u64 })
+        .collect();
+    let sockets = h.sockets.iter().map(|(_, s)| socket(s)).collect();
+    let apps = h
+        .apps
+        .iter()
+        .map(|a| AppSnapshot {
+            label: a.label.clone(),
+            state: a.state(now),
+            start_ns: a.start.as_nanos(),
+            outcome: a.app.outcome(),
+        })
+        .collect();
+    HostSnapshot {
+        name: h.name.clone(),
+        interfaces,
+        neighbours,
+        sockets,
+        apps,
+        rx_queue: h.rx.len(),
+        blocked: h.blocked,
+    }
+}
+
+fn socket(s: &Socket<'_>) -> SocketSnapshot {
+    match s {
+        Socket::Tcp(t) => SocketSnapshot {
+            kind: "tcp",
+            local: t.local_endpoint().map(|e| e.to_string()),
+            remote: t.remote_endpoint().map(|e| e.to_string()),
+            state: Some(tcp_state(t.state()).into()),
+            rx_queue: t.recv_queue(),
+            rx_capacity: t.recv_capacity(),
+            tx_queue: t.send_queue(),
+            tx_capacity: t.send_capacity(),
+        },
+        Socket::Udp(u) => SocketSnapshot {
+            kind: "udp",
+            local: u.is_open().then(|| u.endpoint().to_string()),
+            remote: None,
+            state: None,
+            rx_queue: usize::from(u.can_recv()),
+            rx_capacity: u.packet_recv_capacity(),
+            tx_queue: usize::from(!u.can_send()),
+            tx_capacity: u.packet_send_capacity(),
+        },
+        Socket::Icmp(i) => SocketSnapshot {
+            kind: "icmp",
+            local: i.is_open().then(|| "icmp".into()),
+            remote: None,
+            state: None,
+            rx_queue: usize::from(i.can_recv()),
+            rx_capacity: i.packet_recv_capacity(),
+            tx_queue: usize::from(!i.can_send()),
+            tx_capacity: i.packet_send_capacity(),
+        },
+        Socket::Raw(r) => SocketSnapshot {
+            kind: "raw",
+            local: None,
+            remote: None,
+            state: None,
+            rx_queue: usize::from(r.can_recv()),
+            rx_capacity: r.packet_recv_capacity(),
+            tx_queue: usize::from(!r.can_send()),
+            tx_capacity: r.packet_send_capacity(),
+        },
+        #[allow(unreachable_patterns)]
+        _ => SocketSnapshot {
+            kind: "other",
+            local: None,
+            remote: None,
+            state: None,
+            rx_queue: 0,
+            rx_capacity: 0,
+            tx_queue: 0,
+            tx_capacity: 0,
+        },
+    }
+}
+
+fn tcp_state(s: tcp::State) -> &'static str {
+    match s {
+        tcp::State::Closed => "CLOSED",
+        tcp::State::Listen => "LISTEN",
+        tcp::State::SynSent => "SYN-SENT",
+        tcp::State::SynReceived => "SYN-RECEIVED",
+        tcp::State::Established => "ESTABLISHED",
+        tcp::State::FinWait1 => "FIN-WAIT-1",
+        tcp::State::FinWait2 => "FIN-WAIT-2",
+        tcp::State::CloseWait => "CLOSE-WAIT",
+        tcp::State::Closing => "CLOSING",
+        tcp::State::LastAck => "LAST-ACK",
+        tcp::State::TimeWait => "TIME-WAIT",
+    }
+}
+
+pub(crate) fn switch(s: &Switch) -> SwitchSnapshot {
+    SwitchSnapshot {
+        name: s.name.clone(),
+        ports: s.ports,
+        table: s
+            .table
+            .entries()
+            .map(|(m, port)| MacEntry { mac: mac_text(smoltcp::wire::EthernetAddress(m)), port })
+            .collect(),
+    }
+}
