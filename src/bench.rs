@@ -195,12 +195,12 @@ pub fn bench_lab(bytes: u64, offload: bool) -> topology::Lab {
 pub fn netlab(bytes: u64, offload: bool, capture: Option<&std::path::Path>) -> anyhow::Result<Measure> {
     let lab = bench_lab(bytes, offload);
     let opts = RunOptions {
-        virtual_time: true,
+        speed: runtime::Speed::Max,
         capture: capture.map_or(CaptureChoice::Off, |p| CaptureChoice::File(p.to_path_buf())),
         ..RunOptions::default()
     };
     let start = Instant::now();
-    let r = runtime::run(&lab, &opts)?;
+    let r = runtime::run(&lab, &opts, &mut ())?;
     let wall = start.elapsed();
     let sunk = r.apps.iter().find_map(|a| match a.outcome {
         crate::sim::apps::Outcome::TcpSink { bytes, corrupt_bytes, .. } => Some((bytes, corrupt_bytes)),

@@ -16,6 +16,7 @@
 
 pub mod bench;
 pub mod capture;
+pub mod headless;
 pub mod runtime;
 pub mod sim;
 pub mod stats;

@@ -37,9 +37,18 @@ enum Command {
         /// Stop after this much simulated time, such as `10s` or `2m`. Default: when every client app is done.
         #[arg(long, value_parser = topology::parse::duration)]
         duration: Option<Duration>,
-        /// Jump from event to event instead of following the wall clock (in-memory labs only).
-        #[arg(long)]
+        /// Jump from event to event instead of following the wall clock (in-memory labs only); the
+        /// same as `--speed max`.
+        #[arg(long, conflicts_with = "speed")]
         virtual_time: bool,
+        /// Simulated seconds per real second: 0.01 to 1000, or `max` for virtual time. Default 1.
+        /// A run that cannot keep up runs late, and computes the same frames.
+        #[arg(long, value_parser = runtime::Speed::parse)]
+        speed: Option<runtime::Speed>,
+        /// Apply the commands of a command log at their simulated times: a report written by
+        /// `--report`, or a JSON array of `{"at_ns": …, "command": {…}}`.
+        #[arg(long, value_name = "LOG")]
+        replay: Option<PathBuf>,
         /// Seed for every random choice; overrides the lab file's.
         #[arg(long)]
         seed: Option<u64>,
@@ -142,10 +151,37 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { lab, headless: _, duration, virtual_time, seed, capture, no_capture, report, quiet } => {
+        Command::Run {
+            lab,
+            headless: _,
+            duration,
+            virtual_time,
+            speed,
+            replay,
+            seed,
+            capture,
+            no_capture,
+            report,
+            quiet,
+        } => {
             let lab = match load(&lab) {
                 Ok(l) => l,
                 Err(code) => return code,
+            };
+            let replay = match replay.as_deref().map(|p| (p, std::fs::read_to_string(p))) {
+                None => Vec::new(),
+                Some((p, Err(e))) => {
+                    eprintln!("error: cannot read the command log {}: {e}", p.display());
+                    return ExitCode::from(2);
+                }
+                Some((p, Ok(text))) => match netlab::sim::command::read_log(&text) {
+                    Ok(log) => log,
+                    Err(e) => {
+                        eprintln!("error: {} is not a command log: {e}", p.display());
+                        eprintln!("    hint: give a report written by `--report`, or a JSON array of logged commands");
+                        return ExitCode::from(2);
+                    }
+                },
             };
             let stop = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -179,17 +215,22 @@ fn main() -> ExitCode {
             };
             let opts = RunOptions {
                 duration,
-                virtual_time,
+                speed: if virtual_time { runtime::Speed::Max } else { speed.unwrap_or(runtime::Speed::Factor(1.0)) },
                 seed,
+                replay,
                 capture: match (no_capture, capture) {
                     (true, _) => CaptureChoice::Off,
                     (false, Some(p)) => CaptureChoice::File(p),
                     (false, None) => CaptureChoice::Lab,
                 },
-                progress: !quiet,
                 stop,
             };
-            match runtime::run(&lab, &opts) {
+            let result = if quiet {
+                runtime::run(&lab, &opts, &mut ())
+            } else {
+                runtime::run(&lab, &opts, &mut netlab::headless::ProgressLine::default())
+            };
+            match result {
                 Ok(r) => {
                     let json = serde_json::to_string_pretty(&r).unwrap_or_default() + "\n";
                     if let Some((f, _)) = &mut report_file {
@@ -202,9 +243,9 @@ fn main() -> ExitCode {
                     // With the capture or the report on standard output, the summary goes to
                     // standard error.
                     if to_stdout || report_to_stdout {
-                        eprint!("{}", r.summary());
+                        eprint!("{}", netlab::headless::summary(&r));
                     } else {
-                        out(&r.summary());
+                        out(&netlab::headless::summary(&r));
                     }
                     if report_to_stdout {
                         out(&json);

@@ -1,18 +1,15 @@
-//! The end-of-run report: printed as a summary, written as JSON by `--report`.
+//! The end-of-run report: data, written as JSON by `--report` and summed up by a front end.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::pacer::Speed;
 use crate::capture::CaptureInfo;
-use crate::sim::apps::{AppState, Outcome, RttStats};
-use crate::sim::Sim;
-use crate::stats::{Counters, DirCounters, LinkCounters};
+use crate::sim::apps::{AppState, Outcome};
+use crate::sim::{LoggedCommand, Sim};
+use crate::stats::{Counters, LinkCounters};
 use crate::topology::Lab;
-
-/// Lateness on the wall clock worth a warning in the summary.
-const LATE_WARNING_MS: f64 = 5.0;
 
 /// Why a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -24,6 +21,8 @@ pub enum Ended {
     Duration,
     /// SIGINT or SIGTERM.
     Signal,
+    /// A control (a UI's quit) stopped it.
+    Stopped,
     /// Nothing was left to happen.
     Idle,
     /// The virtual-time safety limit.
@@ -48,6 +47,8 @@ pub struct Report {
     pub description: String,
     pub seed: u64,
     pub mode: &'static str,
+    /// Simulated seconds per wall second the run was paced at, or `max`.
+    pub speed: String,
     pub ended: Ended,
     pub sim_seconds: f64,
     pub wall_seconds: f64,
@@ -62,6 +63,10 @@ pub struct Report {
     pub capture_error: Option<String>,
     /// Wall clock only: how late, at worst, an event was handled after its simulated time.
     pub max_lateness_ms: Option<f64>,
+    /// Every command applied, with its simulated time: `--replay` takes this file.
+    pub commands: Vec<LoggedCommand>,
+    /// Commands that could not be applied, and why.
+    pub command_errors: Vec<String>,
 }
 
 impl Report {
@@ -70,7 +75,7 @@ impl Report {
     pub fn new(
         lab: &Lab,
         seed: u64,
-        virtual_time: bool,
+        speed: Speed,
         ended: Ended,
         sim: &Sim,
         counters: Counters,
@@ -83,7 +88,8 @@ impl Report {
             lab: lab.name.clone(),
             description: lab.description.clone(),
             seed,
-            mode: if virtual_time { "virtual-time" } else { "wall-clock" },
+            mode: if speed.is_max() { "virtual-time" } else { "wall-clock" },
+            speed: speed.to_string(),
             ended,
             sim_seconds,
             wall_seconds,
@@ -104,190 +110,8 @@ impl Report {
             capture,
             capture_error: None,
             max_lateness_ms: None,
+            commands: Vec::new(),
+            command_errors: Vec::new(),
         }
-    }
-
-    /// The summary a person reads.
-    #[must_use]
-    pub fn summary(&self) -> String {
-        let mut s = String::new();
-        let ended = match self.ended {
-            Ended::AppsFinished => "every app finished",
-            Ended::Duration => "duration reached",
-            Ended::Signal => "stopped by signal",
-            Ended::Idle => "nothing left to do",
-            Ended::TimeLimit => "virtual-time limit reached",
-            Ended::CaptureFailed => "stopped: the capture could not be written",
-        };
-        let _ = writeln!(
-            s,
-            "lab {} ({}, seed {}): {ended} at {:.3}s simulated, {:.3}s wall{}",
-            self.lab,
-            self.mode,
-            self.seed,
-            self.sim_seconds,
-            self.wall_seconds,
-            // A run that ended at 0 s has no speed worth a figure.
-            if self.mode == "virtual-time" && self.sim_seconds > 0.0 {
-                if self.speedup >= 1.0 {
-                    format!(", {:.1}x faster than real time", self.speedup)
-                } else if self.speedup > 0.0 {
-                    format!(", {:.1}x slower than real time", 1.0 / self.speedup)
-                } else {
-                    String::new()
-                }
-            } else {
-                String::new()
-            }
-        );
-        if let Some(late) = self.max_lateness_ms.filter(|ms| *ms > LATE_WARNING_MS) {
-            let _ = writeln!(
-                s,
-                "warning: events ran up to {late:.1} ms behind the wall clock (a busy machine, or more lab \
-                 than one core runs in real time): RTTs and rates are stretched; --virtual-time gives exact timings"
-            );
-        }
-        let _ = writeln!(s, "\napps");
-        let w = self.apps.iter().map(|a| a.app.len()).max().unwrap_or(0);
-        for a in &self.apps {
-            let line = match a.state {
-                AppState::NotStarted => {
-                    let line = outcome_line(&a.outcome);
-                    let what = line.split_once(": ").map_or(line.as_str(), |(what, _)| what);
-                    format!("{what}: not started (starts at {:.3}s)", a.start_seconds)
-                }
-                AppState::Running => format!("{} (still running)", outcome_line(&a.outcome)),
-                AppState::Stopped => format!("{} (stopped)", outcome_line(&a.outcome)),
-                AppState::Finished | AppState::Serving => outcome_line(&a.outcome),
-            };
-            let _ = writeln!(s, "  {:w$}  {line}", a.app);
-        }
-        let lw = self.links.iter().map(|l| l.name.len()).max().unwrap_or(0);
-        let _ = writeln!(
-            s,
-            "\n{:lw$}    {:>17} | {:>17}   drops",
-            "links",
-            "a->b frames/bytes",
-            "b->a frames/bytes",
-            lw = lw
-        );
-        for l in &self.links {
-            let _ = writeln!(
-                s,
-                "  {:lw$}  {:>7} {:>9} | {:>7} {:>9}   {}",
-                l.name,
-                l.a_to_b.delivered_frames,
-                human_bytes(l.a_to_b.delivered_bytes),
-                l.b_to_a.delivered_frames,
-                human_bytes(l.b_to_a.delivered_bytes),
-                drops(&l.a_to_b, &l.b_to_a)
-            );
-        }
-        if let Some(c) = &self.capture {
-            let _ = writeln!(s, "\ncapture: {} ({} frames)", c.files.join(", "), c.frames);
-        }
-        s
-    }
-}
-
-fn drops(a: &DirCounters, b: &DirCounters) -> String {
-    let mut all = a.drops.clone();
-    for (k, v) in &b.drops {
-        *all.entry(k).or_default() += v;
-    }
-    if all.is_empty() {
-        return "0".into();
-    }
-    all.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
-}
-
-fn rtt(r: Option<&RttStats>) -> String {
-    r.map_or_else(|| "rtt -".into(), |r| format!("rtt min/avg/max {:.3}/{:.3}/{:.3} ms", r.min_ms, r.avg_ms, r.max_ms))
-}
-
-fn outcome_line(o: &Outcome) -> String {
-    match o {
-        Outcome::Ping { to, sent, received, loss_pct, corrupt, send_errors, rtt: r } => {
-            let mut bad = if *corrupt > 0 { format!(", {corrupt} corrupt") } else { String::new() };
-            if *send_errors > 0 {
-                bad += &format!(", {send_errors} not sent (socket buffer full)");
-            }
-            format!("ping {to}: {sent} sent, {received} received, {loss_pct:.1}% loss{bad}, {}", rtt(r.as_ref()))
-        }
-        Outcome::TcpEcho { to, sent, echoed, mismatched, rtt: r, error } => {
-            let e = error.as_ref().map_or(String::new(), |e| format!(", error: {e}"));
-            format!("tcp-echo {to}: {sent} sent, {echoed} echoed, {mismatched} mismatched, {}{e}", rtt(r.as_ref()))
-        }
-        Outcome::UdpEcho { to, sent, received, mismatched, loss_pct, send_errors, rtt: r } => {
-            let refused = if *send_errors > 0 { format!(", {send_errors} not sent") } else { String::new() };
-            format!(
-                "udp-echo {to}: {sent} sent, {received} echoed, {mismatched} mismatched, {loss_pct:.1}% loss{refused}, {}",
-                rtt(r.as_ref())
-            )
-        }
-        Outcome::TcpTransfer { to, bytes, acked, seconds, goodput_mbps, error } => {
-            let e = error.as_ref().map_or(String::new(), |e| format!(", error: {e}"));
-            let t = match (seconds, goodput_mbps) {
-                (Some(s), Some(g)) if *g < 1.0 => format!(" in {s:.3}s, goodput {:.1} kbit/s", g * 1e3),
-                (Some(s), Some(g)) => format!(" in {s:.3}s, goodput {g:.1} Mbit/s"),
-                (Some(s), None) => format!(" in {s:.3}s"),
-                _ => String::new(),
-            };
-            format!("tcp-transfer {to}: {} of {} acked{t}{e}", human_bytes(*acked), human_bytes(*bytes))
-        }
-        Outcome::TcpSink { port, connections, bytes, corrupt_bytes } => {
-            format!(
-                "tcp-sink :{port}: {connections} connection(s), {} received, {corrupt_bytes} corrupt bytes",
-                human_bytes(*bytes)
-            )
-        }
-        Outcome::TcpEchoServer { port, connections, bytes } => {
-            format!("tcp-echo-server :{port}: {connections} connection(s), {} echoed", human_bytes(*bytes))
-        }
-        Outcome::UdpEchoServer { port, datagrams, bytes } => {
-            format!("udp-echo-server :{port}: {datagrams} datagrams, {} echoed", human_bytes(*bytes))
-        }
-    }
-}
-
-/// `1.5 MiB`.
-#[must_use]
-pub fn human_bytes(b: u64) -> String {
-    #[allow(clippy::cast_precision_loss)]
-    let f = b as f64;
-    if b < 1024 {
-        format!("{b} B")
-    } else if f < 1024.0 * 1024.0 {
-        format!("{:.1} KiB", f / 1024.0)
-    } else if f < 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.1} MiB", f / 1024.0 / 1024.0)
-    } else {
-        format!("{:.2} GiB", f / 1024.0 / 1024.0 / 1024.0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn report(virtual_time: bool, wall: Duration) -> Report {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/labs/single-lan.json")).unwrap();
-        let lab = crate::topology::load_str(&text, "single-lan.json").unwrap();
-        let mut sim = Sim::new(&lab, None);
-        let mut counters = Counters::new(&lab);
-        sim.step(crate::time::SimTime::from_millis(500), &mut counters);
-        Report::new(&lab, 1, virtual_time, Ended::Duration, &sim, counters, wall, None)
-    }
-
-    #[test]
-    fn the_summary_says_how_the_clock_kept_up() {
-        let mut r = report(false, Duration::from_millis(500));
-        r.max_lateness_ms = Some(0.4);
-        assert!(!r.summary().contains("warning"), "{}", r.summary());
-        r.max_lateness_ms = Some(26.14);
-        assert!(r.summary().contains("warning: events ran up to 26.1 ms behind the wall clock"), "{}", r.summary());
-        // Virtual time says how much faster, or slower, than real time it ran.
-        assert!(report(true, Duration::from_millis(100)).summary().contains("5.0x faster than real time"));
-        assert!(report(true, Duration::from_secs(2)).summary().contains("4.0x slower than real time"));
     }
 }

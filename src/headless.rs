@@ -1,0 +1,234 @@
+//! The headless front end: a progress line while a lab runs, and the summary a person reads at
+//! its end. The runtime hands over progress and a report; how they read is decided here.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+
+use crate::runtime::{Ended, Presenter, Progress, Report};
+use crate::sim::apps::{AppState, Outcome, RttStats};
+use crate::stats::DirCounters;
+
+/// Lateness on the wall clock worth a warning in the summary.
+const LATE_WARNING_MS: f64 = 5.0;
+
+/// Prints a progress line on standard error: rewritten in place on a terminal, one per line
+/// otherwise.
+#[derive(Debug, Default)]
+pub struct ProgressLine {
+    printed: bool,
+}
+
+impl Presenter for ProgressLine {
+    fn progress(&mut self, p: &Progress) {
+        let line = format!(
+            "[{:>10.3}s simulated, {:>7.1}s wall] {} frames, {}",
+            p.sim.as_secs_f64(),
+            p.wall.as_secs_f64(),
+            p.frames,
+            human_bytes(p.bytes)
+        );
+        let tty = std::io::stderr().is_terminal();
+        if tty {
+            eprint!("\r{line}\x1b[K");
+        } else {
+            eprintln!("{line}");
+        }
+        self.printed = true;
+        if p.final_tick && tty {
+            eprintln!();
+        }
+    }
+}
+
+/// The summary a person reads.
+#[must_use]
+pub fn summary(r: &Report) -> String {
+    let mut s = String::new();
+    let ended = match r.ended {
+        Ended::AppsFinished => "every app finished",
+        Ended::Duration => "duration reached",
+        Ended::Signal => "stopped by signal",
+        Ended::Stopped => "stopped",
+        Ended::Idle => "nothing left to do",
+        Ended::TimeLimit => "virtual-time limit reached",
+        Ended::CaptureFailed => "stopped: the capture could not be written",
+    };
+    let _ = writeln!(
+        s,
+        "lab {} ({}, seed {}): {ended} at {:.3}s simulated, {:.3}s wall{}",
+        r.lab,
+        r.mode,
+        r.seed,
+        r.sim_seconds,
+        r.wall_seconds,
+        // A run that ended at 0 s has no speed worth a figure.
+        if r.mode == "virtual-time" && r.sim_seconds > 0.0 {
+            if r.speedup >= 1.0 {
+                format!(", {:.1}x faster than real time", r.speedup)
+            } else if r.speedup > 0.0 {
+                format!(", {:.1}x slower than real time", 1.0 / r.speedup)
+            } else {
+                String::new()
+            }
+        } else {
+            String::new()
+        }
+    );
+    if let Some(late) = r.max_lateness_ms.filter(|ms| *ms > LATE_WARNING_MS) {
+        let _ = writeln!(
+            s,
+            "warning: events ran up to {late:.1} ms behind the wall clock (a busy machine, or more lab \
+             than one core runs in real time): RTTs and rates are stretched; --virtual-time gives exact timings"
+        );
+    }
+    let _ = writeln!(s, "\napps");
+    let w = r.apps.iter().map(|a| a.app.len()).max().unwrap_or(0);
+    for a in &r.apps {
+        let line = match a.state {
+            AppState::NotStarted => {
+                let line = outcome_line(&a.outcome);
+                let what = line.split_once(": ").map_or(line.as_str(), |(what, _)| what);
+                format!("{what}: not started (starts at {:.3}s)", a.start_seconds)
+            }
+            AppState::Running => format!("{} (still running)", outcome_line(&a.outcome)),
+            AppState::Stopped => format!("{} (stopped)", outcome_line(&a.outcome)),
+            AppState::Finished | AppState::Serving => outcome_line(&a.outcome),
+        };
+        let _ = writeln!(s, "  {:w$}  {line}", a.app);
+    }
+    let lw = r.links.iter().map(|l| l.name.len()).max().unwrap_or(0);
+    let _ =
+        writeln!(s, "\n{:lw$}    {:>17} | {:>17}   drops", "links", "a->b frames/bytes", "b->a frames/bytes", lw = lw);
+    for l in &r.links {
+        let _ = writeln!(
+            s,
+            "  {:lw$}  {:>7} {:>9} | {:>7} {:>9}   {}",
+            l.name,
+            l.a_to_b.delivered_frames,
+            human_bytes(l.a_to_b.delivered_bytes),
+            l.b_to_a.delivered_frames,
+            human_bytes(l.b_to_a.delivered_bytes),
+            drops(&l.a_to_b, &l.b_to_a)
+        );
+    }
+    if let Some(c) = &r.capture {
+        let _ = writeln!(s, "\ncapture: {} ({} frames)", c.files.join(", "), c.frames);
+    }
+    s
+}
+
+fn drops(a: &DirCounters, b: &DirCounters) -> String {
+    let mut all = a.drops.clone();
+    for (k, v) in &b.drops {
+        *all.entry(k).or_default() += v;
+    }
+    if all.is_empty() {
+        return "0".into();
+    }
+    all.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
+}
+
+fn rtt(r: Option<&RttStats>) -> String {
+    r.map_or_else(|| "rtt -".into(), |r| format!("rtt min/avg/max {:.3}/{:.3}/{:.3} ms", r.min_ms, r.avg_ms, r.max_ms))
+}
+
+fn outcome_line(o: &Outcome) -> String {
+    match o {
+        Outcome::Ping { to, sent, received, loss_pct, corrupt, send_errors, rtt: r } => {
+            let mut bad = if *corrupt > 0 { format!(", {corrupt} corrupt") } else { String::new() };
+            if *send_errors > 0 {
+                bad += &format!(", {send_errors} not sent (socket buffer full)");
+            }
+            format!("ping {to}: {sent} sent, {received} received, {loss_pct:.1}% loss{bad}, {}", rtt(r.as_ref()))
+        }
+        Outcome::TcpEcho { to, sent, echoed, mismatched, rtt: r, error } => {
+            let e = error.as_ref().map_or(String::new(), |e| format!(", error: {e}"));
+            format!("tcp-echo {to}: {sent} sent, {echoed} echoed, {mismatched} mismatched, {}{e}", rtt(r.as_ref()))
+        }
+        Outcome::UdpEcho { to, sent, received, mismatched, loss_pct, send_errors, rtt: r } => {
+            let refused = if *send_errors > 0 { format!(", {send_errors} not sent") } else { String::new() };
+            format!(
+                "udp-echo {to}: {sent} sent, {received} echoed, {mismatched} mismatched, {loss_pct:.1}% loss{refused}, {}",
+                rtt(r.as_ref())
+            )
+        }
+        Outcome::TcpTransfer { to, bytes, acked, seconds, goodput_mbps, error } => {
+            let e = error.as_ref().map_or(String::new(), |e| format!(", error: {e}"));
+            let t = match (seconds, goodput_mbps) {
+                (Some(s), Some(g)) if *g < 1.0 => format!(" in {s:.3}s, goodput {:.1} kbit/s", g * 1e3),
+                (Some(s), Some(g)) => format!(" in {s:.3}s, goodput {g:.1} Mbit/s"),
+                (Some(s), None) => format!(" in {s:.3}s"),
+                _ => String::new(),
+            };
+            format!("tcp-transfer {to}: {} of {} acked{t}{e}", human_bytes(*acked), human_bytes(*bytes))
+        }
+        Outcome::TcpSink { port, connections, bytes, corrupt_bytes } => {
+            format!(
+                "tcp-sink :{port}: {connections} connection(s), {} received, {corrupt_bytes} corrupt bytes",
+                human_bytes(*bytes)
+            )
+        }
+        Outcome::TcpEchoServer { port, connections, bytes } => {
+            format!("tcp-echo-server :{port}: {connections} connection(s), {} echoed", human_bytes(*bytes))
+        }
+        Outcome::UdpEchoServer { port, datagrams, bytes } => {
+            format!("udp-echo-server :{port}: {datagrams} datagrams, {} echoed", human_bytes(*bytes))
+        }
+    }
+}
+
+/// `1.5 MiB`.
+#[must_use]
+pub fn human_bytes(b: u64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let f = b as f64;
+    if b < 1024 {
+        format!("{b} B")
+    } else if f < 1024.0 * 1024.0 {
+        format!("{:.1} KiB", f / 1024.0)
+    } else if f < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.1} MiB", f / 1024.0 / 1024.0)
+    } else {
+        format!("{:.2} GiB", f / 1024.0 / 1024.0 / 1024.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::runtime::Speed;
+    use crate::sim::Sim;
+    use crate::stats::Counters;
+    use std::time::Duration;
+
+    fn report(virtual_time: bool, wall: Duration) -> Report {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/labs/single-lan.json")).unwrap();
+        let lab = crate::topology::load_str(&text, "single-lan.json").unwrap();
+        let mut sim = Sim::new(&lab, None);
+        let mut counters = Counters::new(&lab);
+        sim.step(crate::time::SimTime::from_millis(500), &mut counters);
+        Report::new(
+            &lab,
+            1,
+            if virtual_time { Speed::Max } else { Speed::Factor(1.0) },
+            Ended::Duration,
+            &sim,
+            counters,
+            wall,
+            None,
+        )
+    }
+
+    #[test]
+    fn the_summary_says_how_the_clock_kept_up() {
+        let mut r = report(false, Duration::from_millis(500));
+        r.max_lateness_ms = Some(0.4);
+        assert!(!summary(&r).contains("warning"), "{}", summary(&r));
+        r.max_lateness_ms = Some(26.14);
+        assert!(summary(&r).contains("warning: events ran up to 26.1 ms behind the wall clock"), "{}", summary(&r));
+        // Virtual time says how much faster, or slower, than real time it ran.
+        assert!(summary(&report(true, Duration::from_millis(100))).contains("5.0x faster than real time"));
+        assert!(summary(&report(true, Duration::from_secs(2))).contains("4.0x slower than real time"));
+    }
+}

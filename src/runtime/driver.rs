@@ -1,0 +1,494 @@
+//! The driver: the one object that owns a running lab's core, its observers and its clock.
+//!
+//! Headless runs, `bench` and UIs all use it. It runs the core event by event at each event's own
+//! simulated time, waiting for the wall clock first when the run is paced (see [`Pacer`]), so a
+//! paced run and a virtual-time run compute the same frames. Commands, pause, single steps and
+//! speed changes come in through [`Driver::control`] (a bounded channel, for a UI on another
+//! thread) or as direct calls; replayed commands are applied at their logged times.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::pacer::{Due, Pacer, Speed};
+use super::report::{Ended, Report};
+use super::{CaptureChoice, RunOptions, VIRTUAL_TIME_LIMIT};
+use crate::capture::{self, Capture, Sink};
+use crate::sim::{CommandError, CommandSpec, LoggedCommand, Sim, Snapshot, Stepped};
+use crate::stats::{Counters, LinkCounters};
+use crate::time::SimTime;
+use crate::topology::Lab;
+
+/// How far simulated time moves past a step that did nothing but ask for another step at once.
+const STALL_NUDGE: Duration = Duration::from_micros(100);
+/// How often captured frames are handed to the writer.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+/// How often a presenter hears of progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+/// The longest a paced driver waits without looking at signals and progress.
+const WAKE_AT_LEAST: Duration = Duration::from_millis(100);
+/// Controls that may wait for the driver; a UI that sends more waits (backpressure).
+const CONTROL_QUEUE: usize = 64;
+
+/// What a UI or another thread asks of a running driver.
+#[derive(Debug)]
+pub enum Control {
+    /// Apply a command now (at the paced clock's current simulated time).
+    Apply(CommandSpec),
+    Pause,
+    Resume,
+    /// While paused: run the next event.
+    Step,
+    SetSpeed(Speed),
+    /// End the run.
+    Stop,
+    /// Send a snapshot back.
+    Snapshot(SyncSender<LabSnapshot>),
+}
+
+/// The lab as a UI sees it: the core's snapshot, the counters, and the clock.
+#[derive(Debug, Clone, Serialize)]
+pub struct LabSnapshot {
+    pub sim: Snapshot,
+    pub links: Vec<LinkCounters>,
+    pub frames: u64,
+    pub bytes: u64,
+    pub speed: String,
+    pub paused: bool,
+    pub max_lateness_ms: f64,
+}
+
+/// What a presenter hears about a run in progress.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub sim: SimTime,
+    pub wall: Duration,
+    pub frames: u64,
+    pub bytes: u64,
+    pub final_tick: bool,
+}
+
+/// Shows a run in progress: a headless progress line, or nothing.
+pub trait Presenter {
+    fn progress(&mut self, p: &Progress);
+}
+
+impl Presenter for () {
+    fn progress(&mut self, _: &Progress) {}
+}
+
+/// How a paced wait ended.
+enum Wait {
+    /// The wall clock reached the event.
+    Reached,
+    /// A control changed things: look again.
+    Interrupted,
+}
+
+pub struct Driver {
+    lab: Lab,
+    seed: u64,
+    sim: Sim,
+    counters: Counters,
+    capture: Option<Capture>,
+    pacer: Pacer,
+    end: Option<SimTime>,
+    has_clients: bool,
+    /// Commands to apply at their times (a replay), in order.
+    scheduled: VecDeque<LoggedCommand>,
+    /// Commands applied, with their times: the run's command log.
+    log: Vec<LoggedCommand>,
+    /// Commands that could not be applied, with why.
+    command_errors: Vec<String>,
+    max_lateness: Duration,
+    /// Steps in a row that moved nothing yet asked to run again at once.
+    stalled: u32,
+    wall_start: Instant,
+    last_flush: Instant,
+    last_progress: Instant,
+    stop: Arc<AtomicBool>,
+    inbox: Option<Receiver<Control>>,
+    stopped_by_control: bool,
+    steps: u64,
+}
+
+impl Driver {
+    /// Builds the lab's core and observers, and opens the capture.
+    pub fn new(lab: &Lab, opts: &RunOptions) -> anyhow::Result<Self> {
+        let seed = opts.seed.unwrap_or(lab.seed);
+        let virtual_time = opts.speed.is_max();
+        let epoch_ns = if virtual_time {
+            0
+        } else {
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0))
+        };
+        let mut capture = match &opts.capture {
+            CaptureChoice::Off => None,
+            CaptureChoice::Lab if !lab.capture.enabled || lab.capture.links.is_empty() => None,
+            CaptureChoice::Lab => {
+                let target = Capture::default_target(lab, &super::run_name(virtual_time, seed));
+                Some(Capture::start(lab, target, epoch_ns).context("cannot start the capture")?)
+            }
+            CaptureChoice::File(p) => {
+                let sink = if p.as_os_str() == "-" { Sink::Stdout } else { Sink::File(p.clone()) };
+                Some(Capture::start(lab, capture::Target::Pcapng(sink), epoch_ns).context("cannot start the capture")?)
+            }
+        };
+        if let Some(c) = &mut capture {
+            c.set_give_up_flag(Arc::clone(&opts.stop));
+        }
+        let sim = Sim::new(lab, Some(seed));
+        let now = Instant::now();
+        Ok(Driver {
+            lab: lab.clone(),
+            seed,
+            has_clients: sim.has_clients(),
+            sim,
+            counters: Counters::new(lab),
+            capture,
+            pacer: Pacer::new(opts.speed, now),
+            end: opts.duration.map(SimTime::from_duration),
+            scheduled: opts.replay.iter().cloned().collect(),
+            log: Vec::new(),
+            command_errors: Vec::new(),
+            max_lateness: Duration::ZERO,
+            stalled: 0,
+            wall_start: now,
+            last_flush: now,
+            last_progress: now,
+            stop: Arc::clone(&opts.stop),
+            inbox: None,
+            stopped_by_control: false,
+            steps: 0,
+        })
+    }
+
+    /// A channel to control the run from another thread. Calling it again replaces the channel.
+    pub fn control(&mut self) -> SyncSender<Control> {
+        let (tx, rx) = sync_channel(CONTROL_QUEUE);
+        self.inbox = Some(rx);
+        tx
+    }
+
+    #[must_use]
+    pub fn sim(&self) -> &Sim {
+        &self.sim
+    }
+
+    #[must_use]
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    #[must_use]
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Steps the core at `t` with the observers; keeps count of steps that asked for more at once
+    /// without moving anything.
+    fn step_at(&mut self, t: SimTime) -> Stepped {
+        let mut obs = (&mut self.counters, self.capture.as_mut());
+        let s = self.sim.step(t, &mut obs);
+        // The outbox has no transport to go to yet; its frames are dropped here, after the
+        // observers saw them leave.
+        let spent: Vec<Vec<u8>> = self.sim.drain_outbox().map(|f| f.frame).collect();
+        for f in spent {
+            self.sim.recycle(f);
+        }
+        if !s.moved() && self.sim.next_deadline() == Some(self.sim.now()) {
+            self.stalled += 1;
+        } else {
+            self.stalled = 0;
+        }
+        self.steps += 1;
+        s
+    }
+
+    /// The next time the core wants a step: its deadline, moved on by [`STALL_NUDGE`] when steps
+    /// keep asking for "now" without doing anything (a safety net against an app or a stack that
+    /// keeps saying "now").
+    fn next_deadline(&self) -> Option<SimTime> {
+        let next = self.sim.next_deadline();
+        if self.stalled > 2 && next == Some(self.sim.now()) {
+            Some(self.sim.now() + STALL_NUDGE)
+        } else {
+            next
+        }
+    }
+
+    /// The next time anything happens: an event of the core, a replayed command, or the end.
+    fn next_target(&self) -> Option<SimTime> {
+        [self.next_deadline(), self.scheduled.front().map(LoggedCommand::at), self.end].into_iter().flatten().min()
+    }
+
+    /// Steps every event due by `t`, so that a command applied next sees the lab settled at `t`.
+    fn settle(&mut self, t: SimTime) {
+        while let Some(next) = self.next_deadline().filter(|n| *n <= t) {
+            self.step_at(next);
+        }
+    }
+
+    /// Applies a command at the core's current time and logs it.
+    pub fn apply(&mut self, spec: CommandSpec) -> Result<(), CommandError> {
+        let sim = &self.sim;
+        let result = spec.resolve(&self.lab, |l, side| sim.link_model(l, side).unwrap_or_default()).and_then(|cmd| {
+            let mut obs = (&mut self.counters, self.capture.as_mut());
+            self.sim.apply(&cmd, &mut obs)
+        });
+        let at_ns = self.sim.now().as_nanos();
+        match &result {
+            Ok(()) => self.log.push(LoggedCommand { at_ns, command: spec }),
+            Err(e) => self.command_errors.push(format!("{:.6}s {spec}: {e}", SimTime::from_nanos(at_ns).as_secs_f64())),
+        }
+        result
+    }
+
+    /// Applies the replayed commands that are due, once the lab has settled at their time.
+    fn apply_scheduled(&mut self) -> bool {
+        let now = self.sim.now();
+        let mut any = false;
+        while self.scheduled.front().is_some_and(|c| c.at() <= now) && self.next_deadline().is_none_or(|d| d > now) {
+            let Some(c) = self.scheduled.pop_front() else { break };
+            let _ = self.apply(c.command);
+            any = true;
+        }
+        any
+    }
+
+    /// The simulated time the paced clock shows now, never before the core's own time nor past
+    /// `limit` (the event it waits for).
+    fn paced_now(&self, limit: SimTime) -> SimTime {
+        self.pacer.sim_at(Instant::now()).clamp(self.sim.now(), limit.max(self.sim.now()))
+    }
+
+    /// Handles one control while the driver waits for `target`.
+    fn handle(&mut self, c: Control, target: SimTime) {
+        let wall = Instant::now();
+        match c {
+            Control::Apply(spec) => {
+                let at = self.paced_now(target);
+                if at > self.sim.now() {
+                    self.step_at(at);
+                }
+                self.settle(at);
+                let _ = self.apply(spec);
+            }
+            Control::Pause if !self.pacer.paused() => {
+                let at = self.paced_now(target);
+                self.pacer.pause(at, wall);
+            }
+            Control::Resume if self.pacer.paused() => {
+                let at = self.pacer.sim_at(wall);
+                self.pacer.resume(at, wall);
+            }
+            Control::Pause | Control::Resume => {}
+            Control::Step => {
+                if self.pacer.paused() {
+                    if let Some(t) = self.next_target() {
+                        self.step_at(t);
+                        self.apply_scheduled();
+                        self.pacer.pause(self.sim.now(), wall);
+                    }
+                }
+            }
+            Control::SetSpeed(s) => {
+                let at = if self.pacer.paused() { self.pacer.sim_at(wall) } else { self.paced_now(target) };
+                self.pacer.set_speed(s, at, wall);
+            }
+            Control::Stop => self.stopped_by_control = true,
+            Control::Snapshot(reply) => {
+                let _ = reply.try_send(self.snapshot());
+            }
+        }
+    }
+
+    /// Takes the controls waiting without blocking.
+    fn poll_controls(&mut self, target: SimTime) -> bool {
+        let mut any = false;
+        while let Some(c) = self.inbox.as_ref().and_then(|rx| rx.try_recv().ok()) {
+            self.handle(c, target);
+            any = true;
+        }
+        any
+    }
+
+    /// Waits until the wall clock reaches `target` (scaled by the speed), handling controls and
+    /// progress on the way.
+    fn wait_for(&mut self, target: SimTime, presenter: &mut impl Presenter) -> Wait {
+        loop {
+            if self.stop.load(Ordering::Relaxed) || self.stopped_by_control {
+                return Wait::Interrupted;
+            }
+            let now = Instant::now();
+            let left = if self.pacer.paused() {
+                WAKE_AT_LEAST
+            } else {
+                match self.pacer.due(target, now) {
+                    Due::Now { late } => {
+                        // Nothing waits for the end of time: a lab with nothing left to do.
+                        if target < SimTime::MAX {
+                            self.max_lateness = self.max_lateness.max(late);
+                            return Wait::Reached;
+                        }
+                        WAKE_AT_LEAST
+                    }
+                    Due::In(left) => left.min(WAKE_AT_LEAST),
+                }
+            };
+            let left = left.min(PROGRESS_EVERY.saturating_sub(now - self.last_progress));
+            let got = match &self.inbox {
+                Some(rx) => match rx.recv_timeout(left) {
+                    Ok(c) => Some(c),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        self.inbox = None;
+                        None
+                    }
+                },
+                None => {
+                    std::thread::sleep(left);
+                    None
+                }
+            };
+            if let Some(c) = got {
+                self.handle(c, target);
+                return Wait::Interrupted;
+            }
+            self.tick(presenter, false);
+        }
+    }
+
+    /// Hands captured frames to the writer and tells the presenter, at their intervals.
+    fn tick(&mut self, presenter: &mut impl Presenter, force: bool) {
+        let now = Instant::now();
+        if force || now - self.last_flush >= FLUSH_EVERY {
+            if let Some(c) = &mut self.capture {
+                c.flush();
+            }
+            self.last_flush = now;
+        }
+        if force || now - self.last_progress >= PROGRESS_EVERY {
+            presenter.progress(&Progress {
+                sim: self.sim.now(),
+                wall: self.wall_start.elapsed(),
+                frames: self.counters.frames,
+                bytes: self.counters.bytes,
+                final_tick: force,
+            });
+            self.last_progress = now;
+        }
+    }
+
+    /// Why the run should end now, if it should.
+    fn should_end(&self) -> Option<Ended> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Some(Ended::Signal);
+        }
+        if self.stopped_by_control {
+            return Some(Ended::Stopped);
+        }
+        if self.capture.as_ref().is_some_and(Capture::writer_stopped) {
+            return Some(Ended::CaptureFailed);
+        }
+        match self.end {
+            Some(end) if self.sim.now() >= end => Some(Ended::Duration),
+            None if self.has_clients && self.sim.clients_done() => Some(Ended::AppsFinished),
+            _ => None,
+        }
+    }
+
+    /// Runs until the run ends: its apps finish, its duration is reached, a signal or a control
+    /// stops it, or nothing is left to happen.
+    pub fn run(&mut self, presenter: &mut impl Presenter) -> Ended {
+        let ended = self.run_loop(presenter);
+        self.tick(presenter, true);
+        ended
+    }
+
+    fn run_loop(&mut self, presenter: &mut impl Presenter) -> Ended {
+        self.step_at(SimTime::ZERO);
+        loop {
+            let paced = !self.pacer.speed().is_max();
+            self.apply_scheduled();
+            if let Some(e) = self.should_end() {
+                return e;
+            }
+            let target = match self.next_target() {
+                // Virtual time without a duration stops at its safety limit, reached.
+                Some(t) if t > VIRTUAL_TIME_LIMIT && self.end.is_none() && !paced => {
+                    self.step_at(VIRTUAL_TIME_LIMIT);
+                    return Ended::TimeLimit;
+                }
+                Some(t) => t,
+                None if !paced && self.inbox.is_none() => return Ended::Idle,
+                // Paced, or driven from outside: nothing is due, but a command may come.
+                None => SimTime::MAX,
+            };
+            if paced || self.pacer.paused() {
+                match self.wait_for(target, presenter) {
+                    Wait::Reached => {}
+                    Wait::Interrupted => continue,
+                }
+            } else if self.inbox.is_some() && self.poll_controls(target) {
+                continue;
+            }
+            if target == SimTime::MAX {
+                continue;
+            }
+            self.step_at(target);
+            if self.steps.is_multiple_of(256) || paced {
+                self.tick(presenter, false);
+            }
+        }
+    }
+
+    /// An owned picture of the running lab.
+    #[must_use]
+    pub fn snapshot(&self) -> LabSnapshot {
+        LabSnapshot {
+            sim: self.sim.snapshot(),
+            links: self.counters.links.clone(),
+            frames: self.counters.frames,
+            bytes: self.counters.bytes,
+            speed: self.pacer.speed().to_string(),
+            paused: self.pacer.paused(),
+            max_lateness_ms: self.max_lateness.as_secs_f64() * 1e3,
+        }
+    }
+
+    /// Closes the capture and writes the report.
+    #[must_use]
+    pub fn finish(mut self, ended: Ended) -> Report {
+        let (capture, capture_error) = match self.capture.take().map(Capture::finish) {
+            Some(Ok(info)) => (Some(info), None),
+            Some(Err(e)) => (None, Some(e.to_string())),
+            None => (None, None),
+        };
+        let speed = self.pacer.speed();
+        let mut report = Report::new(
+            &self.lab,
+            self.seed,
+            speed,
+            ended,
+            &self.sim,
+            self.counters,
+            self.wall_start.elapsed(),
+            capture,
+        );
+        report.capture_error = capture_error;
+        report.commands = self.log;
+        report.command_errors = self.command_errors;
+        if !speed.is_max() {
+            report.max_lateness_ms = Some(self.max_lateness.as_secs_f64() * 1e3);
+        }
+        report
+    }
+}
