@@ -654,4 +654,167 @@ mod tests {
         }
         assert_eq!(c.drops(DropReason::Mtu), 0);
     }
+
+    /// Every event, for following packets.
+    #[derive(Default)]
+    struct Events(Vec<(SimTime, LinkId, Side, PacketId, Fate, usize)>);
+    impl Observer for Events {
+        fn frame(&mut self, ev: &FrameEvent<'_>) {
+            self.0.push((ev.time, ev.link, ev.from, ev.packet, ev.fate, ev.frame.len()));
+        }
+    }
+
+    fn three_hosts() -> Lab {
+        let text = serde_json::json!({
+            "name": "t",
+            "nodes": {
+                "sw": { "kind": "switch" },
+                "a": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.1/24"] } },
+                       "apps": [ { "kind": "ping", "to": "b", "count": 1 } ] },
+                "b": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.2/24"] } },
+                       "apps": [ { "kind": "tcp-sink", "port": 9 } ] },
+                "c": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.3/24"] } } }
+            },
+            "links": [ { "a": "a:eth0", "b": "sw", "impair": { "latency": "1ms" } },
+                       { "a": "b:eth0", "b": "sw", "impair": { "latency": "1ms" } },
+                       { "a": "c:eth0", "b": "sw", "impair": { "latency": "1ms" } } ]
+        });
+        crate::topology::load_str(&text.to_string(), "t.json").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn run_until<O: Observer>(sim: &mut Sim, until: SimTime, obs: &mut O) {
+        let mut now = sim.now();
+        loop {
+            sim.step(now, obs);
+            match sim.next_deadline() {
+                Some(t) if t <= until => now = t,
+                _ => break,
+            }
+        }
+        sim.step(until, obs);
+    }
+
+    #[test]
+    fn a_flooded_packet_keeps_its_id_on_every_link_it_crosses() {
+        let l = three_hosts();
+        let mut sim = Sim::new(&l, None);
+        let mut ev = Events::default();
+        run_until(&mut sim, SimTime::from_millis(100), &mut ev);
+        // a's ARP request: sent once by a, flooded by the switch to b and c, same id everywhere.
+        let arp = ev.0.iter().find(|e| e.1 == LinkId(0) && e.4 == Fate::Sent).expect("a sent").3;
+        assert_eq!(arp.origin(), Some(NodeId(1)), "node 1 (a) sent it");
+        let journey: Vec<_> = ev.0.iter().filter(|e| e.3 == arp).map(|e| (e.1, e.4)).collect();
+        assert_eq!(
+            journey,
+            vec![
+                (LinkId(0), Fate::Sent),
+                (LinkId(0), Fate::Delivered),
+                (LinkId(1), Fate::Sent),
+                (LinkId(2), Fate::Sent),
+                (LinkId(1), Fate::Delivered),
+                (LinkId(2), Fate::Delivered),
+            ]
+        );
+        // Each hop takes its 1 ms.
+        let times: Vec<_> = ev.0.iter().filter(|e| e.3 == arp && e.4 == Fate::Delivered).map(|e| e.0).collect();
+        assert_eq!(times, [SimTime::from_millis(1), SimTime::from_millis(2), SimTime::from_millis(2)]);
+        // Every packet a host sends (side A of each link is a host) has an id of its own.
+        let sent: Vec<_> = ev.0.iter().filter(|e| e.4 == Fate::Sent && e.2 == Side::A).map(|e| e.3).collect();
+        let unique: std::collections::BTreeSet<_> = sent.iter().collect();
+        assert!(sent.len() >= 3 && unique.len() == sent.len(), "{sent:?}");
+    }
+
+    #[test]
+    fn a_link_that_goes_down_loses_what_is_on_it_and_refuses_more() {
+        let l = three_hosts();
+        let mut sim = Sim::new(&l, None);
+        let mut ev = Events::default();
+        let mut c = Counters::new(&l);
+        // a's ARP request is on link 0 at 0.5 ms; take the link down then.
+        run_until(&mut sim, SimTime::from_micros(500), &mut (&mut ev, &mut c));
+        assert_eq!(sim.snapshot().links[0].a_to_b.in_flight, 1);
+        sim.apply(&Command::SetLink { link: LinkId(0), up: false }, &mut (&mut ev, &mut c)).expect("applies");
+        assert_eq!(sim.link_up(LinkId(0)), Some(false));
+        assert_eq!(c.drops(DropReason::LinkDown), 1, "the frame in flight is lost");
+        run_until(&mut sim, SimTime::from_millis(1500), &mut (&mut ev, &mut c));
+        // smoltcp asks again after a second; the down link takes and drops it.
+        assert_eq!(c.drops(DropReason::LinkDown), 2);
+        assert_eq!(c.links[0].a_to_b.delivered_frames, 0);
+        sim.apply(&Command::SetLink { link: LinkId(0), up: true }, &mut c).expect("applies");
+        run_until(&mut sim, SimTime::from_millis(4000), &mut c);
+        let Outcome::Ping { sent, received, .. } = outcome(&sim, "a/ping") else { panic!() };
+        assert_eq!((sent, received), (1, 0), "the one ping was sent into the down link");
+        assert!(c.links[0].a_to_b.delivered_frames > 0, "up again, frames flow");
+    }
+
+    #[test]
+    fn a_model_change_applies_to_frames_sent_after_it() {
+        let l = three_hosts();
+        let mut sim = Sim::new(&l, None);
+        let model = crate::topology::LinkModel { latency: std::time::Duration::from_millis(20), ..Default::default() };
+        sim.apply(&Command::SetModel { link: LinkId(1), from: Some(Side::B), model }, &mut ()).expect("applies");
+        assert_eq!(sim.link_model(LinkId(1), Side::B).map(|m| m.latency), Some(std::time::Duration::from_millis(20)));
+        assert_eq!(sim.link_model(LinkId(1), Side::A).map(|m| m.latency), Some(std::time::Duration::from_millis(1)));
+        run_until(&mut sim, SimTime::from_millis(500), &mut ());
+        let Outcome::Ping { received, rtt, .. } = outcome(&sim, "a/ping") else { panic!() };
+        // 1 + 1 ms out, 20 + 1 ms back, twice: the ARP exchange, then the echo.
+        assert_eq!(received, 1);
+        assert!((46.0..46.1).contains(&rtt.expect("rtt").min_ms), "{rtt:?}");
+    }
+
+    #[test]
+    fn apps_start_and_stop_by_command_and_snapshots_show_the_lab() {
+        let l = three_hosts();
+        let mut sim = Sim::new(&l, None);
+        run_until(&mut sim, SimTime::from_millis(10), &mut ());
+        let app = crate::topology::App {
+            label: "c/tcp-transfer".into(),
+            start: std::time::Duration::ZERO,
+            kind: crate::topology::AppKind::TcpTransfer { to: ("10.0.0.2".parse().unwrap(), 9), bytes: 10_000_000 },
+        };
+        sim.apply(&Command::StartApp { node: NodeId(3), app }, &mut ()).expect("applies");
+        run_until(&mut sim, SimTime::from_millis(30), &mut ());
+        let snap = sim.snapshot();
+        let c = snap.hosts.iter().find(|h| h.name == "c").expect("c");
+        let tcp = c.sockets.iter().find(|s| s.kind == "tcp").expect("a TCP socket");
+        assert_eq!(tcp.state.as_deref(), Some("ESTABLISHED"));
+        assert_eq!(tcp.remote.as_deref(), Some("10.0.0.2:9"));
+        assert!(c.neighbours.iter().any(|n| n.ip.to_string() == "10.0.0.2"), "{:?}", c.neighbours);
+        assert_eq!(c.apps[0].state, apps::AppState::Running);
+        let b = snap.hosts.iter().find(|h| h.name == "b").expect("b");
+        assert!(b.sockets.iter().any(|s| s.state.as_deref() == Some("LISTEN")));
+        assert_eq!(b.interfaces[0].addresses, ["10.0.0.2/24"]);
+        assert_eq!(snap.switches[0].table.len(), 3, "{:?}", snap.switches[0]);
+        // Stop the transfer: it resets its connection and is reported stopped.
+        assert!(matches!(
+            sim.apply(&Command::StopApp { node: NodeId(3), app: 1 }, &mut ()),
+            Err(CommandError::NoApp { .. })
+        ));
+        sim.apply(&Command::StopApp { node: NodeId(3), app: 0 }, &mut ()).expect("applies");
+        assert!(matches!(
+            sim.apply(&Command::StopApp { node: NodeId(3), app: 0 }, &mut ()),
+            Err(CommandError::Stopped(_))
+        ));
+        run_until(&mut sim, SimTime::from_millis(60), &mut ());
+        let snap = sim.snapshot();
+        let c = snap.hosts.iter().find(|h| h.name == "c").expect("c");
+        assert_eq!(c.apps[0].state, apps::AppState::Stopped);
+        let Outcome::TcpTransfer { acked, .. } = c.apps[0].outcome else { panic!() };
+        assert!(acked > 0 && acked < 10_000_000);
+        assert!(
+            sim.apply(
+                &Command::StartApp {
+                    node: NodeId(0),
+                    app: crate::topology::App {
+                        label: "sw/x".into(),
+                        start: std::time::Duration::ZERO,
+                        kind: crate::topology::AppKind::TcpSink { port: 1 }
+                    }
+                },
+                &mut ()
+            )
+            .is_err(),
+            "a switch runs no apps"
+        );
+    }
 }
