@@ -10,6 +10,9 @@ use indexmap::IndexMap;
 use serde_json::Value;
 use smoltcp::wire::{EthernetAddress, IpAddress};
 
+use super::fields::{
+    either, APP_KINDS, HOST_FIELDS, HOST_OBJECTS, LINK_OBJECTS, NODE_KINDS, SWITCH_FIELDS, TOP_FIELDS,
+};
 use super::interfaces::address_part;
 use super::links::link_words;
 use super::read::Read;
@@ -21,12 +24,6 @@ use crate::topology::spec::{
     AppSpec, ByteSize, CaptureSpec, EchoSpec, HostSpec, InterfaceSpec, LinkSpec, PingSpec, ServerSpec, SwitchSpec,
     TcpSpec, TransferSpec,
 };
-
-const TOP_FIELDS: &[&str] = &["name", "description", "seed", "checksum_offload", "nodes", "links", "capture"];
-const HOST_FIELDS: &[&str] = &["kind", "site", "interfaces", "tcp", "apps"];
-const SWITCH_FIELDS: &[&str] = &["kind", "site", "mac_ageing"];
-const APP_KINDS: &[&str] =
-    &["ping", "tcp-echo-server", "tcp-echo", "udp-echo-server", "udp-echo", "tcp-sink", "tcp-transfer"];
 
 /// A node as parsed, before links and targets are resolved.
 pub(super) enum Parsed {
@@ -51,7 +48,7 @@ impl Cx {
             );
             return None;
         };
-        self.unknown_keys(&top, TOP_FIELDS, &root);
+        self.unknown_keys(&top, &TOP_FIELDS, &root);
         let name = match top.remove("name") {
             None => {
                 self.err(root.clone(), "missing field `name`", Some("add `\"name\": \"my-lab\"`".into()));
@@ -113,7 +110,7 @@ impl Cx {
                     let field = |k| v.get(k).and_then(Value::as_str).unwrap_or("");
                     let words = link_words(field("name"), field("a"), field("b"));
                     let p = root.key("links").index(i);
-                    let l = if self.objects_only(&v, &p, "a link", &["impair"]) { self.de(v, &p) } else { None };
+                    let l = if self.objects_only(&v, &p, "a link", &LINK_OBJECTS) { self.de(v, &p) } else { None };
                     if l.is_none() {
                         self.unaccepted_links.extend(words);
                     }
@@ -165,14 +162,14 @@ impl Cx {
         let kind = match obj.get("kind") {
             Some(Value::String(k)) => k.clone(),
             Some(_) => {
-                self.err(path.key("kind"), "`kind` must be a string", Some("`host` or `switch`".into()));
+                self.err(path.key("kind"), "`kind` must be a string", Some(either(NODE_KINDS.iter())));
                 return None;
             }
             None => {
                 self.err(
                     path.clone(),
                     "missing field `kind`",
-                    Some("add `\"kind\": \"host\"` or `\"kind\": \"switch\"`".into()),
+                    Some(format!("add {}", either(NODE_KINDS.iter().map(|k| format!("\"kind\": \"{k}\""))))),
                 );
                 return None;
             }
@@ -182,14 +179,14 @@ impl Cx {
                 // Interfaces and apps are taken out and parsed one by one.
                 let ifaces = obj.remove("interfaces");
                 let apps = obj.remove("apps");
-                self.unknown_keys(&obj, HOST_FIELDS, path);
-                obj.retain(|k, _| HOST_FIELDS.contains(&k.as_str()));
+                self.unknown_keys(&obj, &HOST_FIELDS, path);
+                obj.retain(|k, _| HOST_FIELDS.contains(k));
                 obj.remove("kind");
                 // A bad `site` or `tcp` is reported; the host stays a host so that its interfaces,
                 // apps, and the links and targets naming it are still checked.
                 let obj = Value::Object(obj);
                 let spec: HostSpec =
-                    if self.objects_only(&obj, path, "a host", &["tcp"]) { self.de(obj, path) } else { None }
+                    if self.objects_only(&obj, path, "a host", &HOST_OBJECTS) { self.de(obj, path) } else { None }
                         .unwrap_or_default();
                 let mut interfaces = Vec::new();
                 let mut complete = true;
@@ -263,8 +260,8 @@ impl Cx {
                 Some(Parsed::Host { spec: Box::new(spec), interfaces, apps, complete })
             }
             "switch" => {
-                self.unknown_keys(&obj, SWITCH_FIELDS, path);
-                obj.retain(|k, _| SWITCH_FIELDS.contains(&k.as_str()));
+                self.unknown_keys(&obj, &SWITCH_FIELDS, path);
+                obj.retain(|k, _| SWITCH_FIELDS.contains(k));
                 obj.remove("kind");
                 // A bad field is reported; the switch stays a switch for the links naming it.
                 Some(Parsed::Switch(self.de::<SwitchSpec>(Value::Object(obj), path).unwrap_or_default()))
@@ -273,7 +270,8 @@ impl Cx {
                 let hint = if other == "router" {
                     Some("routers are not supported yet; join subnets with a switch".into())
                 } else {
-                    did_you_mean(other, ["host", "switch"]).or_else(|| Some("expected `host` or `switch`".into()))
+                    did_you_mean(other, NODE_KINDS.iter().map(String::as_str))
+                        .or_else(|| Some(format!("expected {}", either(NODE_KINDS.iter()))))
                 };
                 self.err(path.key("kind"), format!("unknown node kind `{other}`"), hint);
                 None
@@ -315,7 +313,7 @@ impl Cx {
             "tcp-sink" => AppSpec::TcpSink(self.de::<ServerSpec>(v, path)?),
             "tcp-transfer" => AppSpec::TcpTransfer(self.de::<TransferSpec>(v, path)?),
             other => {
-                let hint = did_you_mean(other, APP_KINDS.iter().copied())
+                let hint = did_you_mean(other, APP_KINDS.iter().map(String::as_str))
                     .or_else(|| Some(format!("one of: {}", APP_KINDS.join(", "))));
                 self.err(path.key("kind"), format!("unknown app kind `{other}`"), hint);
                 return None;

@@ -6,6 +6,7 @@
 //! in one run. The steps are split by concern, each file adding its part of `impl Cx`:
 //!
 //! - `read`: serde reads one element; each of its problems is reported in a lab file's words.
+//! - `fields`: the fields and kinds of the spec types, read from their JSON Schema.
 //! - `elements`: the lab object, nodes and apps as written; `build` puts the checked parts together.
 //! - `interfaces`: addresses, MACs, MTUs and gateways, unique across the lab.
 //! - `links`: link ends, models and names; no loop among switches.
@@ -16,6 +17,7 @@
 mod apps;
 mod capture;
 mod elements;
+mod fields;
 mod interfaces;
 mod links;
 mod read;

@@ -71,7 +71,7 @@ impl Cx {
     /// serde reads a struct from a JSON array too (field by field, in order); a lab file means an
     /// object there, so say so instead of accepting `"impair": ["1ms", …]`. Checks `v` and the
     /// fields named in `nested`.
-    pub(super) fn objects_only(&mut self, v: &Value, path: &JsonPath, what: &str, nested: &[&str]) -> bool {
+    pub(super) fn objects_only(&mut self, v: &Value, path: &JsonPath, what: &str, nested: &[String]) -> bool {
         if v.is_array() {
             self.err(
                 path.clone(),
@@ -145,10 +145,10 @@ impl Cx {
         }
     }
 
-    pub(super) fn unknown_keys(&mut self, obj: &Map<String, Value>, known: &[&str], path: &JsonPath) {
+    pub(super) fn unknown_keys(&mut self, obj: &Map<String, Value>, known: &[String], path: &JsonPath) {
         for k in obj.keys() {
-            if !known.contains(&k.as_str()) {
-                let hint = did_you_mean(k, known.iter().copied())
+            if !known.contains(k) {
+                let hint = did_you_mean(k, known.iter().map(String::as_str))
                     .or_else(|| Some(format!("known fields: {}", known.join(", "))));
                 self.err_key(path.key(k), format!("unknown field `{k}`"), hint);
             }
