@@ -11,7 +11,7 @@
 //! - `interfaces`: addresses, MACs, MTUs and gateways, unique across the lab.
 //! - `links`: link ends, models and names; no loop among switches.
 //! - `targets`: what an app means: its target resolved, its numbers checked.
-//! - `apps`: each host's apps together (one server per port).
+//! - `apps`: each host's apps together (one server per port), and [`app_for_host`] for one more.
 //! - `capture`: which links to capture.
 
 mod apps;
@@ -22,6 +22,8 @@ mod interfaces;
 mod links;
 mod read;
 mod targets;
+
+pub use apps::app_for_host;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
