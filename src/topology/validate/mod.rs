@@ -2,7 +2,7 @@
 //!
 //! Deserialisation goes element by element (each node, interface, app, link), so that one wrong
 //! type does not hide the problems after it; then the semantic checks run over what parsed. Every
-//! step records its problems in one [`Cx`] and goes on, so that a file shows all of its mistakes
+//! step records its problems in one `Cx` and goes on, so that a file shows all of its mistakes
 //! in one run. The steps are split by concern, each file adding its part of `impl Cx`:
 //!
 //! - `read`: serde reads one element; each of its problems is reported in a lab file's words.
