@@ -1,0 +1,453 @@
+//! The elements of a lab file as written: the top-level object, each node (host or switch) and
+//! each app, read one by one into the spec types; then [`Cx::build`] puts the checked parts
+//! together. Broken elements are kept as placeholders, so that what names them is still checked.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde_json::Value;
+use smoltcp::wire::{EthernetAddress, IpAddress};
+
+use super::fields::{
+    either, APP_KINDS, HOST_FIELDS, HOST_OBJECTS, LINK_OBJECTS, NODE_KINDS, SWITCH_FIELDS, TOP_FIELDS,
+};
+use super::interfaces::address_part;
+use super::links::link_words;
+use super::read::Read;
+use super::{Cx, Status};
+use crate::topology::diag::{did_you_mean, JsonPath};
+use crate::topology::model::{Host, Lab, Node, NodeId, NodeKind, Switch, TcpConfig};
+use crate::topology::parse;
+use crate::topology::spec::{
+    AppSpec, ByteSize, CaptureSpec, EchoSpec, HostSpec, InterfaceSpec, LinkSpec, PingSpec, ServerSpec, SwitchSpec,
+    TcpSpec, TransferSpec,
+};
+
+/// A node as parsed, before links and targets are resolved.
+pub(super) enum Parsed {
+    /// `complete` is false when an interface failed to parse (so its addresses are unknown).
+    Host {
+        spec: Box<HostSpec>,
+        interfaces: Vec<(String, InterfaceSpec)>,
+        apps: Vec<Option<AppSpec>>,
+        complete: bool,
+    },
+    Switch(SwitchSpec),
+}
+
+impl Cx {
+    pub(super) fn lab(&mut self, value: Value) -> Option<Lab> {
+        let root = JsonPath::root();
+        let Value::Object(mut top) = value else {
+            self.err(
+                root,
+                "a lab file must be a JSON object",
+                Some("start with `{ \"name\": …, \"nodes\": { … } }`".into()),
+            );
+            return None;
+        };
+        self.unknown_keys(&top, &TOP_FIELDS, &root);
+        let name = match top.remove("name") {
+            None => {
+                self.err(root.clone(), "missing field `name`", Some("add `\"name\": \"my-lab\"`".into()));
+                None
+            }
+            Some(v) => self.de::<String>(v, &root.key("name")),
+        };
+        if let Some(n) = &name {
+            if !parse::valid_name(n) {
+                self.err(
+                    root.key("name"),
+                    format!("`{n}` is not a valid lab name"),
+                    Some("use letters, digits, `-`, `_` and `.`; it names the capture folder".into()),
+                );
+            }
+        }
+        let description = top.remove("description").and_then(|v| self.de::<String>(v, &root.key("description")));
+        let seed = top.remove("seed").map_or(Some(1), |v| self.de::<u64>(v, &root.key("seed")));
+        let checksum_offload =
+            top.remove("checksum_offload").map_or(Some(false), |v| self.de::<bool>(v, &root.key("checksum_offload")));
+
+        // Nodes, one at a time.
+        let mut parsed: IndexMap<String, Option<Parsed>> = IndexMap::new();
+        match top.remove("nodes") {
+            None => self.err(
+                root.clone(),
+                "missing field `nodes`",
+                Some("add `\"nodes\": { \"h1\": { \"kind\": \"host\", … } }`".into()),
+            ),
+            Some(Value::Object(nodes)) => {
+                for (name, v) in nodes {
+                    let path = root.key("nodes").key(&name);
+                    if !parse::valid_name(&name) {
+                        self.err_key(
+                            path.clone(),
+                            format!("`{name}` is not a valid node name"),
+                            Some(
+                                "use letters, digits, `-`, `_` and `.` (no `:`; it separates node and interface)"
+                                    .into(),
+                            ),
+                        );
+                    }
+                    let p = self.node(&name, v, &path);
+                    parsed.insert(name, p);
+                }
+            }
+            Some(_) => self.err(
+                root.key("nodes"),
+                "`nodes` must be an object keyed by node name",
+                Some("`\"nodes\": { \"sw1\": { \"kind\": \"switch\" }, … }`".into()),
+            ),
+        }
+        let links: Vec<Option<LinkSpec>> = match top.remove("links") {
+            None => Vec::new(),
+            Some(Value::Array(a)) => a
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let field = |k| v.get(k).and_then(Value::as_str).unwrap_or("");
+                    let words = link_words(field("name"), field("a"), field("b"));
+                    let p = root.key("links").index(i);
+                    let l = if self.objects_only(&v, &p, "a link", &LINK_OBJECTS) { self.de(v, &p) } else { None };
+                    if l.is_none() {
+                        self.unaccepted_links.extend(words);
+                    }
+                    l
+                })
+                .collect(),
+            Some(_) => {
+                self.err(
+                    root.key("links"),
+                    "`links` must be an array",
+                    Some("`\"links\": [ { \"a\": \"h1:eth0\", \"b\": \"sw1\" } ]`".into()),
+                );
+                Vec::new()
+            }
+        };
+        let capture: Option<CaptureSpec> = match top.remove("capture") {
+            None => Some(CaptureSpec::default()),
+            Some(Value::Null) => {
+                self.err(
+                    root.key("capture"),
+                    "`capture` must be an object, not null",
+                    Some(
+                        "leave it out to capture every link, or write `{ \"enabled\": false }` to capture none".into(),
+                    ),
+                );
+                None
+            }
+            Some(v) if self.objects_only(&v, &root.key("capture"), "`capture`", &[]) => {
+                self.de(v, &root.key("capture"))
+            }
+            Some(_) => None,
+        };
+
+        let lab = self.build(name.clone().unwrap_or_default(), &parsed, &links, capture.as_ref());
+        let lab = lab?;
+        Some(Lab {
+            description: description.unwrap_or_default(),
+            seed: seed?,
+            checksum_offload: checksum_offload?,
+            ..lab
+        })
+    }
+
+    fn node(&mut self, name: &str, v: Value, path: &JsonPath) -> Option<Parsed> {
+        let Value::Object(mut obj) = v else {
+            self.err(path.clone(), "a node must be an object", Some("`{ \"kind\": \"host\", … }`".into()));
+            return None;
+        };
+        let kind = match obj.get("kind") {
+            Some(Value::String(k)) => k.clone(),
+            Some(_) => {
+                self.err(path.key("kind"), "`kind` must be a string", Some(either(NODE_KINDS.iter())));
+                return None;
+            }
+            None => {
+                self.err(
+                    path.clone(),
+                    "missing field `kind`",
+                    Some(format!("add {}", either(NODE_KINDS.iter().map(|k| format!("\"kind\": \"{k}\""))))),
+                );
+                return None;
+            }
+        };
+        match kind.as_str() {
+            "host" => {
+                // Interfaces and apps are taken out and parsed one by one.
+                let ifaces = obj.remove("interfaces");
+                let apps = obj.remove("apps");
+                self.unknown_keys(&obj, &HOST_FIELDS, path);
+                obj.retain(|k, _| HOST_FIELDS.contains(k));
+                obj.remove("kind");
+                // A bad `site` or `tcp` is reported; the host stays a host so that its interfaces,
+                // apps, and the links and targets naming it are still checked.
+                let obj = Value::Object(obj);
+                let spec: HostSpec =
+                    if self.objects_only(&obj, path, "a host", &HOST_OBJECTS) { self.de(obj, path) } else { None }
+                        .unwrap_or_default();
+                let mut interfaces = Vec::new();
+                let mut complete = true;
+                match ifaces {
+                    None => {}
+                    Some(Value::Object(m)) => {
+                        for (iname, v) in m {
+                            let p = path.key("interfaces").key(&iname);
+                            if !parse::valid_name(&iname) {
+                                self.err_key(
+                                    p.clone(),
+                                    format!("`{iname}` is not a valid interface name"),
+                                    Some("use letters, digits, `-`, `_` and `.`".into()),
+                                );
+                            }
+                            // Every address written anywhere in the interface (`addresses`, or a
+                            // misspelt key): if the interface is not read whole, a target naming
+                            // one of them is not reported as unknown on top.
+                            let written: Vec<IpAddr> = v
+                                .as_object()
+                                .into_iter()
+                                .flat_map(|o| o.values())
+                                .flat_map(|x| x.as_array().map_or_else(|| vec![x], |a| a.iter().collect()))
+                                .filter_map(|a| address_part(a.as_str()?))
+                                .collect();
+                            let parsed = if self.objects_only(&v, &p, "an interface", &[]) {
+                                self.read::<InterfaceSpec>(v, &p)
+                            } else {
+                                Read::Failed
+                            };
+                            match parsed {
+                                Read::Clean(i) => interfaces.push((iname, i)),
+                                // Read without a mistyped field, which may have been its addresses
+                                // or gateways: checked, but what depends on it is not.
+                                Read::Repaired(i) => {
+                                    complete = false;
+                                    self.unaccepted_ips.extend(written);
+                                    interfaces.push((iname, i));
+                                }
+                                Read::Failed => {
+                                    complete = false;
+                                    self.unaccepted_ips.extend(written);
+                                    self.unread_interfaces.insert((name.to_string(), iname));
+                                }
+                            }
+                        }
+                    }
+                    Some(_) => {
+                        complete = false;
+                        self.err(
+                            path.key("interfaces"),
+                            "`interfaces` must be an object keyed by interface name",
+                            Some("`\"interfaces\": { \"eth0\": { \"addresses\": [\"10.0.0.1/24\"] } }`".into()),
+                        );
+                    }
+                }
+                let apps = match apps {
+                    None => Vec::new(),
+                    Some(Value::Array(a)) => {
+                        a.into_iter().enumerate().map(|(i, v)| self.app(v, &path.key("apps").index(i))).collect()
+                    }
+                    Some(_) => {
+                        self.err(
+                            path.key("apps"),
+                            "`apps` must be an array",
+                            Some("`\"apps\": [ { \"kind\": \"ping\", \"to\": \"server\" } ]`".into()),
+                        );
+                        Vec::new()
+                    }
+                };
+                Some(Parsed::Host { spec: Box::new(spec), interfaces, apps, complete })
+            }
+            "switch" => {
+                self.unknown_keys(&obj, &SWITCH_FIELDS, path);
+                obj.retain(|k, _| SWITCH_FIELDS.contains(k));
+                obj.remove("kind");
+                // A bad field is reported; the switch stays a switch for the links naming it.
+                Some(Parsed::Switch(self.de::<SwitchSpec>(Value::Object(obj), path).unwrap_or_default()))
+            }
+            other => {
+                let hint = if other == "router" {
+                    Some("routers are not supported yet; join subnets with a switch".into())
+                } else {
+                    did_you_mean(other, NODE_KINDS.iter().map(String::as_str))
+                        .or_else(|| Some(format!("expected {}", either(NODE_KINDS.iter()))))
+                };
+                self.err(path.key("kind"), format!("unknown node kind `{other}`"), hint);
+                None
+            }
+        }
+    }
+
+    pub(super) fn app(&mut self, v: Value, path: &JsonPath) -> Option<AppSpec> {
+        let Value::Object(mut obj) = v else {
+            self.err(
+                path.clone(),
+                "an app must be an object",
+                Some("`{ \"kind\": \"ping\", \"to\": \"server\" }`".into()),
+            );
+            return None;
+        };
+        let kind = match obj.remove("kind") {
+            Some(Value::String(k)) => k,
+            Some(_) => {
+                self.err(
+                    path.key("kind"),
+                    "`kind` must be a string",
+                    Some(format!("one of: {}", APP_KINDS.join(", "))),
+                );
+                return None;
+            }
+            None => {
+                self.err(path.clone(), "missing field `kind`", Some(format!("one of: {}", APP_KINDS.join(", "))));
+                return None;
+            }
+        };
+        let v = Value::Object(obj);
+        Some(match kind.as_str() {
+            "ping" => AppSpec::Ping(self.de::<PingSpec>(v, path)?),
+            "tcp-echo-server" => AppSpec::TcpEchoServer(self.de::<ServerSpec>(v, path)?),
+            "tcp-echo" => AppSpec::TcpEcho(self.de::<EchoSpec>(v, path)?),
+            "udp-echo-server" => AppSpec::UdpEchoServer(self.de::<ServerSpec>(v, path)?),
+            "udp-echo" => AppSpec::UdpEcho(self.de::<EchoSpec>(v, path)?),
+            "tcp-sink" => AppSpec::TcpSink(self.de::<ServerSpec>(v, path)?),
+            "tcp-transfer" => AppSpec::TcpTransfer(self.de::<TransferSpec>(v, path)?),
+            other => {
+                let hint = did_you_mean(other, APP_KINDS.iter().map(String::as_str))
+                    .or_else(|| Some(format!("one of: {}", APP_KINDS.join(", "))));
+                self.err(path.key("kind"), format!("unknown app kind `{other}`"), hint);
+                return None;
+            }
+        })
+    }
+
+    fn build(
+        &mut self,
+        name: String,
+        parsed: &IndexMap<String, Option<Parsed>>,
+        links: &[Option<LinkSpec>],
+        capture: Option<&CaptureSpec>,
+    ) -> Option<Lab> {
+        let (mut nodes, status) = self.nodes(parsed);
+        let names: Vec<&str> = parsed.keys().map(String::as_str).collect();
+        let links = self.links(&names, links, &mut nodes, &status);
+        // Apps last, now that every address is known.
+        self.host_apps(parsed, &mut nodes, &status);
+        let capture = self.capture(capture, &name, &nodes, &links);
+        if !self.problems.is_empty() {
+            return None;
+        }
+        Some(Lab {
+            name,
+            description: String::new(),
+            seed: 1,
+            checksum_offload: false,
+            nodes,
+            links,
+            capture: capture?,
+        })
+    }
+
+    /// Each node with its interfaces and settings, and how much of it parsed; links and apps come later.
+    fn nodes(&mut self, parsed: &IndexMap<String, Option<Parsed>>) -> (Vec<Node>, Vec<Status>) {
+        let nodes_path = JsonPath::root().key("nodes");
+        let mut nodes = Vec::new();
+        // Every address and MAC, to find duplicates: value -> where it was first seen.
+        let mut seen_ip: BTreeMap<IpAddress, JsonPath> = BTreeMap::new();
+        let mut seen_mac: BTreeMap<EthernetAddress, JsonPath> = BTreeMap::new();
+        let mut status = Vec::new();
+
+        for (i, (node_name, p)) in parsed.iter().enumerate() {
+            let id = NodeId(u32::try_from(i).unwrap_or(u32::MAX));
+            let path = nodes_path.key(node_name);
+            let mut st = Status::Complete;
+            let (site, kind) = match p {
+                None => {
+                    st = Status::Broken;
+                    (None, None)
+                }
+                Some(Parsed::Switch(s)) => {
+                    let ageing = self.duration(s.mac_ageing.as_ref(), Duration::from_secs(300), path.key("mac_ageing"));
+                    (s.site.clone(), Some(NodeKind::Switch(Switch { mac_ageing: ageing, ports: Vec::new() })))
+                }
+                Some(Parsed::Host { spec, interfaces, complete, .. }) => {
+                    if !complete {
+                        st = Status::Incomplete;
+                    }
+                    let mut out = Vec::new();
+                    if interfaces.len() > 1 {
+                        self.err(
+                            path.key("interfaces"),
+                            format!("host `{node_name}` has {} interfaces; a host has one", interfaces.len()),
+                            Some(
+                                "give each subnet its own host for now; routers come with multi-interface forwarding"
+                                    .into(),
+                            ),
+                        );
+                    }
+                    for (iname, ispec) in interfaces {
+                        let ipath = path.key("interfaces").key(iname);
+                        let (iface, all_addresses) =
+                            self.interface(node_name, iname, ispec, &ipath, &mut seen_ip, &mut seen_mac);
+                        if !all_addresses {
+                            st = Status::Incomplete;
+                        }
+                        out.push(iface);
+                    }
+                    let tcp = self.tcp(spec.tcp.as_ref(), &path.key("tcp"));
+                    (spec.site.clone(), Some(NodeKind::Host(Host { interfaces: out, tcp, apps: Vec::new() })))
+                }
+            };
+            nodes.push(Node {
+                id,
+                name: node_name.clone(),
+                site,
+                // A node that failed to parse stays as a placeholder switch so that links naming it
+                // resolve and report only their own problems.
+                kind: kind.unwrap_or(NodeKind::Switch(Switch { mac_ageing: Duration::ZERO, ports: Vec::new() })),
+            });
+            status.push(st);
+        }
+        if parsed.is_empty() && self.problems.is_empty() {
+            self.err(nodes_path.clone(), "the lab has no nodes", Some("add hosts and switches under `nodes`".into()));
+        }
+        (nodes, status)
+    }
+
+    fn tcp(&mut self, spec: Option<&TcpSpec>, path: &JsonPath) -> TcpConfig {
+        let d = TcpConfig::default();
+        let Some(s) = spec else { return d };
+        let buf = |cx: &mut Cx, b: Option<&ByteSize>, key: &str, dflt: usize| -> usize {
+            let v = match b {
+                None => return dflt,
+                Some(ByteSize::Bytes(n)) => Ok(*n),
+                Some(ByteSize::Text(t)) => parse::bytes(t),
+            };
+            match v {
+                Ok(n) if (1024..=(1 << 30)).contains(&n) => usize::try_from(n).unwrap_or(dflt),
+                Ok(n) => {
+                    cx.err(
+                        path.key(key),
+                        format!("buffer of {n} bytes is out of range 1KiB to 1GiB"),
+                        Some("such as `256KiB` (the default)".into()),
+                    );
+                    dflt
+                }
+                Err(e) => {
+                    cx.err(path.key(key), e, Some("such as `256KiB`".into()));
+                    dflt
+                }
+            }
+        };
+        let rx_buffer = buf(self, s.rx_buffer.as_ref(), "rx_buffer", d.rx_buffer);
+        let tx_buffer = buf(self, s.tx_buffer.as_ref(), "tx_buffer", d.tx_buffer);
+        let ack_delay = s.ack_delay.as_ref().map(|a| self.duration(Some(a), Duration::ZERO, path.key("ack_delay")));
+        TcpConfig {
+            congestion: s.congestion.unwrap_or(d.congestion),
+            rx_buffer,
+            tx_buffer,
+            ack_delay: ack_delay.filter(|d| !d.is_zero()),
+            nagle: s.nagle.unwrap_or(false),
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Links: each end resolved to a host interface or a new switch port, the link model, names, and
+//! the check that switches form no loop (they run no spanning tree).
+
+use std::collections::BTreeMap;
+
+use super::{Cx, Status};
+use crate::topology::diag::{did_you_mean, JsonPath};
+use crate::topology::model::{Attachment, Link, LinkId, LinkModel, Node, NodeKind, Side, Transport};
+use crate::topology::parse;
+use crate::topology::spec::{ImpairSpec, LinkSpec, TransportKind};
+
+/// What a link end is resolved against.
+struct Ends<'a> {
+    names: &'a [&'a str],
+    nodes: &'a [Node],
+    status: &'a [Status],
+    /// The index in `links` of each link accepted so far.
+    spec_index: &'a [usize],
+}
+
+impl Cx {
+    /// Resolves the links that parsed, in order, and plugs each into its nodes' interfaces and ports.
+    pub(super) fn links(
+        &mut self,
+        names: &[&str],
+        specs: &[Option<LinkSpec>],
+        nodes: &mut [Node],
+        status: &[Status],
+    ) -> Vec<Link> {
+        let mut out_links: Vec<Link> = Vec::new();
+        // The index in `links` of each entry of `out_links`, for messages.
+        let mut spec_index: Vec<usize> = Vec::new();
+        let mut link_names: BTreeMap<String, usize> = BTreeMap::new();
+        // Union-find over nodes, joined by switch-to-switch links.
+        let mut switch_sets: Vec<usize> = (0..nodes.len()).collect();
+        for (i, l) in specs.iter().enumerate() {
+            let Some(l) = l else { continue };
+            let path = JsonPath::root().key("links").index(i);
+            let id = LinkId(u32::try_from(out_links.len()).unwrap_or(u32::MAX));
+            let ends = Ends { names, nodes: &*nodes, status, spec_index: &spec_index };
+            let a = self.endpoint(&l.a, &ends, &path.key("a"));
+            let b = self.endpoint(&l.b, &ends, &path.key("b"));
+            let model = self.impair(l.impair.as_ref(), &path.key("impair"));
+            let default_name = format!("{}<->{}", l.a.trim(), l.b.trim());
+            let lname = match l.name.as_deref() {
+                Some(n) if n.trim().is_empty() => {
+                    self.err(
+                        path.key("name"),
+                        "a link name cannot be empty",
+                        Some(format!("leave `name` out for the default, `{default_name}`")),
+                    );
+                    default_name
+                }
+                Some(n) => n.to_string(),
+                None => default_name,
+            };
+            if let Some(prev) = link_names.insert(lname.clone(), i) {
+                self.err(
+                    path.clone(),
+                    format!("link name `{lname}` is already used by links[{prev}]"),
+                    Some("give one of them a distinct `name`".into()),
+                );
+            }
+            let (Some(a), Some(b)) = (a, b) else {
+                self.unaccepted_links.extend(link_words(&lname, &l.a, &l.b));
+                continue;
+            };
+            if a.node() == b.node() {
+                self.err(
+                    path.clone(),
+                    format!("link joins `{}` to itself", nodes[a.node().index()].name),
+                    Some("a link joins two different nodes".into()),
+                );
+                self.unaccepted_links.extend(link_words(&lname, &l.a, &l.b));
+                continue;
+            }
+            // Switches run no spanning tree: a loop among them would circulate broadcasts forever.
+            if let (Attachment::SwitchPort { .. }, Attachment::SwitchPort { .. }) = (a, b) {
+                let (ra, rb) = (root(&mut switch_sets, a.node().index()), root(&mut switch_sets, b.node().index()));
+                if ra == rb {
+                    self.err(
+                        path.clone(),
+                        format!(
+                            "link `{lname}` closes a loop among switches (`{}` and `{}` are already joined)",
+                            nodes[a.node().index()].name,
+                            nodes[b.node().index()].name
+                        ),
+                        Some("netlab switches run no spanning tree, so broadcasts would circle forever; remove a link of the loop".into()),
+                    );
+                    self.unaccepted_links.extend(link_words(&lname, &l.a, &l.b));
+                    continue;
+                }
+                switch_sets[ra] = rb;
+            }
+            // Plug the ends in; a switch gets a new port per link.
+            let mut ends = [a, b];
+            for (att, side) in ends.iter_mut().zip([Side::A, Side::B]) {
+                let ni = att.node().index();
+                match (att, &mut nodes[ni].kind) {
+                    (Attachment::HostInterface { interface, .. }, NodeKind::Host(h)) => {
+                        h.interfaces[*interface].link = Some((id, side));
+                    }
+                    (Attachment::SwitchPort { port, .. }, NodeKind::Switch(s)) => {
+                        *port = s.ports.len();
+                        s.ports.push((id, side));
+                    }
+                    _ => {}
+                }
+            }
+            let transport = match l.transport.unwrap_or(TransportKind::Mem) {
+                TransportKind::Mem => Transport::Mem,
+            };
+            out_links.push(Link { id, name: lname, ends, transport, model });
+            spec_index.push(i);
+        }
+        out_links
+    }
+
+    fn impair(&mut self, spec: Option<&ImpairSpec>, path: &JsonPath) -> LinkModel {
+        let d = LinkModel::default();
+        let Some(s) = spec else { return d };
+        let latency = self.duration(s.latency.as_ref(), d.latency, path.key("latency"));
+        let rate_bps = match s.rate.as_ref().map(|r| parse::rate_bps(r)) {
+            None => None,
+            Some(Ok(r)) => Some(r),
+            Some(Err(e)) => {
+                self.err(path.key("rate"), e, Some("such as `100Mbit` or `1Gbit`".into()));
+                None
+            }
+        };
+        let loss = s.loss.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&loss) {
+            self.err(
+                path.key("loss"),
+                format!("loss {loss} is not a probability"),
+                Some("write 0.0 to 1.0; 0.01 is 1 % loss".into()),
+            );
+        }
+        let queue = s.queue.unwrap_or(1000);
+        if !(1..=65_536).contains(&queue) {
+            self.err(
+                path.key("queue"),
+                format!("queue of {queue} frames is out of range 1 to 65536"),
+                Some("leave `queue` out for the default of 1000 frames".into()),
+            );
+        }
+        LinkModel { latency, rate_bps, loss: loss.clamp(0.0, 1.0), queue_frames: queue.max(1) as usize }
+    }
+
+    fn endpoint(&mut self, text: &str, ends: &Ends<'_>, path: &JsonPath) -> Option<Attachment> {
+        let (node_name, iface) = match text.trim().split_once(':') {
+            Some((n, i)) => (n, Some(i)),
+            None => (text.trim(), None),
+        };
+        let Some(idx) = ends.names.iter().position(|n| *n == node_name) else {
+            // A node whose name is itself invalid (it has a `:`) is reported once, at the node.
+            let full = text.trim().rsplit_once(':').map_or(text.trim(), |(n, _)| n);
+            if ends.names.contains(&full) || ends.names.contains(&text.trim()) {
+                return None;
+            }
+            let hint = did_you_mean(node_name, ends.names.iter().copied()).or_else(|| {
+                Some(if ends.names.is_empty() {
+                    "the lab has no nodes yet; add them under `nodes`".into()
+                } else {
+                    format!("nodes: {}", ends.names.join(", "))
+                })
+            });
+            self.err(path.clone(), format!("link end `{text}` names no node"), hint);
+            return None;
+        };
+        let node = &ends.nodes[idx];
+        if ends.status[idx] == Status::Broken {
+            // The node itself is reported; its links are not checked against a guess.
+            return None;
+        }
+        match &node.kind {
+            NodeKind::Switch(_) => {
+                if let Some(i) = iface {
+                    self.err(
+                        path.clone(),
+                        format!("`{node_name}` is a switch; its ports have no names (`:{i}`)"),
+                        Some(format!("write just `{node_name}`; each link gets a new port")),
+                    );
+                    return None;
+                }
+                // The port number is given when the link is plugged in.
+                Some(Attachment::SwitchPort { node: node.id, port: 0 })
+            }
+            NodeKind::Host(h) => {
+                let inames: Vec<&str> = h.interfaces.iter().map(|i| i.name.as_str()).collect();
+                let Some(i) = iface else {
+                    let hint = match inames.first() {
+                        Some(f) => format!("write `{node_name}:{f}`"),
+                        None if ends.status[idx] == Status::Incomplete => {
+                            format!("write `{node_name}:<interface>`")
+                        }
+                        None => format!("`{node_name}` has no interfaces; add one under `interfaces`"),
+                    };
+                    self.err(path.clone(), format!("link end `{text}` is a host but names no interface"), Some(hint));
+                    return None;
+                };
+                let Some(k) = inames.iter().position(|n| *n == i) else {
+                    let unknown_interfaces = ends.status[idx] == Status::Incomplete && h.interfaces.is_empty();
+                    if unknown_interfaces || self.unread_interfaces.contains(&(node_name.to_string(), i.to_string())) {
+                        // This interface (or every one of this host) failed to parse and is reported.
+                        return None;
+                    }
+                    let hint = did_you_mean(i, inames.iter().copied()).or_else(|| {
+                        Some(if inames.is_empty() {
+                            format!("`{node_name}` has no interfaces; add `\"{i}\": {{ … }}` under its `interfaces`")
+                        } else {
+                            format!("interfaces of `{node_name}`: {}", inames.join(", "))
+                        })
+                    });
+                    self.err(path.clone(), format!("`{node_name}` has no interface `{i}`"), hint);
+                    return None;
+                };
+                if let Some((other, _)) = h.interfaces[k].link {
+                    let first = ends.spec_index.get(other.index()).copied().unwrap_or(other.index());
+                    self.err(
+                        path.clone(),
+                        format!("interface `{node_name}:{i}` is already used by links[{first}]"),
+                        Some("an interface takes one link; join more nodes through a switch".into()),
+                    );
+                    return None;
+                }
+                Some(Attachment::HostInterface { node: node.id, interface: k })
+            }
+        }
+    }
+}
+
+/// What a capture selection may use to name a link that failed: its name, its ends
+/// (`laptop:eth0`) and their nodes (`laptop`). Selecting one of those is not reported again.
+pub(super) fn link_words(name: &str, a: &str, b: &str) -> Vec<String> {
+    let mut w = vec![name.trim().to_string()];
+    for end in [a.trim(), b.trim()] {
+        w.push(end.to_string());
+        w.extend(end.split_once(':').map(|(node, _)| node.to_string()));
+    }
+    w.retain(|s| !s.is_empty());
+    w
+}
+
+/// The representative of `i`'s set, compressing the path on the way.
+fn root(sets: &mut [usize], mut i: usize) -> usize {
+    while sets[i] != i {
+        sets[i] = sets[sets[i]];
+        i = sets[i];
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::tests::two_site;
+    use crate::topology::model::{Attachment, LinkId, NodeKind, Side};
+    use crate::topology::parse;
+
+    #[test]
+    fn links_plug_into_interfaces_and_numbered_switch_ports() {
+        let lab = two_site();
+        assert_eq!(lab.to_string(), "6 nodes, 5 links");
+        let hq = lab.node_by_name("hq-sw").expect("hq-sw");
+        let NodeKind::Switch(sw) = &hq.kind else { panic!("hq-sw is a switch") };
+        // laptop, nas, then the WAN: ports in link order.
+        assert_eq!(sw.ports, vec![(LinkId(0), Side::B), (LinkId(1), Side::B), (LinkId(4), Side::A)]);
+        assert_eq!(sw.mac_ageing, Duration::from_secs(300));
+        let wan = lab.link(LinkId(4));
+        assert_eq!(wan.name, "wan");
+        assert_eq!(wan.ends[1], Attachment::SwitchPort { node: lab.node_by_name("branch-sw").unwrap().id, port: 2 });
+        assert_eq!(wan.model.latency, Duration::from_millis(10));
+        assert_eq!(wan.model.rate_bps, Some(50_000_000));
+        assert_eq!(wan.model.queue_frames, 200);
+        let laptop = lab.node_by_name("laptop").expect("laptop");
+        let NodeKind::Host(h) = &laptop.kind else { panic!() };
+        assert_eq!(h.interfaces[0].link, Some((LinkId(0), Side::A)));
+        assert_eq!(h.interfaces[0].mtu, 1500);
+        assert_eq!(h.interfaces[0].mac, parse::derived_mac("laptop", "eth0"));
+        assert_eq!(lab.link(LinkId(0)).name, "laptop:eth0<->hq-sw");
+        assert_eq!(laptop.site.as_deref(), Some("hq"));
+    }
+}

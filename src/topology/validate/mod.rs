@@ -1,0 +1,162 @@
+//! Lab text → validated [`Lab`], reporting every problem at once.
+//!
+//! Deserialisation goes element by element (each node, interface, app, link), so that one wrong
+//! type does not hide the problems after it; then the semantic checks run over what parsed. Every
+//! step records its problems in one `Cx` and goes on, so that a file shows all of its mistakes
+//! in one run. The steps are split by concern, each file adding its part of `impl Cx`:
+//!
+//! - `read`: serde reads one element; each of its problems is reported in a lab file's words.
+//! - `fields`: the fields and kinds of the spec types, read from their JSON Schema.
+//! - `elements`: the lab object, nodes and apps as written; `build` puts the checked parts together.
+//! - `interfaces`: addresses, MACs, MTUs and gateways, unique across the lab.
+//! - `links`: link ends, models and names; no loop among switches.
+//! - `targets`: what an app means: its target resolved, its numbers checked.
+//! - `apps`: each host's apps together (one server per port), and [`app_for_host`] for one more.
+//! - `capture`: which links to capture.
+
+mod apps;
+mod capture;
+mod elements;
+mod fields;
+mod interfaces;
+mod links;
+mod read;
+mod targets;
+
+pub use apps::app_for_host;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::diag::{Diagnostics, JsonPath, Locator, Problem, Target};
+use super::model::Lab;
+use super::parse;
+
+/// Why a lab could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Invalid(Diagnostics),
+}
+
+/// Reads and validates a lab file.
+pub fn load_file(path: &Path) -> Result<Lab, LoadError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
+    load_str(&text, &path.display().to_string()).map_err(LoadError::Invalid)
+}
+
+/// Validates lab text; `file` names it in diagnostics.
+pub fn load_str(text: &str, file: &str) -> Result<Lab, Diagnostics> {
+    // Some editors start a UTF-8 file with a byte-order mark, which JSON does not allow; editors
+    // do not show it, so columns are counted without it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let msg = e.to_string();
+            let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m).to_string();
+            let hint = if msg.starts_with("trailing characters") {
+                "the lab object ends before this place; remove what follows it"
+            } else if msg.starts_with("trailing comma") {
+                "remove the comma just before this place: JSON allows none after the last member"
+            } else if msg.starts_with("EOF") {
+                "the text ends too early: close every string, `[` and `{`"
+            } else {
+                "check for a missing comma, quote or bracket just before this place"
+            };
+            // serde_json counts a place just after a line break as column 0.
+            return Err(Diagnostics(vec![super::diag::Diagnostic {
+                file: file.to_string(),
+                line: e.line().max(1),
+                col: e.column().max(1),
+                path: "(top level)".into(),
+                message: format!("invalid JSON: {msg}"),
+                hint: Some(hint.into()),
+            }]));
+        }
+    };
+    let locator = Locator::new(text);
+    let mut cx = Cx { problems: locator.duplicate_keys(), ..Cx::default() };
+    let lab = cx.lab(value);
+    if cx.problems.is_empty() {
+        if let Some(lab) = lab {
+            return Ok(lab);
+        }
+    }
+    let mut diags: Vec<_> = cx.problems.into_iter().map(|p| locator.place(file, p)).collect();
+    diags.sort_by_key(|d| (d.line, d.col));
+    diags.dedup();
+    Err(Diagnostics(diags))
+}
+
+/// What validation found so far: the problems, and what failed, so that later checks do not
+/// report the same mistake again through what depends on it.
+#[derive(Default)]
+struct Cx {
+    problems: Vec<Problem>,
+    /// Addresses written in the lab that were not accepted (bad CIDR, duplicate, or in an interface
+    /// that failed to parse): a target naming one is not reported again.
+    unaccepted_ips: BTreeSet<IpAddr>,
+    /// Interfaces (node, interface) that did not parse: a link to one is not reported again.
+    unread_interfaces: BTreeSet<(String, String)>,
+    /// Names and ends of links that failed to parse or resolve: a capture naming one is not reported again.
+    unaccepted_links: BTreeSet<String>,
+}
+
+/// How much of a node parsed: a broken node (unknown kind, not an object) is a placeholder, and an
+/// incomplete host lost an interface or address; checks that would only echo those problems are skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Complete,
+    Incomplete,
+    Broken,
+}
+
+impl Cx {
+    fn err(&mut self, path: JsonPath, message: impl Into<String>, hint: Option<String>) {
+        self.problems.push(Problem { path, target: Target::Value, message: message.into(), hint });
+    }
+
+    fn err_key(&mut self, path: JsonPath, message: impl Into<String>, hint: Option<String>) {
+        self.problems.push(Problem { path, target: Target::Key, message: message.into(), hint });
+    }
+
+    fn duration(&mut self, s: Option<&String>, default: Duration, path: JsonPath) -> Duration {
+        match s.map(|s| parse::duration(s)) {
+            None => default,
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                self.err(path, e, Some("write a number with a unit: `500ms`, `2s`, `1m`".into()));
+                default
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example lab with two sites joined by a WAN link, loaded.
+    pub(super) fn two_site() -> Lab {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/labs/two-site.json")).expect("lab");
+        load_str(&text, "two-site.json").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_allowed() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/labs/single-lan.json")).unwrap();
+        let lab = load_str(&format!("\u{feff}{text}"), "bom.json").expect("a BOM before the object is fine");
+        assert_eq!(lab.name, "single-lan");
+        // Places are counted as an editor shows them, without the mark.
+        let err = load_str("\u{feff}{\"name\": 5}", "bom.json").unwrap_err().to_string();
+        assert!(err.contains("bom.json:1:10: error:"), "{err}");
+    }
+}

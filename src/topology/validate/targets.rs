@@ -1,0 +1,382 @@
+//! What an app means once the lab is known: its target (`to`) resolved to an address the app's
+//! host can reach, and its counts, sizes and times checked.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use smoltcp::wire::IpCidr;
+
+use super::interfaces::host_addrs;
+use super::{Cx, Status};
+use crate::topology::diag::{did_you_mean, JsonPath};
+use crate::topology::model::{AppKind, Node, NodeKind};
+use crate::topology::parse;
+use crate::topology::spec::{AppSpec, ByteSize, Family};
+
+/// What an app target is resolved against.
+pub(super) struct LabView<'a> {
+    pub(super) nodes: &'a [Node],
+    pub(super) status: &'a [Status],
+    pub(super) by_name: &'a BTreeMap<&'a str, usize>,
+    pub(super) hosts: &'a [&'a str],
+}
+
+impl Cx {
+    pub(super) fn resolve_app(
+        &mut self,
+        a: &AppSpec,
+        me: usize,
+        lab: &LabView<'_>,
+        path: &JsonPath,
+    ) -> Option<(Duration, AppKind)> {
+        let secs = |n: u64| Duration::from_secs(n);
+        let nodes = lab.nodes;
+        let start = |cx: &mut Cx, s: &Option<String>| cx.duration(s.as_ref(), Duration::ZERO, path.key("start"));
+        let positive = |cx: &mut Cx, v: Option<u32>, key: &str, dflt: u32, max: u32| -> u32 {
+            let v = v.unwrap_or(dflt);
+            if v == 0 || v > max {
+                cx.err(path.key(key), format!("`{key}` must be 1 to {max}, not {v}"), None);
+            }
+            v.clamp(1, max)
+        };
+        let port = |cx: &mut Cx, p: u16| {
+            if p == 0 {
+                cx.err(path.key("port"), "port 0 cannot be listened on", Some("use 1 to 65535".into()));
+            }
+            p
+        };
+        // netlab hosts do not fragment: a ping or datagram must fit the sender's MTU.
+        let mtu = match &nodes[me].kind {
+            NodeKind::Host(h) => h.interfaces.first().map_or(1500, |i| i.mtu),
+            NodeKind::Switch(_) => 1500,
+        };
+        let fits_mtu = |cx: &mut Cx, size: usize, to: IpAddr, what: &str| {
+            let (family, header) = if to.is_ipv6() { ("IPv6", 48) } else { ("IPv4", 28) };
+            let max = mtu.saturating_sub(header);
+            if size > max {
+                cx.err(
+                    path.key("size"),
+                    format!(
+                        "a {what} of {size} bytes does not fit the MTU of {mtu} (at most {max} bytes over {family})"
+                    ),
+                    Some("netlab hosts do not fragment; lower `size` or raise the interface's `mtu`".into()),
+                );
+            }
+        };
+        let kind = match a {
+            AppSpec::Ping(p) => {
+                let st = start(self, &p.start);
+                let to = self.target(&p.to, p.family, false, me, lab, path);
+                let count = positive(self, p.count, "count", 4, 1_000_000);
+                let size = p.size.unwrap_or(56) as usize;
+                let interval = self.duration(p.interval.as_ref(), secs(1), path.key("interval"));
+                let timeout = self.duration(p.timeout.as_ref(), secs(1), path.key("timeout"));
+                let to = to?.0;
+                fits_mtu(self, size, to, "ping payload");
+                (st, AppKind::Ping { to, count, interval, size, timeout })
+            }
+            AppSpec::TcpEchoServer(s) => (start(self, &s.start), AppKind::TcpEchoServer { port: port(self, s.port) }),
+            AppSpec::UdpEchoServer(s) => (start(self, &s.start), AppKind::UdpEchoServer { port: port(self, s.port) }),
+            AppSpec::TcpSink(s) => (start(self, &s.start), AppKind::TcpSink { port: port(self, s.port) }),
+            AppSpec::TcpEcho(e) | AppSpec::UdpEcho(e) => {
+                let udp = matches!(a, AppSpec::UdpEcho(_));
+                let st = start(self, &e.start);
+                let to = self.target(&e.to, e.family, true, me, lab, path);
+                let count = positive(self, e.count, "count", 10, 1_000_000);
+                let problems = self.problems.len();
+                let size = positive(self, e.size, "size", 64, if udp { 9000 } else { 65_536 }) as usize;
+                // A size out of range is reported already; its MTU check would be about another number.
+                let size_ok = self.problems.len() == problems;
+                let interval = self.duration(
+                    e.interval.as_ref(),
+                    if udp { Duration::from_millis(100) } else { Duration::ZERO },
+                    path.key("interval"),
+                );
+                let timeout = self.duration(e.timeout.as_ref(), secs(1), path.key("timeout"));
+                let (ip, p) = to?;
+                let to = (ip, p.unwrap_or(7));
+                if udp && size_ok {
+                    fits_mtu(self, size, ip, "datagram");
+                }
+                if udp {
+                    (st, AppKind::UdpEcho { to, count, size, interval, timeout })
+                } else {
+                    (st, AppKind::TcpEcho { to, count, size, interval, timeout })
+                }
+            }
+            AppSpec::TcpTransfer(t) => {
+                let st = start(self, &t.start);
+                let to = self.target(&t.to, t.family, true, me, lab, path);
+                let bytes = match &t.bytes {
+                    ByteSize::Bytes(n) => Ok(*n),
+                    ByteSize::Text(s) => parse::bytes(s),
+                };
+                let bytes = match bytes {
+                    Ok(0) => {
+                        self.err(
+                            path.key("bytes"),
+                            "a transfer of 0 bytes sends nothing",
+                            Some("such as `16MiB`".into()),
+                        );
+                        0
+                    }
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.err(path.key("bytes"), e, Some("such as `16MiB`".into()));
+                        0
+                    }
+                };
+                let (ip, p) = to?;
+                (st, AppKind::TcpTransfer { to: (ip, p.unwrap_or(9)), bytes })
+            }
+        };
+        Some(kind)
+    }
+
+    /// Resolves an app's `to` to an address (and the port written, if any) that the app's host,
+    /// `me`, can send to.
+    fn target(
+        &mut self,
+        to: &str,
+        family: Option<Family>,
+        want_port: bool,
+        me: usize,
+        lab: &LabView<'_>,
+        path: &JsonPath,
+    ) -> Option<(IpAddr, Option<u16>)> {
+        let nodes = lab.nodes;
+        let tp = path.key("to");
+        let example = match (lab.hosts.iter().find(|h| **h != nodes[me].name), want_port) {
+            (Some(h), true) => format!("`{h}:7`"),
+            (Some(h), false) => format!("`{h}`"),
+            (None, true) => "`server:7`".to_string(),
+            (None, false) => "`server`".to_string(),
+        };
+        let t = match parse::target(to) {
+            Ok(t) => t,
+            Err(e) => {
+                let hint = if want_port {
+                    format!("write `node:port` or `address:port`, such as {example}")
+                } else {
+                    format!("write a node name or an address, such as {example}")
+                };
+                self.err(tp, e, Some(hint));
+                return None;
+            }
+        };
+        // Whether a port is written does not depend on what the target resolves to.
+        let (port, bare) = match &t {
+            parse::Target::Addr(ip, port) => (*port, ip.to_string()),
+            parse::Target::Node(name, port) => (*port, name.clone()),
+        };
+        let mut port_ok = true;
+        if want_port && port.is_none() {
+            let in_lab = |ip: IpAddr| nodes.iter().any(|n| host_addrs(n).any(|c| IpAddr::from(c.address()) == ip));
+            let hint = match &t {
+                // `fd00::2:7` is a whole IPv6 address; if the lab has `fd00::2`, `:7` was meant
+                // as the port. Either way the address is not looked up again below.
+                parse::Target::Addr(IpAddr::V6(v6), _) if !in_lab(IpAddr::V6(*v6)) => {
+                    let meant = bare.rsplit_once(':').and_then(|(head, last)| {
+                        let ip: IpAddr = head.parse().ok()?;
+                        (in_lab(ip) && last.parse::<u16>().is_ok()).then(|| format!("[{head}]:{last}"))
+                    });
+                    let hint = meant.map_or_else(
+                        || format!("an IPv6 address with a port is written `[{bare}]:7`"),
+                        |m| format!("an IPv6 address with a port is written in brackets: `{m}`"),
+                    );
+                    self.err(tp.clone(), format!("`{to}` has no port"), Some(hint));
+                    return None;
+                }
+                parse::Target::Addr(IpAddr::V6(_), _) => format!("write `[{bare}]:7`"),
+                _ => format!("write `{bare}:7`"),
+            };
+            self.err(tp.clone(), format!("`{to}` has no port"), Some(hint));
+            port_ok = false;
+        }
+        if !want_port && port.is_some() {
+            self.err(
+                tp.clone(),
+                format!("`{to}` has a port, which ping does not use"),
+                Some(format!("write just `{bare}`")),
+            );
+            port_ok = false;
+        }
+        let ip = match t {
+            parse::Target::Addr(ip, _) => {
+                if let Some(f) = family {
+                    if (f == Family::Ipv6) != ip.is_ipv6() {
+                        self.err(
+                            path.key("family"),
+                            format!(
+                                "`family` says {} but `to` is the {} address {ip}",
+                                if f == Family::Ipv6 { "ipv6" } else { "ipv4" },
+                                if ip.is_ipv6() { "IPv6" } else { "IPv4" }
+                            ),
+                            Some("`family` only chooses among a node's addresses; leave it out with an address".into()),
+                        );
+                        return None;
+                    }
+                }
+                let owner = nodes.iter().find(|n| host_addrs(n).any(|c| IpAddr::from(c.address()) == ip));
+                if owner.is_none() {
+                    if !self.unaccepted_ips.contains(&ip) {
+                        self.err(
+                            tp,
+                            format!("no host in the lab has address {ip}"),
+                            Some(format!("use an address of a host, or name a node instead, such as {example}")),
+                        );
+                    }
+                    return None;
+                }
+                ip
+            }
+            parse::Target::Node(name, _) => {
+                let Some(&idx) = lab.by_name.get(name.as_str()) else {
+                    let hint = did_you_mean(&name, lab.hosts.iter().copied())
+                        .or_else(|| (!lab.hosts.is_empty()).then(|| format!("hosts: {}", lab.hosts.join(", "))));
+                    self.err(tp, format!("target `{name}` names no node"), hint);
+                    return None;
+                };
+                let n = &nodes[idx];
+                if lab.status[idx] == Status::Broken {
+                    // The node itself is reported.
+                    return None;
+                }
+                if !matches!(n.kind, NodeKind::Host(_)) {
+                    let hint = (!lab.hosts.is_empty()).then(|| format!("a target is a host: {}", lab.hosts.join(", ")));
+                    self.err(tp, format!("target `{name}` is a switch; it has no address"), hint);
+                    return None;
+                }
+                // An address the app's host can reach first, then IPv4 before IPv6, then a
+                // global address before a link-local one (`fe80::/10`, which needs a scope).
+                let mut addrs: Vec<IpCidr> = host_addrs(n)
+                    .filter(|c| family.is_none_or(|f| matches!(c, IpCidr::Ipv6(_)) == (f == Family::Ipv6)))
+                    .collect();
+                addrs.sort_by_key(|c| {
+                    let ip = IpAddr::from(c.address());
+                    let link_local = matches!(c, IpCidr::Ipv6(c6) if c6.address().is_unicast_link_local());
+                    (!reachable(&nodes[me], ip), ip.is_ipv6(), link_local)
+                });
+                let pick = addrs.first().copied();
+                let Some(c) = pick else {
+                    if lab.status[idx] == Status::Incomplete {
+                        // One of its addresses or interfaces is reported already.
+                        return None;
+                    }
+                    let fam = match family {
+                        None => "IP",
+                        Some(Family::Ipv4) => "IPv4",
+                        Some(Family::Ipv6) => "IPv6",
+                    };
+                    let hint = if family.is_some() {
+                        "add one to its interface, or change `family`"
+                    } else {
+                        "add one to its interface"
+                    };
+                    self.err(tp, format!("`{name}` has no {fam} address"), Some(hint.into()));
+                    return None;
+                };
+                IpAddr::from(c.address())
+            }
+        };
+        if !port_ok {
+            return None;
+        }
+        // The source must be able to reach that family at all.
+        if !host_addrs(&nodes[me]).any(|c| IpAddr::from(c.address()).is_ipv6() == ip.is_ipv6())
+            && lab.status[me] == Status::Complete
+        {
+            self.err(
+                tp,
+                format!(
+                    "`{}` has no {} address to reach {ip} from",
+                    nodes[me].name,
+                    if ip.is_ipv6() { "IPv6" } else { "IPv4" }
+                ),
+                Some(if family.is_some() {
+                    "add one to its interface, or change `family`".into()
+                } else {
+                    "add one to its interface".into()
+                }),
+            );
+            return None;
+        }
+        if lab.status[me] == Status::Complete {
+            let me_name = &nodes[me].name;
+            if host_addrs(&nodes[me]).any(|c| IpAddr::from(c.address()) == ip) {
+                self.err(
+                    tp,
+                    format!("{ip} is an address of `{me_name}` itself"),
+                    Some("a netlab host does not send to itself; target another host".into()),
+                );
+                return None;
+            }
+            if !reachable(&nodes[me], ip) {
+                let fam = if ip.is_ipv6() { "IPv6" } else { "IPv4" };
+                self.err(
+                    tp,
+                    format!("{ip} is on no subnet of `{me_name}`, which has no {fam} gateway"),
+                    Some(
+                        "target a host on one of its subnets, or set a gateway under the interface's `gateways`".into(),
+                    ),
+                );
+                return None;
+            }
+        }
+        Some((ip, port))
+    }
+}
+
+/// Whether `node` can send to `ip`: it is on one of its subnets, or the node has a gateway of its
+/// family.
+fn reachable(node: &Node, ip: IpAddr) -> bool {
+    let NodeKind::Host(h) = &node.kind else { return false };
+    h.interfaces.iter().any(|i| {
+        i.addresses.iter().any(|c| c.contains_addr(&ip.into()))
+            || match ip {
+                IpAddr::V4(_) => i.gateway_v4.is_some(),
+                IpAddr::V6(_) => i.gateway_v6.is_some(),
+            }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::load_str;
+    use super::super::tests::two_site;
+    use crate::topology::model::{AppKind, NodeKind};
+
+    #[test]
+    fn targets_resolve_to_addresses_by_family() {
+        let lab = two_site();
+        let NodeKind::Host(h) = &lab.node_by_name("laptop").unwrap().kind else { panic!() };
+        let to: Vec<String> = h
+            .apps
+            .iter()
+            .map(|a| match &a.kind {
+                AppKind::Ping { to, .. } => to.to_string(),
+                AppKind::TcpTransfer { to, bytes } => format!("{}:{} {bytes}", to.0, to.1),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(to, ["10.10.2.10", "fd00:10::2:10", "10.10.2.10:9 2097152"]);
+        assert_eq!(h.apps[1].start, Duration::from_secs(1));
+        assert_eq!(h.apps[0].label, "laptop/ping");
+    }
+
+    #[test]
+    fn a_node_target_prefers_a_global_address_to_a_link_local_one() {
+        let text = r#"{ "name": "ll", "nodes": {
+            "a": { "kind": "host", "interfaces": { "eth0": { "addresses": ["fd00::1/64"] } },
+                   "apps": [ { "kind": "ping", "to": "b" } ] },
+            "b": { "kind": "host", "interfaces": { "eth0": { "addresses": ["fe80::2/64", "fd00::2/64"] } } } },
+          "links": [ { "a": "a:eth0", "b": "b:eth0" } ] }"#;
+        let lab = load_str(text, "ll.json").expect("valid");
+        let NodeKind::Host(h) = &lab.node_by_name("a").unwrap().kind else { panic!() };
+        let AppKind::Ping { to, .. } = &h.apps[0].kind else { panic!() };
+        assert_eq!(to.to_string(), "fd00::2");
+    }
+}
