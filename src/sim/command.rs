@@ -146,7 +146,7 @@ impl CommandSpec {
             }
             CommandSpec::StartApp { node, app } => {
                 let n = host(node)?;
-                let app = app_for_host(lab, n.id, app).map_err(|e| CommandError::Invalid(e.join("; ")))?;
+                let app = topology::app_for_host(lab, n.id, app).map_err(|e| CommandError::Invalid(e.join("; ")))?;
                 Command::StartApp { node: n.id, app }
             }
             CommandSpec::StopApp { node, app } => {
@@ -201,7 +201,3 @@ pub fn read_log(text: &str) -> Result<Vec<LoggedCommand>, String> {
     Ok(log)
 }
 
-// TEMP until the topology entry point lands.
-fn app_for_host(_: &Lab, _: NodeId, _: &serde_json::Value) -> Result<topology::App, Vec<String>> {
-    Err(vec!["TEMP".into()])
-}
