@@ -200,4 +200,3 @@ pub fn read_log(text: &str) -> Result<Vec<LoggedCommand>, String> {
     log.sort_by_key(|c| c.at_ns);
     Ok(log)
 }
-
