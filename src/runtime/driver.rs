@@ -19,10 +19,11 @@ use super::pacer::{Due, Pacer, Speed};
 use super::report::{Ended, Report};
 use super::{CaptureChoice, RunOptions, VIRTUAL_TIME_LIMIT};
 use crate::capture::{self, Capture, Sink};
+use crate::sim::PacketId;
 use crate::sim::{CommandError, CommandSpec, LoggedCommand, Sim, Snapshot, Stepped};
 use crate::stats::{Counters, LinkCounters};
 use crate::time::SimTime;
-use crate::topology::Lab;
+use crate::topology::{Lab, LinkId, Side};
 
 /// How far simulated time moves past a step that did nothing but ask for another step at once.
 const STALL_NUDGE: Duration = Duration::from_micros(100);
@@ -49,6 +50,13 @@ pub enum Control {
     Stop,
     /// Send a snapshot back.
     Snapshot(SyncSender<LabSnapshot>),
+    /// A frame from a remote end (a transport): it arrives at the paced clock's current time.
+    Frame {
+        link: LinkId,
+        from: Side,
+        packet: Option<PacketId>,
+        frame: Vec<u8>,
+    },
 }
 
 /// The lab as a UI sees it: the core's snapshot, the counters, and the clock.
@@ -307,6 +315,7 @@ impl Driver {
             Control::Snapshot(reply) => {
                 let _ = reply.try_send(self.snapshot());
             }
+            Control::Frame { link, from, packet, frame } => self.inject(link, from, packet, &frame),
         }
     }
 
@@ -448,6 +457,15 @@ impl Driver {
                 self.tick(presenter, false);
             }
         }
+    }
+
+    /// A frame from a remote end, arriving now: stamped with the paced clock's current simulated
+    /// time (never before the lab's own), so that a frame from outside takes its place among the
+    /// lab's events as it would have in real time.
+    pub fn inject(&mut self, link: LinkId, from: Side, packet: Option<PacketId>, frame: &[u8]) {
+        let at = self.pacer.sim_at(Instant::now()).max(self.sim.now());
+        let mut obs = (&mut self.counters, self.capture.as_mut());
+        self.sim.inject(link, from, at, packet, frame, &mut obs);
     }
 
     /// An owned picture of the running lab.

@@ -86,13 +86,21 @@ impl Arrived {
     }
 }
 
+/// A direction's next arrival in the scheduler. Ordered by time, then link, then A→B before B→A,
+/// so that simultaneous arrivals go in lab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct ArrivalKey {
+    at: SimTime,
+    link: u32,
+    side: u8,
+}
+
 pub struct Fabric {
     pub(crate) links: Vec<LinkState>,
     /// For each node, the link end plugged into each of its ports.
     plugs: Vec<Vec<Option<(LinkId, Side)>>>,
-    /// The arrival time of each armed direction's first frame: `(time, link, side)`, so that ties
-    /// go by link, then A→B before B→A.
-    arrivals: BinaryHeap<Reverse<(SimTime, u32, u8)>>,
+    /// The arrival of each armed direction's first frame, earliest first.
+    arrivals: BinaryHeap<Reverse<ArrivalKey>>,
     pub(crate) outbox: VecDeque<OutFrame>,
 }
 
@@ -167,11 +175,11 @@ impl Fabric {
     }
 
     /// Makes sure the scheduler holds the arrival of a direction's first frame.
-    fn arm(arrivals: &mut BinaryHeap<Reverse<(SimTime, u32, u8)>>, d: &mut Direction) {
+    fn arm(arrivals: &mut BinaryHeap<Reverse<ArrivalKey>>, d: &mut Direction) {
         if !d.armed {
-            if let Some(t) = d.next_arrival() {
+            if let Some(at) = d.next_arrival() {
                 d.armed = true;
-                arrivals.push(Reverse((t, d.link.0, d.from.index() as u8)));
+                arrivals.push(Reverse(ArrivalKey { at, link: d.link.0, side: d.from.index() as u8 }));
             }
         }
     }
@@ -198,7 +206,7 @@ impl Fabric {
     /// When the next frame arrives anywhere.
     #[must_use]
     pub fn next_arrival(&self) -> Option<SimTime> {
-        self.arrivals.peek().map(|Reverse((t, ..))| *t)
+        self.arrivals.peek().map(|Reverse(k)| k.at)
     }
 
     /// Takes the next frame that has arrived by `now`, earliest first across links. A frame for a
@@ -209,12 +217,12 @@ impl Fabric {
         pool: &mut FramePool,
         obs: &mut O,
     ) -> Option<(Arrived, Vec<u8>)> {
-        while let Some(&Reverse((at, li, s))) = self.arrivals.peek() {
+        while let Some(&Reverse(ArrivalKey { at, link: li, side })) = self.arrivals.peek() {
             if at > now {
                 return None;
             }
             self.arrivals.pop();
-            let side = if s == 0 { Side::A } else { Side::B };
+            let side = if side == 0 { Side::A } else { Side::B };
             let link = &mut self.links[li as usize];
             let far = link.ends[side.other().index()];
             let d = &mut link.dirs[side.index()];
@@ -276,7 +284,7 @@ impl Fabric {
         }
         // Its arrival events are gone: keep the heap free of stale entries.
         let links = &self.links;
-        self.arrivals.retain(|Reverse((_, li, s))| links[*li as usize].dirs[*s as usize].armed);
+        self.arrivals.retain(|Reverse(k)| links[k.link as usize].dirs[usize::from(k.side)].armed);
     }
 
     /// Sets the model of one direction, or both.

@@ -1,0 +1,116 @@
+//! The driver driven from another thread, as a UI will: commands typed while the lab runs on the
+//! wall clock are logged with their simulated times, and replaying the log in virtual time gives
+//! the same frames. Pause, speed, snapshots and frames from outside go through the same channel.
+
+mod common;
+
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
+
+use common::read_pcapng;
+use netlab::runtime::{CaptureChoice, Control, Driver, Ended, RunOptions, Speed};
+use netlab::sim::{command::read_log, CommandSpec};
+use netlab::topology::{self, Side};
+
+fn two_site() -> topology::Lab {
+    let text = std::fs::read_to_string(common::root().join("labs/two-site.json")).expect("lab");
+    topology::load_str(&text, "two-site.json").expect("valid")
+}
+
+#[test]
+fn live_commands_replay_into_the_same_frames() {
+    let lab = two_site();
+    let dir = tempfile::tempdir().expect("tmp");
+    let live_cap = dir.path().join("live.pcapng");
+    let opts = RunOptions {
+        speed: Speed::Factor(2.0),
+        capture: CaptureChoice::File(live_cap.clone()),
+        ..RunOptions::default()
+    };
+    let mut driver = Driver::new(&lab, &opts).expect("driver");
+    let ctl = driver.control();
+    let ui = std::thread::spawn(move || {
+        let t0 = Instant::now();
+        let at = |ms| std::thread::sleep(Duration::from_millis(ms).saturating_sub(t0.elapsed()));
+        at(150);
+        ctl.send(Control::Apply(CommandSpec::LinkDown { link: "wan".into() })).expect("send");
+        at(200);
+        ctl.send(Control::Pause).expect("send");
+        let (tx, rx) = sync_channel(1);
+        ctl.send(Control::Snapshot(tx)).expect("send");
+        let paused = rx.recv_timeout(Duration::from_secs(5)).expect("a snapshot");
+        at(400);
+        let (tx, rx) = sync_channel(1);
+        ctl.send(Control::Snapshot(tx)).expect("send");
+        let still = rx.recv_timeout(Duration::from_secs(5)).expect("a snapshot");
+        ctl.send(Control::Resume).expect("send");
+        ctl.send(Control::Apply(CommandSpec::LinkUp { link: "wan".into() })).expect("send");
+        ctl.send(Control::SetSpeed(Speed::Factor(5.0))).expect("send");
+        // A runt from outside: the switch at the far end counts it as malformed.
+        ctl.send(Control::Frame {
+            link: netlab::topology::LinkId(4),
+            from: Side::B,
+            packet: None,
+            frame: vec![1, 2, 3],
+        })
+        .expect("send");
+        (paused, still)
+    });
+    let ended = driver.run(&mut ());
+    let (paused, still) = ui.join().expect("ui thread");
+    let live = driver.finish(ended);
+    assert_eq!(live.ended, Ended::AppsFinished);
+    // Paused means paused: simulated time did not move between the two snapshots.
+    assert!(paused.paused && still.paused);
+    assert_eq!(paused.sim.now_ns, still.sim.now_ns);
+    assert!(!paused.sim.links[4].up, "the WAN is down in the snapshot");
+    let cmds = &live.commands;
+    assert_eq!(cmds.len(), 2, "{cmds:?}");
+    // Typed 150 ms into a run at 2x: about 300 ms simulated.
+    assert!((250_000_000..450_000_000).contains(&cmds[0].at_ns), "{cmds:?}");
+    assert!(cmds[1].at_ns >= cmds[0].at_ns);
+    let wan = &live.links[4];
+    assert_eq!(wan.b_to_a.drops.get("malformed"), Some(&1), "{wan:?}");
+
+    // Replay the log in virtual time: the same frames, but for the runt that came from outside.
+    let json = serde_json::to_string(&live).expect("report");
+    let replay = read_log(&json).expect("the report is a command log");
+    let virt_cap = dir.path().join("virtual.pcapng");
+    let opts = RunOptions {
+        speed: Speed::Max,
+        capture: CaptureChoice::File(virt_cap.clone()),
+        replay,
+        ..RunOptions::default()
+    };
+    let report = netlab::runtime::run(&lab, &opts, &mut ()).expect("replay");
+    assert_eq!(report.commands.len(), 2);
+    let (a, b) = (read_pcapng(&live_cap), read_pcapng(&virt_cap));
+    let a: Vec<_> = a.into_iter().filter(|f| f.data.len() >= 14).collect();
+    assert_eq!(a.len(), b.len());
+    let epoch = a[0].ts_ns - b[0].ts_ns;
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((&x.link, x.ts_ns - epoch, &x.data), (&y.link, y.ts_ns, &y.data));
+    }
+}
+
+#[test]
+fn a_stop_control_ends_a_run_that_would_go_on() {
+    // Servers only: on the wall clock this lab runs until something stops it.
+    let text = r#"{ "name": "servers", "nodes": {
+        "a": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.1/24"] } },
+               "apps": [ { "kind": "tcp-sink", "port": 9 } ] } } }"#;
+    let lab = topology::load_str(text, "servers.json").expect("valid");
+    let mut driver = Driver::new(&lab, &RunOptions::default()).expect("driver");
+    let ctl = driver.control();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        ctl.send(Control::Stop).expect("send");
+    });
+    let t0 = Instant::now();
+    let ended = driver.run(&mut ());
+    stopper.join().expect("thread");
+    assert_eq!(ended, Ended::Stopped);
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    let r = driver.finish(ended);
+    assert!((0.2..2.0).contains(&r.wall_seconds), "{}", r.wall_seconds);
+}
