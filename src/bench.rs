@@ -111,9 +111,11 @@ fn tcp_socket() -> tcp::Socket<'static> {
     s
 }
 
-/// Two bare smoltcp interfaces moving `bytes` of TCP; no netlab code on the frame path.
+/// Two bare smoltcp interfaces moving `bytes` of TCP; no netlab code on the frame path. With
+/// `pattern`, the sender writes and the receiver checks the byte pattern netlab's apps use; without
+/// it, the bytes are whatever the socket buffers hold: smoltcp's own cost and nothing else.
 #[must_use]
-pub fn baseline(bytes: u64, offload: bool) -> Measure {
+pub fn baseline(bytes: u64, offload: bool, pattern: bool) -> Measure {
     let free = RefCell::new(Vec::new());
     let frames = Cell::new(0);
     let (mut ab, mut ba) = (VecDeque::new(), VecDeque::new());
@@ -143,7 +145,9 @@ pub fn baseline(bytes: u64, offload: bool) -> Measure {
             sent += s
                 .send(|b| {
                     let n = b.len().min(usize::try_from(bytes - off).unwrap_or(usize::MAX));
-                    fill_pattern(&mut b[..n], off);
+                    if pattern {
+                        fill_pattern(&mut b[..n], off);
+                    }
                     (n, n as u64)
                 })
                 .unwrap_or(0);
@@ -155,10 +159,10 @@ pub fn baseline(bytes: u64, offload: bool) -> Measure {
             let off = got;
             got += s
                 .recv(|b| {
-                    (b.len(), {
+                    if pattern {
                         bad += count_mismatch(b, off);
-                        b.len() as u64
-                    })
+                    }
+                    (b.len(), b.len() as u64)
                 })
                 .unwrap_or(0);
         }
@@ -252,7 +256,7 @@ pub fn run_all(bytes: u64, reps: usize, out: &mut dyn Write) -> anyhow::Result<(
     std::fs::create_dir_all(&dir)?;
     let r = (|| {
         // Warm up caches and the allocator.
-        let _ = baseline(bytes.min(16 << 20), false);
+        let _ = baseline(bytes.min(16 << 20), false, true);
         for offload in [false, true] {
             table(bytes, reps, offload, &dir, out)?;
         }
@@ -268,37 +272,41 @@ pub fn run_all(bytes: u64, reps: usize, out: &mut dyn Write) -> anyhow::Result<(
 
 fn table(bytes: u64, reps: usize, offload: bool, dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Result<()> {
     let pcap = dir.join("bench.pcapng");
-    let (mut base, mut off, mut on, mut raw) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut frames = [0u64; 3];
+    let (mut bare, mut base, mut off, mut on, mut raw) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut frames = [0u64; 4];
     let mut pcap_size = 0;
     for _ in 0..reps {
-        let b = baseline(bytes, offload);
+        let n = baseline(bytes, offload, false);
+        let b = baseline(bytes, offload, true);
         let o = netlab(bytes, offload, None)?;
         let c = netlab(bytes, offload, Some(&pcap))?;
         pcap_size = std::fs::metadata(&pcap).map(|m| m.len()).unwrap_or(0);
         std::fs::remove_file(&pcap)?;
         raw.push(raw_write(dir, pcap_size)?);
-        frames = [b.frames, o.frames, c.frames];
+        frames = [n.frames, b.frames, o.frames, c.frames];
+        bare.push(n.wall);
         base.push(b.wall);
         off.push(o.wall);
         on.push(c.wall);
     }
-    let (base, off, on, raw) = (median(base), median(off), median(on), median(raw));
+    let (bare, base, off, on, raw) = (median(bare), median(base), median(off), median(on), median(raw));
     let rate = |d: Duration| bytes as f64 * 8.0 / d.as_secs_f64() / 1e9;
     let mode = if offload { "checksum offload" } else { "checksums computed (default)" };
-    writeln!(out, "\n{mode:<32} {:>8} {:>9} {:>12} {:>8}", "wall s", "Gbit/s", "frames/s", "ratio")?;
+    writeln!(out, "\n{mode:<32} {:>8} {:>9} {:>12} {:>8} {:>8}", "wall s", "Gbit/s", "frames/s", "ratio", "vs bare")?;
     for (name, d, f) in [
-        ("baseline (bare smoltcp)", base, frames[0]),
-        ("netlab, capture off", off, frames[1]),
-        ("netlab, capture on", on, frames[2]),
+        ("bare smoltcp, no pattern", bare, frames[0]),
+        ("baseline (bare smoltcp)", base, frames[1]),
+        ("netlab, capture off", off, frames[2]),
+        ("netlab, capture on", on, frames[3]),
     ] {
         writeln!(
             out,
-            "  {name:<30} {:>8.3} {:>9.2} {:>12.0} {:>8.2}",
+            "  {name:<30} {:>8.3} {:>9.2} {:>12.0} {:>8.2} {:>8.2}",
             d.as_secs_f64(),
             rate(d),
             f as f64 / d.as_secs_f64(),
-            base.as_secs_f64() / d.as_secs_f64()
+            base.as_secs_f64() / d.as_secs_f64(),
+            bare.as_secs_f64() / d.as_secs_f64()
         )?;
     }
     writeln!(

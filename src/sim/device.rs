@@ -20,8 +20,10 @@ pub struct FramePool(Vec<Vec<u8>>);
 impl FramePool {
     const KEEP: usize = 8192;
 
-    pub fn take(&mut self) -> Vec<u8> {
-        self.0.pop().unwrap_or_else(|| Vec::with_capacity(1536))
+    /// A buffer for a frame of `len` bytes: a spent one, or a new one of just that size, so that a
+    /// flood of small frames (ARP to a thousand ports) does not hold a full MTU each.
+    pub fn take(&mut self, len: usize) -> Vec<u8> {
+        self.0.pop().unwrap_or_else(|| Vec::with_capacity(len))
     }
 
     pub fn give(&mut self, mut v: Vec<u8>) {
@@ -124,7 +126,7 @@ pub struct TxToken<'a, O: Observer> {
 
 impl<O: Observer> phy::TxToken for TxToken<'_, O> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = self.pool.borrow_mut().take();
+        let mut buf = self.pool.borrow_mut().take(len);
         buf.resize(len, 0);
         let r = f(&mut buf);
         *self.frames += 1;

@@ -323,7 +323,7 @@ impl Sim {
             self.foreign += 1;
             PacketId::foreign(self.foreign)
         });
-        let mut buf = pool.take();
+        let mut buf = pool.take(frame.len());
         buf.extend_from_slice(frame);
         self.fabric.inject(self.now, OutFrame { link, from, at, packet, frame: buf }, pool, obs);
     }

@@ -45,7 +45,7 @@ impl Switch {
             Forward::Port(p) => fabric.send(now, self.port(p), arr.packet, frame, pool, obs),
             Forward::Flood => {
                 for p in (0..self.ports as usize).filter(|p| *p != in_port) {
-                    let mut copy = pool.take();
+                    let mut copy = pool.take(frame.len());
                     copy.extend_from_slice(&frame);
                     fabric.send(now, self.port(p), arr.packet, copy, pool, obs);
                 }
