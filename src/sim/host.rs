@@ -187,6 +187,10 @@ impl Host {
     /// Notes who answered or asked for this host: ARP, and NDP solicitations and advertisements
     /// that carry a link-layer address.
     fn learn(&mut self, now: SimTime, eth: &EthernetFrame<&[u8]>) {
+        // Most frames are neither: leave them at the first question.
+        if !matches!(eth.ethertype(), EthernetProtocol::Arp | EthernetProtocol::Ipv6) {
+            return;
+        }
         let mine = self.interface.as_ref().map(|i| i.mac);
         if Some(eth.dst_addr()) != mine && !eth.dst_addr().is_multicast() && !eth.dst_addr().is_broadcast() {
             return;

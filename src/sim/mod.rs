@@ -22,7 +22,7 @@ pub mod switch;
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::BinaryHeap;
 
 pub use command::{Command, CommandError, CommandSpec, LoggedCommand};
 use device::FramePool;
@@ -84,8 +84,9 @@ struct Scheduler {
     /// The time each node's live timer is set for.
     timer: Vec<Option<SimTime>>,
     /// Nodes with work at the current time (input, a due timer, room on a full link), polled in
-    /// index order.
-    due: BTreeSet<u32>,
+    /// index order; `is_due` keeps each in once.
+    due: Vec<u32>,
+    is_due: Vec<bool>,
 }
 
 impl Scheduler {
@@ -107,7 +108,19 @@ impl Scheduler {
 
     fn make_due(&mut self, node: u32) {
         self.timer[node as usize] = None;
-        self.due.insert(node);
+        if !std::mem::replace(&mut self.is_due[node as usize], true) {
+            self.due.push(node);
+        }
+    }
+
+    /// Takes the due nodes, in index order, into `into`.
+    fn take_due(&mut self, into: &mut Vec<u32>) {
+        into.clear();
+        into.append(&mut self.due);
+        into.sort_unstable();
+        for &n in &*into {
+            self.is_due[n as usize] = false;
+        }
     }
 
     /// Moves every timer due by `now` into the due set.
@@ -217,7 +230,8 @@ impl Sim {
                 }),
             })
             .collect();
-        let mut sched = Scheduler { timer: vec![None; nodes.len()], ..Scheduler::default() };
+        let mut sched =
+            Scheduler { timer: vec![None; nodes.len()], is_due: vec![false; nodes.len()], ..Scheduler::default() };
         // Every host starts with a poll at time zero.
         for (i, n) in nodes.iter().enumerate() {
             if matches!(n, NodeState::Host(_)) {
@@ -259,8 +273,7 @@ impl Sim {
         for _ in 0..ROUNDS_PER_STEP {
             let delivered = self.deliver(now, obs);
             let mut frames = 0;
-            ready.clear();
-            ready.extend(std::mem::take(&mut self.sched.due));
+            self.sched.take_due(&mut ready);
             for &n in &ready {
                 let NodeState::Host(h) = &mut self.nodes[n as usize] else { continue };
                 if h.due(now, &self.fabric) {
