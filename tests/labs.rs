@@ -187,3 +187,23 @@ fn progress_is_printed_every_second() {
     assert!(lines.last().unwrap().contains("2.500s simulated"), "{err}");
     assert!(lines[0].contains(" frames, "), "{err}");
 }
+
+#[test]
+fn the_virtual_time_limit_is_reached_not_reported_at_zero() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let lab = dir.path().join("late.json");
+    std::fs::write(
+        &lab,
+        r#"{ "name": "late", "nodes": {
+  "a": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.1/24"] } },
+         "apps": [ { "kind": "ping", "to": "b", "start": "25h" } ] },
+  "b": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.2/24"] } } } },
+  "links": [ { "a": "a:eth0", "b": "b:eth0" } ] }"#,
+    )
+    .expect("write");
+    let (out, r) = run_lab(lab.to_str().unwrap(), &["--virtual-time", "--no-capture"], dir.path());
+    assert_eq!(r["ended"], "time-limit");
+    assert_eq!(r["sim_seconds"], 86400.0, "{r}");
+    assert!(r["speedup"].as_f64().unwrap() > 1.0, "{r}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("virtual-time limit reached at 86400.000s simulated"));
+}
