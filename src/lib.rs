@@ -15,6 +15,7 @@
 //! The core (`sim`, `topology`, `time`) never imports tokio, ratatui, crossterm or `std::time::Instant`.
 
 pub mod bench;
+pub mod bench_scale;
 pub mod capture;
 pub mod headless;
 pub mod runtime;

@@ -68,7 +68,8 @@ enum Command {
     },
     /// Print the JSON Schema of the lab format.
     Schema,
-    /// Measure throughput: a bare smoltcp loop against netlab, with and without capture.
+    /// Measure throughput: a bare smoltcp loop against netlab, with and without capture. With
+    /// `--scale`, measure labs of many hosts instead: build time, memory per host, frames per second.
     Bench {
         /// Bytes to move in each measurement, such as `256MiB`.
         #[arg(long, default_value = "256MiB")]
@@ -76,6 +77,19 @@ enum Command {
         /// Runs of each measurement; the medians are printed.
         #[arg(long, default_value_t = 5)]
         reps: usize,
+        /// Run the scale bench: generated labs of `--hosts` hosts, each size in a process of its own.
+        #[arg(long, conflicts_with_all = ["bytes", "reps"])]
+        scale: bool,
+        /// Sizes of the scale bench, in hosts.
+        #[arg(long, requires = "scale", value_delimiter = ',', default_values_t = netlab::bench_scale::SIZES)]
+        hosts: Vec<usize>,
+        /// Hosts per switch (per LAN segment) in the scale bench.
+        #[arg(long, requires = "scale", default_value_t = netlab::bench_scale::PER_SWITCH)]
+        per_switch: usize,
+        /// One measurement of the scale bench, in this process (`scale:N` or `idle:N`): what
+        /// `--scale` runs in its child processes.
+        #[arg(long, requires = "scale", hide = true)]
+        scale_job: Option<netlab::bench_scale::Job>,
     },
 }
 
@@ -124,6 +138,43 @@ fn write_report(f: &mut std::fs::File, json: &str) -> std::io::Result<()> {
     f.write_all(json.as_bytes())
 }
 
+/// `netlab bench --scale`: every size in a child process of this program, or one `job` here.
+fn scale_bench(hosts: &[usize], per_switch: usize, job: Option<netlab::bench_scale::Job>) -> ExitCode {
+    use netlab::bench_scale::{run_all, run_job, Job};
+    if per_switch < 2 || hosts.iter().any(|&n| n < 2) {
+        eprintln!("error: --hosts and --per-switch must be 2 or more");
+        return ExitCode::from(2);
+    }
+    let r = match job {
+        Some(job) => run_job(job, per_switch).map(|line| out(&(line + "\n"))),
+        None => match std::env::current_exe() {
+            Ok(exe) => {
+                let spawn = |job: Job| {
+                    let mut c = std::process::Command::new(&exe);
+                    c.args([
+                        "bench",
+                        "--scale",
+                        "--per-switch",
+                        &per_switch.to_string(),
+                        "--scale-job",
+                        &job.to_string(),
+                    ]);
+                    c
+                };
+                run_all(hosts, per_switch, Some(&spawn), &mut std::io::stdout())
+            }
+            Err(_) => run_all(hosts, per_switch, None, &mut std::io::stdout()),
+        },
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -138,7 +189,8 @@ fn main() -> ExitCode {
             out(&(serde_json::to_string_pretty(&topology::schema()).unwrap_or_default() + "\n"));
             ExitCode::SUCCESS
         }
-        Command::Bench { bytes, reps } => match topology::parse::bytes(&bytes) {
+        Command::Bench { scale: true, hosts, per_switch, scale_job, .. } => scale_bench(&hosts, per_switch, scale_job),
+        Command::Bench { bytes, reps, .. } => match topology::parse::bytes(&bytes) {
             Ok(n) => match netlab::bench::run_all(n, reps, &mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
