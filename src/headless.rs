@@ -162,18 +162,32 @@ fn outcome_line(o: &Outcome) -> String {
             };
             format!("tcp-transfer {to}: {} of {} acked{t}{e}", human_bytes(*acked), human_bytes(*bytes))
         }
-        Outcome::TcpSink { port, connections, bytes, corrupt_bytes } => {
+        Outcome::TcpSink { port, connections, peak_connections, bytes, corrupt_bytes } => {
             format!(
-                "tcp-sink :{port}: {connections} connection(s), {} received, {corrupt_bytes} corrupt bytes",
+                "tcp-sink :{port}: {}, {} received, {corrupt_bytes} corrupt bytes",
+                connections_text(*connections, *peak_connections),
                 human_bytes(*bytes)
             )
         }
-        Outcome::TcpEchoServer { port, connections, bytes } => {
-            format!("tcp-echo-server :{port}: {connections} connection(s), {} echoed", human_bytes(*bytes))
+        Outcome::TcpEchoServer { port, connections, peak_connections, bytes } => {
+            format!(
+                "tcp-echo-server :{port}: {}, {} echoed",
+                connections_text(*connections, *peak_connections),
+                human_bytes(*bytes)
+            )
         }
         Outcome::UdpEchoServer { port, datagrams, bytes } => {
             format!("udp-echo-server :{port}: {datagrams} datagrams, {} echoed", human_bytes(*bytes))
         }
+    }
+}
+
+/// `1 connection(s)`, and how many were open at once when more than one was.
+fn connections_text(connections: u32, peak: u32) -> String {
+    if peak > 1 {
+        format!("{connections} connection(s), up to {peak} at once")
+    } else {
+        format!("{connections} connection(s)")
     }
 }
 

@@ -161,12 +161,12 @@ fn unreachable_and_refused_targets_are_reported() {
     .expect("write");
     let (_, r) = run_lab(lab.to_str().unwrap(), &["--virtual-time", "--no-capture"], dir.path());
     assert_eq!(r["ended"], "apps-finished");
-    assert_eq!(apps(&r, "tcp-echo")[0]["error"], "connection refused");
+    assert_eq!(apps(&r, "tcp-echo")[0]["error"], "connection refused (the SYN was answered with a reset)");
     // c never answers ARP: the SYN never leaves, and the client gives up after 10 s.
-    assert_eq!(apps(&r, "tcp-echo")[1]["error"], "connection timed out after 10s");
+    assert_eq!(apps(&r, "tcp-echo")[1]["error"], "connection timed out after 10s (no answer to the SYN)");
     let end = r["sim_seconds"].as_f64().unwrap();
     assert!((11.0..12.0).contains(&end), "{end}");
-    assert_eq!(apps(&r, "tcp-transfer")[0]["error"], "connection refused");
+    assert_eq!(apps(&r, "tcp-transfer")[0]["error"], "connection refused (the SYN was answered with a reset)");
     // c is not plugged in: every ping times out.
     let p = apps(&r, "ping")[0];
     assert_eq!((p["sent"].as_u64(), p["received"].as_u64(), p["loss_pct"].as_f64()), (Some(2), Some(0), Some(100.0)));
@@ -206,4 +206,106 @@ fn the_virtual_time_limit_is_reached_not_reported_at_zero() {
     assert_eq!(r["sim_seconds"], 86400.0, "{r}");
     assert!(r["speedup"].as_f64().unwrap() > 1.0, "{r}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("virtual-time limit reached at 86400.000s simulated"));
+}
+
+/// Writes a lab given as JSON into `dir` and returns its path.
+fn write_lab(dir: &std::path::Path, lab: &Value) -> String {
+    let path = dir.join("lab.json");
+    std::fs::write(&path, lab.to_string()).expect("write");
+    path.to_str().expect("utf-8").to_string()
+}
+
+#[test]
+fn a_server_serves_a_hundred_clients_that_call_at_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut nodes = serde_json::Map::new();
+    let mut links = Vec::new();
+    nodes.insert("sw".into(), serde_json::json!({ "kind": "switch" }));
+    nodes.insert(
+        "srv".into(),
+        serde_json::json!({ "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.1/16"] } },
+                            "tcp": { "rx_buffer": 16384, "tx_buffer": 16384 },
+                            "apps": [ { "kind": "tcp-sink", "port": 9 }, { "kind": "tcp-echo-server", "port": 7 } ] }),
+    );
+    links.push(serde_json::json!({ "a": "srv:eth0", "b": "sw", "impair": { "latency": "100us" } }));
+    for i in 0..100 {
+        let name = format!("c{i}");
+        nodes.insert(
+            name.clone(),
+            serde_json::json!({ "kind": "host",
+                "interfaces": { "eth0": { "addresses": [format!("10.0.{}.{}/16", 1 + i / 200, 2 + i % 200)] } },
+                "tcp": { "rx_buffer": 16384, "tx_buffer": 16384 },
+                "apps": [ { "kind": "tcp-transfer", "to": "srv:9", "bytes": 20000 },
+                          { "kind": "tcp-echo", "to": "srv:7", "count": 2, "size": 100 } ] }),
+        );
+        links.push(serde_json::json!({ "a": format!("{name}:eth0"), "b": "sw", "impair": { "latency": "100us" } }));
+    }
+    let lab = serde_json::json!({ "name": "crowd", "nodes": nodes, "links": links });
+    let (_, r) = run_lab(&write_lab(dir.path(), &lab), &["--virtual-time", "--no-capture"], dir.path());
+    assert_eq!(r["ended"], "apps-finished", "{r}");
+    for t in apps(&r, "tcp-transfer") {
+        assert_eq!((&t["acked"], &t["error"]), (&serde_json::json!(20000), &Value::Null), "{t}");
+    }
+    for e in apps(&r, "tcp-echo") {
+        assert_eq!((&e["echoed"], &e["error"]), (&serde_json::json!(2), &Value::Null), "{e}");
+    }
+    let sink = apps(&r, "tcp-sink")[0];
+    assert_eq!((&sink["connections"], &sink["bytes"]), (&serde_json::json!(100), &serde_json::json!(2_000_000)));
+    let peak = sink["peak_connections"].as_u64().unwrap();
+    assert!(peak > 50, "the clients called at once, and were served at once: {sink}");
+    assert_eq!(apps(&r, "tcp-echo-server")[0]["connections"], 100);
+}
+
+#[test]
+fn ping_counts_past_sixty_five_thousand_and_bursts_past_the_input_queue() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let host = |ip: &str, apps: Value| serde_json::json!({ "kind": "host", "interfaces": { "eth0": { "addresses": [ip] } }, "apps": apps });
+    // 70,000 requests at once: the socket takes 64, the rest are send errors; the 64 replies count.
+    let lab = serde_json::json!({ "name": "wrap", "nodes": {
+        "a": host("10.0.0.1/24", serde_json::json!([ { "kind": "ping", "to": "b", "count": 70000, "interval": "0s" } ])),
+        "b": host("10.0.0.2/24", serde_json::json!([])) },
+        "links": [ { "a": "a:eth0", "b": "b:eth0", "impair": { "latency": "1ms" } } ] });
+    let (_, r) = run_lab(&write_lab(dir.path(), &lab), &["--virtual-time", "--no-capture"], dir.path());
+    let p = apps(&r, "ping")[0];
+    assert_eq!(
+        (p["sent"].as_u64(), p["received"].as_u64(), p["send_errors"].as_u64()),
+        (Some(70000), Some(64), Some(69936))
+    );
+
+    // 5,000 pings from one host at the same instant: more than a host's input queue holds at once.
+    let pings: Vec<Value> = (0..5000).map(|_| serde_json::json!({ "kind": "ping", "to": "b", "count": 1 })).collect();
+    let lab = serde_json::json!({ "name": "burst", "nodes": {
+        "a": host("10.0.0.1/24", Value::Array(pings)), "b": host("10.0.0.2/24", serde_json::json!([])) },
+        "links": [ { "a": "a:eth0", "b": "b:eth0", "impair": { "latency": "1ms" } } ] });
+    let (_, r) = run_lab(&write_lab(dir.path(), &lab), &["--virtual-time", "--no-capture"], dir.path());
+    let received: u64 = apps(&r, "ping").iter().map(|p| p["received"].as_u64().unwrap()).sum();
+    assert_eq!(received, 5000, "every ping is answered");
+    assert_eq!(r["links"][0]["a_to_b"]["drops"], serde_json::json!({}));
+}
+
+#[test]
+fn a_transfer_says_whether_it_was_reset_or_timed_out_and_when() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let lab = serde_json::json!({ "name": "cut", "nodes": {
+        "a": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.1/24"] } },
+               "apps": [ { "kind": "tcp-transfer", "to": "b:9", "bytes": "100MiB" } ] },
+        "b": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.2/24"] } },
+               "apps": [ { "kind": "tcp-sink", "port": 9 } ] } },
+        "links": [ { "name": "l", "a": "a:eth0", "b": "b:eth0", "impair": { "latency": "1ms", "rate": "10Mbit" } } ] });
+    let lab = write_lab(dir.path(), &lab);
+    let run_with = |cmd: Value| {
+        let log = dir.path().join("log.json");
+        std::fs::write(&log, serde_json::json!([ { "at_ns": 500_000_000u64, "command": cmd } ]).to_string()).unwrap();
+        let (_, r) = run_lab(&lab, &["--virtual-time", "--no-capture", "--replay", log.to_str().unwrap()], dir.path());
+        apps(&r, "tcp-transfer")[0]["error"].as_str().expect("an error").to_string()
+    };
+    // The sink is stopped: its host resets the connection, which reaches a 1 ms later.
+    let reset = run_with(serde_json::json!({ "kind": "stop-app", "node": "b", "app": "b/tcp-sink" }));
+    assert_eq!(reset, "connection reset by the peer at 0.501s");
+    // The link goes down: nothing more comes back, and smoltcp gives up after 10 s of silence.
+    let silent = run_with(serde_json::json!({ "kind": "link-down", "link": "l" }));
+    assert!(
+        silent.starts_with("connection timed out at 10.") && silent.ends_with("no answer from the peer for 10s"),
+        "{silent}"
+    );
 }

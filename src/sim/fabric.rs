@@ -176,7 +176,7 @@ impl Fabric {
 
     /// Makes sure the scheduler holds the arrival of a direction's first frame.
     fn arm(arrivals: &mut BinaryHeap<Reverse<ArrivalKey>>, d: &mut Direction) {
-        if !d.armed {
+        if !d.armed && !d.held {
             if let Some(at) = d.next_arrival() {
                 d.armed = true;
                 arrivals.push(Reverse(ArrivalKey { at, link: d.link.0, side: d.from.index() as u8 }));
@@ -253,6 +253,21 @@ impl Fabric {
             }
         }
         None
+    }
+
+    /// A frame its node could not take yet (a host's full input queue): it goes back to the head
+    /// of its link, which waits until [`release`](Self::release).
+    pub fn hold(&mut self, arr: &Arrived, frame: Vec<u8>) {
+        self.links[arr.link.index()].dirs[arr.from.index()].hold(arr.at, arr.packet, frame);
+    }
+
+    /// Lets a held link hand over its frames again.
+    pub fn release(&mut self, link: LinkId, from: Side) {
+        let d = &mut self.links[link.index()].dirs[from.index()];
+        if d.held {
+            d.held = false;
+            Self::arm(&mut self.arrivals, d);
+        }
     }
 
     /// The node a link end plugs into, by the side a frame came from.

@@ -11,16 +11,16 @@ use rand_chacha::ChaCha8Rng;
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, Icmpv6Packet,
-    Icmpv6Repr, IpProtocol, Ipv6Packet, NdiscRepr, RawHardwareAddress,
+    Icmpv6Repr, IpProtocol, Ipv4Packet, Ipv6Packet, NdiscRepr, RawHardwareAddress, TcpPacket,
 };
 
-use super::apps::{self, App, AppCx, AppState, HostIds};
+use super::apps::{self, App, AppCx, AppState, HostIds, TcpWire};
 use super::device::{FramePool, NetDevice};
 use super::fabric::{Arrived, Fabric, Port};
 use super::observe::{DropReason, Fate, Observer};
 use super::packet::PacketIds;
 use crate::time::SimTime;
-use crate::topology::{self, NodeId, TcpConfig};
+use crate::topology::{self, LinkId, NodeId, Side, TcpConfig};
 
 /// Frames a host's input queue holds; smoltcp drains it at every poll, so only a flood fills it.
 pub const RX_QUEUE: usize = 4096;
@@ -29,7 +29,7 @@ pub const RX_QUEUE: usize = 4096;
 const POLL_ROUNDS: usize = 4;
 
 /// Neighbours a host remembers, as many as smoltcp's cache holds, for as long as it keeps them.
-const NEIGHBOURS: usize = 64;
+const NEIGHBOURS: usize = 256;
 const NEIGHBOUR_LIFETIME: Duration = Duration::from_secs(60);
 
 /// An app with what the report needs to know of it. The slot keeps the app asleep until its start
@@ -113,6 +113,21 @@ pub struct Host {
     /// The last poll could not transmit: the link queue was full.
     pub blocked: bool,
     pub neighbours: BTreeMap<IpAddr, Neighbour>,
+    /// Whether any app uses TCP: only then are received segments looked at for SYNs and RSTs.
+    watch_tcp: bool,
+    wire: TcpWire,
+    /// Links whose next frame waits for room in the input queue.
+    held: Vec<(LinkId, Side)>,
+}
+
+/// What a host did with a frame that arrived.
+pub enum Admit {
+    /// Into the input queue.
+    Taken,
+    /// Dropped, and reported.
+    Dropped,
+    /// The input queue is full: the frame goes back to wait on its link.
+    Full(Vec<u8>),
 }
 
 impl Host {
@@ -154,6 +169,9 @@ impl Host {
             wake: Some(SimTime::ZERO),
             blocked: false,
             neighbours: BTreeMap::new(),
+            watch_tcp: h.apps.iter().any(|a| uses_tcp(&a.kind)),
+            wire: TcpWire::default(),
+            held: Vec::new(),
         }
     }
 
@@ -161,27 +179,39 @@ impl Host {
         Port { node: self.id, port: 0 }
     }
 
-    /// Admits a frame that arrived on a port: runts, frames over the MTU and a full input queue
-    /// are dropped with their reason. Returns whether the host has input to handle.
-    pub fn receive<O: Observer>(&mut self, arr: &Arrived, frame: Vec<u8>, pool: &mut FramePool, obs: &mut O) -> bool {
+    /// Admits a frame that arrived on a port: runts and frames over the MTU are dropped with their
+    /// reason. A full input queue does not drop: the frame is handed back to wait on its link until
+    /// the host has read its queue (as a NIC's flow control would), so that a burst of replies at one
+    /// instant is served rather than lost.
+    pub fn receive<O: Observer>(&mut self, arr: &Arrived, frame: Vec<u8>, pool: &mut FramePool, obs: &mut O) -> Admit {
         let reason = match EthernetFrame::new_checked(&frame[..]) {
-            Err(_) => Some(DropReason::Malformed),
+            Err(_) => DropReason::Malformed,
             // The MTU is of the IP packet: the Ethernet header and a VLAN tag may come on top.
-            Ok(_) if frame.len() > self.mtu + 14 + 4 => Some(DropReason::Mtu),
-            Ok(_) if self.rx.len() >= RX_QUEUE => Some(DropReason::QueueFull),
+            Ok(_) if frame.len() > self.mtu + 14 + 4 => DropReason::Mtu,
+            Ok(_) if self.rx.len() >= RX_QUEUE => {
+                if !self.held.contains(&(arr.link, arr.from)) {
+                    self.held.push((arr.link, arr.from));
+                }
+                return Admit::Full(frame);
+            }
             Ok(eth) => {
                 self.learn(arr.at, &eth);
-                None
+                if self.watch_tcp {
+                    self.watch(arr.at, &eth);
+                }
+                arr.report(Fate::Delivered, &frame, obs);
+                self.rx.push_back(frame);
+                return Admit::Taken;
             }
         };
-        if let Some(r) = reason {
-            arr.report(Fate::Dropped(r), &frame, obs);
-            pool.give(frame);
-            return false;
-        }
-        arr.report(Fate::Delivered, &frame, obs);
-        self.rx.push_back(frame);
-        true
+        arr.report(Fate::Dropped(reason), &frame, obs);
+        pool.give(frame);
+        Admit::Dropped
+    }
+
+    /// The links held back by a full input queue, to release once the host has read it.
+    pub fn take_held(&mut self) -> Vec<(LinkId, Side)> {
+        std::mem::take(&mut self.held)
     }
 
     /// Notes who answered or asked for this host: ARP, and NDP solicitations and advertisements
@@ -224,6 +254,32 @@ impl Host {
                 }
             }
             self.neighbours.insert(ip, Neighbour { mac, seen: now });
+        }
+    }
+
+    /// Notes connection requests and resets for the apps (see [`TcpWire`]).
+    fn watch(&mut self, now: SimTime, eth: &EthernetFrame<&[u8]>) {
+        let tcp = match eth.ethertype() {
+            EthernetProtocol::Ipv4 => Ipv4Packet::new_checked(eth.payload())
+                .ok()
+                .filter(|ip| ip.next_header() == IpProtocol::Tcp)
+                .and_then(|ip| {
+                    TcpPacket::new_checked(ip.payload()).ok().map(|t| (t.dst_port(), t.syn() && !t.ack(), t.rst()))
+                }),
+            EthernetProtocol::Ipv6 => Ipv6Packet::new_checked(eth.payload())
+                .ok()
+                .filter(|ip| ip.next_header() == IpProtocol::Tcp)
+                .and_then(|ip| {
+                    TcpPacket::new_checked(ip.payload()).ok().map(|t| (t.dst_port(), t.syn() && !t.ack(), t.rst()))
+                }),
+            _ => None,
+        };
+        match tcp {
+            Some((port, true, _)) => *self.wire.syns.entry(port).or_default() += 1,
+            Some((port, _, true)) => {
+                self.wire.resets.insert(port, now);
+            }
+            _ => {}
         }
     }
 
@@ -301,8 +357,14 @@ impl Host {
         let mut app_wake = None;
         let mut moved = false;
         for _ in 0..POLL_ROUNDS {
-            let mut cx =
-                AppCx { now, iface: &mut self.iface, sockets: &mut self.sockets, ids: &mut self.ids, tcp: &self.tcp };
+            let mut cx = AppCx {
+                now,
+                iface: &mut self.iface,
+                sockets: &mut self.sockets,
+                ids: &mut self.ids,
+                tcp: &self.tcp,
+                wire: &self.wire,
+            };
             app_wake = None;
             for slot in &mut self.apps {
                 app_wake = apps::min_wake(app_wake, slot.poll(&mut cx));
@@ -315,6 +377,8 @@ impl Host {
             }
         }
         self.blocked = dev.blocked;
+        // The stack has handled the SYNs it received: they have their listeners or their resets.
+        self.wire.syns.clear();
         let stack = self.iface.poll_at(ts, &self.sockets).map(SimTime::from_smoltcp);
         self.wake = apps::min_wake(apps::min_wake(stack, app_wake), moved.then_some(now));
         dev.frames
@@ -322,6 +386,7 @@ impl Host {
 
     /// Starts an app (a command): it runs from its start time, or at once if that has passed.
     pub fn start_app(&mut self, now: SimTime, app: &topology::App) {
+        self.watch_tcp |= uses_tcp(&app.kind);
         self.apps.push(AppSlot::new(app));
         self.wake = Some(now);
     }
@@ -333,8 +398,14 @@ impl Host {
             return false;
         }
         slot.stopped = true;
-        let mut cx =
-            AppCx { now, iface: &mut self.iface, sockets: &mut self.sockets, ids: &mut self.ids, tcp: &self.tcp };
+        let mut cx = AppCx {
+            now,
+            iface: &mut self.iface,
+            sockets: &mut self.sockets,
+            ids: &mut self.ids,
+            tcp: &self.tcp,
+            wire: &self.wire,
+        };
         slot.app.stop(&mut cx);
         // The stack has a RST or a FIN to send.
         self.wake = Some(now);
@@ -346,6 +417,11 @@ impl Host {
     pub fn clients_done(&self) -> bool {
         self.apps.iter().all(|a| a.server || a.over())
     }
+}
+
+fn uses_tcp(kind: &topology::AppKind) -> bool {
+    use topology::AppKind as K;
+    matches!(kind, K::TcpEcho { .. } | K::TcpEchoServer { .. } | K::TcpSink { .. } | K::TcpTransfer { .. })
 }
 
 /// A device that only answers smoltcp's questions while the interface is built.

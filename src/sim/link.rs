@@ -45,6 +45,9 @@ pub struct Direction {
     pub(crate) queue: VecDeque<InFlight>,
     /// The scheduler holds an arrival event for the first frame.
     pub(crate) armed: bool,
+    /// The first frame arrived at a host whose input queue was full: it waits on the link until
+    /// the host has read its queue (the link is not armed meanwhile).
+    pub(crate) held: bool,
 }
 
 impl Direction {
@@ -58,6 +61,7 @@ impl Direction {
             busy_until: SimTime::ZERO,
             queue: VecDeque::new(),
             armed: false,
+            held: false,
         }
     }
 
@@ -150,9 +154,16 @@ impl Direction {
         self.queue.push_back(InFlight { depart: arrive, arrive, lost: false, packet, frame });
     }
 
+    /// Puts an arrived frame back at the head of the link, to be handed over again later.
+    pub(crate) fn hold(&mut self, at: SimTime, packet: PacketId, frame: Vec<u8>) {
+        self.held = true;
+        self.queue.push_front(InFlight { depart: at, arrive: at, lost: false, packet, frame });
+    }
+
     /// Takes every frame off the link (it went down); the caller reports and recycles them.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = InFlight> + '_ {
         self.armed = false;
+        self.held = false;
         self.busy_until = SimTime::ZERO;
         self.queue.drain(..)
     }

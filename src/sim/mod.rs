@@ -278,6 +278,10 @@ impl Sim {
                 let NodeState::Host(h) = &mut self.nodes[n as usize] else { continue };
                 if h.due(now, &self.fabric) {
                     frames += h.poll(now, &mut self.fabric, &self.pool, obs);
+                    // Its input queue is read: links it held back hand over their frames again.
+                    for (l, side) in h.take_held() {
+                        self.fabric.release(l, side);
+                    }
                 }
                 if h.due(now, &self.fabric) {
                     self.sched.make_due(n);
@@ -307,11 +311,14 @@ impl Sim {
             n += 1;
             let node = self.fabric.far_node(arr.link, arr.from);
             match &mut self.nodes[node.index()] {
-                NodeState::Host(h) => {
-                    if h.receive(&arr, frame, pool, obs) {
+                NodeState::Host(h) => match h.receive(&arr, frame, pool, obs) {
+                    host::Admit::Taken => self.sched.make_due(node.0),
+                    host::Admit::Dropped => {}
+                    host::Admit::Full(frame) => {
+                        self.fabric.hold(&arr, frame);
                         self.sched.make_due(node.0);
                     }
-                }
+                },
                 NodeState::Switch(s) => s.receive(&arr, frame, &mut self.fabric, pool, obs),
                 NodeState::Remote => pool.give(frame),
             }

@@ -11,8 +11,8 @@ use super::probe::Probes;
 use super::{closed_reason, count_mismatch, endpoint_str, fill_pattern, min_wake, App, AppCx, Outcome, Rtts};
 use crate::time::SimTime;
 
-/// Connections a server keeps at once; more wait in the peer's SYN retries.
-const MAX_CONNECTIONS: usize = 64;
+/// Connections (and listening sockets) a server keeps at once; a SYN past that is refused.
+pub const MAX_CONNECTIONS: usize = 1024;
 /// Bytes an echo connection holds while the peer does not read.
 const ECHO_PENDING: usize = 64 * 1024;
 
@@ -35,6 +35,8 @@ pub struct TcpServer {
     mode: ServerMode,
     conns: Vec<Conn>,
     connections: u32,
+    /// The most connections open at once.
+    peak: u32,
     bytes: u64,
     corrupt: u64,
     scratch: Vec<u8>,
@@ -47,6 +49,7 @@ impl TcpServer {
             mode,
             conns: Vec::new(),
             connections: 0,
+            peak: 0,
             bytes: 0,
             corrupt: 0,
             scratch: vec![0; ECHO_PENDING],
@@ -56,15 +59,26 @@ impl TcpServer {
 
 impl App for TcpServer {
     fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime> {
-        let listening =
-            self.conns.iter().any(|c| cx.sockets.get::<tcp::Socket>(c.handle).state() == tcp::State::Listen);
-        if !listening && self.conns.len() < MAX_CONNECTIONS {
+        // A listening socket takes one connection request; keep one for each SYN waiting (a
+        // backlog), so that clients that call at the same instant are all served.
+        let want = cx.wire.syns.get(&self.port).map_or(1, |n| (*n as usize).max(1));
+        let is_listening =
+            |cx: &AppCx<'_>, c: &Conn| cx.sockets.get::<tcp::Socket>(c.handle).state() == tcp::State::Listen;
+        let mut listening = self.conns.iter().filter(|c| is_listening(cx, c)).count();
+        while listening < want && self.conns.len() < MAX_CONNECTIONS {
             let h = cx.new_tcp_socket();
-            if cx.sockets.get_mut::<tcp::Socket>(h).listen(self.port).is_ok() {
-                self.conns.push(Conn { handle: h, counted: false, pending: Vec::new(), offset: 0 });
-            } else {
+            if cx.sockets.get_mut::<tcp::Socket>(h).listen(self.port).is_err() {
                 cx.sockets.remove(h);
+                break;
             }
+            self.conns.push(Conn { handle: h, counted: false, pending: Vec::new(), offset: 0 });
+            listening += 1;
+        }
+        // Listeners left over from a burst go, so that the host's sockets do not pile up.
+        while listening > want {
+            let Some(i) = self.conns.iter().rposition(|c| is_listening(cx, c)) else { break };
+            cx.sockets.remove(self.conns.remove(i).handle);
+            listening -= 1;
         }
         for c in &mut self.conns {
             let s = cx.sockets.get_mut::<tcp::Socket>(c.handle);
@@ -112,6 +126,8 @@ impl App for TcpServer {
                 s.close();
             }
         }
+        let open = self.conns.iter().filter(|c| c.counted).count();
+        self.peak = self.peak.max(u32::try_from(open).unwrap_or(u32::MAX));
         // Free the sockets of finished connections.
         self.conns.retain(|c| {
             let closed = c.counted
@@ -136,12 +152,16 @@ impl App for TcpServer {
 
     fn outcome(&self) -> Outcome {
         match self.mode {
-            ServerMode::Echo => {
-                Outcome::TcpEchoServer { port: self.port, connections: self.connections, bytes: self.bytes }
-            }
+            ServerMode::Echo => Outcome::TcpEchoServer {
+                port: self.port,
+                connections: self.connections,
+                peak_connections: self.peak,
+                bytes: self.bytes,
+            },
             ServerMode::Sink => Outcome::TcpSink {
                 port: self.port,
                 connections: self.connections,
+                peak_connections: self.peak,
                 bytes: self.bytes,
                 corrupt_bytes: self.corrupt,
             },
@@ -188,6 +208,7 @@ pub struct TcpEchoClient {
     error: Option<String>,
     message: Vec<u8>,
     connect_at: SimTime,
+    local_port: u16,
     established: bool,
 }
 
@@ -206,6 +227,7 @@ impl TcpEchoClient {
             error: None,
             message: vec![0; p.size],
             connect_at: start,
+            local_port: 0,
             established: false,
         }
     }
@@ -227,8 +249,9 @@ impl App for TcpEchoClient {
         let h = match self.handle {
             Some(h) => h,
             None => match cx.connect_tcp(self.p.to) {
-                Ok(h) => {
+                Ok((h, port)) => {
                     self.handle = Some(h);
+                    self.local_port = port;
                     self.connect_at = cx.now;
                     self.phase = Phase::Open;
                     h
@@ -246,7 +269,7 @@ impl App for TcpEchoClient {
                 return None;
             }
             (_, tcp::State::Closed) => {
-                let why = closed_reason(self.established, self.connect_at, cx.now);
+                let why = closed_reason(cx, self.local_port, self.established, self.connect_at);
                 self.fail(cx, why);
                 return None;
             }

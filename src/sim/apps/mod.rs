@@ -26,6 +26,19 @@ pub struct AppCx<'a> {
     pub sockets: &'a mut SocketSet<'static>,
     pub ids: &'a mut HostIds,
     pub tcp: &'a TcpConfig,
+    /// What the host saw of TCP on the wire since its last poll.
+    pub wire: &'a TcpWire,
+}
+
+/// What a host notices of TCP in the frames it receives, for its apps: connection requests waiting
+/// for a listener (a server keeps one listening socket for each, as a backlog does), and resets
+/// (so that a client can tell a reset from a timeout).
+#[derive(Debug, Default)]
+pub struct TcpWire {
+    /// SYNs (without ACK) received since the last poll, by destination port.
+    pub syns: std::collections::BTreeMap<u16, u32>,
+    /// The last RST received for each local port, and when.
+    pub resets: std::collections::BTreeMap<u16, SimTime>,
 }
 
 /// Ephemeral ports and ICMP idents of one host, handed out in turn from a seeded start, so that two
@@ -91,7 +104,8 @@ impl AppCx<'_> {
     /// Opens a client connection from an ephemeral port. A peer that stays silent for
     /// [`TCP_CLIENT_TIMEOUT`] (no SYN-ACK, no ACK of data in flight, no answer to keep-alives)
     /// aborts it.
-    pub fn connect_tcp(&mut self, to: (IpAddr, u16)) -> Result<SocketHandle, String> {
+    /// Returns the socket and its local port.
+    pub fn connect_tcp(&mut self, to: (IpAddr, u16)) -> Result<(SocketHandle, u16), String> {
         let h = self.new_tcp_socket();
         let port = self.ephemeral_port();
         let s = self.sockets.get_mut::<tcp::Socket>(h);
@@ -101,7 +115,7 @@ impl AppCx<'_> {
         s.set_timeout(Some(timeout));
         s.set_keep_alive(Some(timeout / 2));
         match s.connect(self.iface.context(), (smoltcp::wire::IpAddress::from(to.0), to.1), port) {
-            Ok(()) => Ok(h),
+            Ok(()) => Ok((h, port)),
             Err(e) => {
                 self.sockets.remove(h);
                 Err(format!("cannot connect: {e}"))
@@ -113,14 +127,19 @@ impl AppCx<'_> {
 /// How long a TCP client waits for a silent peer before it gives up.
 pub const TCP_CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why a client connection closed under it.
-pub(crate) fn closed_reason(established: bool, connect_at: SimTime, now: SimTime) -> String {
-    if established {
-        "connection reset or timed out".into()
-    } else if now - connect_at >= TCP_CLIENT_TIMEOUT {
-        format!("connection timed out after {}s", TCP_CLIENT_TIMEOUT.as_secs())
-    } else {
-        "connection refused".into()
+/// Why a client connection closed under it, and when: a reset the host received for its port, or
+/// else a silent peer that smoltcp timed out.
+pub(crate) fn closed_reason(cx: &AppCx<'_>, local_port: u16, established: bool, since: SimTime) -> String {
+    let reset = cx.wire.resets.get(&local_port).filter(|t| **t >= since);
+    match (reset, established) {
+        (Some(_), false) => "connection refused (the SYN was answered with a reset)".to_string(),
+        (Some(t), true) => format!("connection reset by the peer at {t}"),
+        (None, false) => {
+            format!("connection timed out after {}s (no answer to the SYN)", (cx.now - since).as_secs())
+        }
+        (None, true) => {
+            format!("connection timed out at {}: no answer from the peer for {}s", cx.now, TCP_CLIENT_TIMEOUT.as_secs())
+        }
     }
 }
 
@@ -229,12 +248,16 @@ pub enum Outcome {
     TcpSink {
         port: u16,
         connections: u32,
+        /// The most connections open at once.
+        peak_connections: u32,
         bytes: u64,
         corrupt_bytes: u64,
     },
     TcpEchoServer {
         port: u16,
         connections: u32,
+        /// The most connections open at once.
+        peak_connections: u32,
         bytes: u64,
     },
     UdpEchoServer {

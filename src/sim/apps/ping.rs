@@ -95,10 +95,8 @@ impl App for Ping {
             if ident != self.ident {
                 continue;
             }
-            // Sequence numbers wrap at 16 bits; match the newest probe with these low bits.
-            let n = self.probes.sent_count().saturating_sub(1);
-            let n = (n & !0xffff) | u32::from(seq);
-            let n = if n >= self.probes.sent_count() { n.wrapping_sub(0x1_0000) } else { n };
+            // Sequence numbers wrap at 16 bits.
+            let Some(n) = self.probes.unwrap_seq(seq) else { continue };
             let intact = data == self.payload(seq);
             self.probes.answer(cx.now, n, intact);
         }

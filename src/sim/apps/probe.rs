@@ -1,7 +1,7 @@
 //! The schedule shared by ping and the UDP echo client: numbered probes sent every `interval`,
 //! each answered or given up after `timeout`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use super::{min_wake, Rtts};
@@ -16,6 +16,9 @@ pub struct Probes {
     next_send: SimTime,
     /// Sequence number → send time, for probes not yet answered or given up.
     waiting: BTreeMap<u32, SimTime>,
+    /// Probes in the order sent (and so of their deadlines), for giving up on them in turn; an
+    /// entry whose probe was answered is skipped when it comes up.
+    order: VecDeque<(SimTime, u32)>,
     pub answered: u32,
     /// Answers whose payload differed from the probe.
     pub corrupt: u32,
@@ -33,6 +36,7 @@ impl Probes {
             next_seq: 0,
             next_send: start,
             waiting: BTreeMap::new(),
+            order: VecDeque::new(),
             answered: 0,
             corrupt: 0,
             send_errors: 0,
@@ -50,6 +54,7 @@ impl Probes {
     pub fn sent(&mut self, now: SimTime, ok: bool) {
         if ok {
             self.waiting.insert(self.next_seq, now);
+            self.order.push_back((now, self.next_seq));
         } else {
             self.send_errors += 1;
         }
@@ -69,12 +74,35 @@ impl Probes {
         }
     }
 
+    /// The probe a 16-bit echo sequence number answers: the oldest one waiting whose low bits
+    /// match, so that counts past 65,535 wrap without losing their replies.
+    #[must_use]
+    pub fn unwrap_seq(&self, seq16: u16) -> Option<u32> {
+        let mut n = u32::from(seq16);
+        while n < self.next_seq {
+            if self.waiting.contains_key(&n) {
+                return Some(n);
+            }
+            n = n.checked_add(0x1_0000)?;
+        }
+        None
+    }
+
     /// Gives up on probes older than the timeout; returns when the schedule next needs a poll.
+    /// Each probe is looked at once here, whatever the number in flight.
     pub fn expire(&mut self, now: SimTime) -> Option<SimTime> {
-        let timeout = self.timeout;
-        self.waiting.retain(|_, sent| now - *sent < timeout);
+        while let Some(&(sent, seq)) = self.order.front() {
+            if !self.waiting.contains_key(&seq) {
+                self.order.pop_front();
+            } else if now - sent >= self.timeout {
+                self.waiting.remove(&seq);
+                self.order.pop_front();
+            } else {
+                break;
+            }
+        }
         let next_send = (self.next_seq < self.count).then_some(self.next_send);
-        min_wake(next_send, self.waiting.values().min().map(|t| *t + self.timeout))
+        min_wake(next_send, self.order.front().map(|(t, _)| *t + self.timeout))
     }
 
     pub fn done(&self) -> bool {
@@ -121,5 +149,23 @@ mod tests {
         assert_eq!((p.sent_count(), p.answered, p.send_errors), (3, 1, 1));
         assert!((p.loss_pct() - 200.0 / 3.0).abs() < 1e-9);
         assert_eq!(p.rtts.stats().map(|s| s.min_ms), Some(120.0));
+    }
+
+    #[test]
+    fn sequence_numbers_wrap_past_65535() {
+        let mut p = Probes::new(SimTime::ZERO, 70_000, Duration::ZERO, Duration::from_secs(1));
+        for _ in 0..70_000 {
+            p.sent(SimTime::ZERO, true);
+        }
+        // Low bits 5 match probes 5 and 65541; the oldest waiting is answered first.
+        assert_eq!(p.unwrap_seq(5), Some(5));
+        p.answer(SimTime::from_millis(1), 5, true);
+        assert_eq!(p.unwrap_seq(5), Some(65_541));
+        // Probe 69,999 is 4463 + 65,536; 4464 + 65,536 was never sent.
+        p.answer(SimTime::from_millis(1), 4463, true);
+        assert_eq!(p.unwrap_seq(4463), Some(69_999));
+        p.answer(SimTime::from_millis(1), 4464, true);
+        assert_eq!(p.unwrap_seq(4464), None);
+        assert_eq!(p.answered, 3);
     }
 }

@@ -19,6 +19,8 @@ pub struct TcpTransfer {
     finished_at: Option<SimTime>,
     error: Option<String>,
     established: bool,
+    local_port: u16,
+    connect_at: SimTime,
 }
 
 impl TcpTransfer {
@@ -34,6 +36,8 @@ impl TcpTransfer {
             finished_at: None,
             error: None,
             established: false,
+            local_port: 0,
+            connect_at: start,
         }
     }
 }
@@ -47,7 +51,11 @@ impl App for TcpTransfer {
             Some(h) => h,
             None => {
                 match cx.connect_tcp(self.to) {
-                    Ok(h) => self.handle = Some(h),
+                    Ok((h, port)) => {
+                        self.handle = Some(h);
+                        self.local_port = port;
+                        self.connect_at = cx.now;
+                    }
                     Err(e) => self.error = Some(e),
                 }
                 return None;
@@ -80,7 +88,9 @@ impl App for TcpTransfer {
                 self.acked = self.bytes;
                 self.finished_at = Some(cx.now);
             }
-            tcp::State::Closed => self.error = Some(closed_reason(self.established, self.start, cx.now)),
+            tcp::State::Closed => {
+                self.error = Some(closed_reason(cx, self.local_port, self.established, self.connect_at));
+            }
             tcp::State::Established => self.established = true,
             _ => {}
         }
