@@ -68,8 +68,10 @@ enum Command {
     },
     /// Print the JSON Schema of the lab format.
     Schema,
-    /// Measure throughput: a bare smoltcp loop against netlab, with and without capture. With
-    /// `--scale`, measure labs of many hosts instead: build time, memory per host, frames per second.
+    /// Measure throughput: a bare smoltcp loop against netlab, with and without capture.
+    ///
+    /// With `--scale`, measure generated labs of many hosts instead: build time, memory per host,
+    /// frames per second.
     Bench {
         /// Bytes to move in each measurement, such as `256MiB`.
         #[arg(long, default_value = "256MiB")]
@@ -81,7 +83,7 @@ enum Command {
         #[arg(long, conflicts_with_all = ["bytes", "reps"])]
         scale: bool,
         /// Sizes of the scale bench, in hosts.
-        #[arg(long, requires = "scale", value_delimiter = ',', default_values_t = netlab::bench_scale::SIZES)]
+        #[arg(long, requires = "scale", value_delimiter = ',', default_value = "10,100,1000,10000")]
         hosts: Vec<usize>,
         /// Hosts per switch (per LAN segment) in the scale bench.
         #[arg(long, requires = "scale", default_value_t = netlab::bench_scale::PER_SWITCH)]
@@ -168,6 +170,10 @@ fn scale_bench(hosts: &[usize], per_switch: usize, job: Option<netlab::bench_sca
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`| head`) is not an error, as in `out`.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
