@@ -319,3 +319,43 @@ fn table(bytes: u64, reps: usize, offload: bool, dir: &std::path::Path, out: &mu
     )?;
     Ok(())
 }
+
+/// A ping with `count` requests one nanosecond apart across 2 ms of latency each way: about
+/// `count` requests in flight at once. Returns the wall time of the run, after checking that
+/// every request was answered.
+pub fn probes_in_flight(count: u32) -> anyhow::Result<Duration> {
+    let text = format!(
+        r#"{{ "name": "probes", "nodes": {{
+  "a": {{ "kind": "host", "interfaces": {{ "eth0": {{ "addresses": ["10.0.0.1/24"] }} }},
+         "apps": [ {{ "kind": "ping", "to": "b", "count": 1 }},
+                   {{ "kind": "ping", "to": "b", "count": {count}, "interval": "1ns", "start": "10ms" }} ] }},
+  "b": {{ "kind": "host", "interfaces": {{ "eth0": {{ "addresses": ["10.0.0.2/24"] }} }} }} }},
+  "links": [ {{ "a": "a:eth0", "b": "b:eth0", "impair": {{ "latency": "2ms" }} }} ] }}"#
+    );
+    let lab = topology::load_str(&text, "probes").map_err(|e| anyhow::anyhow!("the probe lab is invalid: {e}"))?;
+    let opts = RunOptions { speed: runtime::Speed::Max, ..RunOptions::default() };
+    let start = Instant::now();
+    let r = runtime::run(&lab, &opts, &mut ())?;
+    let wall = start.elapsed();
+    // The first ping only resolves the neighbour, so that no request of the second waits for ARP.
+    let answered = r.apps.iter().skip(1).find_map(|a| match a.outcome {
+        crate::sim::apps::Outcome::Ping { sent, received, .. } => Some((sent, received)),
+        _ => None,
+    });
+    anyhow::ensure!(answered == Some((count, count)), "not every probe was answered: {answered:?}");
+    Ok(wall)
+}
+
+/// The cost of a probe as the number in flight grows: it should stay flat.
+pub fn run_probes(out: &mut dyn Write) -> anyhow::Result<()> {
+    writeln!(out, "ping: requests 1 ns apart across 2 ms each way, all in flight at once")?;
+    writeln!(out, "{:>9} {:>9} {:>12} {:>10}", "requests", "wall s", "us/request", "vs 5000")?;
+    let mut first = None;
+    for n in [5_000u32, 10_000, 20_000, 40_000] {
+        let wall = probes_in_flight(n)?;
+        let per = wall.as_secs_f64() * 1e6 / f64::from(n);
+        let base = *first.get_or_insert(per);
+        writeln!(out, "{n:>9} {:>9.3} {per:>12.2} {:>10.2}", wall.as_secs_f64(), per / base)?;
+    }
+    Ok(())
+}

@@ -82,6 +82,9 @@ enum Command {
         /// Run the scale bench: generated labs of `--hosts` hosts, each size in a process of its own.
         #[arg(long, conflicts_with_all = ["bytes", "reps"])]
         scale: bool,
+        /// Measure the cost of a ping request as the number in flight grows (5,000 to 40,000).
+        #[arg(long, conflicts_with_all = ["bytes", "reps", "scale"])]
+        probes: bool,
         /// Sizes of the scale bench, in hosts.
         #[arg(long, requires = "scale", value_delimiter = ',', default_value = "10,100,1000,10000")]
         hosts: Vec<usize>,
@@ -196,6 +199,13 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Bench { scale: true, hosts, per_switch, scale_job, .. } => scale_bench(&hosts, per_switch, scale_job),
+        Command::Bench { probes: true, .. } => match netlab::bench::run_probes(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
         Command::Bench { bytes, reps, .. } => match topology::parse::bytes(&bytes) {
             Ok(n) => match netlab::bench::run_all(n, reps, &mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
