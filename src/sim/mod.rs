@@ -76,13 +76,21 @@ pub struct AppReport {
     pub outcome: apps::Outcome,
 }
 
+/// A node's timer: when, and which setting of it (older entries in the heap are stale).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct Timer {
+    at: SimTime,
+    node: u32,
+    generation: u32,
+}
+
 /// The node wake-ups: a heap of timers, and the nodes to poll in the next round.
 #[derive(Default)]
 struct Scheduler {
-    /// `(time, node)`; an entry is live while the node's `timer` still says that time.
-    timers: BinaryHeap<Reverse<(SimTime, u32)>>,
-    /// The time each node's live timer is set for.
-    timer: Vec<Option<SimTime>>,
+    /// Timers, earliest first; an entry is live while it is its node's current one.
+    timers: BinaryHeap<Reverse<Timer>>,
+    /// Each node's current timer, if it has one, and the generation of its last setting.
+    timer: Vec<(Option<SimTime>, u32)>,
     /// Nodes with work at the current time (input, a due timer, room on a full link), polled in
     /// index order; `is_due` keeps each in once.
     due: Vec<u32>,
@@ -90,24 +98,30 @@ struct Scheduler {
 }
 
 impl Scheduler {
+    fn live(&self, t: &Timer) -> bool {
+        self.timer[t.node as usize] == (Some(t.at), t.generation)
+    }
+
     fn set_timer(&mut self, node: u32, at: Option<SimTime>) {
         let slot = &mut self.timer[node as usize];
-        if *slot == at {
+        if slot.0 == at {
             return;
         }
-        *slot = at;
-        if let Some(t) = at {
-            self.timers.push(Reverse((t, node)));
-            // Timers that were moved leave stale entries behind; sweep them when they pile up.
+        slot.0 = at;
+        if let Some(at) = at {
+            slot.1 = slot.1.wrapping_add(1);
+            self.timers.push(Reverse(Timer { at, node, generation: slot.1 }));
+            // Each node has one live entry at most; timers that were moved leave stale ones
+            // behind, swept when they outnumber the nodes.
             if self.timers.len() > 4 * self.timer.len() + 4096 {
                 let timer = &self.timer;
-                self.timers.retain(|Reverse((t, n))| timer[*n as usize] == Some(*t));
+                self.timers.retain(|Reverse(t)| timer[t.node as usize] == (Some(t.at), t.generation));
             }
         }
     }
 
     fn make_due(&mut self, node: u32) {
-        self.timer[node as usize] = None;
+        self.timer[node as usize].0 = None;
         if !std::mem::replace(&mut self.is_due[node as usize], true) {
             self.due.push(node);
         }
@@ -125,22 +139,22 @@ impl Scheduler {
 
     /// Moves every timer due by `now` into the due set.
     fn fire(&mut self, now: SimTime) {
-        while let Some(&Reverse((t, n))) = self.timers.peek() {
-            if t > now {
+        while let Some(&Reverse(t)) = self.timers.peek() {
+            if t.at > now {
                 break;
             }
             self.timers.pop();
-            if self.timer[n as usize] == Some(t) {
-                self.make_due(n);
+            if self.live(&t) {
+                self.make_due(t.node);
             }
         }
     }
 
     /// The earliest live timer; drops stale entries on the way.
     fn next_timer(&mut self) -> Option<SimTime> {
-        while let Some(&Reverse((t, n))) = self.timers.peek() {
-            if self.timer[n as usize] == Some(t) {
-                return Some(t);
+        while let Some(&Reverse(t)) = self.timers.peek() {
+            if self.live(&t) {
+                return Some(t.at);
             }
             self.timers.pop();
         }
@@ -162,6 +176,9 @@ pub struct Sim {
     next_timer: Option<SimTime>,
     /// Frames that entered from outside without an id.
     foreign: u64,
+    /// Hosts with a client app still to finish: kept as hosts are polled, so that asking whether
+    /// the run is over costs nothing however large the lab.
+    unfinished: usize,
 }
 
 /// A 64-bit mix (splitmix64) so that nearby seeds give unrelated streams.
@@ -231,14 +248,16 @@ impl Sim {
             })
             .collect();
         let mut sched =
-            Scheduler { timer: vec![None; nodes.len()], is_due: vec![false; nodes.len()], ..Scheduler::default() };
+            Scheduler { timer: vec![(None, 0); nodes.len()], is_due: vec![false; nodes.len()], ..Scheduler::default() };
         // Every host starts with a poll at time zero.
         for (i, n) in nodes.iter().enumerate() {
             if matches!(n, NodeState::Host(_)) {
                 sched.make_due(i as u32);
             }
         }
+        let unfinished = nodes.iter().filter(|n| matches!(n, NodeState::Host(h) if !h.clients_done())).count();
         Sim {
+            unfinished,
             now: SimTime::ZERO,
             fabric: Fabric::new(nodes.len(), links),
             nodes,
@@ -277,7 +296,9 @@ impl Sim {
             for &n in &ready {
                 let NodeState::Host(h) = &mut self.nodes[n as usize] else { continue };
                 if h.due(now, &self.fabric) {
+                    let was_done = h.clients_done();
                     frames += h.poll(now, &mut self.fabric, &self.pool, obs);
+                    Self::count_done(&mut self.unfinished, was_done, h.clients_done());
                     // Its input queue is read: links it held back hand over their frames again.
                     for (l, side) in h.take_held() {
                         self.fabric.release(l, side);
@@ -403,17 +424,24 @@ impl Sim {
                 self.fabric.set_model(*link, *from, *model);
             }
             Command::StartApp { node, app } => {
-                self.host_mut(*node)?.start_app(now, app);
+                let h = self.host_mut(*node)?;
+                let was_done = h.clients_done();
+                h.start_app(now, app);
+                let is_done = h.clients_done();
+                Self::count_done(&mut self.unfinished, was_done, is_done);
                 self.sched.make_due(node.0);
             }
             Command::StopApp { node, app } => {
                 let h = self.host_mut(*node)?;
+                let was_done = h.clients_done();
                 let label = h.apps.get(*app).map(|a| a.label.clone());
                 match label {
                     None => return Err(CommandError::NoApp { node: h.name.clone(), app: app.to_string() }),
                     Some(l) if !h.stop_app(now, *app) => return Err(CommandError::Stopped(l)),
                     Some(_) => {}
                 }
+                let is_done = h.clients_done();
+                Self::count_done(&mut self.unfinished, was_done, is_done);
                 self.sched.make_due(node.0);
             }
         }
@@ -458,7 +486,15 @@ impl Sim {
     /// Every client app on every host has finished.
     #[must_use]
     pub fn clients_done(&self) -> bool {
-        self.hosts().all(Host::clients_done)
+        self.unfinished == 0
+    }
+
+    fn count_done(unfinished: &mut usize, was: bool, is: bool) {
+        match (was, is) {
+            (true, false) => *unfinished += 1,
+            (false, true) => *unfinished -= 1,
+            _ => {}
+        }
     }
 
     /// Each app's label, state, start and outcome, in lab order.
@@ -673,6 +709,25 @@ mod tests {
             }
         }
         assert_eq!(c.drops(DropReason::Mtu), 0);
+    }
+
+    #[test]
+    fn timers_set_again_and_again_keep_the_heap_bounded() {
+        let mut s = Scheduler { timer: vec![(None, 0); 10], is_due: vec![false; 10], ..Scheduler::default() };
+        for i in 0..100_000u64 {
+            // The same time set, taken back by a poll, and set again: one live entry at a time.
+            s.set_timer(3, Some(SimTime::from_millis(5)));
+            s.make_due(3);
+            s.set_timer(4, Some(SimTime::from_nanos(i)));
+        }
+        s.set_timer(3, Some(SimTime::from_millis(5)));
+        assert!(s.timers.len() <= 4 * 10 + 4096 + 1, "{} entries", s.timers.len());
+        assert_eq!(s.next_timer(), Some(SimTime::from_nanos(99_999)));
+        s.fire(SimTime::from_millis(5));
+        let mut due = Vec::new();
+        s.take_due(&mut due);
+        assert_eq!(due, [3, 4]);
+        assert_eq!(s.next_timer(), None);
     }
 
     /// Every event, for following packets.
