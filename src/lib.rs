@@ -18,6 +18,7 @@ pub mod bench;
 pub mod bench_scale;
 pub mod capture;
 pub mod headless;
+pub mod output;
 pub mod runtime;
 pub mod sim;
 pub mod stats;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use netlab::output::AtomicFile;
 use netlab::runtime::{self, CaptureChoice, RunOptions};
 use netlab::topology::{self, LoadError};
 
@@ -127,22 +128,6 @@ fn is_stdout(p: &Path) -> bool {
     p.as_os_str() == "-"
 }
 
-/// Opens the report file before the run, so that a bad path fails at once, not after the run.
-/// An existing report is kept until the new one is written. Returns whether the file is new.
-fn open_report(path: &Path) -> std::io::Result<(std::fs::File, bool)> {
-    netlab::capture::make_parent_dir(path)?;
-    let new = !path.exists();
-    let f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
-    Ok((f, new))
-}
-
-/// Replaces the report file's content with `json`.
-fn write_report(f: &mut std::fs::File, json: &str) -> std::io::Result<()> {
-    f.set_len(0)?;
-    std::io::Seek::rewind(f)?;
-    f.write_all(json.as_bytes())
-}
-
 /// `netlab bench --scale`: every size in a child process of this program, or one `job` here.
 fn scale_bench(hosts: &[usize], per_switch: usize, job: Option<netlab::bench_scale::Job>) -> ExitCode {
     use netlab::bench_scale::{run_all, run_job, Job};
@@ -232,7 +217,8 @@ fn main() -> ExitCode {
             report,
             quiet,
         } => {
-            let lab = match load(&lab) {
+            let lab_path = lab;
+            let lab = match load(&lab_path) {
                 Ok(l) => l,
                 Err(code) => return code,
             };
@@ -273,9 +259,20 @@ fn main() -> ExitCode {
                 eprintln!("    hint: write the report to a file: `--report report.json`");
                 return ExitCode::from(2);
             }
-            let mut report_file = match report.as_deref().filter(|p| !is_stdout(p)).map(|p| (p, open_report(p))) {
+            // Two outputs on one file, or an output over the lab, would lose one of them.
+            let mut uses = vec![("the lab file", lab_path.as_path())];
+            uses.extend(capture.as_deref().filter(|_| !no_capture).map(|p| ("--capture", p)));
+            uses.extend(report.as_deref().map(|p| ("--report", p)));
+            if let Some((a, b, path)) = netlab::output::clash(&uses) {
+                eprintln!("error: {a} and {b} are the same file ({})", path.display());
+                eprintln!("    hint: give each output a path of its own");
+                return ExitCode::from(2);
+            }
+            // The report is written under a temporary name, made now so that a bad path fails
+            // before the run, and renamed over its name once whole.
+            let report_file = match report.as_deref().filter(|p| !is_stdout(p)).map(|p| (p, AtomicFile::create(p))) {
                 None => None,
-                Some((_, Ok(opened))) => Some(opened),
+                Some((_, Ok(f))) => Some(f),
                 Some((p, Err(e))) => {
                     eprintln!("error: cannot write the report to {}: {e}", p.display());
                     return ExitCode::from(1);
@@ -301,8 +298,8 @@ fn main() -> ExitCode {
             match result {
                 Ok(r) => {
                     let json = serde_json::to_string_pretty(&r).unwrap_or_default() + "\n";
-                    if let Some((f, _)) = &mut report_file {
-                        if let Err(e) = write_report(f, &json) {
+                    if let Some(f) = report_file {
+                        if let Err(e) = f.write_all_and_commit(json.as_bytes()) {
                             let path = report.as_deref().unwrap_or(Path::new("-"));
                             eprintln!("error: cannot write the report to {}: {e}", path.display());
                             return ExitCode::from(1);
@@ -325,11 +322,9 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
+                    // The run did not happen: the report's temporary file goes, an old report stays.
+                    drop(report_file);
                     eprintln!("error: {e:#}");
-                    if let (Some(p), Some((_, true))) = (report.as_deref(), &report_file) {
-                        // Made for the run, which did not happen: leave no empty file behind.
-                        let _ = std::fs::remove_file(p);
-                    }
                     ExitCode::from(1)
                 }
             }

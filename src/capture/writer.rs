@@ -14,6 +14,7 @@ use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::{DataLink, Endianness, TsResolution};
 
 use super::{CaptureInfo, SNAPLEN};
+use crate::output::AtomicFile;
 
 /// Where a pcapng stream goes.
 #[derive(Debug, Clone)]
@@ -24,7 +25,15 @@ pub enum Sink {
 
 type Out = BufWriter<Box<dyn Write + Send>>;
 
-pub(super) enum Writer {
+pub(super) struct Writer {
+    format: Format,
+    /// The files, written under temporary names and put in place when the writer is done, however
+    /// it ends: a capture is never seen cut short under its own name, and a failed one keeps what
+    /// it wrote.
+    outputs: Vec<AtomicFile>,
+}
+
+enum Format {
     Pcapng { w: PcapNgWriter<Out>, info: CaptureInfo },
     Pcap { files: Vec<BufWriter<File>>, info: CaptureInfo },
 }
@@ -63,15 +72,22 @@ pub fn make_parent_dir(path: &Path) -> std::io::Result<()> {
     }
 }
 
-fn create(path: &Path) -> std::io::Result<File> {
-    make_parent_dir(path)?;
-    File::create(path).map_err(at(path, "cannot create"))
+/// Creates `path` under a temporary name; returns the file to write and what puts it in place.
+fn create(path: &Path) -> std::io::Result<(File, AtomicFile)> {
+    let mut out = AtomicFile::create(path).map_err(at(path, "cannot create"))?;
+    let file = out.file().try_clone().map_err(at(path, "cannot create"))?;
+    Ok((file, out))
 }
 
 impl Writer {
     pub fn pcapng(sink: Sink, links: &[String]) -> std::io::Result<Writer> {
+        let mut outputs = Vec::new();
         let (out, name): (Box<dyn Write + Send>, String) = match sink {
-            Sink::File(p) => (Box::new(create(&p)?), p.display().to_string()),
+            Sink::File(p) => {
+                let (file, output) = create(&p)?;
+                outputs.push(output);
+                (Box::new(file), p.display().to_string())
+            }
             Sink::Stdout => (Box::new(std::io::stdout()), "-".to_string()),
         };
         let shb = SectionHeaderBlock {
@@ -97,12 +113,14 @@ impl Writer {
             w.write_pcapng_block(idb).map_err(io)?;
         }
         w.get_mut().flush()?;
-        Ok(Writer::Pcapng { w, info: CaptureInfo { files: vec![name], frames: 0, bytes: 0 } })
+        let info = CaptureInfo { files: vec![name], frames: 0, bytes: 0 };
+        Ok(Writer { format: Format::Pcapng { w, info }, outputs })
     }
 
     pub fn pcap_dir(dir: &Path, links: &[String]) -> std::io::Result<Writer> {
         make_dir(dir)?;
         let mut files = Vec::new();
+        let mut outputs = Vec::new();
         let mut names = Vec::new();
         let mut used = std::collections::BTreeSet::new();
         for (i, l) in links.iter().enumerate() {
@@ -120,18 +138,21 @@ impl Writer {
                 endianness: Endianness::Little,
                 ..Default::default()
             };
-            let mut w = BufWriter::with_capacity(256 * 1024, create(&path)?);
+            let (file, output) = create(&path)?;
+            outputs.push(output);
+            let mut w = BufWriter::with_capacity(256 * 1024, file);
             header.write_to(&mut w).map_err(io)?;
             w.flush()?;
             files.push(w);
             names.push(path.display().to_string());
         }
-        Ok(Writer::Pcap { files, info: CaptureInfo { files: names, frames: 0, bytes: 0 } })
+        let info = CaptureInfo { files: names, frames: 0, bytes: 0 };
+        Ok(Writer { format: Format::Pcap { files, info }, outputs })
     }
 
     pub fn write(&mut self, iface: u32, ts_ns: u64, orig_len: u32, data: &[u8]) -> std::io::Result<()> {
-        match self {
-            Writer::Pcapng { w, info } => {
+        match &mut self.format {
+            Format::Pcapng { w, info } => {
                 let epb = EnhancedPacketBlock {
                     interface_id: iface,
                     timestamp: Duration::from_nanos(ts_ns),
@@ -143,7 +164,7 @@ impl Writer {
                 info.frames += 1;
                 info.bytes += data.len() as u64;
             }
-            Writer::Pcap { files, info } => {
+            Format::Pcap { files, info } => {
                 if let Some(w) = files.get_mut(iface as usize) {
                     PcapPacket { timestamp: Duration::from_nanos(ts_ns), orig_len, data: Cow::Borrowed(data) }
                         .write_to::<_, byteorder::LittleEndian>(w, TsResolution::NanoSecond, SNAPLEN as u32)
@@ -157,17 +178,30 @@ impl Writer {
     }
 
     pub fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Writer::Pcapng { w, .. } => w.get_mut().flush(),
-            Writer::Pcap { files, .. } => files.iter_mut().try_for_each(Write::flush),
+        match &mut self.format {
+            Format::Pcapng { w, .. } => w.get_mut().flush(),
+            Format::Pcap { files, .. } => files.iter_mut().try_for_each(Write::flush),
         }
     }
 
     pub fn finish(mut self) -> std::io::Result<CaptureInfo> {
         self.flush()?;
         super::flush_stdout();
-        Ok(match self {
-            Writer::Pcapng { info, .. } | Writer::Pcap { info, .. } => info,
+        for o in std::mem::take(&mut self.outputs) {
+            o.commit()?;
+        }
+        Ok(match &self.format {
+            Format::Pcapng { info, .. } | Format::Pcap { info, .. } => info.clone(),
         })
+    }
+}
+
+impl Drop for Writer {
+    /// A writer that stopped on an error still puts what it wrote in place.
+    fn drop(&mut self) {
+        let _ = self.flush();
+        for o in std::mem::take(&mut self.outputs) {
+            let _ = o.commit();
+        }
     }
 }
