@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 
+use crate::topology::limits;
+
 /// The time units of a duration, each with the other spellings humantime reads for it.
 ///
 /// humantime also reads weeks (`w`, `wk`, `wks`, `week`, `weeks`), months (`M`, `month`, `months`)
@@ -255,7 +257,9 @@ pub fn target(s: &str) -> Result<Target, String> {
 /// Node, interface and lab names: letters, digits, `-`, `_` and `.`, at most 64 of them.
 #[must_use]
 pub fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    !s.is_empty()
+        && s.len() <= limits::NAME_MAX_LEN
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 #[cfg(test)]
