@@ -12,6 +12,13 @@ use clap::{Parser, Subcommand};
 use netlab::runtime::{self, CaptureChoice, RunOptions};
 use netlab::topology::{self, LoadError};
 
+/// `eprintln!` that does not panic: see [`err`].
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        err(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 /// A network lab in your terminal: userspace TCP/IP hosts, switches and links, with live captures.
 #[derive(Parser)]
 #[command(name = "netlab", version, about, propagate_version = true)]
@@ -83,11 +90,11 @@ fn load(path: &std::path::Path) -> Result<topology::Lab, ExitCode> {
     match topology::load_file(path) {
         Ok(lab) => Ok(lab),
         Err(LoadError::Invalid(d)) => {
-            eprintln!("{d}");
+            errln!("{d}");
             Err(ExitCode::from(2))
         }
         Err(e @ LoadError::Io { .. }) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             Err(ExitCode::from(2))
         }
     }
@@ -99,9 +106,21 @@ fn out(text: &str) {
     let mut o = std::io::stdout().lock();
     if let Err(e) = o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("error: cannot write to standard output: {e}");
+            errln!("error: cannot write to standard output: {e}");
         }
     }
+}
+
+/// Writes `text` to standard error. A reader that went away (`2>&1 | head`) is not an error, as for
+/// [`out`]; nor is any other failure, as there is nowhere left to report it. (`eprintln!` panics.)
+fn err(text: &str) {
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_all(text.as_bytes()).and_then(|()| e.flush());
+}
+
+/// Whether `e` is, or was caused by, a write to a pipe whose reader went away.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 fn is_stdout(p: &Path) -> bool {
@@ -141,13 +160,15 @@ fn main() -> ExitCode {
         Command::Bench { bytes, reps } => match topology::parse::bytes(&bytes) {
             Ok(n) => match netlab::bench::run_all(n, reps, &mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
+                // Nobody reads the figures any more (`| head`): the bench stops, as `cat` would.
+                Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    errln!("error: {e:#}");
                     ExitCode::from(1)
                 }
             },
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 ExitCode::from(2)
             }
         },
@@ -171,14 +192,14 @@ fn main() -> ExitCode {
             let replay = match replay.as_deref().map(|p| (p, std::fs::read_to_string(p))) {
                 None => Vec::new(),
                 Some((p, Err(e))) => {
-                    eprintln!("error: cannot read the command log {}: {e}", p.display());
+                    errln!("error: cannot read the command log {}: {e}", p.display());
                     return ExitCode::from(2);
                 }
                 Some((p, Ok(text))) => match netlab::sim::command::read_log(&text) {
                     Ok(log) => log,
                     Err(e) => {
-                        eprintln!("error: {} is not a command log: {e}", p.display());
-                        eprintln!("    hint: give a report written by `--report`, or a JSON array of logged commands");
+                        errln!("error: {} is not a command log: {e}", p.display());
+                        errln!("    hint: give a report written by `--report`, or a JSON array of logged commands");
                         return ExitCode::from(2);
                     }
                 },
@@ -191,25 +212,25 @@ fn main() -> ExitCode {
             }
             let to_stdout = capture.as_deref().is_some_and(is_stdout);
             if to_stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-                eprintln!("error: `--capture -` writes pcapng to standard output, which is a terminal");
-                eprintln!("    hint: pipe it into Wireshark (`| wireshark -k -i -`) or tshark (`| tshark -i -`)");
+                errln!("error: `--capture -` writes pcapng to standard output, which is a terminal");
+                errln!("    hint: pipe it into Wireshark (`| wireshark -k -i -`) or tshark (`| tshark -i -`)");
                 return ExitCode::from(2);
             }
             if capture.as_deref().is_some_and(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("pcap"))) {
-                eprintln!("warning: `--capture` writes pcapng, whatever the file is called");
-                eprintln!("    hint: for classic pcap, set `\"format\": \"pcap\"` under `capture` in the lab file");
+                errln!("warning: `--capture` writes pcapng, whatever the file is called");
+                errln!("    hint: for classic pcap, set `\"format\": \"pcap\"` under `capture` in the lab file");
             }
             let report_to_stdout = report.as_deref().is_some_and(is_stdout);
             if to_stdout && report_to_stdout {
-                eprintln!("error: `--capture -` and `--report -` cannot both write to standard output");
-                eprintln!("    hint: write the report to a file: `--report report.json`");
+                errln!("error: `--capture -` and `--report -` cannot both write to standard output");
+                errln!("    hint: write the report to a file: `--report report.json`");
                 return ExitCode::from(2);
             }
             let mut report_file = match report.as_deref().filter(|p| !is_stdout(p)).map(|p| (p, open_report(p))) {
                 None => None,
                 Some((_, Ok(opened))) => Some(opened),
                 Some((p, Err(e))) => {
-                    eprintln!("error: cannot write the report to {}: {e}", p.display());
+                    errln!("error: cannot write the report to {}: {e}", p.display());
                     return ExitCode::from(1);
                 }
             };
@@ -236,14 +257,14 @@ fn main() -> ExitCode {
                     if let Some((f, _)) = &mut report_file {
                         if let Err(e) = write_report(f, &json) {
                             let path = report.as_deref().unwrap_or(Path::new("-"));
-                            eprintln!("error: cannot write the report to {}: {e}", path.display());
+                            errln!("error: cannot write the report to {}: {e}", path.display());
                             return ExitCode::from(1);
                         }
                     }
                     // With the capture or the report on standard output, the summary goes to
                     // standard error.
                     if to_stdout || report_to_stdout {
-                        eprint!("{}", netlab::headless::summary(&r));
+                        err(&netlab::headless::summary(&r));
                     } else {
                         out(&netlab::headless::summary(&r));
                     }
@@ -251,13 +272,13 @@ fn main() -> ExitCode {
                         out(&json);
                     }
                     if let Some(e) = &r.capture_error {
-                        eprintln!("error: the capture failed: {e}");
+                        errln!("error: the capture failed: {e}");
                         return ExitCode::from(1);
                     }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    errln!("error: {e:#}");
                     if let (Some(p), Some((_, true))) = (report.as_deref(), &report_file) {
                         // Made for the run, which did not happen: leave no empty file behind.
                         let _ = std::fs::remove_file(p);
