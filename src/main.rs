@@ -77,13 +77,25 @@ enum Command {
     Schema,
     /// Measure throughput: a bare smoltcp loop against netlab, with and without capture.
     Bench {
-        /// Bytes to move in each measurement, such as `256MiB`.
-        #[arg(long, default_value = "256MiB")]
-        bytes: String,
+        /// Bytes to move in each measurement, such as `256MiB`; at least 1 MiB.
+        #[arg(long, default_value = "256MiB", value_parser = bench_bytes)]
+        bytes: u64,
         /// Runs of each measurement; the medians are printed.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         reps: usize,
     },
+}
+
+/// The least `bench` measures (`bench::run_all` refuses less).
+const BENCH_MIN_BYTES: u64 = 1 << 20;
+
+/// `bench --bytes`: a size, at least [`BENCH_MIN_BYTES`]; anything else is a command-line error.
+fn bench_bytes(s: &str) -> Result<u64, String> {
+    let n = topology::parse::bytes(s)?;
+    if n < BENCH_MIN_BYTES {
+        return Err(format!("measure at least 1 MiB, not {n} bytes"));
+    }
+    Ok(n)
 }
 
 fn load(path: &std::path::Path) -> Result<topology::Lab, ExitCode> {
@@ -136,11 +148,42 @@ fn open_report(path: &Path) -> std::io::Result<(std::fs::File, bool)> {
     Ok((f, new))
 }
 
-/// Replaces the report file's content with `json`.
+/// Replaces the report file's content with `json`. A device or a pipe (`/dev/stderr`, `>(jq .)`)
+/// has nothing to replace and cannot be truncated: it is written as it is.
 fn write_report(f: &mut std::fs::File, json: &str) -> std::io::Result<()> {
-    f.set_len(0)?;
-    std::io::Seek::rewind(f)?;
-    f.write_all(json.as_bytes())
+    if f.metadata()?.is_file() {
+        f.set_len(0)?;
+        std::io::Seek::rewind(f)?;
+    }
+    f.write_all(json.as_bytes())?;
+    f.flush()
+}
+
+/// Says why the report cannot be written to `path`, in words, with what to do about it.
+fn report_error(path: &Path, e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    let p = path.display();
+    let (why, hint) = match e.kind() {
+        K::StorageFull | K::QuotaExceeded => (
+            "the disk or device is full".to_string(),
+            "free some space, or give `--report` a file on another disk (`-` for standard output)".to_string(),
+        ),
+        K::PermissionDenied => (
+            "permission denied".to_string(),
+            "give `--report` a file in a folder you may write to (`-` for standard output)".to_string(),
+        ),
+        K::ReadOnlyFilesystem => (
+            "the file system is read-only".to_string(),
+            "give `--report` a file on a writable disk (`-` for standard output)".to_string(),
+        ),
+        K::IsADirectory => ("it is a folder".to_string(), format!("name a file in it: `--report {p}/report.json`")),
+        // The system's words, without their number: `Not a directory (os error 20)`.
+        _ => (
+            e.to_string().split(" (os error").next().unwrap_or_default().to_string(),
+            "give `--report` a regular file that can be written (`-` for standard output)".to_string(),
+        ),
+    };
+    format!("error: cannot write the report to {p}: {why}\n    hint: {hint}\n")
 }
 
 fn main() -> ExitCode {
@@ -157,19 +200,13 @@ fn main() -> ExitCode {
             out(&(serde_json::to_string_pretty(&topology::schema()).unwrap_or_default() + "\n"));
             ExitCode::SUCCESS
         }
-        Command::Bench { bytes, reps } => match topology::parse::bytes(&bytes) {
-            Ok(n) => match netlab::bench::run_all(n, reps, &mut std::io::stdout()) {
-                Ok(()) => ExitCode::SUCCESS,
-                // Nobody reads the figures any more (`| head`): the bench stops, as `cat` would.
-                Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-                Err(e) => {
-                    errln!("error: {e:#}");
-                    ExitCode::from(1)
-                }
-            },
+        Command::Bench { bytes, reps } => match netlab::bench::run_all(bytes, reps, &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            // Nobody reads the figures any more (`| head`): the bench stops, as `cat` would.
+            Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
             Err(e) => {
-                errln!("error: {e}");
-                ExitCode::from(2)
+                errln!("error: {e:#}");
+                ExitCode::from(1)
             }
         },
         Command::Run {
@@ -230,7 +267,7 @@ fn main() -> ExitCode {
                 None => None,
                 Some((_, Ok(opened))) => Some(opened),
                 Some((p, Err(e))) => {
-                    errln!("error: cannot write the report to {}: {e}", p.display());
+                    err(&report_error(p, &e));
                     return ExitCode::from(1);
                 }
             };
@@ -256,8 +293,7 @@ fn main() -> ExitCode {
                     let json = serde_json::to_string_pretty(&r).unwrap_or_default() + "\n";
                     if let Some((f, _)) = &mut report_file {
                         if let Err(e) = write_report(f, &json) {
-                            let path = report.as_deref().unwrap_or(Path::new("-"));
-                            errln!("error: cannot write the report to {}: {e}", path.display());
+                            err(&report_error(report.as_deref().unwrap_or(Path::new("-")), &e));
                             return ExitCode::from(1);
                         }
                     }

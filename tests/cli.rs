@@ -231,3 +231,45 @@ fn closed_standard_output_and_error_are_not_a_crash() {
     }
     assert!(std::path::Path::new(report).is_file(), "the run still writes its report");
 }
+
+#[test]
+fn a_report_that_cannot_be_written_says_why_in_words() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // A folder.
+    let folder = dir.path().to_str().unwrap();
+    let (code, out, err) = run_single_lan(&["--no-capture", "--report", folder]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(err.contains(&format!("error: cannot write the report to {folder}: it is a folder")), "{err}");
+    assert!(err.contains(&format!("hint: name a file in it: `--report {folder}/report.json`")), "{err}");
+    assert!(!err.contains("os error"), "{err}");
+    // A full device: the run happens, and writing its report fails.
+    let full = std::path::Path::new("/dev/full");
+    if full.exists() {
+        let (code, _, err) = run_single_lan(&["--no-capture", "--report", "/dev/full"]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("error: cannot write the report to /dev/full: the disk or device is full"), "{err}");
+        assert!(err.contains("hint: free some space"), "{err}");
+        assert!(!err.contains("os error") && !err.contains("Invalid argument"), "{err}");
+    }
+    // A device that takes anything: the report is written to it.
+    let (code, _, err) = run_single_lan(&["--no-capture", "--report", "/dev/null"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn command_line_errors_exit_2() {
+    for (args, says) in [
+        (
+            &["bench", "--bytes", "0"][..],
+            "invalid value '0' for '--bytes <BYTES>': measure at least 1 MiB, not 0 bytes",
+        ),
+        (&["bench", "--bytes", "512KiB"], "measure at least 1 MiB, not 524288 bytes"),
+        (&["bench", "--bytes", "10furlongs"], "unknown size unit `furlongs`"),
+        (&["bench", "--reps", "0", "--bytes", "0"], "invalid value '0' for '--reps <REPS>'"),
+        (&["run", "labs/single-lan.json", "--speed", "0"], "invalid value '0' for '--speed <SPEED>'"),
+    ] {
+        let (code, out, err) = run(args);
+        assert_eq!((code, out.as_str()), (2, ""), "netlab {args:?}: {err}");
+        assert!(err.contains(says), "netlab {args:?}: {err}");
+    }
+}
