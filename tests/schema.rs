@@ -163,7 +163,6 @@ fn schema_and_check_agree_at_every_bound() {
     let (check, schema, why) = verdicts(&v, &base());
     assert!(check && schema, "the base lab must be valid\n{why}");
 
-    let iface = "/nodes/a/interfaces/eth0";
     let name = |n: usize| "n".repeat(n);
     // 10.0.0.1/24 and more subnets.
     let addresses = |n: usize| (0..n).map(|i| format!("10.0.{i}.1/24")).collect::<Vec<_>>();
@@ -216,25 +215,30 @@ fn schema_and_check_agree_at_every_bound() {
         }
     }
 
-    // Names as keys: a node's and an interface's.
+    // Names as keys: a node's (`b`) and an interface's (`a`'s `eth0`), and the link ends and
+    // targets that name them.
     for (n, accepted) in [(limits::NAME_MAX_LEN, true), (limits::NAME_MAX_LEN + 1, false)] {
-        let mut lab = base();
-        let b = lab["nodes"].as_object_mut().unwrap().shift_remove("b").unwrap();
-        lab["nodes"][name(n)] = b;
-        for link_end in ["/links/0/b"] {
-            *lab.pointer_mut(link_end).unwrap() = json!(format!("{}:eth0", name(n)));
-        }
+        let long = name(n);
+        let mut node = base();
+        let b = node["nodes"].as_object_mut().unwrap().shift_remove("b").unwrap();
+        node["nodes"][&long] = b;
+        node["links"][0]["b"] = json!(format!("{long}:eth0"));
         for app in [0, 1] {
-            let to = lab["nodes"]["a"]["apps"][app]["to"].as_str().unwrap().replacen('b', &name(n), 1);
-            lab["nodes"]["a"]["apps"][app]["to"] = json!(to);
+            let to = node["nodes"]["a"]["apps"][app]["to"].as_str().unwrap().replacen('b', &long, 1);
+            node["nodes"]["a"]["apps"][app]["to"] = json!(to);
         }
-        let (check, schema, why) = verdicts(&v, &lab);
-        if (check, schema) != (accepted, accepted) {
-            wrong.push(format!("a node name of {n} characters: check {check}, schema {schema}\n{why}"));
+        let mut iface = base();
+        let eth0 = iface["nodes"]["a"]["interfaces"].as_object_mut().unwrap().shift_remove("eth0").unwrap();
+        iface["nodes"]["a"]["interfaces"][&long] = eth0;
+        iface["links"][0]["a"] = json!(format!("a:{long}"));
+        for (what, lab) in [("node", node), ("interface", iface)] {
+            let (check, schema, why) = verdicts(&v, &lab);
+            if (check, schema) != (accepted, accepted) {
+                wrong.push(format!("{what} name of {n} characters: check {check}, schema {schema}\n{why}"));
+            }
         }
     }
     let mut two = base();
-    two.pointer_mut(iface).unwrap();
     two["nodes"]["a"]["interfaces"]["eth1"] = json!({ "addresses": ["10.0.9.1/24"] });
     let (check, schema, why) = verdicts(&v, &two);
     assert_eq!(limits::INTERFACES_MAX, 1, "this case adds a second interface");
