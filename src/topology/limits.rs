@@ -1,7 +1,8 @@
 //! The bounds and forms of a lab file's values, in one place: the JSON Schema (`netlab schema`)
-//! states them through the attributes in `spec.rs`, and `netlab check` enforces them. The tests
-//! below load labs at each bound and just past it, and hold each pattern against the parser it
-//! stands for, so that the schema and the checks cannot drift apart.
+//! states them through the attributes in `spec.rs`, and `netlab check` enforces them (`parse`
+//! builds on the same unit tables and name length; `validate` still writes its numbers out).
+//! `tests/schema.rs` loads labs at each bound and just past it, through `check` and the schema,
+//! and holds each pattern against the parser it stands for, so that the two cannot drift apart.
 //!
 //! The schema is never stricter than `check`: what `check` accepts, the schema accepts. Some
 //! problems it cannot see (a name that must resolve, an MTU that depends on the addresses, a
