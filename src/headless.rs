@@ -2,7 +2,7 @@
 //! its end. The runtime hands over progress and a report; how they read is decided here.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 
 use crate::runtime::{Ended, Presenter, Progress, Report};
 use crate::sim::apps::{AppState, Outcome, RttStats};
@@ -14,9 +14,7 @@ const LATE_WARNING_MS: f64 = 5.0;
 /// Prints a progress line on standard error: rewritten in place on a terminal, one per line
 /// otherwise.
 #[derive(Debug, Default)]
-pub struct ProgressLine {
-    printed: bool,
-}
+pub struct ProgressLine;
 
 impl Presenter for ProgressLine {
     fn progress(&mut self, p: &Progress) {
@@ -28,15 +26,13 @@ impl Presenter for ProgressLine {
             human_bytes(p.bytes)
         );
         let tty = std::io::stderr().is_terminal();
-        if tty {
-            eprint!("\r{line}\x1b[K");
-        } else {
-            eprintln!("{line}");
-        }
-        self.printed = true;
+        let mut text = if tty { format!("\r{line}\x1b[K") } else { format!("{line}\n") };
         if p.final_tick && tty {
-            eprintln!();
+            text.push('\n');
         }
+        // A closed standard error (`2>&1 | head`) is no reason to stop the run: the line is dropped.
+        let mut e = std::io::stderr().lock();
+        let _ = e.write_all(text.as_bytes()).and_then(|()| e.flush());
     }
 }
 

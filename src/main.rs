@@ -13,6 +13,13 @@ use netlab::output::AtomicFile;
 use netlab::runtime::{self, CaptureChoice, RunOptions};
 use netlab::topology::{self, LoadError};
 
+/// `eprintln!` that does not panic: see [`err`].
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        err(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 /// A network lab in your terminal: userspace TCP/IP hosts, switches and links, with live captures.
 #[derive(Parser)]
 #[command(name = "netlab", version, about, propagate_version = true)]
@@ -74,11 +81,11 @@ enum Command {
     /// With `--scale`, measure generated labs of many hosts instead: build time, memory per host,
     /// frames per second.
     Bench {
-        /// Bytes to move in each measurement, such as `256MiB`.
-        #[arg(long, default_value = "256MiB")]
-        bytes: String,
+        /// Bytes to move in each measurement, such as `256MiB`; at least 1 MiB.
+        #[arg(long, default_value = "256MiB", value_parser = bench_bytes)]
+        bytes: u64,
         /// Runs of each measurement; the medians are printed.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         reps: usize,
         /// Run the scale bench: generated labs of `--hosts` hosts, each size in a process of its own.
         #[arg(long, conflicts_with_all = ["bytes", "reps"])]
@@ -99,15 +106,27 @@ enum Command {
     },
 }
 
+/// The least `bench` measures (`bench::run_all` refuses less).
+const BENCH_MIN_BYTES: u64 = 1 << 20;
+
+/// `bench --bytes`: a size, at least [`BENCH_MIN_BYTES`]; anything else is a command-line error.
+fn bench_bytes(s: &str) -> Result<u64, String> {
+    let n = topology::parse::bytes(s)?;
+    if n < BENCH_MIN_BYTES {
+        return Err(format!("measure at least 1 MiB, not {n} bytes"));
+    }
+    Ok(n)
+}
+
 fn load(path: &std::path::Path) -> Result<topology::Lab, ExitCode> {
     match topology::load_file(path) {
         Ok(lab) => Ok(lab),
         Err(LoadError::Invalid(d)) => {
-            eprintln!("{d}");
+            errln!("{d}");
             Err(ExitCode::from(2))
         }
         Err(e @ LoadError::Io { .. }) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             Err(ExitCode::from(2))
         }
     }
@@ -119,9 +138,21 @@ fn out(text: &str) {
     let mut o = std::io::stdout().lock();
     if let Err(e) = o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("error: cannot write to standard output: {e}");
+            errln!("error: cannot write to standard output: {e}");
         }
     }
+}
+
+/// Writes `text` to standard error. A reader that went away (`2>&1 | head`) is not an error, as for
+/// [`out`]; nor is any other failure, as there is nowhere left to report it. (`eprintln!` panics.)
+fn err(text: &str) {
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_all(text.as_bytes()).and_then(|()| e.flush());
+}
+
+/// Whether `e` is, or was caused by, a write to a pipe whose reader went away.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 fn is_stdout(p: &Path) -> bool {
@@ -132,7 +163,7 @@ fn is_stdout(p: &Path) -> bool {
 fn scale_bench(hosts: &[usize], per_switch: usize, job: Option<netlab::bench_scale::Job>) -> ExitCode {
     use netlab::bench_scale::{run_all, run_job, Job};
     if per_switch < 2 || hosts.iter().any(|&n| n < 2) {
-        eprintln!("error: --hosts and --per-switch must be 2 or more");
+        errln!("error: --hosts and --per-switch must be 2 or more");
         return ExitCode::from(2);
     }
     let r = match job {
@@ -163,10 +194,37 @@ fn scale_bench(hosts: &[usize], per_switch: usize, job: Option<netlab::bench_sca
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::from(1)
         }
     }
+}
+
+/// Says why the report cannot be written to `path`, in words, with what to do about it.
+fn report_error(path: &Path, e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    let p = path.display();
+    let (why, hint) = match e.kind() {
+        K::StorageFull | K::QuotaExceeded => (
+            "the disk or device is full".to_string(),
+            "free some space, or give `--report` a file on another disk (`-` for standard output)".to_string(),
+        ),
+        K::PermissionDenied => (
+            "permission denied".to_string(),
+            "give `--report` a file in a folder you may write to (`-` for standard output)".to_string(),
+        ),
+        K::ReadOnlyFilesystem => (
+            "the file system is read-only".to_string(),
+            "give `--report` a file on a writable disk (`-` for standard output)".to_string(),
+        ),
+        K::IsADirectory => ("it is a folder".to_string(), format!("name a file in it: `--report {p}/report.json`")),
+        // The system's words, without their number: `Not a directory (os error 20)`.
+        _ => (
+            e.to_string().split(" (os error").next().unwrap_or_default().to_string(),
+            "give `--report` a regular file that can be written (`-` for standard output)".to_string(),
+        ),
+    };
+    format!("error: cannot write the report to {p}: {why}\n    hint: {hint}\n")
 }
 
 fn main() -> ExitCode {
@@ -186,22 +244,19 @@ fn main() -> ExitCode {
         Command::Bench { scale: true, hosts, per_switch, scale_job, .. } => scale_bench(&hosts, per_switch, scale_job),
         Command::Bench { probes: true, .. } => match netlab::bench::run_probes(&mut std::io::stdout()) {
             Ok(()) => ExitCode::SUCCESS,
+            Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                errln!("error: {e:#}");
                 ExitCode::from(1)
             }
         },
-        Command::Bench { bytes, reps, .. } => match topology::parse::bytes(&bytes) {
-            Ok(n) => match netlab::bench::run_all(n, reps, &mut std::io::stdout()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(1)
-                }
-            },
+        Command::Bench { bytes, reps, .. } => match netlab::bench::run_all(bytes, reps, &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            // Nobody reads the figures any more (`| head`): the bench stops, as `cat` would.
+            Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
+                errln!("error: {e:#}");
+                ExitCode::from(1)
             }
         },
         Command::Run {
@@ -225,14 +280,14 @@ fn main() -> ExitCode {
             let replay = match replay.as_deref().map(|p| (p, std::fs::read_to_string(p))) {
                 None => Vec::new(),
                 Some((p, Err(e))) => {
-                    eprintln!("error: cannot read the command log {}: {e}", p.display());
+                    errln!("error: cannot read the command log {}: {e}", p.display());
                     return ExitCode::from(2);
                 }
                 Some((p, Ok(text))) => match netlab::sim::command::read_log(&text) {
                     Ok(log) => log,
                     Err(e) => {
-                        eprintln!("error: {} is not a command log: {e}", p.display());
-                        eprintln!("    hint: give a report written by `--report`, or a JSON array of logged commands");
+                        errln!("error: {} is not a command log: {e}", p.display());
+                        errln!("    hint: give a report written by `--report`, or a JSON array of logged commands");
                         return ExitCode::from(2);
                     }
                 },
@@ -245,18 +300,18 @@ fn main() -> ExitCode {
             }
             let to_stdout = capture.as_deref().is_some_and(is_stdout);
             if to_stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-                eprintln!("error: `--capture -` writes pcapng to standard output, which is a terminal");
-                eprintln!("    hint: pipe it into Wireshark (`| wireshark -k -i -`) or tshark (`| tshark -i -`)");
+                errln!("error: `--capture -` writes pcapng to standard output, which is a terminal");
+                errln!("    hint: pipe it into Wireshark (`| wireshark -k -i -`) or tshark (`| tshark -i -`)");
                 return ExitCode::from(2);
             }
             if capture.as_deref().is_some_and(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("pcap"))) {
-                eprintln!("warning: `--capture` writes pcapng, whatever the file is called");
-                eprintln!("    hint: for classic pcap, set `\"format\": \"pcap\"` under `capture` in the lab file");
+                errln!("warning: `--capture` writes pcapng, whatever the file is called");
+                errln!("    hint: for classic pcap, set `\"format\": \"pcap\"` under `capture` in the lab file");
             }
             let report_to_stdout = report.as_deref().is_some_and(is_stdout);
             if to_stdout && report_to_stdout {
-                eprintln!("error: `--capture -` and `--report -` cannot both write to standard output");
-                eprintln!("    hint: write the report to a file: `--report report.json`");
+                errln!("error: `--capture -` and `--report -` cannot both write to standard output");
+                errln!("    hint: write the report to a file: `--report report.json`");
                 return ExitCode::from(2);
             }
             // Two outputs on one file, or an output over the lab, would lose one of them.
@@ -264,8 +319,8 @@ fn main() -> ExitCode {
             uses.extend(capture.as_deref().filter(|_| !no_capture).map(|p| ("--capture", p)));
             uses.extend(report.as_deref().map(|p| ("--report", p)));
             if let Some((a, b, path)) = netlab::output::clash(&uses) {
-                eprintln!("error: {a} and {b} are the same file ({})", path.display());
-                eprintln!("    hint: give each output a path of its own");
+                errln!("error: {a} and {b} are the same file ({})", path.display());
+                errln!("    hint: give each output a path of its own");
                 return ExitCode::from(2);
             }
             // The report is written under a temporary name, made now so that a bad path fails
@@ -274,7 +329,7 @@ fn main() -> ExitCode {
                 None => None,
                 Some((_, Ok(f))) => Some(f),
                 Some((p, Err(e))) => {
-                    eprintln!("error: cannot write the report to {}: {e}", p.display());
+                    err(&report_error(p, &e));
                     return ExitCode::from(1);
                 }
             };
@@ -300,15 +355,14 @@ fn main() -> ExitCode {
                     let json = serde_json::to_string_pretty(&r).unwrap_or_default() + "\n";
                     if let Some(f) = report_file {
                         if let Err(e) = f.write_all_and_commit(json.as_bytes()) {
-                            let path = report.as_deref().unwrap_or(Path::new("-"));
-                            eprintln!("error: cannot write the report to {}: {e}", path.display());
+                            err(&report_error(report.as_deref().unwrap_or(Path::new("-")), &e));
                             return ExitCode::from(1);
                         }
                     }
                     // With the capture or the report on standard output, the summary goes to
                     // standard error.
                     if to_stdout || report_to_stdout {
-                        eprint!("{}", netlab::headless::summary(&r));
+                        err(&netlab::headless::summary(&r));
                     } else {
                         out(&netlab::headless::summary(&r));
                     }
@@ -316,7 +370,7 @@ fn main() -> ExitCode {
                         out(&json);
                     }
                     if let Some(e) = &r.capture_error {
-                        eprintln!("error: the capture failed: {e}");
+                        errln!("error: the capture failed: {e}");
                         return ExitCode::from(1);
                     }
                     ExitCode::SUCCESS
@@ -324,7 +378,7 @@ fn main() -> ExitCode {
                 Err(e) => {
                     // The run did not happen: the report's temporary file goes, an old report stays.
                     drop(report_file);
-                    eprintln!("error: {e:#}");
+                    errln!("error: {e:#}");
                     ExitCode::from(1)
                 }
             }

@@ -184,3 +184,94 @@ fn a_failed_run_keeps_the_previous_report() {
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).expect("json");
     assert_eq!(r["ended"], "apps-finished");
 }
+
+/// Runs netlab with its standard output and standard error on one pipe whose reader is already
+/// gone, as in `netlab … 2>&1 | head -1` once head has exited. Returns the exit code.
+fn run_into_closed_pipes(args: &[&str]) -> i32 {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let stderr = writer.try_clone().expect("clone");
+    let status = netlab().args(args).stdout(writer).stderr(stderr).status().expect("netlab runs");
+    status.code().unwrap_or(-1)
+}
+
+/// A lab with `n` problems: hosts whose MTU is out of range.
+fn lab_with_problems(dir: &std::path::Path, n: usize) -> String {
+    let nodes: serde_json::Map<String, serde_json::Value> = (0..n)
+        .map(|i| (format!("h{i}"), serde_json::json!({ "kind": "host", "interfaces": { "eth0": { "mtu": 1 } } })))
+        .collect();
+    let path = dir.join("problems.json");
+    std::fs::write(&path, serde_json::json!({ "name": "problems", "nodes": nodes }).to_string()).expect("write");
+    path.to_str().expect("utf-8").to_string()
+}
+
+#[test]
+fn closed_standard_output_and_error_are_not_a_crash() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let lab = lab_with_problems(dir.path(), 3000);
+    let (_, _, err) = run(&["check", &lab]);
+    assert!(err.contains("3000 problems found"), "{}", &err[err.len().saturating_sub(300)..]);
+    let report = dir.path().join("r.json");
+    let report = report.to_str().unwrap();
+    let missing_log = dir.path().join("missing-log.json");
+    let cases: [(&[&str], i32); 10] = [
+        (&["check", &lab], 2),
+        (&["check", "labs/single-lan.json"], 0),
+        (&["schema"], 0),
+        (&["bench", "--bytes", "10furlongs"], 2),
+        // The bench stops at its first line, which nobody reads.
+        (&["bench", "--bytes", "1MiB", "--reps", "1"], 0),
+        (&["run", &lab], 2),
+        (&["run", "labs/single-lan.json", "--replay", missing_log.to_str().unwrap()], 2),
+        (&["run", "labs/single-lan.json", "--virtual-time", "--no-capture", "-q", "--report", "-"], 0),
+        (&["run", "labs/single-lan.json", "--virtual-time", "--no-capture", "-q", "--report", report], 0),
+        // With its progress line, paced for more than a second so that the line is printed.
+        (&["run", "labs/two-site.json", "--speed", "1.5", "--no-capture", "--duration", "1500ms"], 0),
+    ];
+    for (args, code) in cases {
+        assert_eq!(run_into_closed_pipes(args), code, "netlab {args:?}");
+    }
+    assert!(std::path::Path::new(report).is_file(), "the run still writes its report");
+}
+
+#[test]
+fn a_report_that_cannot_be_written_says_why_in_words() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // A folder.
+    let folder = dir.path().to_str().unwrap();
+    let (code, out, err) = run_single_lan(&["--no-capture", "--report", folder]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(err.contains(&format!("error: cannot write the report to {folder}: it is a folder")), "{err}");
+    assert!(err.contains(&format!("hint: name a file in it: `--report {folder}/report.json`")), "{err}");
+    assert!(!err.contains("os error"), "{err}");
+    // A full device: the run happens, and writing its report fails.
+    let full = std::path::Path::new("/dev/full");
+    if full.exists() {
+        let (code, _, err) = run_single_lan(&["--no-capture", "--report", "/dev/full"]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("error: cannot write the report to /dev/full: the disk or device is full"), "{err}");
+        assert!(err.contains("hint: free some space"), "{err}");
+        assert!(!err.contains("os error") && !err.contains("Invalid argument"), "{err}");
+    }
+    // A device that takes anything: the report is written to it.
+    let (code, _, err) = run_single_lan(&["--no-capture", "--report", "/dev/null"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn command_line_errors_exit_2() {
+    for (args, says) in [
+        (
+            &["bench", "--bytes", "0"][..],
+            "invalid value '0' for '--bytes <BYTES>': measure at least 1 MiB, not 0 bytes",
+        ),
+        (&["bench", "--bytes", "512KiB"], "measure at least 1 MiB, not 524288 bytes"),
+        (&["bench", "--bytes", "10furlongs"], "unknown size unit `furlongs`"),
+        (&["bench", "--reps", "0", "--bytes", "0"], "invalid value '0' for '--reps <REPS>'"),
+        (&["run", "labs/single-lan.json", "--speed", "0"], "invalid value '0' for '--speed <SPEED>'"),
+    ] {
+        let (code, out, err) = run(args);
+        assert_eq!((code, out.as_str()), (2, ""), "netlab {args:?}: {err}");
+        assert!(err.contains(says), "netlab {args:?}: {err}");
+    }
+}

@@ -74,6 +74,7 @@ pub fn make_parent_dir(path: &Path) -> std::io::Result<()> {
 
 /// Creates `path` under a temporary name; returns the file to write and what puts it in place.
 fn create(path: &Path) -> std::io::Result<(File, AtomicFile)> {
+    make_parent_dir(path)?;
     let mut out = AtomicFile::create(path).map_err(at(path, "cannot create"))?;
     let file = out.file().try_clone().map_err(at(path, "cannot create"))?;
     Ok((file, out))

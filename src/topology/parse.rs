@@ -6,18 +6,37 @@ use std::time::Duration;
 
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 
+use crate::topology::limits;
+
+/// The time units of a duration, each with the other spellings humantime reads for it.
+///
+/// humantime also reads weeks (`w`, `wk`, `wks`, `week`, `weeks`), months (`M`, `month`, `months`)
+/// and years (`y`, `yr`, `yrs`, `year`, `years`). A lab does not take them: a month is easily written
+/// for a minute (`M` for `m`), and a run in virtual time stops at 24 hours anyway.
+pub const DURATION_UNITS: &[(&str, &[&str])] = &[
+    ("ns", &["nanos", "nsec"]),
+    ("us", &["\u{b5}s", "usec"]),
+    ("ms", &["millis", "msec"]),
+    ("s", &["sec", "secs", "second", "seconds"]),
+    ("m", &["min", "mins", "minute", "minutes"]),
+    ("h", &["hr", "hrs", "hour", "hours"]),
+    ("d", &["day", "days"]),
+];
+
+/// `500ms`, `2s`, `1.5s`, `1m 30s`, or `0`.
 pub fn duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     if t == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(t).map_err(|e| match e {
+    let units = || either(DURATION_UNITS.iter().map(|(u, _)| *u));
+    let d = humantime::parse_duration(t).map_err(|e| match e {
         humantime::DurationError::Empty => "an empty string is not a duration".to_string(),
         humantime::DurationError::UnknownUnit { unit, .. } if unit.is_empty() => {
             format!("`{s}` has no time unit")
         }
         humantime::DurationError::UnknownUnit { unit, .. } => {
-            format!("`{s}` has an unknown time unit `{unit}` (use ns, us, ms, s, m, h or d)")
+            format!("`{s}` has an unknown time unit `{unit}` (use {})", units())
         }
         humantime::DurationError::NumberOverflow => {
             format!("`{s}` is out of range (too large, or finer than a nanosecond)")
@@ -25,8 +44,37 @@ pub fn duration(s: &str) -> Result<Duration, String> {
         humantime::DurationError::InvalidCharacter(_) | humantime::DurationError::NumberExpected(_) => {
             format!("`{s}` is not a duration")
         }
-    })
+    })?;
+    // A unit is a run of the letters humantime reads as one.
+    let words = t.split(|c: char| !(c.is_ascii_alphabetic() || c == '\u{b5}')).filter(|w| !w.is_empty());
+    for w in words {
+        if !DURATION_UNITS.iter().any(|(u, other)| *u == w || other.contains(&w)) {
+            return Err(format!("`{s}` has a time unit `{w}` that a lab does not take (use {})", units()));
+        }
+    }
+    Ok(d)
 }
+
+/// `a`, `a or b`, `a, b or c`.
+fn either<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let items: Vec<&str> = items.collect();
+    match items.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => items.concat(),
+    }
+}
+
+/// Rate units, in any case, each with its other spellings and its bits per second.
+pub const RATE_UNITS: &[(&str, &[&str], f64)] = &[
+    ("bit", &["bps", "bit/s"], 1.0),
+    ("kbit", &["kbps", "kbit/s"], 1e3),
+    ("Mbit", &["Mbps", "Mbit/s"], 1e6),
+    ("Gbit", &["Gbps", "Gbit/s"], 1e9),
+    ("Tbit", &["Tbps", "Tbit/s"], 1e12),
+];
+
+/// The highest rate, in bits per second: 1000 Tbit/s.
+pub const RATE_MAX_BPS: f64 = 1e15;
 
 /// `100Mbit`, `1Gbit`, `1.5Gbps`, `64kbit`, `1000000` (bits per second).
 pub fn rate_bps(s: &str) -> Result<u64, String> {
@@ -34,26 +82,39 @@ pub fn rate_bps(s: &str) -> Result<u64, String> {
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a rate"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "bit" | "bps" | "bit/s" => 1.0,
-        "kbit" | "kbps" | "kbit/s" => 1e3,
-        "mbit" | "mbps" | "mbit/s" => 1e6,
-        "gbit" | "gbps" | "gbit/s" => 1e9,
-        "tbit" | "tbps" | "tbit/s" => 1e12,
-        _ => {
-            return Err(format!(
-                "`{s}` has an unknown rate unit `{}` (use bit, kbit, Mbit, Gbit or Tbit per second)",
-                unit.trim()
-            ))
+    let unit = unit.trim();
+    let mult = if unit.is_empty() {
+        1.0
+    } else {
+        let known = RATE_UNITS
+            .iter()
+            .find(|(u, other, _)| u.eq_ignore_ascii_case(unit) || other.iter().any(|o| o.eq_ignore_ascii_case(unit)));
+        match known {
+            Some((_, _, mult)) => *mult,
+            None => {
+                let units = either(RATE_UNITS.iter().map(|(u, _, _)| *u));
+                return Err(format!("`{s}` has an unknown rate unit `{unit}` (use {units} per second)"));
+            }
         }
     };
     let bps = n * mult;
-    if !(1.0..=1e15).contains(&bps) {
-        return Err(format!("rate `{s}` is out of range (1 bit/s to 1 Pbit/s)"));
+    if !(1.0..=RATE_MAX_BPS).contains(&bps) {
+        return Err(format!("rate `{s}` is out of range (1 bit/s to 1000 Tbit/s)"));
     }
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     Ok(bps.round() as u64)
 }
+
+/// Byte-size units, case sensitive, each with its other spellings and its bytes.
+pub const BYTE_UNITS: &[(&str, &[&str], f64)] = &[
+    ("B", &[], 1.0),
+    ("kB", &["KB"], 1e3),
+    ("MB", &[], 1e6),
+    ("GB", &[], 1e9),
+    ("KiB", &["K"], 1024.0),
+    ("MiB", &["M"], 1024.0 * 1024.0),
+    ("GiB", &["G"], 1024.0 * 1024.0 * 1024.0),
+];
 
 /// `1500`, `64KiB`, `4MiB`, `1GB`, `10kB`.
 pub fn bytes(s: &str) -> Result<u64, String> {
@@ -61,15 +122,17 @@ pub fn bytes(s: &str) -> Result<u64, String> {
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a size in bytes"))?;
-    let mult: f64 = match unit.trim() {
-        "" | "B" => 1.0,
-        "kB" | "KB" => 1e3,
-        "MB" => 1e6,
-        "GB" => 1e9,
-        "KiB" | "K" => 1024.0,
-        "MiB" | "M" => 1024.0 * 1024.0,
-        "GiB" | "G" => 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("`{s}` has an unknown size unit `{other}` (use B, kB, MB, GB, KiB, MiB or GiB)")),
+    let unit = unit.trim();
+    let mult = if unit.is_empty() {
+        1.0
+    } else {
+        match BYTE_UNITS.iter().find(|(u, other, _)| *u == unit || other.contains(&unit)) {
+            Some((_, _, mult)) => *mult,
+            None => {
+                let units = either(BYTE_UNITS.iter().map(|(u, _, _)| *u));
+                return Err(format!("`{s}` has an unknown size unit `{unit}` (use {units})"));
+            }
+        }
     };
     let v = n * mult;
     if !(0.0..=1e15).contains(&v) {
@@ -191,10 +254,12 @@ pub fn target(s: &str) -> Result<Target, String> {
     Ok(Target::Node(name.to_string(), port))
 }
 
-/// Node and interface names: letters, digits, `-`, `_` and `.`.
+/// Node, interface and lab names: letters, digits, `-`, `_` and `.`, at most 64 of them.
 #[must_use]
 pub fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    !s.is_empty()
+        && s.len() <= limits::NAME_MAX_LEN
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 #[cfg(test)]
@@ -210,6 +275,47 @@ mod tests {
         assert_eq!(duration("fast"), Err("`fast` is not a duration".into()));
         assert_eq!(duration("5"), Err("`5` has no time unit".into()));
         assert!(duration("2 fortnights").unwrap_err().contains("unknown time unit `fortnights`"));
+    }
+
+    #[test]
+    fn duration_units_are_those_the_message_lists() {
+        let list = "(use ns, us, ms, s, m, h or d)";
+        for (unit, other) in DURATION_UNITS {
+            for u in std::iter::once(unit).chain(other.iter()) {
+                assert!(duration(&format!("2{u}")).is_ok(), "{u}");
+                assert!(duration(&format!("1h 2 {u}")).is_ok(), "{u}");
+            }
+        }
+        // humantime also reads weeks, months and years; a lab does not take them, and says which
+        // units it does take.
+        for u in ["w", "wk", "wks", "week", "weeks", "M", "month", "months", "y", "yr", "yrs", "year", "years"] {
+            assert!(humantime::parse_duration(&format!("2{u}")).is_ok(), "humantime reads `{u}`");
+            let e = duration(&format!("1h 2{u}")).unwrap_err();
+            assert_eq!(e, format!("`1h 2{u}` has a time unit `{u}` that a lab does not take {list}"));
+        }
+        assert_eq!(duration("1 fortnight"), Err(format!("`1 fortnight` has an unknown time unit `fortnight` {list}")));
+    }
+
+    #[test]
+    fn the_rate_range_is_written_in_units_the_parser_reads() {
+        let e = rate_bps("1001Tbit").unwrap_err();
+        assert_eq!(e, "rate `1001Tbit` is out of range (1 bit/s to 1000 Tbit/s)");
+        let range = e.split_once('(').and_then(|(_, r)| r.strip_suffix(')')).expect("a range");
+        let (low, high) = range.split_once(" to ").expect("two ends");
+        assert_eq!(rate_bps(low), Ok(1));
+        assert_eq!(rate_bps(high), Ok(1_000_000_000_000_000));
+        assert!(rate_bps("0.4bit").unwrap_err().contains("(1 bit/s to 1000 Tbit/s)"));
+        // Every unit the message of an unknown unit lists is read, in any case.
+        let e = rate_bps("1Pbit").unwrap_err();
+        assert_eq!(e, "`1Pbit` has an unknown rate unit `Pbit` (use bit, kbit, Mbit, Gbit or Tbit per second)");
+        for (unit, other, mult) in RATE_UNITS {
+            for u in std::iter::once(unit).chain(other.iter()) {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let expected = Ok((2.0 * mult) as u64);
+                assert_eq!(rate_bps(&format!("2{u}")), expected, "{u}");
+                assert_eq!(rate_bps(&format!("2 {}", u.to_ascii_uppercase())), expected, "{u}");
+            }
+        }
     }
 
     #[test]

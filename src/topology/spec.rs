@@ -2,17 +2,22 @@
 //!
 //! Values that need parsing (addresses, durations, rates, sizes, targets) stay strings here, so that
 //! `validate` can report each bad one with its own place and hint instead of stopping at the first.
-//! The JSON Schema (`netlab schema`) is derived from these types.
+//! The JSON Schema (`netlab schema`) is derived from these types; its bounds and patterns come from
+//! `limits`, which `netlab check` holds to as well.
 
 use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::topology::limits;
+
 /// A netlab lab: nodes, the links between them, and what to capture.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LabSpec {
-    /// Short name; captures go to `captures/<name>/` by default.
+    /// Short name; captures go to `captures/<name>/` by default. Letters, digits, `-`, `_` and `.`
+    /// (at most 64).
+    #[schemars(regex(pattern = limits::NAME_PATTERN), length(max = limits::NAME_MAX_LEN))]
     pub name: String,
     /// Free text; the report repeats it.
     #[serde(default)]
@@ -25,6 +30,10 @@ pub struct LabSpec {
     #[serde(default)]
     pub checksum_offload: bool,
     /// Nodes keyed by name. A name uses letters, digits, `-`, `_` and `.` (at most 64).
+    #[schemars(extend(
+        "propertyNames" = { "pattern": limits::NAME_PATTERN, "maxLength": limits::NAME_MAX_LEN },
+        "minProperties" = 1,
+    ))]
     pub nodes: IndexMap<String, NodeSpec>,
     /// Links between `node:interface` endpoints; a switch endpoint is just the switch name.
     #[serde(default)]
@@ -55,8 +64,12 @@ pub struct HostSpec {
     /// The site this node belongs to. Kept, but no effect yet: every node runs in the one `netlab` process.
     #[serde(default)]
     pub site: Option<String>,
-    /// Network interfaces keyed by name, such as `eth0`.
+    /// Network interfaces keyed by name, such as `eth0`. One for now.
     #[serde(default)]
+    #[schemars(extend(
+        "propertyNames" = { "pattern": limits::NAME_PATTERN, "maxLength": limits::NAME_MAX_LEN },
+        "maxProperties" = limits::INTERFACES_MAX,
+    ))]
     pub interfaces: IndexMap<String, InterfaceSpec>,
     /// TCP tuning for every TCP socket on this host.
     #[serde(default)]
@@ -75,6 +88,7 @@ pub struct SwitchSpec {
     pub site: Option<String>,
     /// How long a learned MAC address stays in the table without traffic, such as `300s`.
     #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
     pub mac_ageing: Option<String>,
 }
 
@@ -84,15 +98,19 @@ pub struct SwitchSpec {
 pub struct InterfaceSpec {
     /// IPv4 and/or IPv6 addresses in CIDR form: `10.0.0.1/24`, `fd00::1/64`. At most four.
     #[serde(default)]
+    #[schemars(length(max = limits::ADDRESSES_MAX), inner(regex(pattern = limits::cidr_pattern())))]
     pub addresses: Vec<String>,
     /// `aa:bb:cc:dd:ee:ff`; by default a stable locally administered address derived from the names.
     #[serde(default)]
+    #[schemars(regex(pattern = limits::MAC_PATTERN))]
     pub mac: Option<String>,
     /// IP MTU in bytes, 576 to 9000 (1280 or more with IPv6). Default 1500.
     #[serde(default)]
+    #[schemars(range(min = limits::MTU_MIN, max = limits::MTU_MAX))]
     pub mtu: Option<u32>,
     /// Default gateways, at most one IPv4 and one IPv6; each must lie in one of the interface's subnets.
     #[serde(default)]
+    #[schemars(inner(regex(pattern = limits::ip_pattern())))]
     pub gateways: Vec<String>,
 }
 
@@ -103,14 +121,17 @@ pub struct TcpSpec {
     /// Congestion control: `cubic` (default), `reno` or `none`.
     #[serde(default)]
     pub congestion: Option<Congestion>,
-    /// Receive buffer per socket, such as `256KiB` (default) or a number of bytes.
+    /// Receive buffer per socket, such as `256KiB` (default) or a number of bytes; 1KiB to 1GiB.
     #[serde(default)]
+    #[schemars(extend("minimum" = limits::TCP_BUFFER_MIN, "maximum" = limits::TCP_BUFFER_MAX))]
     pub rx_buffer: Option<ByteSize>,
-    /// Send buffer per socket, such as `256KiB` (default) or a number of bytes.
+    /// Send buffer per socket, such as `256KiB` (default) or a number of bytes; 1KiB to 1GiB.
     #[serde(default)]
+    #[schemars(extend("minimum" = limits::TCP_BUFFER_MIN, "maximum" = limits::TCP_BUFFER_MAX))]
     pub tx_buffer: Option<ByteSize>,
     /// Delayed-ACK timeout such as `10ms`; off by default.
     #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
     pub ack_delay: Option<String>,
     /// Nagle's algorithm; off by default.
     #[serde(default)]
@@ -131,7 +152,7 @@ pub enum Congestion {
 #[serde(untagged)]
 pub enum ByteSize {
     Bytes(u64),
-    Text(String),
+    Text(#[schemars(regex(pattern = limits::byte_size_pattern()))] String),
 }
 
 /// IP family to use when a target names a node.
@@ -147,6 +168,7 @@ pub enum Family {
 /// that node's IPv4 address unless `family` says `ipv6`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
+#[schemars(transform = udp_echo_size)]
 pub enum AppSpec {
     /// ICMP echo: reports sent, received, loss and min/avg/max RTT.
     Ping(PingSpec),
@@ -164,27 +186,44 @@ pub enum AppSpec {
     TcpTransfer(TransferSpec),
 }
 
+/// `udp-echo` takes the fields of `tcp-echo`, but a datagram is smaller than a TCP message.
+fn udp_echo_size(schema: &mut schemars::Schema) {
+    let variants = schema.get_mut("oneOf").and_then(serde_json::Value::as_array_mut);
+    for v in variants.into_iter().flatten() {
+        if v.pointer("/properties/kind/const").and_then(serde_json::Value::as_str) == Some("udp-echo") {
+            if let Some(size) = v.pointer_mut("/properties/size").and_then(serde_json::Value::as_object_mut) {
+                size.insert("maximum".into(), limits::UDP_ECHO_SIZE_MAX.into());
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PingSpec {
     /// Address or node name.
+    #[schemars(regex(pattern = limits::target_pattern()))]
     pub to: String,
     #[serde(default)]
     pub family: Option<Family>,
     /// Echo requests to send. Default 4.
     #[serde(default)]
+    #[schemars(range(min = limits::COUNT_MIN, max = limits::COUNT_MAX))]
     pub count: Option<u32>,
     /// Time between requests. Default `1s`.
     #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
     pub interval: Option<String>,
     /// ICMP payload bytes. Default 56.
     #[serde(default)]
     pub size: Option<u32>,
     /// How long to wait for each reply. Default `1s`.
     #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
     pub timeout: Option<String>,
     /// When to start, such as `500ms`. Default `0s`.
     #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
     pub start: Option<String>,
 }
 
@@ -192,8 +231,10 @@ pub struct PingSpec {
 #[serde(deny_unknown_fields)]
 pub struct ServerSpec {
     /// Port to listen on.
+    #[schemars(range(min = limits::PORT_MIN, max = limits::PORT_MAX))]
     pub port: u16,
     #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
     pub start: Option<String>,
 }
 
@@ -201,22 +242,28 @@ pub struct ServerSpec {
 #[serde(deny_unknown_fields)]
 pub struct EchoSpec {
     /// `address:port` or `node:port`.
+    #[schemars(regex(pattern = limits::target_pattern()))]
     pub to: String,
     #[serde(default)]
     pub family: Option<Family>,
     /// Messages to send. Default 10.
     #[serde(default)]
+    #[schemars(range(min = limits::COUNT_MIN, max = limits::COUNT_MAX))]
     pub count: Option<u32>,
-    /// Bytes per message. Default 64.
+    /// Bytes per message, at most 65536 over TCP and 9000 over UDP (and within the MTU). Default 64.
     #[serde(default)]
+    #[schemars(range(min = limits::ECHO_SIZE_MIN, max = limits::TCP_ECHO_SIZE_MAX))]
     pub size: Option<u32>,
     /// Time between messages. Default `0s` for TCP (next message on echo), `100ms` for UDP.
     #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
     pub interval: Option<String>,
     /// How long to wait for each echo before counting it lost. Default `1s`.
     #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
     pub timeout: Option<String>,
     #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
     pub start: Option<String>,
 }
 
@@ -224,12 +271,15 @@ pub struct EchoSpec {
 #[serde(deny_unknown_fields)]
 pub struct TransferSpec {
     /// `address:port` or `node:port` of a `tcp-sink`.
+    #[schemars(regex(pattern = limits::target_pattern()))]
     pub to: String,
     #[serde(default)]
     pub family: Option<Family>,
     /// Bytes to send, such as `16MiB`.
+    #[schemars(extend("minimum" = limits::TRANSFER_BYTES_MIN))]
     pub bytes: ByteSize,
     #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
     pub start: Option<String>,
 }
 
@@ -238,11 +288,14 @@ pub struct TransferSpec {
 #[serde(deny_unknown_fields)]
 pub struct LinkSpec {
     /// One end: `node:interface` for a host, `switch` for a switch.
+    #[schemars(regex(pattern = limits::endpoint_pattern()))]
     pub a: String,
     /// The other end.
+    #[schemars(regex(pattern = limits::endpoint_pattern()))]
     pub b: String,
     /// Name of the link in captures and reports; default `a<->b`.
     #[serde(default)]
+    #[schemars(regex(pattern = limits::LINK_NAME_PATTERN))]
     pub name: Option<String>,
     /// How frames travel: `mem` (in this process). Tunnels come with their own transports.
     #[serde(default)]
@@ -264,15 +317,19 @@ pub enum TransportKind {
 pub struct ImpairSpec {
     /// One-way propagation delay, such as `2ms`. Default `0s`.
     #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
     pub latency: Option<String>,
     /// Serialisation rate, such as `100Mbit` or `1Gbit`. Default unlimited.
     #[serde(default)]
+    #[schemars(regex(pattern = limits::rate_pattern()))]
     pub rate: Option<String>,
     /// Probability that a frame is lost, 0.0 to 1.0. Default 0.
     #[serde(default)]
+    #[schemars(range(min = limits::LOSS_MIN, max = limits::LOSS_MAX))]
     pub loss: Option<f64>,
     /// Frames that may wait for the wire. A host sees a full queue as backpressure; a switch drops. Default 1000.
     #[serde(default)]
+    #[schemars(range(min = limits::QUEUE_MIN, max = limits::QUEUE_MAX))]
     pub queue: Option<u32>,
 }
 
