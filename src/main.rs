@@ -348,7 +348,7 @@ fn main() -> ExitCode {
             let result = if quiet {
                 runtime::run(&lab, &opts, &mut ())
             } else {
-                runtime::run(&lab, &opts, &mut netlab::headless::ProgressLine::default())
+                runtime::run(&lab, &opts, &mut netlab::headless::ProgressLine)
             };
             match result {
                 Ok(r) => {
