@@ -128,7 +128,9 @@ fn rtt(r: Option<&RttStats>) -> String {
     r.map_or_else(|| "rtt -".into(), |r| format!("rtt min/avg/max {:.3}/{:.3}/{:.3} ms", r.min_ms, r.avg_ms, r.max_ms))
 }
 
-fn outcome_line(o: &Outcome) -> String {
+/// One line for an app's outcome, as the summary prints it.
+#[must_use]
+pub fn outcome_line(o: &Outcome) -> String {
     match o {
         Outcome::Ping { to, sent, received, loss_pct, corrupt, send_errors, rtt: r } => {
             let mut bad = if *corrupt > 0 { format!(", {corrupt} corrupt") } else { String::new() };

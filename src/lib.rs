@@ -24,3 +24,4 @@ pub mod sim;
 pub mod stats;
 pub mod time;
 pub mod topology;
+pub mod ui;

@@ -39,7 +39,8 @@ enum Command {
     Run {
         /// The lab file (JSON).
         lab: PathBuf,
-        /// Run without the terminal UI, printing progress and a summary (the only mode so far).
+        /// Run without the terminal UI, printing a progress line and a summary (the default when
+        /// standard output is not a terminal).
         #[arg(long)]
         headless: bool,
         /// Stop after this much simulated time, such as `10s` or `2m`. Default: when every client app is done.
@@ -261,7 +262,7 @@ fn main() -> ExitCode {
         },
         Command::Run {
             lab,
-            headless: _,
+            headless,
             duration,
             virtual_time,
             speed,
@@ -344,8 +345,17 @@ fn main() -> ExitCode {
                     (false, None) => CaptureChoice::Lab,
                 },
                 stop,
+                keep_running: false,
             };
-            let result = if quiet {
+            // The terminal UI when standard output is a terminal and nothing else writes to it.
+            let tui = !headless
+                && !to_stdout
+                && !report_to_stdout
+                && std::io::IsTerminal::is_terminal(&std::io::stdout())
+                && std::io::IsTerminal::is_terminal(&std::io::stdin());
+            let result = if tui {
+                netlab::ui::run(&lab, &opts)
+            } else if quiet {
                 runtime::run(&lab, &opts, &mut ())
             } else {
                 runtime::run(&lab, &opts, &mut netlab::headless::ProgressLine)

@@ -69,6 +69,8 @@ pub struct LabSnapshot {
     pub speed: String,
     pub paused: bool,
     pub max_lateness_ms: f64,
+    /// Steps of the core so far: a single step adds one.
+    pub steps: u64,
 }
 
 /// What a presenter hears about a run in progress.
@@ -123,6 +125,43 @@ pub struct Driver {
     inbox: Option<Receiver<Control>>,
     stopped_by_control: bool,
     steps: u64,
+    keep_running: bool,
+    /// Frame events for a UI, if one asked.
+    feed: Option<Feed>,
+}
+
+/// One frame event, owned, for a UI on another thread.
+#[derive(Debug, Clone)]
+pub struct FeedEvent {
+    pub time: SimTime,
+    pub link: LinkId,
+    pub from: Side,
+    pub packet: PacketId,
+    pub fate: crate::sim::Fate,
+    pub frame: Vec<u8>,
+}
+
+/// The observer that hands frame events to a UI through a bounded channel. A UI that does not keep
+/// up never slows the lab: what does not fit is counted and dropped.
+struct Feed {
+    tx: SyncSender<FeedEvent>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl crate::sim::Observer for Feed {
+    fn frame(&mut self, ev: &crate::sim::FrameEvent<'_>) {
+        let e = FeedEvent {
+            time: ev.time,
+            link: ev.link,
+            from: ev.from,
+            packet: ev.packet,
+            fate: ev.fate,
+            frame: ev.frame.to_vec(),
+        };
+        if self.tx.try_send(e).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Driver {
@@ -175,6 +214,8 @@ impl Driver {
             inbox: None,
             stopped_by_control: false,
             steps: 0,
+            keep_running: opts.keep_running,
+            feed: None,
         })
     }
 
@@ -183,6 +224,15 @@ impl Driver {
         let (tx, rx) = sync_channel(CONTROL_QUEUE);
         self.inbox = Some(rx);
         tx
+    }
+
+    /// A feed of every frame event, for a UI: at most `capacity` wait; the counter says how many
+    /// did not fit.
+    pub fn feed(&mut self, capacity: usize) -> (Receiver<FeedEvent>, Arc<std::sync::atomic::AtomicU64>) {
+        let (tx, rx) = sync_channel(capacity);
+        let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        self.feed = Some(Feed { tx, dropped: Arc::clone(&dropped) });
+        (rx, dropped)
     }
 
     #[must_use]
@@ -203,7 +253,7 @@ impl Driver {
     /// Steps the core at `t` with the observers; keeps count of steps that asked for more at once
     /// without moving anything.
     fn step_at(&mut self, t: SimTime) -> Stepped {
-        let mut obs = (&mut self.counters, self.capture.as_mut());
+        let mut obs = (&mut self.counters, self.capture.as_mut(), self.feed.as_mut());
         let s = self.sim.step(t, &mut obs);
         // The outbox has no transport to go to yet; its frames are dropped here, after the
         // observers saw them leave.
@@ -248,7 +298,7 @@ impl Driver {
     pub fn apply(&mut self, spec: CommandSpec) -> Result<(), CommandError> {
         let sim = &self.sim;
         let result = spec.resolve(&self.lab, |l, side| sim.link_model(l, side).unwrap_or_default()).and_then(|cmd| {
-            let mut obs = (&mut self.counters, self.capture.as_mut());
+            let mut obs = (&mut self.counters, self.capture.as_mut(), self.feed.as_mut());
             self.sim.apply(&cmd, &mut obs)
         });
         let at_ns = self.sim.now().as_nanos();
@@ -409,7 +459,7 @@ impl Driver {
         }
         match self.end {
             Some(end) if self.sim.now() >= end => Some(Ended::Duration),
-            None if self.has_clients && self.sim.clients_done() => Some(Ended::AppsFinished),
+            None if self.has_clients && !self.keep_running && self.sim.clients_done() => Some(Ended::AppsFinished),
             _ => None,
         }
     }
@@ -441,7 +491,8 @@ impl Driver {
                 // Paced, or driven from outside: nothing is due, but a command may come.
                 None => SimTime::MAX,
             };
-            if paced || self.pacer.paused() {
+            // Paced, paused, or with nothing to do but wait for a control: wait, never spin.
+            if paced || self.pacer.paused() || target == SimTime::MAX {
                 match self.wait_for(target, presenter) {
                     Wait::Reached => {}
                     Wait::Interrupted => continue,
@@ -464,7 +515,7 @@ impl Driver {
     /// lab's events as it would have in real time.
     pub fn inject(&mut self, link: LinkId, from: Side, packet: Option<PacketId>, frame: &[u8]) {
         let at = self.pacer.sim_at(Instant::now()).max(self.sim.now());
-        let mut obs = (&mut self.counters, self.capture.as_mut());
+        let mut obs = (&mut self.counters, self.capture.as_mut(), self.feed.as_mut());
         self.sim.inject(link, from, at, packet, frame, &mut obs);
     }
 
@@ -479,6 +530,7 @@ impl Driver {
             speed: self.pacer.speed().to_string(),
             paused: self.pacer.paused(),
             max_lateness_ms: self.max_lateness.as_secs_f64() * 1e3,
+            steps: self.steps,
         }
     }
 

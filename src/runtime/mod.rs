@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-pub use driver::{Control, Driver, LabSnapshot, Presenter, Progress};
+pub use driver::{Control, Driver, FeedEvent, LabSnapshot, Presenter, Progress};
 pub use pacer::{Due, Pacer, Speed};
 pub use report::{AppEntry, Ended, Report};
 
@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub replay: Vec<LoggedCommand>,
     /// Set to stop the run early (signals set it).
     pub stop: Arc<AtomicBool>,
+    /// Keep the lab up when its apps are done (a UI: the user says when it ends).
+    pub keep_running: bool,
 }
 
 impl Default for RunOptions {
@@ -58,6 +60,7 @@ impl Default for RunOptions {
             capture: CaptureChoice::Off,
             replay: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
+            keep_running: false,
         }
     }
 }

@@ -160,7 +160,7 @@ pub enum AppState {
 }
 
 /// A program on a host. Its slot polls it from its start time on.
-pub trait App {
+pub trait App: Send {
     /// Does what is due at `cx.now`; returns when it next needs to run (`None`: only on traffic).
     fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime>;
     /// Stops it: its sockets are closed (TCP connections reset) and removed.

@@ -1,0 +1,329 @@
+//! The UI's model: what the screens show, and `update`, which turns an action into changes of the
+//! model and controls for the driver. Nothing here draws or touches the terminal.
+
+use std::collections::VecDeque;
+
+use super::keymap::Action;
+use crate::runtime::{Control, FeedEvent, LabSnapshot, Speed};
+use crate::sim::{CommandSpec, Fate, PacketId};
+use crate::time::SimTime;
+use crate::topology::{Lab, Side};
+
+/// Packets the UI keeps; older ones fall out (and are counted).
+pub const PACKET_RING: usize = 10_000;
+/// Rate samples kept per link: a minute at one a second.
+pub const HISTORY: usize = 60;
+/// Speeds the `+` and `-` keys step through.
+pub const SPEEDS: [f64; 9] = [0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 50.0, 100.0];
+
+/// The screens, in tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Overview,
+    Packets,
+    Journey,
+    Nodes,
+    Log,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 5] = [Tab::Overview, Tab::Packets, Tab::Journey, Tab::Nodes, Tab::Log];
+
+    #[must_use]
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Overview => "Overview",
+            Tab::Packets => "Packets",
+            Tab::Journey => "Journey",
+            Tab::Nodes => "Nodes",
+            Tab::Log => "Log",
+        }
+    }
+}
+
+/// One frame event as the packets list shows it.
+#[derive(Debug, Clone)]
+pub struct PacketRow {
+    /// Its number in the whole run, from 1.
+    pub no: u64,
+    pub event: FeedEvent,
+}
+
+/// A link's delivered frames (both ways) and bytes (A→B, B→A) at a snapshot.
+type Delivered = (u64, u64, u64);
+
+/// A link's rates, computed from two snapshots.
+#[derive(Debug, Clone, Default)]
+pub struct LinkRates {
+    /// Bits per simulated second, each way.
+    pub bps: [f64; 2],
+    /// Frames per simulated second, both ways.
+    pub fps: f64,
+    /// Total rate samples, newest last, for the sparkline.
+    pub history: VecDeque<u64>,
+}
+
+pub struct App {
+    pub lab: String,
+    pub seed: u64,
+    /// Link names, escaped for the terminal.
+    pub links: Vec<String>,
+    /// The two node names of each link, escaped.
+    pub link_nodes: Vec<[String; 2]>,
+    pub tab: Tab,
+    pub help: bool,
+    pub snapshot: Option<LabSnapshot>,
+    /// The snapshot the rates were last taken against: its time and each link's totals.
+    last: Option<(u64, Vec<Delivered>)>,
+    pub rates: Vec<LinkRates>,
+    pub selected_link: usize,
+    pub packets: VecDeque<PacketRow>,
+    pub packets_seen: u64,
+    /// Events the feed could not take (the UI fell behind).
+    pub feed_dropped: u64,
+    pub selected_packet: Option<u64>,
+    /// Follow the newest packet.
+    pub follow: bool,
+    pub selected_node: usize,
+    pub log: Vec<String>,
+    pub speed: Speed,
+    pub paused: bool,
+    pub capture: Option<String>,
+    pub ended: Option<String>,
+}
+
+/// Escapes control characters (and nothing else) of a name from a lab file before a terminal sees
+/// it.
+#[must_use]
+pub fn escape(s: &str) -> String {
+    s.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+}
+
+impl App {
+    #[must_use]
+    pub fn new(lab: &Lab, seed: u64, speed: Speed) -> Self {
+        let name = |n: crate::topology::NodeId| escape(&lab.node(n).name);
+        App {
+            lab: escape(&lab.name),
+            seed,
+            links: lab.links.iter().map(|l| escape(&l.name)).collect(),
+            link_nodes: lab.links.iter().map(|l| [name(l.ends[0].node()), name(l.ends[1].node())]).collect(),
+            tab: Tab::Overview,
+            help: false,
+            snapshot: None,
+            last: None,
+            rates: vec![LinkRates::default(); lab.links.len()],
+            selected_link: 0,
+            packets: VecDeque::new(),
+            packets_seen: 0,
+            feed_dropped: 0,
+            selected_packet: None,
+            follow: true,
+            selected_node: 0,
+            log: Vec::new(),
+            speed,
+            paused: false,
+            capture: None,
+            ended: None,
+        }
+    }
+
+    /// Takes a new snapshot; every `sample`th one also feeds the sparklines.
+    pub fn on_snapshot(&mut self, s: LabSnapshot, sample: bool) {
+        let now = s.sim.now_ns;
+        let totals: Vec<Delivered> = s
+            .links
+            .iter()
+            .map(|l| {
+                (
+                    l.a_to_b.delivered_frames + l.b_to_a.delivered_frames,
+                    l.a_to_b.delivered_bytes,
+                    l.b_to_a.delivered_bytes,
+                )
+            })
+            .collect();
+        if let Some((t0, before)) = &self.last {
+            let dt = (now.saturating_sub(*t0)) as f64 / 1e9;
+            if dt > 0.0 {
+                for (r, (now_c, then_c)) in self.rates.iter_mut().zip(totals.iter().zip(before)) {
+                    r.fps = now_c.0.saturating_sub(then_c.0) as f64 / dt;
+                    r.bps = [
+                        now_c.1.saturating_sub(then_c.1) as f64 * 8.0 / dt,
+                        now_c.2.saturating_sub(then_c.2) as f64 * 8.0 / dt,
+                    ];
+                }
+            }
+        }
+        if sample {
+            for r in &mut self.rates {
+                r.history.push_back((r.bps[0] + r.bps[1]) as u64);
+                if r.history.len() > HISTORY {
+                    r.history.pop_front();
+                }
+            }
+        }
+        if self.last.as_ref().is_none_or(|(t0, _)| now > *t0) {
+            self.last = Some((now, totals));
+        }
+        self.paused = s.paused;
+        self.snapshot = Some(s);
+    }
+
+    /// Takes frame events from the feed into the packet ring.
+    pub fn on_events(&mut self, events: impl IntoIterator<Item = FeedEvent>) {
+        for e in events {
+            // The list shows where each frame went: delivered, handed on, or dropped.
+            if e.fate == Fate::Sent {
+                continue;
+            }
+            self.packets_seen += 1;
+            self.packets.push_back(PacketRow { no: self.packets_seen, event: e });
+            if self.packets.len() > PACKET_RING {
+                self.packets.pop_front();
+            }
+        }
+    }
+
+    /// Packets that fell out of the ring.
+    #[must_use]
+    pub fn packets_lost(&self) -> u64 {
+        self.packets_seen - self.packets.len() as u64
+    }
+
+    /// The packet row selected, or the newest when following.
+    #[must_use]
+    pub fn current_packet(&self) -> Option<&PacketRow> {
+        match self.selected_packet {
+            Some(no) if !self.follow => self.packets.iter().find(|p| p.no == no),
+            _ => self.packets.back(),
+        }
+    }
+
+    /// Every event of one packet still in the ring: its journey.
+    #[must_use]
+    pub fn journey(&self, packet: PacketId) -> Vec<&PacketRow> {
+        self.packets.iter().filter(|p| p.event.packet == packet).collect()
+    }
+
+    /// The simulated time now.
+    #[must_use]
+    pub fn now(&self) -> SimTime {
+        SimTime::from_nanos(self.snapshot.as_ref().map_or(0, |s| s.sim.now_ns))
+    }
+
+    fn move_selection(&mut self, by: i64) {
+        match self.tab {
+            Tab::Overview => {
+                let n = self.links.len() as i64;
+                if n > 0 {
+                    self.selected_link = (self.selected_link as i64 + by).clamp(0, n - 1) as usize;
+                }
+            }
+            Tab::Packets | Tab::Journey => {
+                let Some(cur) = self.current_packet().map(|p| p.no) else { return };
+                let first = self.packets.front().map_or(0, |p| p.no);
+                let last = self.packets.back().map_or(0, |p| p.no);
+                let to = (cur as i64 + by).clamp(first as i64, last as i64) as u64;
+                self.follow = to == last && by > 0;
+                self.selected_packet = Some(to);
+            }
+            Tab::Nodes => {
+                let n = self.snapshot.as_ref().map_or(0, |s| s.sim.hosts.len() + s.sim.switches.len()) as i64;
+                if n > 0 {
+                    self.selected_node = (self.selected_node as i64 + by).clamp(0, n - 1) as usize;
+                }
+            }
+            Tab::Log => {}
+        }
+    }
+
+    /// Applies an action to the model; returns what the driver must be told.
+    pub fn update(&mut self, action: Action) -> Vec<Control> {
+        let mut out = Vec::new();
+        match action {
+            Action::Quit => out.push(Control::Stop),
+            Action::Help => self.help = !self.help,
+            Action::NextTab | Action::PrevTab => {
+                let i = Tab::ALL.iter().position(|t| *t == self.tab).unwrap_or(0);
+                let n = Tab::ALL.len();
+                let j = if action == Action::NextTab { (i + 1) % n } else { (i + n - 1) % n };
+                self.tab = Tab::ALL[j];
+            }
+            Action::Tab(i) => self.tab = Tab::ALL.get(i).copied().unwrap_or(self.tab),
+            Action::Up => self.move_selection(-1),
+            Action::Down => self.move_selection(1),
+            Action::PageUp => self.move_selection(-20),
+            Action::PageDown => self.move_selection(20),
+            Action::Home => self.move_selection(i64::MIN / 2),
+            Action::End => self.move_selection(i64::MAX / 2),
+            Action::Pause => {
+                out.push(if self.paused { Control::Resume } else { Control::Pause });
+                self.paused = !self.paused;
+            }
+            Action::Step => {
+                if self.paused {
+                    out.push(Control::Step);
+                }
+            }
+            Action::Faster | Action::Slower => {
+                let cur = match self.speed {
+                    Speed::Max => f64::INFINITY,
+                    Speed::Factor(f) => f,
+                };
+                let next = if action == Action::Faster {
+                    SPEEDS.iter().copied().find(|s| *s > cur + 1e-9).map_or(Speed::Max, Speed::Factor)
+                } else if cur.is_infinite() {
+                    Speed::Factor(SPEEDS[SPEEDS.len() - 1])
+                } else {
+                    Speed::Factor(SPEEDS.iter().copied().rev().find(|s| *s < cur - 1e-9).unwrap_or(SPEEDS[0]))
+                };
+                self.speed = next;
+                out.push(Control::SetSpeed(next));
+            }
+            Action::ToggleLink => {
+                if let Some(name) = self.snapshot.as_ref().and_then(|s| s.sim.links.get(self.selected_link)) {
+                    let link = name.name.clone();
+                    let cmd = if name.up { CommandSpec::LinkDown { link } } else { CommandSpec::LinkUp { link } };
+                    self.log.push(format!("{} {}", self.now(), escape(&cmd.to_string())));
+                    out.push(Control::Apply(cmd));
+                }
+            }
+            Action::Follow => {
+                self.follow = !self.follow;
+                if !self.follow {
+                    self.selected_packet = self.packets.back().map(|p| p.no);
+                }
+            }
+            Action::Journey => {
+                if self.tab == Tab::Packets {
+                    self.selected_packet = self.current_packet().map(|p| p.no);
+                    self.follow = false;
+                    self.tab = Tab::Journey;
+                }
+            }
+            Action::Filter => {}
+        }
+        out
+    }
+
+    /// The side a frame of this row came from, as a direction arrow between the link's nodes.
+    #[must_use]
+    pub fn direction(&self, row: &PacketRow) -> String {
+        let [a, b] = &self.link_nodes[row.event.link.index()];
+        match row.event.from {
+            Side::A => format!("{a} → {b}"),
+            Side::B => format!("{b} → {a}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_escaped_before_a_terminal_sees_them() {
+        assert_eq!(escape("wan\u{1b}[2J\u{7}"), "wan\\u{1b}[2J\\u{7}");
+        assert_eq!(escape("laptop"), "laptop");
+    }
+}

@@ -1,0 +1,437 @@
+//! Pure views: each screen is a widget drawn from `&App`, with nothing to do with the terminal.
+//!
+//! ```text
+//! ┌ netlab two-site  1 Overview  2 Packets  3 Journey  4 Nodes  5 Log ─────────────┐  tabs
+//! │                                                                                 │
+//! │  the screen of the selected tab                                                │  body
+//! │                                                                                 │
+//! └─────────────────────────────────────────────────────────────────────────────────┘
+//!  1.234s simulated · 1x · running · late 0.4 ms · capture: … · ? help  q quit        status bar
+//! ```
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, Tabs, Widget, Wrap};
+
+use super::app::{escape, App, PacketRow, Tab};
+use super::keymap::KEYMAP;
+use crate::headless::human_bytes;
+use crate::runtime::Speed;
+use crate::sim::Fate;
+use crate::time::SimTime;
+
+/// The whole screen.
+pub struct Screen<'a>(pub &'a App);
+
+impl Widget for Screen<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let app = self.0;
+        let [top, body, status] =
+            Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(1)]).areas(area);
+        let titles: Vec<Line> =
+            Tab::ALL.iter().enumerate().map(|(i, t)| Line::from(format!("{} {}", i + 1, t.title()))).collect();
+        let selected = Tab::ALL.iter().position(|t| *t == app.tab).unwrap_or(0);
+        let [name, tabs] =
+            Layout::horizontal([Constraint::Length(app.lab.len() as u16 + 9), Constraint::Min(10)]).areas(top);
+        Paragraph::new(Line::from(vec![Span::raw(" netlab ").bold(), Span::raw(app.lab.clone())])).render(name, buf);
+        Tabs::new(titles)
+            .select(selected)
+            .highlight_style(Style::new().add_modifier(Modifier::REVERSED))
+            .divider(" ")
+            .render(tabs, buf);
+        match app.tab {
+            Tab::Overview => Overview(app).render(body, buf),
+            Tab::Packets => Packets(app).render(body, buf),
+            Tab::Journey => Journey(app).render(body, buf),
+            Tab::Nodes => Nodes(app).render(body, buf),
+            Tab::Log => LogView(app).render(body, buf),
+        }
+        StatusBar(app).render(status, buf);
+        if app.help {
+            Help.render(body, buf);
+        }
+    }
+}
+
+fn rate(bps: f64) -> String {
+    if bps >= 1e9 {
+        format!("{:.1} Gbit/s", bps / 1e9)
+    } else if bps >= 1e6 {
+        format!("{:.1} Mbit/s", bps / 1e6)
+    } else if bps >= 1e3 {
+        format!("{:.1} kbit/s", bps / 1e3)
+    } else {
+        format!("{bps:.0} bit/s")
+    }
+}
+
+fn speed(s: Speed) -> String {
+    match s {
+        Speed::Max => "max".into(),
+        Speed::Factor(f) => format!("{f}x"),
+    }
+}
+
+struct StatusBar<'a>(&'a App);
+
+impl Widget for StatusBar<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let app = self.0;
+        let state = match (&app.ended, app.paused) {
+            (Some(e), _) => e.clone(),
+            (None, true) => "paused".into(),
+            (None, false) => "running".into(),
+        };
+        let late = app.snapshot.as_ref().map_or(0.0, |s| s.max_lateness_ms);
+        let mut spans = vec![
+            Span::raw(format!(" {:.6}s simulated", app.now().as_secs_f64())).bold(),
+            Span::raw(format!(" · {} · ", speed(app.speed))),
+            Span::raw(state).add_modifier(if app.paused { Modifier::REVERSED } else { Modifier::empty() }),
+            Span::raw(format!(" · seed {}", app.seed)),
+        ];
+        if app.paused {
+            let events = app.snapshot.as_ref().map_or(0, |s| s.steps);
+            spans.push(Span::raw(format!(" · event {events} (. steps)")));
+        }
+        if late > 5.0 {
+            spans.push(Span::raw(format!(" · late {late:.1} ms")));
+        }
+        if let Some(c) = &app.capture {
+            spans.push(Span::raw(format!(" · capture: {c}")));
+        }
+        spans.push(Span::raw(" · ? help  q quit"));
+        Paragraph::new(Line::from(spans)).render(area, buf);
+    }
+}
+
+struct Overview<'a>(&'a App);
+
+impl Widget for Overview<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let app = self.0;
+        let Some(s) = &app.snapshot else {
+            Paragraph::new("starting…").render(area, buf);
+            return;
+        };
+        let [links, spark] = Layout::vertical([Constraint::Min(4), Constraint::Length(5)]).areas(area);
+        let header = Row::new(["link", "state", "a→b", "b→a", "frames/s", "in flight", "drops"]).bold();
+        let rows: Vec<Row> = s
+            .sim
+            .links
+            .iter()
+            .zip(&s.links)
+            .zip(&app.rates)
+            .enumerate()
+            .map(|(i, ((l, c), r))| {
+                let mut drops: std::collections::BTreeMap<&str, u64> = c.a_to_b.drops.clone();
+                for (k, v) in &c.b_to_a.drops {
+                    *drops.entry(k).or_default() += v;
+                }
+                let drops = if drops.is_empty() {
+                    "0".to_string()
+                } else {
+                    drops.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
+                };
+                let state = if !l.up {
+                    "down"
+                } else if l.remote.iter().any(|r| *r) {
+                    "remote"
+                } else {
+                    "up"
+                };
+                let row = Row::new([
+                    Cell::from(escape(&l.name)),
+                    Cell::from(state),
+                    Cell::from(rate(r.bps[0])),
+                    Cell::from(rate(r.bps[1])),
+                    Cell::from(format!("{:.0}", r.fps)),
+                    Cell::from(format!("{}", l.a_to_b.in_flight + l.b_to_a.in_flight)),
+                    Cell::from(drops),
+                ]);
+                let row = if l.up { row } else { row.add_modifier(Modifier::DIM) };
+                if i == app.selected_link {
+                    row.add_modifier(Modifier::REVERSED)
+                } else {
+                    row
+                }
+            })
+            .collect();
+        let widths = [
+            Constraint::Min(12),
+            Constraint::Length(6),
+            Constraint::Length(12),
+            Constraint::Length(12),
+            Constraint::Length(9),
+            Constraint::Length(9),
+            Constraint::Min(8),
+        ];
+        Table::new(rows, widths)
+            .header(header)
+            .block(Block::new().borders(Borders::TOP).title(format!(
+                " links · {} frames, {} delivered · d: down/up ",
+                s.frames,
+                human_bytes(s.bytes)
+            )))
+            .render(links, buf);
+        if let (Some(r), Some(name)) = (app.rates.get(app.selected_link), app.links.get(app.selected_link)) {
+            let data: Vec<u64> = r.history.iter().copied().collect();
+            Sparkline::default()
+                .block(Block::new().borders(Borders::TOP).title(format!(" {name}: rate, last {} s ", data.len())))
+                .data(&data)
+                .render(spark, buf);
+        }
+    }
+}
+
+fn fate(f: Fate) -> String {
+    match f {
+        Fate::Sent => "sent".into(),
+        Fate::Delivered => "delivered".into(),
+        Fate::ToRemote => "to remote".into(),
+        Fate::Dropped(r) => format!("dropped: {}", r.as_str()),
+    }
+}
+
+fn protocol(frame: &[u8]) -> (&'static str, String) {
+    use smoltcp::wire::{EthernetFrame, EthernetProtocol};
+    match EthernetFrame::new_checked(frame) {
+        Err(_) => ("?", "malformed".into()),
+        Ok(e) => match e.ethertype() {
+            EthernetProtocol::Arp => ("ARP", String::new()),
+            EthernetProtocol::Ipv4 => ("IPv4", String::new()),
+            EthernetProtocol::Ipv6 => ("IPv6", String::new()),
+            other => ("Ethernet", format!("type {other}")),
+        },
+    }
+}
+
+fn packet_cells(app: &App, p: &PacketRow) -> Vec<String> {
+    let (proto, info) = protocol(&p.event.frame);
+    vec![
+        p.no.to_string(),
+        format!("{:.6}", p.event.time.as_secs_f64()),
+        app.links.get(p.event.link.index()).cloned().unwrap_or_default(),
+        app.direction(p),
+        proto.to_string(),
+        p.event.frame.len().to_string(),
+        if info.is_empty() { fate(p.event.fate) } else { format!("{info} · {}", fate(p.event.fate)) },
+    ]
+}
+
+struct Packets<'a>(&'a App);
+
+impl Widget for Packets<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let app = self.0;
+        let lost = app.packets_lost() + app.feed_dropped;
+        let title = format!(
+            " packets · {} in view{} · {} · Enter: journey ",
+            app.packets.len(),
+            if lost > 0 { format!(", {lost} fell out") } else { String::new() },
+            if app.follow { "following (f to stop)" } else { "f: follow" }
+        );
+        let height = area.height.saturating_sub(2) as usize;
+        let current = app.current_packet().map(|p| p.no);
+        // The window of rows around the selection.
+        let end = match current {
+            Some(no) => app
+                .packets
+                .iter()
+                .position(|p| p.no == no)
+                .map_or(app.packets.len(), |i| (i + 1).max(height.min(app.packets.len()))),
+            None => app.packets.len(),
+        };
+        let start = end.saturating_sub(height);
+        let rows: Vec<Row> = app
+            .packets
+            .iter()
+            .skip(start)
+            .take(end - start)
+            .map(|p| {
+                let row = Row::new(packet_cells(app, p));
+                if Some(p.no) == current {
+                    row.add_modifier(Modifier::REVERSED)
+                } else {
+                    row
+                }
+            })
+            .collect();
+        let widths = [
+            Constraint::Length(7),
+            Constraint::Length(11),
+            Constraint::Min(10),
+            Constraint::Min(12),
+            Constraint::Length(8),
+            Constraint::Length(5),
+            Constraint::Min(10),
+        ];
+        Table::new(rows, widths)
+            .header(Row::new(["no", "time", "link", "from → to", "proto", "len", "info"]).bold())
+            .block(Block::new().borders(Borders::TOP).title(title))
+            .render(area, buf);
+    }
+}
+
+struct Journey<'a>(&'a App);
+
+impl Widget for Journey<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let app = self.0;
+        let Some(p) = app.current_packet() else {
+            Paragraph::new("no packet selected: pick one in Packets and press Enter").render(area, buf);
+            return;
+        };
+        let id = p.event.packet;
+        let hops = app.journey(id);
+        let origin = id.origin().map_or_else(|| "from outside".into(), |n| format!("sent by node {}", n.0));
+        let mut prev: Option<SimTime> = None;
+        let rows: Vec<Row> = hops
+            .iter()
+            .map(|h| {
+                let delay =
+                    prev.map_or(String::new(), |t| format!("+{:.3} ms", (h.event.time - t).as_secs_f64() * 1e3));
+                prev = Some(h.event.time);
+                Row::new([
+                    format!("{:.6}", h.event.time.as_secs_f64()),
+                    app.links.get(h.event.link.index()).cloned().unwrap_or_default(),
+                    app.direction(h),
+                    fate(h.event.fate),
+                    delay,
+                ])
+            })
+            .collect();
+        let widths = [
+            Constraint::Length(11),
+            Constraint::Min(10),
+            Constraint::Min(12),
+            Constraint::Min(12),
+            Constraint::Length(12),
+        ];
+        Table::new(rows, widths)
+            .header(Row::new(["time", "link", "from → to", "fate", "hop"]).bold())
+            .block(Block::new().borders(Borders::TOP).title(format!(" journey of packet {id} ({origin}) ")))
+            .render(area, buf);
+    }
+}
+
+struct Nodes<'a>(&'a App);
+
+impl Widget for Nodes<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let app = self.0;
+        let Some(s) = &app.snapshot else { return };
+        let [list, detail] = Layout::horizontal([Constraint::Length(20), Constraint::Min(20)]).areas(area);
+        let names: Vec<String> = s
+            .sim
+            .hosts
+            .iter()
+            .map(|h| escape(&h.name))
+            .chain(s.sim.switches.iter().map(|w| format!("{} (switch)", escape(&w.name))))
+            .collect();
+        let lines: Vec<Line> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let l = Line::from(n.clone());
+                if i == app.selected_node {
+                    l.add_modifier(Modifier::REVERSED)
+                } else {
+                    l
+                }
+            })
+            .collect();
+        Paragraph::new(lines).block(Block::new().borders(Borders::RIGHT)).render(list, buf);
+        let mut text: Vec<Line> = Vec::new();
+        if let Some(h) = s.sim.hosts.get(app.selected_node) {
+            for i in &h.interfaces {
+                text.push(
+                    Line::from(format!("{} {} mtu {}: {}", escape(&i.name), i.mac, i.mtu, i.addresses.join(", ")))
+                        .bold(),
+                );
+            }
+            text.push(Line::from("neighbours").bold());
+            for n in &h.neighbours {
+                text.push(Line::from(format!("  {} at {} ({:.1} s ago)", n.ip, n.mac, n.age_ns as f64 / 1e9)));
+            }
+            text.push(Line::from("sockets").bold());
+            for k in &h.sockets {
+                text.push(Line::from(format!(
+                    "  {} {} → {} {} rx {}/{} tx {}/{}",
+                    k.kind,
+                    k.local.as_deref().unwrap_or("-"),
+                    k.remote.as_deref().unwrap_or("-"),
+                    k.state.as_deref().unwrap_or(""),
+                    k.rx_queue,
+                    k.rx_capacity,
+                    k.tx_queue,
+                    k.tx_capacity
+                )));
+            }
+            text.push(Line::from("apps").bold());
+            for a in &h.apps {
+                let state =
+                    serde_json::to_value(a.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                text.push(Line::from(format!("  {} ({state})", escape(&a.label))));
+                text.push(Line::from(format!("    {}", crate::headless::outcome_line(&a.outcome))));
+            }
+        } else if let Some(w) = s.sim.switches.get(app.selected_node.saturating_sub(s.sim.hosts.len())) {
+            text.push(Line::from(format!("{} ports; MAC table:", w.ports)).bold());
+            for e in &w.table {
+                text.push(Line::from(format!("  {} on port {}", e.mac, e.port)));
+            }
+        }
+        Paragraph::new(text).wrap(Wrap { trim: false }).render(detail, buf);
+    }
+}
+
+struct LogView<'a>(&'a App);
+
+impl Widget for LogView<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let app = self.0;
+        let lines: Vec<Line> =
+            app.log.iter().rev().take(area.height as usize).rev().map(|l| Line::from(l.clone())).collect();
+        Paragraph::new(lines)
+            .block(Block::new().borders(Borders::TOP).title(" log: commands applied "))
+            .render(area, buf);
+    }
+}
+
+struct Help;
+
+impl Widget for Help {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let mut seen = Vec::new();
+        let lines: Vec<Line> = KEYMAP
+            .iter()
+            .filter_map(|(code, mods, _, help)| {
+                let key = match code {
+                    ratatui::crossterm::event::KeyCode::Char(c) if mods.is_empty() => c.to_string(),
+                    ratatui::crossterm::event::KeyCode::Char(c) => format!("Ctrl-{c}"),
+                    other => format!("{other}"),
+                };
+                if seen.contains(help) {
+                    return None;
+                }
+                seen.push(*help);
+                let others: Vec<String> = KEYMAP
+                    .iter()
+                    .filter(|(c2, m2, _, h2)| h2 == help && !(c2 == code && m2 == mods))
+                    .map(|(c2, ..)| match c2 {
+                        ratatui::crossterm::event::KeyCode::Char(c) => c.to_string(),
+                        other => format!("{other}"),
+                    })
+                    .collect();
+                let keys = if others.is_empty() { key } else { format!("{key} {}", others.join(" ")) };
+                Some(Line::from(format!(" {keys:<14} {help}")))
+            })
+            .collect();
+        let h = (lines.len() as u16 + 2).min(area.height);
+        let w = 48.min(area.width);
+        let r = Rect { x: area.x + area.width.saturating_sub(w) / 2, y: area.y, width: w, height: h };
+        Clear.render(r, buf);
+        Paragraph::new(lines).block(Block::bordered().title(" keys (? to close) ")).render(r, buf);
+    }
+}

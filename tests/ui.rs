@@ -1,0 +1,103 @@
+//! Every screen of the terminal UI through ratatui's `TestBackend`, at 80x24 and 160x48, fed by a
+//! deterministic virtual-time run of `labs/two-site.json`.
+
+mod common;
+
+use netlab::runtime::{Driver, RunOptions, Speed};
+use netlab::ui::app::{App, Tab};
+use netlab::ui::keymap::Action;
+use netlab::ui::view::Screen;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+fn lab() -> netlab::topology::Lab {
+    let text = std::fs::read_to_string(common::root().join("labs/two-site.json")).expect("lab");
+    netlab::topology::load_str(&text, "two-site.json").expect("valid")
+}
+
+/// The lab run in virtual time to `ms`; its snapshot, and its frame events.
+fn run_to(ms: u64) -> (netlab::runtime::LabSnapshot, Vec<netlab::runtime::FeedEvent>) {
+    let lab = lab();
+    let opts =
+        RunOptions { speed: Speed::Max, duration: Some(std::time::Duration::from_millis(ms)), ..RunOptions::default() };
+    let mut d = Driver::new(&lab, &opts).expect("driver");
+    let (rx, dropped) = d.feed(1 << 20);
+    d.run(&mut ());
+    assert_eq!(dropped.load(std::sync::atomic::Ordering::Relaxed), 0);
+    (d.snapshot(), rx.try_iter().collect())
+}
+
+/// The app as a UI would hold it 700 ms into the lab, the transfer running.
+fn app() -> App {
+    let (early, _) = run_to(600);
+    let (now, events) = run_to(700);
+    let mut app = App::new(&lab(), 1, Speed::Factor(1.0));
+    app.on_snapshot(early, true);
+    app.on_snapshot(now, true);
+    app.on_events(events);
+    app
+}
+
+fn draw(app: &App, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    t.draw(|f| f.render_widget(Screen(app), f.area())).expect("draw");
+    let buf = t.backend().buffer();
+    (0..h)
+        .map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>().trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn every_screen_at_two_sizes() {
+    let mut app = app();
+    for (i, tab) in Tab::ALL.iter().enumerate() {
+        app.update(Action::Tab(i));
+        assert_eq!(app.tab, *tab);
+        for (w, h) in [(80, 24), (160, 48)] {
+            insta::assert_snapshot!(format!("{}-{w}x{h}", tab.title().to_lowercase()), draw(&app, w, h));
+        }
+    }
+    app.update(Action::Help);
+    insta::assert_snapshot!("help-80x24", draw(&app, 80, 24));
+}
+
+#[test]
+fn the_overview_shows_rates_and_a_link_taken_down() {
+    let app = app();
+    let screen = draw(&app, 160, 48);
+    // The WAN carries the transfer at most at its 50 Mbit/s.
+    let wan = screen.lines().find(|l| l.starts_with("wan")).expect("the wan row");
+    assert!(wan.contains("Mbit/s") && wan.contains(" up "), "{wan}");
+    let (_, events) = run_to(700);
+    assert!(!events.is_empty());
+}
+
+#[test]
+fn a_packet_s_journey_follows_it_through_the_switches() {
+    let mut app = app();
+    app.update(Action::Tab(1));
+    // Walk back to a packet that crossed the WAN and reached the far host, and open its journey.
+    let wan_packet = app
+        .packets
+        .iter()
+        .rev()
+        .find(|p| app.links[p.event.link.index()] == "wan" && app.journey(p.event.packet).len() == 3)
+        .map(|p| p.no)
+        .expect("a WAN packet");
+    app.update(Action::Follow);
+    while app.current_packet().map(|p| p.no) != Some(wan_packet) {
+        app.update(Action::Up);
+    }
+    app.update(Action::Journey);
+    assert_eq!(app.tab, Tab::Journey);
+    let screen = draw(&app, 160, 48);
+    let hops: Vec<&str> = screen.lines().filter(|l| l.contains("delivered")).collect();
+    // Host → switch → WAN → switch → host: three links for a packet between the sites.
+    assert_eq!(hops.len(), 3, "{screen}");
+    assert!(hops[1].contains("wan"), "{screen}");
+    // The WAN hop takes its 10 ms of latency, and any wait in its queue.
+    let wan_hop: f64 =
+        hops[1].rsplit('+').next().and_then(|d| d.trim_end_matches(" ms").trim().parse().ok()).expect("a delay");
+    assert!(wan_hop >= 10.0, "{screen}");
+}
