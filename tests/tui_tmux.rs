@@ -1,0 +1,193 @@
+//! The real binary on a real terminal: `netlab run` in a tmux pane, driven with `send-keys` and read
+//! with `capture-pane`. Skipped (with a line saying so) where tmux is missing, unless
+//! NETLAB_REQUIRE_TOOLS=1.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{read_pcapng, root, tool};
+
+/// A tmux server of its own, killed when the test ends.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(shell: &str) -> Tmux {
+        let socket = format!("netlab-test-{}-{}", std::process::id(), rand_suffix());
+        let t = Tmux { socket };
+        let ok = t.cmd(&["new-session", "-d", "-x", "120", "-y", "40", shell]).status.success();
+        assert!(ok, "tmux starts");
+        t
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux").args(["-L", &self.socket]).args(args).output().expect("tmux runs")
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p"]).stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys"];
+        args.extend_from_slice(keys);
+        assert!(self.cmd(&args).status.success());
+    }
+
+    /// Waits (at most 30 s) until the screen shows what `test` looks for; returns that screen.
+    fn wait(&self, what: &str, test: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.screen();
+            if test(&s) {
+                if std::env::var_os("NETLAB_TMUX_DEBUG").is_some() {
+                    eprintln!("--- {what}:\n{s}");
+                }
+                return s;
+            }
+            assert!(Instant::now() < deadline, "waited for {what}; the screen:\n{s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The pid of the program the pane's shell runs.
+    fn child_pid(&self) -> String {
+        let sh = String::from_utf8_lossy(&self.cmd(&["list-panes", "-F", "#{pane_pid}"]).stdout).trim().to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = Command::new("pgrep").args(["-P", &sh, "netlab"]).output().expect("pgrep");
+            let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if !pid.is_empty() {
+                return pid;
+            }
+            assert!(Instant::now() < deadline, "netlab started in the pane");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::from(d.subsec_nanos()))
+}
+
+/// The shell line that runs netlab in the pane, then records how it exited and the terminal's mode.
+fn shell(dir: &Path, args: &str) -> (String, PathBuf) {
+    let stty = dir.join("stty.txt");
+    let line = format!(
+        "cd '{}' && '{}' run {args}; echo EXITED $?; stty -a > '{}'; sleep 60",
+        root().display(),
+        env!("CARGO_BIN_EXE_netlab"),
+        stty.display()
+    );
+    (line, stty)
+}
+
+/// The status bar's event count, while paused.
+fn event_count(screen: &str) -> u64 {
+    let at = screen.find(" · event ").expect("an event count on the status bar");
+    screen[at + 9..].split_whitespace().next().and_then(|n| n.parse().ok()).expect("a number")
+}
+
+fn cooked(stty: &Path) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !stty.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let s = std::fs::read_to_string(stty).unwrap_or_default();
+    s.split_whitespace().any(|w| w == "icanon") && s.split_whitespace().any(|w| w == "echo")
+}
+
+#[test]
+fn a_session_at_the_keyboard() {
+    if !tool("tmux") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let cap = dir.path().join("live.pcapng");
+    let report = dir.path().join("report.json");
+    let (line, stty) = shell(
+        dir.path(),
+        &format!("labs/single-lan.json --speed 0.25 --capture '{}' --report '{}'", cap.display(), report.display()),
+    );
+    let t = Tmux::start(&line);
+    // 1-2. The nodes' links, and traffic on them.
+    t.wait("the links and a rate", |s| {
+        s.contains("laptop:eth0<->sw1")
+            && s.lines().any(|l| {
+                l.contains("desktop:eth0")
+                    && (l.contains("Mbit/s") || l.contains("kbit/s"))
+                    && !l.contains(" 0 bit/s   0 bit/s")
+            })
+    });
+    // 3. The packets, newest first in view.
+    t.keys(&["2"]);
+    t.wait("the packets list", |s| s.contains("from → to") && (s.contains("IPv4") || s.contains("ARP")));
+    // 4. A packet's journey.
+    t.keys(&["Enter"]);
+    t.wait("a journey", |s| s.contains("journey of packet") && s.contains("delivered"));
+    // 5. Pause, then one step: exactly one event more.
+    t.keys(&["p"]);
+    let before = event_count(&t.wait("paused", |s| s.contains("paused") && s.contains(" · event ")));
+    t.keys(&["."]);
+    let after = t.wait("one step", |s| event_count(s) != before);
+    assert_eq!(event_count(&after), before + 1, "{after}");
+    // 6. Take the first link down, and watch its drops grow once the lab runs again.
+    t.keys(&["p", "1", "Home", "d"]);
+    t.wait("the link down, dropping", |s| {
+        s.lines().any(|l| l.starts_with("laptop:eth0") && l.contains(" down ") && l.contains("link-down"))
+    });
+    // 7. Quit: the summary, a cooked terminal, a whole capture, a report whose log replays.
+    t.keys(&["q"]);
+    let end = t.wait("the exit", |s| s.contains("EXITED"));
+    assert!(end.contains("EXITED 0") && end.contains("lab single-lan"), "{end}");
+    assert!(cooked(&stty), "the terminal is back in cooked mode with echo");
+    let live = read_pcapng(&cap);
+    assert!(!live.is_empty());
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    assert_eq!(r["ended"], "stopped");
+    assert_eq!(r["commands"][0]["command"]["kind"], "link-down", "{r}");
+    let replayed = dir.path().join("replayed.pcapng");
+    let out = common::netlab()
+        .args(["run", "labs/single-lan.json", "--virtual-time", "-q", "--replay"])
+        .arg(&report)
+        .arg("--duration")
+        .arg(format!("{}ns", (r["sim_seconds"].as_f64().unwrap() * 1e9).round() as u64))
+        .arg("--capture")
+        .arg(&replayed)
+        .output()
+        .expect("replay");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again = read_pcapng(&replayed);
+    assert_eq!(live.len(), again.len(), "the replay gives the frames of the session");
+    let epoch = live[0].ts_ns - again[0].ts_ns;
+    for (a, b) in live.iter().zip(&again) {
+        assert_eq!((&a.link, a.ts_ns - epoch, &a.data), (&b.link, b.ts_ns, &b.data));
+    }
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    if !tool("tmux") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let (line, stty) = shell(dir.path(), "labs/two-site.json --no-capture");
+    let t = Tmux::start(&line);
+    t.wait("the lab on screen", |s| s.contains("1 Overview") && s.contains("wan"));
+    let pid = t.child_pid();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let end = t.wait("the exit", |s| s.contains("EXITED"));
+    assert!(end.contains("EXITED 0") && end.contains("stopped by signal"), "{end}");
+    assert!(cooked(&stty), "the terminal is back in cooked mode with echo");
+}
