@@ -147,6 +147,16 @@ fn a_session_at_the_keyboard() {
     t.wait("the link down, dropping", |s| {
         s.lines().any(|l| l.starts_with("laptop:eth0") && l.contains(" down ") && l.contains("link-down"))
     });
+    // A command typed with completion, and one the lab refuses before it is sent.
+    t.keys(&[":", "down nowh", "Enter"]);
+    t.wait("the refusal", |s| s.contains("no link `nowh`"));
+    // Escape alone, then a pause: a terminal cannot tell an Escape from the start of a sequence.
+    t.keys(&["Escape"]);
+    std::thread::sleep(Duration::from_millis(300));
+    t.keys(&[":", "ping lap", "Tab", " desktop count=2", "Enter", "5"]);
+    t.wait("the command in the log", |s| {
+        s.contains("start-app laptop ping") && s.contains("link-down laptop:eth0<->sw1")
+    });
     // 7. Quit: the summary, a cooked terminal, a whole capture, a report whose log replays.
     t.keys(&["q"]);
     let end = t.wait("the exit", |s| s.contains("EXITED"));
@@ -157,6 +167,7 @@ fn a_session_at_the_keyboard() {
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
     assert_eq!(r["ended"], "stopped");
     assert_eq!(r["commands"][0]["command"]["kind"], "link-down", "{r}");
+    assert_eq!(r["commands"][1]["command"]["kind"], "start-app", "{r}");
     let replayed = dir.path().join("replayed.pcapng");
     let out = common::netlab()
         .args(["run", "labs/single-lan.json", "--virtual-time", "-q", "--replay"])

@@ -63,7 +63,19 @@ pub struct LinkRates {
     pub history: VecDeque<u64>,
 }
 
+/// A line being typed at the bottom of the screen.
+#[derive(Debug, Clone, Default)]
+pub struct Input {
+    pub text: String,
+    /// What is wrong with the line, once Enter was pressed.
+    pub error: Option<String>,
+}
+
 pub struct App {
+    /// The lab, for checking and completing typed commands.
+    model: Lab,
+    /// The command line (`:`), while it is open.
+    pub input: Option<Input>,
     pub lab: String,
     pub seed: u64,
     /// Link names, escaped for the terminal.
@@ -104,6 +116,8 @@ impl App {
     pub fn new(lab: &Lab, seed: u64, speed: Speed) -> Self {
         let name = |n: crate::topology::NodeId| escape(&lab.node(n).name);
         App {
+            model: lab.clone(),
+            input: None,
             lab: escape(&lab.name),
             seed,
             links: lab.links.iter().map(|l| escape(&l.name)).collect(),
@@ -302,8 +316,57 @@ impl App {
                 }
             }
             Action::Filter => {}
+            Action::Command => self.input = Some(Input::default()),
         }
         out
+    }
+
+    /// A key while the command line is open: edit, complete, run, or close it.
+    pub fn on_input_key(&mut self, key: &ratatui::crossterm::event::KeyEvent) -> Vec<Control> {
+        use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+        let Some(input) = &mut self.input else { return Vec::new() };
+        match key.code {
+            KeyCode::Esc => self.input = None,
+            KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => self.input = None,
+            KeyCode::Backspace => {
+                input.text.pop();
+                input.error = None;
+            }
+            KeyCode::Tab => input.text = super::prompt::complete(&input.text, &self.model),
+            KeyCode::Enter => {
+                let snapshot = self.snapshot.as_ref();
+                let model = |l: usize, side: Side| {
+                    snapshot
+                        .and_then(|s| s.sim.links.get(l))
+                        .map(|l| {
+                            let m = if side == Side::A { &l.a_to_b.model } else { &l.b_to_a.model };
+                            crate::topology::LinkModel {
+                                latency: std::time::Duration::from_nanos(m.latency_ns),
+                                rate_bps: m.rate_bps,
+                                loss: m.loss,
+                                queue_frames: m.queue_frames,
+                            }
+                        })
+                        .unwrap_or_default()
+                };
+                let parsed = super::prompt::parse(&input.text)
+                    .and_then(|cmd| super::prompt::check(&cmd, &self.model, model).map(|()| cmd));
+                match parsed {
+                    Ok(cmd) => {
+                        self.log.push(format!("{} {}", self.now(), escape(&cmd.to_string())));
+                        self.input = None;
+                        return vec![Control::Apply(cmd)];
+                    }
+                    Err(e) => input.error = Some(escape(&e)),
+                }
+            }
+            KeyCode::Char(c) if !c.is_control() && input.text.len() < 256 => {
+                input.text.push(c);
+                input.error = None;
+            }
+            _ => {}
+        }
+        Vec::new()
     }
 
     /// The side a frame of this row came from, as a direction arrow between the link's nodes.

@@ -30,6 +30,8 @@ pub enum Action {
     Filter,
     /// Open the journey of the selected packet.
     Journey,
+    /// Open the command line.
+    Command,
 }
 
 /// Every binding: keys, modifiers, action, and what the help screen says.
@@ -62,6 +64,7 @@ pub const KEYMAP: &[(KeyCode, KeyModifiers, Action, &str)] = &[
     (KeyCode::Char('f'), KeyModifiers::NONE, Action::Follow, "follow newest packets"),
     (KeyCode::Char('/'), KeyModifiers::NONE, Action::Filter, "edit the display filter"),
     (KeyCode::Enter, KeyModifiers::NONE, Action::Journey, "journey of the selected packet"),
+    (KeyCode::Char(':'), KeyModifiers::NONE, Action::Command, "command line (: then Tab completes)"),
 ];
 
 /// The action of a key, if it has one. Shift on a character key is part of the character.

@@ -11,6 +11,7 @@
 
 pub mod app;
 pub mod keymap;
+pub mod prompt;
 pub mod view;
 
 use std::io::Stdout;
@@ -142,6 +143,12 @@ where
         }
         if event::poll(FRAME).context("cannot read the terminal")? {
             match event::read().context("cannot read the terminal")? {
+                Event::Key(k) if k.kind != KeyEventKind::Release && app.input.is_some() => {
+                    for c in app.on_input_key(&k) {
+                        let _ = lab.control.send(c);
+                    }
+                    dirty = true;
+                }
                 Event::Key(k) if k.kind != KeyEventKind::Release => {
                     if let Some(a) = keymap::action(&k) {
                         for c in app.update(a) {

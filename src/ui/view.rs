@@ -48,7 +48,16 @@ impl Widget for Screen<'_> {
             Tab::Nodes => Nodes(app).render(body, buf),
             Tab::Log => LogView(app).render(body, buf),
         }
-        StatusBar(app).render(status, buf);
+        match &app.input {
+            Some(input) => {
+                let mut spans = vec![Span::raw(":").bold(), Span::raw(escape(&input.text)), Span::raw("█")];
+                if let Some(e) = &input.error {
+                    spans.push(Span::raw(format!("  {e}")).add_modifier(Modifier::REVERSED));
+                }
+                Paragraph::new(Line::from(spans)).render(status, buf);
+            }
+            None => StatusBar(app).render(status, buf),
+        }
         if app.help {
             Help.render(body, buf);
         }
