@@ -7,8 +7,10 @@ mod common;
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
+use netlab::runtime::CaptureChoice;
+
 use common::read_pcapng;
-use netlab::runtime::{CaptureChoice, Control, Driver, Ended, RunOptions, Speed};
+use netlab::runtime::{Control, Driver, Ended, RunOptions, Speed};
 use netlab::sim::{command::read_log, CommandSpec};
 use netlab::topology::{self, Side};
 
@@ -113,4 +115,50 @@ fn a_stop_control_ends_a_run_that_would_go_on() {
     assert!(t0.elapsed() < Duration::from_secs(5));
     let r = driver.finish(ended);
     assert!((0.2..2.0).contains(&r.wall_seconds), "{}", r.wall_seconds);
+}
+
+#[test]
+fn capture_starts_and_stops_per_link_while_the_lab_runs() {
+    let mut lab = two_site();
+    let dir = tempfile::tempdir().expect("tmp");
+    lab.capture.dir = dir.path().to_path_buf();
+    let wan = lab.links.iter().find(|l| l.name == "wan").unwrap().id;
+    let opts = RunOptions { speed: Speed::Max, capture: CaptureChoice::Off, ..RunOptions::default() };
+    let mut driver = Driver::new(&lab, &opts).expect("driver");
+    assert!(driver.snapshot().capture_files.is_empty(), "no capture yet");
+    driver.set_capture(wan, true).expect("a capture starts");
+    let snap = driver.snapshot();
+    assert_eq!(snap.capture_files.len(), 1);
+    assert_eq!(snap.capturing.iter().filter(|c| **c).count(), 1);
+    let ended = driver.run(&mut ());
+    let r = driver.finish(ended);
+    let file = std::path::PathBuf::from(&r.capture.as_ref().expect("a capture").files[0]);
+    assert!(file.starts_with(dir.path()), "in the lab's capture folder: {file:?}");
+    let frames = read_pcapng(&file);
+    assert!(frames.iter().all(|f| f.link == "wan"));
+    let wan_counts = &r.links[wan.index()];
+    assert_eq!(frames.len() as u64, wan_counts.a_to_b.delivered_frames + wan_counts.b_to_a.delivered_frames);
+}
+
+#[test]
+fn a_link_added_to_a_running_capture_gets_its_interface() {
+    let mut lab = two_site();
+    let dir = tempfile::tempdir().expect("tmp");
+    let cap = dir.path().join("some.pcapng");
+    let wan = lab.links.iter().find(|l| l.name == "wan").unwrap().id;
+    // Only the first link is captured from the start.
+    lab.capture.links = vec![netlab::topology::LinkId(0)];
+    let opts = RunOptions {
+        speed: Speed::Max,
+        capture: CaptureChoice::File(cap.clone()),
+        duration: Some(Duration::from_millis(800)),
+        ..RunOptions::default()
+    };
+    let mut driver = Driver::new(&lab, &opts).expect("driver");
+    driver.set_capture(wan, true).expect("on");
+    driver.set_capture(netlab::topology::LinkId(0), false).expect("off");
+    let ended = driver.run(&mut ());
+    let _ = driver.finish(ended);
+    let frames = read_pcapng(&cap);
+    assert!(!frames.is_empty() && frames.iter().all(|f| f.link == "wan"), "only the WAN, named as such");
 }

@@ -41,11 +41,18 @@ struct Record {
 struct Batch {
     data: Vec<u8>,
     records: Vec<Record>,
+    /// Links whose capture started since the last batch: their interfaces come before the
+    /// batch's frames.
+    new_links: Vec<String>,
 }
 
 impl Batch {
     fn with_capacity() -> Self {
-        Batch { data: Vec::with_capacity(BATCH_BYTES + 64 * 1024), records: Vec::with_capacity(BATCH_BYTES / 64) }
+        Batch {
+            data: Vec::with_capacity(BATCH_BYTES + 64 * 1024),
+            records: Vec::with_capacity(BATCH_BYTES / 64),
+            new_links: Vec::new(),
+        }
     }
 }
 
@@ -66,8 +73,14 @@ pub enum Target {
 }
 
 pub struct Capture {
-    /// Interface number of each link, or `None` when it is not captured.
+    /// Interface number of each link, or `None` when it has none yet.
     iface_of: Vec<Option<u32>>,
+    /// Whether each link is being captured now.
+    on: Vec<bool>,
+    /// Every link's name, for interfaces added while the capture runs.
+    names: Vec<String>,
+    next_iface: u32,
+    files: Vec<String>,
     batch: Batch,
     epoch_ns: u64,
     tx: Option<SyncSender<Batch>>,
@@ -93,6 +106,8 @@ impl Capture {
             Target::Pcapng(sink) => writer::Writer::pcapng(sink, &names)?,
             Target::PcapDir(dir) => writer::Writer::pcap_dir(&dir, &names)?,
         };
+        let files = w.files();
+        let next_iface = u32::try_from(names.len()).unwrap_or(u32::MAX);
         let (tx, rx) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
         let (back_tx, back_rx) = sync_channel::<Batch>(BATCHES_IN_FLIGHT + 2);
         let thread = std::thread::Builder::new().name("netlab-capture".into()).spawn(move || {
@@ -109,6 +124,9 @@ impl Capture {
                     }
                     Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
                 };
+                for l in &batch.new_links {
+                    w.add_link(l)?;
+                }
                 for r in &batch.records {
                     let data = &batch.data[r.start as usize..(r.start + r.len) as usize];
                     w.write(r.iface, r.ts_ns, r.orig_len, data)?;
@@ -116,11 +134,16 @@ impl Capture {
                 let mut batch = batch;
                 batch.data.clear();
                 batch.records.clear();
+                batch.new_links.clear();
                 let _ = back_tx.try_send(batch);
             }
             w.finish()
         })?;
         Ok(Capture {
+            on: iface_of.iter().map(Option::is_some).collect(),
+            names: lab.links.iter().map(|l| l.name.clone()).collect(),
+            next_iface,
+            files,
             iface_of,
             batch: Batch::with_capacity(),
             epoch_ns,
@@ -205,6 +228,30 @@ impl Capture {
         }
     }
 
+    /// Starts or stops capturing a link while the run goes on. A link captured for the first time
+    /// gets its interface (or its file) then.
+    pub fn set_link(&mut self, link: crate::topology::LinkId, on: bool) {
+        let Some(slot) = self.on.get_mut(link.index()) else { return };
+        *slot = on;
+        if on && self.iface_of[link.index()].is_none() {
+            self.iface_of[link.index()] = Some(self.next_iface);
+            self.next_iface += 1;
+            self.batch.new_links.push(self.names[link.index()].clone());
+        }
+    }
+
+    /// Which links are being captured now.
+    #[must_use]
+    pub fn links_on(&self) -> &[bool] {
+        &self.on
+    }
+
+    /// The files being written (`-` for standard output).
+    #[must_use]
+    pub fn files(&self) -> &[String] {
+        &self.files
+    }
+
     /// The writer has stopped early: its output failed (a full disk, a closed pipe).
     #[must_use]
     pub fn writer_stopped(&self) -> bool {
@@ -219,6 +266,9 @@ impl Observer for Capture {
             return;
         }
         let Some(Some(iface)) = self.iface_of.get(ev.link.index()).copied() else { return };
+        if !self.on[ev.link.index()] {
+            return;
+        }
         let len = ev.frame.len().min(SNAPLEN);
         let start = self.batch.data.len();
         self.batch.data.extend_from_slice(&ev.frame[..len]);

@@ -35,7 +35,7 @@ pub(super) struct Writer {
 
 enum Format {
     Pcapng { w: PcapNgWriter<Out>, info: CaptureInfo },
-    Pcap { files: Vec<BufWriter<File>>, info: CaptureInfo },
+    Pcap { files: Vec<BufWriter<File>>, info: CaptureInfo, dir: PathBuf, used: std::collections::BTreeSet<String> },
 }
 
 fn io(e: pcap_file::PcapError) -> std::io::Error {
@@ -80,6 +80,31 @@ fn create(path: &Path) -> std::io::Result<(File, AtomicFile)> {
     Ok((file, out))
 }
 
+/// The interface of one link: named after it, with nanosecond timestamps.
+fn idb(link: &str) -> InterfaceDescriptionBlock<'static> {
+    InterfaceDescriptionBlock {
+        linktype: DataLink::ETHERNET,
+        snaplen: SNAPLEN as u32,
+        options: vec![
+            InterfaceDescriptionOption::IfName(Cow::Owned(link.to_string())),
+            InterfaceDescriptionOption::IfDescription(Cow::Owned(format!("netlab link {link}"))),
+            // pcap-file writes nanoseconds but leaves the resolution at the default microseconds.
+            InterfaceDescriptionOption::IfTsResol(9),
+        ],
+    }
+}
+
+/// A classic pcap file's header: Ethernet, nanosecond timestamps.
+fn pcap_header() -> PcapHeader {
+    PcapHeader {
+        snaplen: SNAPLEN as u32,
+        datalink: DataLink::ETHERNET,
+        ts_resolution: TsResolution::NanoSecond,
+        endianness: Endianness::Little,
+        ..Default::default()
+    }
+}
+
 impl Writer {
     pub fn pcapng(sink: Sink, links: &[String]) -> std::io::Result<Writer> {
         let mut outputs = Vec::new();
@@ -101,17 +126,7 @@ impl Writer {
         };
         let mut w = PcapNgWriter::with_section_header(BufWriter::with_capacity(1 << 20, out), shb).map_err(io)?;
         for l in links {
-            let idb = InterfaceDescriptionBlock {
-                linktype: DataLink::ETHERNET,
-                snaplen: SNAPLEN as u32,
-                options: vec![
-                    InterfaceDescriptionOption::IfName(Cow::Owned(l.clone())),
-                    InterfaceDescriptionOption::IfDescription(Cow::Owned(format!("netlab link {l}"))),
-                    // pcap-file writes nanoseconds but leaves the resolution at the default microseconds.
-                    InterfaceDescriptionOption::IfTsResol(9),
-                ],
-            };
-            w.write_pcapng_block(idb).map_err(io)?;
+            w.write_pcapng_block(idb(l)).map_err(io)?;
         }
         w.get_mut().flush()?;
         let info = CaptureInfo { files: vec![name], frames: 0, bytes: 0 };
@@ -132,23 +147,16 @@ impl Writer {
                 used.insert(stem.clone());
             }
             let path = dir.join(format!("{stem}.pcap"));
-            let header = PcapHeader {
-                snaplen: SNAPLEN as u32,
-                datalink: DataLink::ETHERNET,
-                ts_resolution: TsResolution::NanoSecond,
-                endianness: Endianness::Little,
-                ..Default::default()
-            };
             let (file, output) = create(&path)?;
             outputs.push(output);
             let mut w = BufWriter::with_capacity(256 * 1024, file);
-            header.write_to(&mut w).map_err(io)?;
+            pcap_header().write_to(&mut w).map_err(io)?;
             w.flush()?;
             files.push(w);
             names.push(path.display().to_string());
         }
         let info = CaptureInfo { files: names, frames: 0, bytes: 0 };
-        Ok(Writer { format: Format::Pcap { files, info }, outputs })
+        Ok(Writer { format: Format::Pcap { files, info, dir: dir.to_path_buf(), used }, outputs })
     }
 
     pub fn write(&mut self, iface: u32, ts_ns: u64, orig_len: u32, data: &[u8]) -> std::io::Result<()> {
@@ -165,7 +173,7 @@ impl Writer {
                 info.frames += 1;
                 info.bytes += data.len() as u64;
             }
-            Format::Pcap { files, info } => {
+            Format::Pcap { files, info, .. } => {
                 if let Some(w) = files.get_mut(iface as usize) {
                     PcapPacket { timestamp: Duration::from_nanos(ts_ns), orig_len, data: Cow::Borrowed(data) }
                         .write_to::<_, byteorder::LittleEndian>(w, TsResolution::NanoSecond, SNAPLEN as u32)
@@ -176,6 +184,36 @@ impl Writer {
             }
         }
         Ok(())
+    }
+
+    /// The files being written.
+    pub fn files(&self) -> Vec<String> {
+        match &self.format {
+            Format::Pcapng { info, .. } | Format::Pcap { info, .. } => info.files.clone(),
+        }
+    }
+
+    /// A link captured from now on: its interface (pcapng) or its file (pcap), numbered after the
+    /// others.
+    pub fn add_link(&mut self, link: &str) -> std::io::Result<()> {
+        match &mut self.format {
+            Format::Pcapng { w, .. } => w.write_pcapng_block(idb(link)).map(|_| ()).map_err(io),
+            Format::Pcap { files, info, dir, used } => {
+                let mut stem = file_stem(link);
+                if !used.insert(stem.clone()) {
+                    stem = format!("{stem}-{}", files.len());
+                    used.insert(stem.clone());
+                }
+                let path = dir.join(format!("{stem}.pcap"));
+                let (file, output) = create(&path)?;
+                self.outputs.push(output);
+                let mut w = BufWriter::with_capacity(256 * 1024, file);
+                pcap_header().write_to(&mut w).map_err(io)?;
+                files.push(w);
+                info.files.push(path.display().to_string());
+                Ok(())
+            }
+        }
     }
 
     pub fn flush(&mut self) -> std::io::Result<()> {

@@ -57,6 +57,12 @@ pub enum Control {
         packet: Option<PacketId>,
         frame: Vec<u8>,
     },
+    /// Start or stop capturing a link. With no capture running, one starts in the lab's capture
+    /// folder.
+    Capture {
+        link: LinkId,
+        on: bool,
+    },
 }
 
 /// The lab as a UI sees it: the core's snapshot, the counters, and the clock.
@@ -71,6 +77,9 @@ pub struct LabSnapshot {
     pub max_lateness_ms: f64,
     /// Steps of the core so far: a single step adds one.
     pub steps: u64,
+    /// The capture's files, and which links it captures now.
+    pub capture_files: Vec<String>,
+    pub capturing: Vec<bool>,
 }
 
 /// What a presenter hears about a run in progress.
@@ -126,6 +135,8 @@ pub struct Driver {
     stopped_by_control: bool,
     steps: u64,
     keep_running: bool,
+    /// Added to capture timestamps: the Unix time of the start on the wall clock, 0 in virtual time.
+    epoch_ns: u64,
     /// Frame events for a UI, if one asked.
     feed: Option<Feed>,
 }
@@ -215,6 +226,7 @@ impl Driver {
             stopped_by_control: false,
             steps: 0,
             keep_running: opts.keep_running,
+            epoch_ns,
             feed: None,
         })
     }
@@ -366,6 +378,11 @@ impl Driver {
                 let _ = reply.try_send(self.snapshot());
             }
             Control::Frame { link, from, packet, frame } => self.inject(link, from, packet, &frame),
+            Control::Capture { link, on } => {
+                if let Err(e) = self.set_capture(link, on) {
+                    self.command_errors.push(format!("capture of link {}: {e:#}", link.0));
+                }
+            }
         }
     }
 
@@ -519,6 +536,23 @@ impl Driver {
         self.sim.inject(link, from, at, packet, frame, &mut obs);
     }
 
+    /// Starts or stops capturing a link; with no capture running, starts one in the lab's folder.
+    pub fn set_capture(&mut self, link: LinkId, on: bool) -> anyhow::Result<()> {
+        anyhow::ensure!(link.index() < self.lab.links.len(), "no such link");
+        if self.capture.is_none() && on {
+            let mut lab = self.lab.clone();
+            lab.capture.links.clear();
+            let target = Capture::default_target(&lab, &super::run_name(self.pacer.speed().is_max(), self.seed));
+            let mut c = Capture::start(&lab, target, self.epoch_ns).context("cannot start the capture")?;
+            c.set_give_up_flag(Arc::clone(&self.stop));
+            self.capture = Some(c);
+        }
+        if let Some(c) = &mut self.capture {
+            c.set_link(link, on);
+        }
+        Ok(())
+    }
+
     /// An owned picture of the running lab.
     #[must_use]
     pub fn snapshot(&self) -> LabSnapshot {
@@ -531,6 +565,11 @@ impl Driver {
             paused: self.pacer.paused(),
             max_lateness_ms: self.max_lateness.as_secs_f64() * 1e3,
             steps: self.steps,
+            capture_files: self.capture.as_ref().map(|c| c.files().to_vec()).unwrap_or_default(),
+            capturing: self
+                .capture
+                .as_ref()
+                .map_or_else(|| vec![false; self.lab.links.len()], |c| c.links_on().to_vec()),
         }
     }
 

@@ -100,7 +100,6 @@ pub struct App {
     pub log: Vec<String>,
     pub speed: Speed,
     pub paused: bool,
-    pub capture: Option<String>,
     pub ended: Option<String>,
 }
 
@@ -137,7 +136,6 @@ impl App {
             log: Vec::new(),
             speed,
             paused: false,
-            capture: None,
             ended: None,
         }
     }
@@ -317,6 +315,15 @@ impl App {
             }
             Action::Filter => {}
             Action::Command => self.input = Some(Input::default()),
+            Action::ToggleCapture => {
+                if let Some(s) = &self.snapshot {
+                    let on = !s.capturing.get(self.selected_link).copied().unwrap_or(false);
+                    let link = crate::topology::LinkId(self.selected_link as u32);
+                    let name = self.links.get(self.selected_link).cloned().unwrap_or_default();
+                    self.log.push(format!("{} capture {} {name}", self.now(), if on { "on" } else { "off" }));
+                    out.push(Control::Capture { link, on });
+                }
+            }
         }
         out
     }

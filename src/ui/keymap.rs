@@ -32,6 +32,8 @@ pub enum Action {
     Journey,
     /// Open the command line.
     Command,
+    /// Start or stop capturing the selected link.
+    ToggleCapture,
 }
 
 /// Every binding: keys, modifiers, action, and what the help screen says.
@@ -61,6 +63,7 @@ pub const KEYMAP: &[(KeyCode, KeyModifiers, Action, &str)] = &[
     (KeyCode::Char('='), KeyModifiers::NONE, Action::Faster, "faster"),
     (KeyCode::Char('-'), KeyModifiers::NONE, Action::Slower, "slower"),
     (KeyCode::Char('d'), KeyModifiers::NONE, Action::ToggleLink, "link down / up"),
+    (KeyCode::Char('c'), KeyModifiers::NONE, Action::ToggleCapture, "capture the link / stop"),
     (KeyCode::Char('f'), KeyModifiers::NONE, Action::Follow, "follow newest packets"),
     (KeyCode::Char('/'), KeyModifiers::NONE, Action::Filter, "edit the display filter"),
     (KeyCode::Enter, KeyModifiers::NONE, Action::Journey, "journey of the selected packet"),

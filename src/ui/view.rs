@@ -107,8 +107,8 @@ impl Widget for StatusBar<'_> {
         if late > 5.0 {
             spans.push(Span::raw(format!(" · late {late:.1} ms")));
         }
-        if let Some(c) = &app.capture {
-            spans.push(Span::raw(format!(" · capture: {c}")));
+        if let Some(f) = app.snapshot.as_ref().and_then(|s| s.capture_files.first()) {
+            spans.push(Span::raw(format!(" · capture: {}", escape(f))));
         }
         spans.push(Span::raw(" · ? help  q quit"));
         Paragraph::new(Line::from(spans)).render(area, buf);
@@ -125,7 +125,7 @@ impl Widget for Overview<'_> {
             return;
         };
         let [links, spark] = Layout::vertical([Constraint::Min(4), Constraint::Length(5)]).areas(area);
-        let header = Row::new(["link", "state", "a→b", "b→a", "frames/s", "in flight", "drops"]).bold();
+        let header = Row::new(["link", "state", "cap", "a→b", "b→a", "frames/s", "in flight", "drops"]).bold();
         let rows: Vec<Row> = s
             .sim
             .links
@@ -153,6 +153,7 @@ impl Widget for Overview<'_> {
                 let row = Row::new([
                     Cell::from(escape(&l.name)),
                     Cell::from(state),
+                    Cell::from(if s.capturing.get(i).copied().unwrap_or(false) { "●" } else { "" }),
                     Cell::from(rate(r.bps[0])),
                     Cell::from(rate(r.bps[1])),
                     Cell::from(format!("{:.0}", r.fps)),
@@ -170,6 +171,7 @@ impl Widget for Overview<'_> {
         let widths = [
             Constraint::Min(12),
             Constraint::Length(6),
+            Constraint::Length(3),
             Constraint::Length(12),
             Constraint::Length(12),
             Constraint::Length(9),
@@ -179,7 +181,7 @@ impl Widget for Overview<'_> {
         Table::new(rows, widths)
             .header(header)
             .block(Block::new().borders(Borders::TOP).title(format!(
-                " links · {} frames, {} delivered · d: down/up ",
+                " links · {} frames, {} delivered · d: down/up · c: capture ",
                 s.frames,
                 human_bytes(s.bytes)
             )))
