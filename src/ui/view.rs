@@ -168,8 +168,9 @@ impl Widget for Overview<'_> {
                 }
             })
             .collect();
+        let name_width = app.links.iter().map(|n| n.chars().count()).max().unwrap_or(4).clamp(4, 40) as u16;
         let widths = [
-            Constraint::Min(12),
+            Constraint::Length(name_width),
             Constraint::Length(6),
             Constraint::Length(3),
             Constraint::Length(12),
