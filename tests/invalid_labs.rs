@@ -156,14 +156,53 @@ fn apply(text: &str, edits: &[Edit]) -> String {
     chars.into_iter().collect()
 }
 
-/// The loader's contract on any input: no panic, and an error always says something, somewhere.
+/// The loader's contract on any input: no panic, and an error always says something, somewhere,
+/// in text that cannot drive a terminal.
 fn assert_loads_or_explains(text: &str) {
     if let Err(d) = load_str(text, "fuzz.json") {
         assert!(!d.0.is_empty(), "an error with no diagnostics for:\n{text}");
         for x in &d.0 {
             assert!(x.line >= 1 && x.col >= 1, "diagnostic at {}:{} for:\n{text}", x.line, x.col);
         }
+        assert_printable(&d.to_string());
     }
+}
+
+/// Diagnostics hold no control character but line breaks, nor an invisible one that reorders text.
+fn assert_printable(shown: &str) {
+    let invisible = |c: &char| {
+        matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
+    };
+    let bad = shown.chars().find(|c| (c.is_control() && *c != '\n') || invisible(c));
+    assert!(bad.is_none(), "{bad:?} printed raw in:\n{shown}");
+}
+
+#[test]
+fn lab_text_is_escaped_in_every_message() {
+    for path in corpus_files() {
+        assert_printable(&load_invalid(&path).to_string());
+    }
+    let d = load_invalid(&manifest_dir().join(CORPUS).join("84-control-characters-in-names.json")).to_string();
+    assert!(d.contains("`\\u{1b}]0;pwned\\u{7}` is not a valid node name"), "{d}");
+    assert!(d.contains("`wan\\nfake: error\\u{1b}[2J` is not a valid link name"), "{d}");
+}
+
+/// A value of megabytes is shown cut: its diagnostics stay a few lines long, not megabytes.
+#[test]
+fn huge_values_are_cut_in_diagnostics() {
+    let huge = "x".repeat(10 << 20);
+    let text = format!(
+        r#"{{ "name": "huge", "nodes": {{
+  "{huge}:": {{ "kind": "switch" }},
+  "h": {{ "kind": "host", "interfaces": {{ "eth0": {{ "addresses": ["10.0.0.1/24"], "{huge}": 1 }} }},
+         "apps": [ {{ "kind": "ping", "to": "{huge}", "count": "{huge}" }}, {{ "kind": "{huge}" }} ] }} }},
+  "links": [ {{ "a": "h:eth0", "b": "{huge}", "name": "{huge}" }} ] }}"#
+    );
+    let d = load_str(&text, "huge.json").expect_err("invalid").to_string();
+    assert!(d.len() < 8 << 10, "{} bytes of diagnostics:\n{}", d.len(), &d[..d.len().min(4000)]);
+    assert!(d.contains(&format!("`{}… (10485761 characters)` is not a valid node name", "x".repeat(60))), "{d}");
+    assert!(d.contains("string \"xxxxxxxxxx"), "{d}");
+    assert!(d.matches("… (10485760 characters)").count() >= 5, "{d}");
 }
 
 proptest! {

@@ -2,6 +2,10 @@
 //!
 //! Places come from a second, span-keeping parse of the same text (jsonc-parser's AST), so that any
 //! check, however late, can point at the exact key or value it is about.
+//!
+//! Text taken from a lab file is shown through [`shown`]: control and other invisible characters
+//! are escaped (`\u{1b}`, as a JSON path escapes them) so that a name cannot drive the terminal
+//! that prints a diagnostic, and a long value is cut to its first [`SHOWN_CHARS`] characters.
 
 use std::fmt::{self, Write as _};
 
@@ -65,9 +69,9 @@ impl fmt::Display for JsonPath {
                     if i > 0 {
                         f.write_char('.')?;
                     }
-                    f.write_str(k)?;
+                    write!(f, "{}", shown(k))?;
                 }
-                Seg::Key(k) => write!(f, "[{k:?}]")?,
+                Seg::Key(k) => write!(f, "[\"{}\"]", Shown { text: k, in_quotes: true })?,
             }
         }
         Ok(())
@@ -200,7 +204,14 @@ impl<'a> Locator<'a> {
     #[must_use]
     pub fn place(&self, file: &str, p: Problem) -> Diagnostic {
         let (line, col) = self.line_col(self.offset(&p.path, p.target));
-        Diagnostic { file: file.to_string(), line, col, path: p.path.to_string(), message: p.message, hint: p.hint }
+        Diagnostic {
+            file: file.to_string(),
+            line,
+            col,
+            path: p.path.to_string(),
+            message: printable(&p.message),
+            hint: p.hint.as_deref().map(printable),
+        }
     }
 
     /// Keys that appear twice in one object: JSON parsers keep only the last, silently.
@@ -275,7 +286,7 @@ fn walk_duplicates(v: &Span, path: &JsonPath, out: &mut Vec<Problem>) {
                     out.push(Problem {
                         path: path.key(name),
                         target: Target::Key,
-                        message: format!("duplicate key `{name}`"),
+                        message: format!("duplicate key `{}`", shown(name)),
                         hint: Some("a JSON object keeps only the last of two equal keys; rename or merge them".into()),
                     });
                 }
@@ -294,11 +305,109 @@ fn walk_duplicates(v: &Span, path: &JsonPath, out: &mut Vec<Problem>) {
 /// "did you mean `x`?" for the closest of `candidates`, if any is close enough.
 #[must_use]
 pub fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<String> {
-    closest(word, candidates).map(|c| format!("did you mean `{c}`?"))
+    closest(word, candidates).map(|c| format!("did you mean `{}`?", shown(c)))
 }
 
-/// The candidate closest to `word`, if one is close enough to be a likely typo.
+/// The longest word (in bytes) for which a close candidate is looked for: names have at most 64
+/// characters, and comparing long texts costs the product of their lengths.
+const MAX_SUGGESTED_LEN: usize = 200;
+
+/// How many characters of a value from the lab file a diagnostic shows.
+pub const SHOWN_CHARS: usize = 60;
+
+/// How many items a list in a hint names.
+pub const LISTED_ITEMS: usize = 10;
+
+/// A value from the lab file as a diagnostic shows it: see [`shown`].
+#[derive(Debug, Clone, Copy)]
+pub struct Shown<'a> {
+    text: &'a str,
+    /// Inside double quotes (a JSON path's `["key"]`), where `"` is escaped too.
+    in_quotes: bool,
+}
+
+/// `text` fit for a terminal: every control or invisible character escaped as Rust escapes it in
+/// a string (`\u{1b}`, `\n`, `\u{202e}`; a backslash is `\\`), and a value longer than
+/// [`SHOWN_CHARS`] characters cut there, followed by `…` and its whole length.
+#[must_use]
+pub fn shown(text: &str) -> Shown<'_> {
+    Shown { text, in_quotes: false }
+}
+
+/// [`shown`] for a place inside double quotes, where `"` is escaped too (`\"`): a string in a
+/// message as Rust's `{:?}` writes it, cut as [`shown`] cuts.
+#[must_use]
+pub fn shown_quoted(text: &str) -> Shown<'_> {
+    Shown { text, in_quotes: true }
+}
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, c) in self.text.chars().enumerate() {
+            if n == SHOWN_CHARS {
+                return write!(f, "… ({} characters)", self.text.chars().count());
+            }
+            match c {
+                '\'' => f.write_char(c)?,
+                '"' if !self.in_quotes => f.write_char(c)?,
+                _ => write!(f, "{}", c.escape_debug())?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// At most this many characters of a message or hint are printed, whatever it holds.
+const MAX_MESSAGE_CHARS: usize = 2000;
+
+/// A message or hint with any control or invisible character left in it escaped (as [`shown`]
+/// does; backslashes are left alone, since they may start an escape already made), and cut at
+/// [`MAX_MESSAGE_CHARS`]. Every message passes here before it is printed.
+#[must_use]
+pub fn printable(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE_CHARS));
+    for (n, c) in message.chars().enumerate() {
+        if n == MAX_MESSAGE_CHARS {
+            out.push('…');
+            break;
+        }
+        if matches!(c, '\\' | '"' | '\'') || c.escape_debug().next() != Some('\\') {
+            out.push(c);
+        } else {
+            let _ = write!(out, "{}", c.escape_debug());
+        }
+    }
+    out
+}
+
+/// `a, b, c` for a hint, each item [`shown`], and at most [`LISTED_ITEMS`] of them: past that,
+/// `…` and how many more there are.
+#[must_use]
+pub fn listing<'i>(items: impl IntoIterator<Item = &'i str>) -> String {
+    let mut out = String::new();
+    let mut more = 0usize;
+    for (n, item) in items.into_iter().enumerate() {
+        if n >= LISTED_ITEMS {
+            more += 1;
+            continue;
+        }
+        if n > 0 {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "{}", shown(item));
+    }
+    if more > 0 {
+        let _ = write!(out, ", … ({more} more)");
+    }
+    out
+}
+
+/// The candidate closest to `word`, if one is close enough to be a likely typo. A word of
+/// more than [`MAX_SUGGESTED_LEN`] bytes is no typo of a name, and gets none.
 pub fn closest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+    if word.len() > MAX_SUGGESTED_LEN {
+        return None;
+    }
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))
@@ -353,6 +462,36 @@ mod tests {
         assert_eq!(without_surrogates("\"\\\\ud83d\""), None);
         let l = Locator::new("{\"\\ud83d\\udcbb\": 1, \"\\ud83d\\udcbb\": 2}");
         assert_eq!(l.duplicate_keys()[0].path.to_string(), "[\"\u{1F4BB}\"]");
+    }
+
+    #[test]
+    fn shown_values_are_escaped_and_cut() {
+        assert_eq!(shown("\u{1b}]0;pwned\u{7}").to_string(), "\\u{1b}]0;pwned\\u{7}");
+        assert_eq!(shown("wan\nfake: error").to_string(), "wan\\nfake: error");
+        // Invisible characters too: a right-to-left override would reorder what follows it.
+        assert_eq!(shown("a\u{202e}b\u{200b}").to_string(), "a\\u{202e}b\\u{200b}");
+        assert_eq!(shown("it's \"x\" \\ 💻").to_string(), "it's \"x\" \\\\ 💻");
+        assert_eq!(shown_quoted("\"x\"").to_string(), "\\\"x\\\"");
+        let long = "é".repeat(SHOWN_CHARS + 1);
+        assert_eq!(shown(&long).to_string(), format!("{}… (61 characters)", "é".repeat(SHOWN_CHARS)));
+        assert_eq!(shown(&long[..SHOWN_CHARS * 2]).to_string(), "é".repeat(SHOWN_CHARS));
+        // A JSON path shows its keys the same way.
+        let p = JsonPath::root().key("nodes").key("\u{1b}[2J").key(&"a".repeat(100));
+        assert_eq!(p.to_string(), format!("nodes[\"\\u{{1b}}[2J\"].{}… (100 characters)", "a".repeat(SHOWN_CHARS)));
+    }
+
+    #[test]
+    fn printable_escapes_what_is_left_and_keeps_escapes_made() {
+        assert_eq!(printable("a \u{1b}[2J b"), "a \\u{1b}[2J b");
+        assert_eq!(printable("already \\u{1b} escaped, \"quoted\""), "already \\u{1b} escaped, \"quoted\"");
+        assert_eq!(printable(&"x".repeat(3000)).chars().count(), MAX_MESSAGE_CHARS + 1);
+    }
+
+    #[test]
+    fn listings_are_cut() {
+        assert_eq!(listing(["a", "b\u{7}"]), "a, b\\u{7}");
+        let names: Vec<String> = (0..25).map(|i| format!("h{i}")).collect();
+        assert_eq!(listing(names.iter().map(String::as_str)), "h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, … (15 more)");
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 
+use super::diag::shown;
+
 pub fn duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     if t == "0" {
@@ -14,16 +16,16 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(t).map_err(|e| match e {
         humantime::DurationError::Empty => "an empty string is not a duration".to_string(),
         humantime::DurationError::UnknownUnit { unit, .. } if unit.is_empty() => {
-            format!("`{s}` has no time unit")
+            format!("`{}` has no time unit", shown(s))
         }
         humantime::DurationError::UnknownUnit { unit, .. } => {
-            format!("`{s}` has an unknown time unit `{unit}` (use ns, us, ms, s, m, h or d)")
+            format!("`{}` has an unknown time unit `{}` (use ns, us, ms, s, m, h or d)", shown(s), shown(&unit))
         }
         humantime::DurationError::NumberOverflow => {
-            format!("`{s}` is out of range (too large, or finer than a nanosecond)")
+            format!("`{}` is out of range (too large, or finer than a nanosecond)", shown(s))
         }
         humantime::DurationError::InvalidCharacter(_) | humantime::DurationError::NumberExpected(_) => {
-            format!("`{s}` is not a duration")
+            format!("`{}` is not a duration", shown(s))
         }
     })
 }
@@ -33,7 +35,7 @@ pub fn rate_bps(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a rate"))?;
+    let n: f64 = num.parse().map_err(|_| format!("`{}` is not a rate", shown(s)))?;
     let mult = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "bit" | "bps" | "bit/s" => 1.0,
         "kbit" | "kbps" | "kbit/s" => 1e3,
@@ -42,14 +44,15 @@ pub fn rate_bps(s: &str) -> Result<u64, String> {
         "tbit" | "tbps" | "tbit/s" => 1e12,
         _ => {
             return Err(format!(
-                "`{s}` has an unknown rate unit `{}` (use bit, kbit, Mbit, Gbit or Tbit per second)",
-                unit.trim()
+                "`{}` has an unknown rate unit `{}` (use bit, kbit, Mbit, Gbit or Tbit per second)",
+                shown(s),
+                shown(unit.trim())
             ))
         }
     };
     let bps = n * mult;
     if !(1.0..=1e15).contains(&bps) {
-        return Err(format!("rate `{s}` is out of range (1 bit/s to 1 Pbit/s)"));
+        return Err(format!("rate `{}` is out of range (1 bit/s to 1 Pbit/s)", shown(s)));
     }
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     Ok(bps.round() as u64)
@@ -60,7 +63,7 @@ pub fn bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a size in bytes"))?;
+    let n: f64 = num.parse().map_err(|_| format!("`{}` is not a size in bytes", shown(s)))?;
     let mult: f64 = match unit.trim() {
         "" | "B" => 1.0,
         "kB" | "KB" => 1e3,
@@ -69,11 +72,11 @@ pub fn bytes(s: &str) -> Result<u64, String> {
         "KiB" | "K" => 1024.0,
         "MiB" | "M" => 1024.0 * 1024.0,
         "GiB" | "G" => 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("`{s}` has an unknown size unit `{other}` (use B, kB, MB, GB, KiB, MiB or GiB)")),
+        other => return Err(format!("`{}` has an unknown size unit `{}` (use B, kB, MB, GB, KiB, MiB or GiB)", shown(s), shown(other))),
     };
     let v = n * mult;
     if !(0.0..=1e15).contains(&v) {
-        return Err(format!("size `{s}` is out of range"));
+        return Err(format!("size `{}` is out of range", shown(s)));
     }
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     Ok(v.round() as u64)
@@ -82,16 +85,16 @@ pub fn bytes(s: &str) -> Result<u64, String> {
 /// An interface address with its prefix: `10.0.0.1/24` or `fd00::1/64`.
 pub fn cidr(s: &str) -> Result<IpCidr, String> {
     let Some((addr, len)) = s.split_once('/') else {
-        return Err(format!("`{s}` has no prefix length"));
+        return Err(format!("`{}` has no prefix length", shown(s)));
     };
-    let ip: IpAddr = addr.trim().parse().map_err(|_| format!("`{addr}` is not an IPv4 or IPv6 address"))?;
+    let ip: IpAddr = addr.trim().parse().map_err(|_| format!("`{}` is not an IPv4 or IPv6 address", shown(addr)))?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let len: u8 = len
         .trim()
         .parse()
         .ok()
         .filter(|l| *l <= max)
-        .ok_or_else(|| format!("`/{len}` is not a prefix length (0 to {max})"))?;
+        .ok_or_else(|| format!("`/{}` is not a prefix length (0 to {max})", shown(len)))?;
     if ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() {
         return Err(format!("`{ip}` cannot be an interface address"));
     }
@@ -103,10 +106,10 @@ pub fn cidr(s: &str) -> Result<IpCidr, String> {
             let bits = u32::from(v4);
             let host = bits & (u32::MAX >> len);
             if host == 0 {
-                return Err(format!("`{s}` is the network address of its subnet"));
+                return Err(format!("`{}` is the network address of its subnet", shown(s)));
             }
             if host == u32::MAX >> len {
-                return Err(format!("`{s}` is the broadcast address of its subnet"));
+                return Err(format!("`{}` is the broadcast address of its subnet", shown(s)));
             }
         }
     }
@@ -117,21 +120,21 @@ pub fn mac(s: &str) -> Result<EthernetAddress, String> {
     let parts: Vec<&str> = s.split([':', '-']).collect();
     let mut b = [0u8; 6];
     if parts.len() != 6 {
-        return Err(format!("`{s}` is not a MAC address (six hex bytes, aa:bb:cc:dd:ee:ff)"));
+        return Err(format!("`{}` is not a MAC address (six hex bytes, aa:bb:cc:dd:ee:ff)", shown(s)));
     }
     for (i, p) in parts.iter().enumerate() {
         if p.chars().count() != 2 {
-            return Err(format!("`{s}` is not a MAC address (six hex bytes, aa:bb:cc:dd:ee:ff)"));
+            return Err(format!("`{}` is not a MAC address (six hex bytes, aa:bb:cc:dd:ee:ff)", shown(s)));
         }
         // `from_str_radix` alone would take `+1`.
         if !p.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(format!("`{s}` is not a MAC address (`{p}` is not hex)"));
+            return Err(format!("`{}` is not a MAC address (`{}` is not hex)", shown(s), shown(p)));
         }
-        b[i] = u8::from_str_radix(p, 16).map_err(|_| format!("`{s}` is not a MAC address (`{p}` is not hex)"))?;
+        b[i] = u8::from_str_radix(p, 16).map_err(|_| format!("`{}` is not a MAC address (`{}` is not hex)", shown(s), shown(p)))?;
     }
     let m = EthernetAddress(b);
     if !m.is_unicast() || b == [0; 6] {
-        return Err(format!("`{s}` is a multicast, broadcast or zero MAC; an interface needs a unicast one"));
+        return Err(format!("`{}` is a multicast, broadcast or zero MAC; an interface needs a unicast one", shown(s)));
     }
     Ok(m)
 }
@@ -180,13 +183,13 @@ pub fn target(s: &str) -> Result<Target, String> {
     let (name, port) = match t.rsplit_once(':') {
         Some((n, p)) => {
             let port: u16 =
-                p.parse().ok().filter(|p| *p != 0).ok_or_else(|| format!("`{p}` is not a port (1 to 65535)"))?;
+                p.parse().ok().filter(|p| *p != 0).ok_or_else(|| format!("`{}` is not a port (1 to 65535)", shown(p)))?;
             (n, Some(port))
         }
         None => (t, None),
     };
     if name.is_empty() || !valid_name(name) {
-        return Err(format!("`{s}` is neither an address nor a node name"));
+        return Err(format!("`{}` is neither an address nor a node name", shown(s)));
     }
     Ok(Target::Node(name.to_string(), port))
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::elements::Parsed;
 use super::targets::LabView;
 use super::{Cx, Status};
-use crate::topology::diag::{JsonPath, Problem};
+use crate::topology::diag::{listing, printable, shown, JsonPath, Problem};
 use crate::topology::model::{App, AppKind, Lab, Node, NodeId, NodeKind};
 
 impl Cx {
@@ -61,7 +61,7 @@ impl Cx {
         if first != j {
             self.err(
                 path.key("port"),
-                format!("{proto} port {port} of `{node}` is taken by apps[{first}]"),
+                format!("{proto} port {port} of `{}` is taken by apps[{first}]", shown(node)),
                 Some("give each server of a host its own port".into()),
             );
         }
@@ -87,14 +87,14 @@ pub fn app_for_host(lab: &Lab, node: NodeId, app: &Value) -> Result<App, Vec<Str
     let root = JsonPath::root();
     let mut cx = Cx::default();
     let Some(me) = lab.nodes.get(node.index()) else {
-        cx.err(root, format!("node {} is not in lab `{}`", node.index(), lab.name), None);
+        cx.err(root, format!("node {} is not in lab `{}`", node.index(), shown(&lab.name)), None);
         return Err(sentences(cx.problems));
     };
     let hosts: Vec<&str> =
         lab.nodes.iter().filter(|n| matches!(n.kind, NodeKind::Host(_))).map(|n| n.name.as_str()).collect();
     let NodeKind::Host(host) = &me.kind else {
-        let hint = (!hosts.is_empty()).then(|| format!("apps run on hosts: {}", hosts.join(", ")));
-        cx.err(root, format!("`{}` is a switch; it runs no apps", me.name), hint);
+        let hint = (!hosts.is_empty()).then(|| format!("apps run on hosts: {}", listing(hosts.iter().copied())));
+        cx.err(root, format!("`{}` is a switch; it runs no apps", shown(&me.name)), hint);
         return Err(sentences(cx.problems));
     };
     let too_deep: Vec<JsonPath> = match app {
@@ -135,8 +135,8 @@ fn sentences(problems: Vec<Problem>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for p in problems {
         let s = match p.hint {
-            Some(h) => format!("{}: {} (hint: {h})", p.path, p.message),
-            None => format!("{}: {}", p.path, p.message),
+            Some(h) => format!("{}: {} (hint: {})", p.path, printable(&p.message), printable(&h)),
+            None => format!("{}: {}", p.path, printable(&p.message)),
         };
         if !out.contains(&s) {
             out.push(s);

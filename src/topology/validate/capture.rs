@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::Cx;
-use crate::topology::diag::{did_you_mean, JsonPath};
+use crate::topology::diag::{did_you_mean, listing, shown, JsonPath};
 use crate::topology::model::{Attachment, CaptureConfig, CaptureFormat, Link, LinkId, Node, NodeKind};
 use crate::topology::spec::CaptureSpec;
 
@@ -44,13 +44,10 @@ impl Cx {
                                 Some(if links.is_empty() {
                                     "the lab has no links; add them under `links`".into()
                                 } else {
-                                    format!(
-                                        "links: {}",
-                                        links.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
-                                    )
+                                    format!("links: {}", listing(links.iter().map(|l| l.name.as_str())))
                                 })
                             });
-                            self.err(path.key("links").index(k), format!("`{s}` names no link"), hint);
+                            self.err(path.key("links").index(k), format!("`{}` names no link", shown(s)), hint);
                         }
                     }
                 }

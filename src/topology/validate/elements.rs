@@ -17,7 +17,7 @@ use super::interfaces::address_part;
 use super::links::link_words;
 use super::read::Read;
 use super::{Cx, Status};
-use crate::topology::diag::{did_you_mean, JsonPath};
+use crate::topology::diag::{did_you_mean, shown, JsonPath};
 use crate::topology::model::{Host, Lab, Node, NodeId, NodeKind, Switch, TcpConfig};
 use crate::topology::parse;
 use crate::topology::spec::{
@@ -60,7 +60,7 @@ impl Cx {
             if !parse::valid_name(n) {
                 self.err(
                     root.key("name"),
-                    format!("`{n}` is not a valid lab name"),
+                    format!("`{}` is not a valid lab name", shown(n)),
                     Some("use letters, digits, `-`, `_` and `.`; it names the capture folder".into()),
                 );
             }
@@ -84,7 +84,7 @@ impl Cx {
                     if !parse::valid_name(&name) {
                         self.err_key(
                             path.clone(),
-                            format!("`{name}` is not a valid node name"),
+                            format!("`{}` is not a valid node name", shown(&name)),
                             Some(
                                 "use letters, digits, `-`, `_` and `.` (no `:`; it separates node and interface)"
                                     .into(),
@@ -198,7 +198,7 @@ impl Cx {
                             if !parse::valid_name(&iname) {
                                 self.err_key(
                                     p.clone(),
-                                    format!("`{iname}` is not a valid interface name"),
+                                    format!("`{}` is not a valid interface name", shown(&iname)),
                                     Some("use letters, digits, `-`, `_` and `.`".into()),
                                 );
                             }
@@ -273,7 +273,7 @@ impl Cx {
                     did_you_mean(other, NODE_KINDS.iter().map(String::as_str))
                         .or_else(|| Some(format!("expected {}", either(NODE_KINDS.iter()))))
                 };
-                self.err(path.key("kind"), format!("unknown node kind `{other}`"), hint);
+                self.err(path.key("kind"), format!("unknown node kind `{}`", shown(other)), hint);
                 None
             }
         }
@@ -315,7 +315,7 @@ impl Cx {
             other => {
                 let hint = did_you_mean(other, APP_KINDS.iter().map(String::as_str))
                     .or_else(|| Some(format!("one of: {}", APP_KINDS.join(", "))));
-                self.err(path.key("kind"), format!("unknown app kind `{other}`"), hint);
+                self.err(path.key("kind"), format!("unknown app kind `{}`", shown(other)), hint);
                 return None;
             }
         })
@@ -378,7 +378,7 @@ impl Cx {
                     if interfaces.len() > 1 {
                         self.err(
                             path.key("interfaces"),
-                            format!("host `{node_name}` has {} interfaces; a host has one", interfaces.len()),
+                            format!("host `{}` has {} interfaces; a host has one", shown(node_name), interfaces.len()),
                             Some(
                                 "give each subnet its own host for now; routers come with multi-interface forwarding"
                                     .into(),

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address};
 
 use super::Cx;
-use crate::topology::diag::JsonPath;
+use crate::topology::diag::{shown, JsonPath};
 use crate::topology::model::{Interface, Node, NodeKind};
 use crate::topology::parse;
 use crate::topology::spec::InterfaceSpec;
@@ -105,7 +105,7 @@ impl Cx {
             let Ok(ip) = g.trim().parse::<IpAddr>() else {
                 self.err(
                     p,
-                    format!("`{g}` is not an IP address"),
+                    format!("`{}` is not an IP address", shown(g)),
                     Some("a gateway is a bare address such as `10.0.0.254`".into()),
                 );
                 continue;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{Cx, Status};
-use crate::topology::diag::{did_you_mean, JsonPath};
+use crate::topology::diag::{did_you_mean, listing, shown, JsonPath};
 use crate::topology::model::{Attachment, Link, LinkId, LinkModel, Node, NodeKind, Side, Transport};
 use crate::topology::parse;
 use crate::topology::spec::{ImpairSpec, LinkSpec, TransportKind};
@@ -47,17 +47,29 @@ impl Cx {
                     self.err(
                         path.key("name"),
                         "a link name cannot be empty",
-                        Some(format!("leave `name` out for the default, `{default_name}`")),
+                        Some(format!("leave `name` out for the default, `{}`", shown(&default_name))),
                     );
                     default_name
                 }
-                Some(n) => n.to_string(),
+                Some(n) => {
+                    if !parse::valid_name(n) {
+                        self.err(
+                            path.key("name"),
+                            format!("`{}` is not a valid link name", shown(n)),
+                            Some(format!(
+                                "use letters, digits, `-`, `_` and `.`, as in a node name; or leave `name` out for the default, `{}`",
+                                shown(&default_name)
+                            )),
+                        );
+                    }
+                    n.to_string()
+                }
                 None => default_name,
             };
             if let Some(prev) = link_names.insert(lname.clone(), i) {
                 self.err(
                     path.clone(),
-                    format!("link name `{lname}` is already used by links[{prev}]"),
+                    format!("link name `{}` is already used by links[{prev}]", shown(&lname)),
                     Some("give one of them a distinct `name`".into()),
                 );
             }
@@ -68,7 +80,7 @@ impl Cx {
             if a.node() == b.node() {
                 self.err(
                     path.clone(),
-                    format!("link joins `{}` to itself", nodes[a.node().index()].name),
+                    format!("link joins `{}` to itself", shown(&nodes[a.node().index()].name)),
                     Some("a link joins two different nodes".into()),
                 );
                 self.unaccepted_links.extend(link_words(&lname, &l.a, &l.b));
@@ -81,9 +93,10 @@ impl Cx {
                     self.err(
                         path.clone(),
                         format!(
-                            "link `{lname}` closes a loop among switches (`{}` and `{}` are already joined)",
-                            nodes[a.node().index()].name,
-                            nodes[b.node().index()].name
+                            "link `{}` closes a loop among switches (`{}` and `{}` are already joined)",
+                            shown(&lname),
+                            shown(&nodes[a.node().index()].name),
+                            shown(&nodes[b.node().index()].name)
                         ),
                         Some("netlab switches run no spanning tree, so broadcasts would circle forever; remove a link of the loop".into()),
                     );
@@ -162,10 +175,10 @@ impl Cx {
                 Some(if ends.names.is_empty() {
                     "the lab has no nodes yet; add them under `nodes`".into()
                 } else {
-                    format!("nodes: {}", ends.names.join(", "))
+                    format!("nodes: {}", listing(ends.names.iter().copied()))
                 })
             });
-            self.err(path.clone(), format!("link end `{text}` names no node"), hint);
+            self.err(path.clone(), format!("link end `{}` names no node", shown(text)), hint);
             return None;
         };
         let node = &ends.nodes[idx];
@@ -178,8 +191,8 @@ impl Cx {
                 if let Some(i) = iface {
                     self.err(
                         path.clone(),
-                        format!("`{node_name}` is a switch; its ports have no names (`:{i}`)"),
-                        Some(format!("write just `{node_name}`; each link gets a new port")),
+                        format!("`{}` is a switch; its ports have no names (`:{}`)", shown(node_name), shown(i)),
+                        Some(format!("write just `{}`; each link gets a new port", shown(node_name))),
                     );
                     return None;
                 }
@@ -190,13 +203,13 @@ impl Cx {
                 let inames: Vec<&str> = h.interfaces.iter().map(|i| i.name.as_str()).collect();
                 let Some(i) = iface else {
                     let hint = match inames.first() {
-                        Some(f) => format!("write `{node_name}:{f}`"),
+                        Some(f) => format!("write `{}:{}`", shown(node_name), shown(f)),
                         None if ends.status[idx] == Status::Incomplete => {
-                            format!("write `{node_name}:<interface>`")
+                            format!("write `{}:<interface>`", shown(node_name))
                         }
-                        None => format!("`{node_name}` has no interfaces; add one under `interfaces`"),
+                        None => format!("`{}` has no interfaces; add one under `interfaces`", shown(node_name)),
                     };
-                    self.err(path.clone(), format!("link end `{text}` is a host but names no interface"), Some(hint));
+                    self.err(path.clone(), format!("link end `{}` is a host but names no interface", shown(text)), Some(hint));
                     return None;
                 };
                 let Some(k) = inames.iter().position(|n| *n == i) else {
@@ -207,19 +220,23 @@ impl Cx {
                     }
                     let hint = did_you_mean(i, inames.iter().copied()).or_else(|| {
                         Some(if inames.is_empty() {
-                            format!("`{node_name}` has no interfaces; add `\"{i}\": {{ … }}` under its `interfaces`")
+                            format!(
+                                "`{}` has no interfaces; add `\"{}\": {{ … }}` under its `interfaces`",
+                                shown(node_name),
+                                shown(i)
+                            )
                         } else {
-                            format!("interfaces of `{node_name}`: {}", inames.join(", "))
+                            format!("interfaces of `{}`: {}", shown(node_name), listing(inames.iter().copied()))
                         })
                     });
-                    self.err(path.clone(), format!("`{node_name}` has no interface `{i}`"), hint);
+                    self.err(path.clone(), format!("`{}` has no interface `{}`", shown(node_name), shown(i)), hint);
                     return None;
                 };
                 if let Some((other, _)) = h.interfaces[k].link {
                     let first = ends.spec_index.get(other.index()).copied().unwrap_or(other.index());
                     self.err(
                         path.clone(),
-                        format!("interface `{node_name}:{i}` is already used by links[{first}]"),
+                        format!("interface `{}:{}` is already used by links[{first}]", shown(node_name), shown(i)),
                         Some("an interface takes one link; join more nodes through a switch".into()),
                     );
                     return None;

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::Cx;
-use crate::topology::diag::{closest, did_you_mean, JsonPath, Seg};
+use crate::topology::diag::{closest, did_you_mean, shown, shown_quoted, JsonPath, Seg};
 
 /// How many problems one element (a node, an interface, an app, a link…) may report.
 const MAX_PROBLEMS_PER_ELEMENT: usize = 16;
@@ -39,7 +39,7 @@ impl Cx {
                 Err(e) => e,
             };
             let rel = JsonPath::root().join_serde(e.path()).0;
-            let msg = e.inner().to_string();
+            let msg = shorten_found_string(&e.inner().to_string(), value_at(&v, &rel));
             if let Some(field) = msg.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
                 if taken.iter().any(|t| t == field) {
                     return Read::Failed;
@@ -103,7 +103,7 @@ impl Cx {
             }
             let hint = did_you_mean(field, options.iter().copied())
                 .or_else(|| (!options.is_empty()).then(|| format!("known fields: {}", options.join(", "))));
-            self.err_key(path, format!("unknown field `{field}`"), hint);
+            self.err_key(path, format!("unknown field `{}`", shown(field)), hint);
         } else if let Some(rest) = msg.strip_prefix("missing field `") {
             let field = rest.split('`').next().unwrap_or(rest);
             self.err(path, format!("missing field `{field}`"), Some(format!("add `\"{field}\": …` here")));
@@ -116,7 +116,7 @@ impl Cx {
                 did_you_mean(word, options.iter().copied())
                     .or_else(|| Some(format!("expected one of: {}", options.join(", "))))
             };
-            self.err(path, format!("unknown value `{word}`"), hint);
+            self.err(path, format!("unknown value `{}`", shown(word)), hint);
         } else if msg.contains("untagged enum ByteSize") {
             self.err(path, "expected a byte count such as 1500 or \"4MiB\"", None);
         } else if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
@@ -150,7 +150,7 @@ impl Cx {
             if !known.contains(k) {
                 let hint = did_you_mean(k, known.iter().map(String::as_str))
                     .or_else(|| Some(format!("known fields: {}", known.join(", "))));
-                self.err_key(path.key(k), format!("unknown field `{k}`"), hint);
+                self.err_key(path.key(k), format!("unknown field `{}`", shown(k)), hint);
             }
         }
     }
@@ -180,6 +180,28 @@ fn take_out(v: &mut Value, at: &[Seg]) -> Option<String> {
     let Seg::Key(key) = &at[last_key] else { return None };
     parent.as_object_mut()?.remove(key.as_str())?;
     Some(key.clone())
+}
+
+/// The value at `at` inside `v`, if there is one.
+fn value_at<'v>(v: &'v Value, at: &[Seg]) -> Option<&'v Value> {
+    at.iter().try_fold(v, |v, seg| match seg {
+        Seg::Key(k) => v.get(k.as_str()),
+        Seg::Index(i) => v.get(*i),
+    })
+}
+
+/// serde quotes a string it did not expect whole (`invalid type: string "…", expected …`); a
+/// value of megabytes would make a message as long. The string is written again as [`shown_quoted`]
+/// writes it: the same text for a short one, cut for a long one.
+fn shorten_found_string(msg: &str, found: Option<&Value>) -> String {
+    let Some(Value::String(s)) = found else { return msg.to_string() };
+    for prefix in ["invalid type: string \"", "invalid value: string \""] {
+        let rest = msg.strip_prefix(prefix).and_then(|r| r.rsplit_once("\", expected "));
+        if let Some((_, expected)) = rest {
+            return format!("{prefix}{}\", expected {expected}", shown_quoted(s));
+        }
+    }
+    msg.to_string()
 }
 
 /// A serde type error in the words of JSON rather than Rust: `map` is an object, `u32` a whole number.

@@ -9,7 +9,7 @@ use smoltcp::wire::IpCidr;
 
 use super::interfaces::host_addrs;
 use super::{Cx, Status};
-use crate::topology::diag::{did_you_mean, JsonPath};
+use crate::topology::diag::{did_you_mean, listing, shown, JsonPath};
 use crate::topology::model::{AppKind, Node, NodeKind};
 use crate::topology::parse;
 use crate::topology::spec::{AppSpec, ByteSize, Family};
@@ -148,8 +148,8 @@ impl Cx {
         let nodes = lab.nodes;
         let tp = path.key("to");
         let example = match (lab.hosts.iter().find(|h| **h != nodes[me].name), want_port) {
-            (Some(h), true) => format!("`{h}:7`"),
-            (Some(h), false) => format!("`{h}`"),
+            (Some(h), true) => format!("`{}:7`", shown(h)),
+            (Some(h), false) => format!("`{}`", shown(h)),
             (None, true) => "`server:7`".to_string(),
             (None, false) => "`server`".to_string(),
         };
@@ -185,20 +185,20 @@ impl Cx {
                         || format!("an IPv6 address with a port is written `[{bare}]:7`"),
                         |m| format!("an IPv6 address with a port is written in brackets: `{m}`"),
                     );
-                    self.err(tp.clone(), format!("`{to}` has no port"), Some(hint));
+                    self.err(tp.clone(), format!("`{}` has no port", shown(to)), Some(hint));
                     return None;
                 }
                 parse::Target::Addr(IpAddr::V6(_), _) => format!("write `[{bare}]:7`"),
-                _ => format!("write `{bare}:7`"),
+                _ => format!("write `{}:7`", shown(&bare)),
             };
-            self.err(tp.clone(), format!("`{to}` has no port"), Some(hint));
+            self.err(tp.clone(), format!("`{}` has no port", shown(to)), Some(hint));
             port_ok = false;
         }
         if !want_port && port.is_some() {
             self.err(
                 tp.clone(),
-                format!("`{to}` has a port, which ping does not use"),
-                Some(format!("write just `{bare}`")),
+                format!("`{}` has a port, which ping does not use", shown(to)),
+                Some(format!("write just `{}`", shown(&bare))),
             );
             port_ok = false;
         }
@@ -234,8 +234,8 @@ impl Cx {
             parse::Target::Node(name, _) => {
                 let Some(&idx) = lab.by_name.get(name.as_str()) else {
                     let hint = did_you_mean(&name, lab.hosts.iter().copied())
-                        .or_else(|| (!lab.hosts.is_empty()).then(|| format!("hosts: {}", lab.hosts.join(", "))));
-                    self.err(tp, format!("target `{name}` names no node"), hint);
+                        .or_else(|| (!lab.hosts.is_empty()).then(|| format!("hosts: {}", listing(lab.hosts.iter().copied()))));
+                    self.err(tp, format!("target `{}` names no node", shown(&name)), hint);
                     return None;
                 };
                 let n = &nodes[idx];
@@ -244,8 +244,8 @@ impl Cx {
                     return None;
                 }
                 if !matches!(n.kind, NodeKind::Host(_)) {
-                    let hint = (!lab.hosts.is_empty()).then(|| format!("a target is a host: {}", lab.hosts.join(", ")));
-                    self.err(tp, format!("target `{name}` is a switch; it has no address"), hint);
+                    let hint = (!lab.hosts.is_empty()).then(|| format!("a target is a host: {}", listing(lab.hosts.iter().copied())));
+                    self.err(tp, format!("target `{}` is a switch; it has no address", shown(&name)), hint);
                     return None;
                 }
                 // An address the app's host can reach first, then IPv4 before IPv6, then a
@@ -274,7 +274,7 @@ impl Cx {
                     } else {
                         "add one to its interface"
                     };
-                    self.err(tp, format!("`{name}` has no {fam} address"), Some(hint.into()));
+                    self.err(tp, format!("`{}` has no {fam} address", shown(&name)), Some(hint.into()));
                     return None;
                 };
                 IpAddr::from(c.address())
@@ -291,7 +291,7 @@ impl Cx {
                 tp,
                 format!(
                     "`{}` has no {} address to reach {ip} from",
-                    nodes[me].name,
+                    shown(&nodes[me].name),
                     if ip.is_ipv6() { "IPv6" } else { "IPv4" }
                 ),
                 Some(if family.is_some() {
@@ -307,7 +307,7 @@ impl Cx {
             if host_addrs(&nodes[me]).any(|c| IpAddr::from(c.address()) == ip) {
                 self.err(
                     tp,
-                    format!("{ip} is an address of `{me_name}` itself"),
+                    format!("{ip} is an address of `{}` itself", shown(me_name)),
                     Some("a netlab host does not send to itself; target another host".into()),
                 );
                 return None;
@@ -316,7 +316,7 @@ impl Cx {
                 let fam = if ip.is_ipv6() { "IPv6" } else { "IPv4" };
                 self.err(
                     tp,
-                    format!("{ip} is on no subnet of `{me_name}`, which has no {fam} gateway"),
+                    format!("{ip} is on no subnet of `{}`, which has no {fam} gateway", shown(me_name)),
                     Some(
                         "target a host on one of its subnets, or set a gateway under the interface's `gateways`".into(),
                     ),
