@@ -194,10 +194,27 @@ pub fn target(s: &str) -> Result<Target, String> {
     Ok(Target::Node(name.to_string(), port))
 }
 
-/// Node and interface names: letters, digits, `-`, `_` and `.`.
+/// Lab, node, interface and link names: 1 to 64 letters, digits, `-`, `_` and `.`, and not only
+/// dots (`.` and `..` name folders: the lab's name names its capture folder).
 #[must_use]
 pub fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !s.chars().all(|c| c == '.')
+}
+
+/// The hint for a name that [`valid_name`] refuses: `usual` for a character outside the rule, or
+/// what else is wrong with it.
+#[must_use]
+pub fn name_hint(s: &str, usual: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c == '.') {
+        "a name cannot be dots alone: `.` and `..` name folders; add a letter or digit".into()
+    } else if s.len() > 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        format!("a name has at most 64 characters; this one has {}", s.len())
+    } else {
+        usual.into()
+    }
 }
 
 #[cfg(test)]
@@ -260,5 +277,18 @@ mod tests {
         assert!(target("10.0.0.2:0").is_err());
         assert_eq!(target("[fd00::2]"), Ok(Target::Addr("fd00::2".parse().unwrap(), None)));
         assert!(target("a b").is_err());
+    }
+
+    #[test]
+    fn names() {
+        for ok in ["sw1", "lab-1.v2", "a_b", "a.", ".a", "..a", &"x".repeat(64)] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "...", "a b", "a:b", "a\u{1b}", &"x".repeat(65)] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+        assert!(name_hint("..", "usual").contains("dots alone"));
+        assert_eq!(name_hint(&"x".repeat(65), "usual"), "a name has at most 64 characters; this one has 65");
+        assert_eq!(name_hint("a b", "usual"), "usual");
     }
 }

@@ -61,7 +61,7 @@ impl Cx {
                 self.err(
                     root.key("name"),
                     format!("`{}` is not a valid lab name", shown(n)),
-                    Some("use letters, digits, `-`, `_` and `.`; it names the capture folder".into()),
+                    Some(parse::name_hint(n, "use letters, digits, `-`, `_` and `.`; it names the capture folder")),
                 );
             }
         }
@@ -85,10 +85,10 @@ impl Cx {
                         self.err_key(
                             path.clone(),
                             format!("`{}` is not a valid node name", shown(&name)),
-                            Some(
-                                "use letters, digits, `-`, `_` and `.` (no `:`; it separates node and interface)"
-                                    .into(),
-                            ),
+                            Some(parse::name_hint(
+                                &name,
+                                "use letters, digits, `-`, `_` and `.` (no `:`; it separates node and interface)",
+                            )),
                         );
                     }
                     let p = self.node(&name, v, &path);
@@ -199,7 +199,7 @@ impl Cx {
                                 self.err_key(
                                     p.clone(),
                                     format!("`{}` is not a valid interface name", shown(&iname)),
-                                    Some("use letters, digits, `-`, `_` and `.`".into()),
+                                    Some(parse::name_hint(&iname, "use letters, digits, `-`, `_` and `.`")),
                                 );
                             }
                             // Every address written anywhere in the interface (`addresses`, or a

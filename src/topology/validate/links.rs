@@ -56,9 +56,12 @@ impl Cx {
                         self.err(
                             path.key("name"),
                             format!("`{}` is not a valid link name", shown(n)),
-                            Some(format!(
-                                "use letters, digits, `-`, `_` and `.`, as in a node name; or leave `name` out for the default, `{}`",
-                                shown(&default_name)
+                            Some(parse::name_hint(
+                                n,
+                                &format!(
+                                    "use letters, digits, `-`, `_` and `.`, as in a node name; or leave `name` out for the default, `{}`",
+                                    shown(&default_name)
+                                ),
                             )),
                         );
                     }
