@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use netlab::topology::{load_str, Diagnostics};
+use netlab::topology::{load_bytes, load_str, Diagnostics};
 use proptest::prelude::*;
 
 const CORPUS: &str = "tests/invalid_labs";
@@ -34,8 +34,8 @@ fn file_name(path: &Path) -> String {
 /// Loads a corpus file, naming it by its bare file name, and checks what every failure must satisfy.
 fn load_invalid(path: &Path) -> Diagnostics {
     let name = file_name(path);
-    let text = fs::read_to_string(path).expect("a readable corpus file");
-    let diags = match load_str(&text, &name) {
+    let bytes = fs::read(path).expect("a readable corpus file");
+    let diags = match load_bytes(&bytes, &name) {
         Ok(lab) => panic!("{name}: expected diagnostics, but the lab loaded: {lab}"),
         Err(d) => d,
     };

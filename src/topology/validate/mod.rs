@@ -47,9 +47,67 @@ pub enum LoadError {
 
 /// Reads and validates a lab file.
 pub fn load_file(path: &Path) -> Result<Lab, LoadError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
-    load_str(&text, &path.display().to_string()).map_err(LoadError::Invalid)
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
+    load_bytes(&bytes, &path.display().to_string()).map_err(LoadError::Invalid)
+}
+
+/// Validates the bytes of a lab file, which must be UTF-8 (a UTF-8 byte-order mark is allowed);
+/// `file` names it in diagnostics. Text in another encoding is one diagnostic: at the first byte
+/// that is not UTF-8, or at the start of a file that a byte-order mark (or the zero bytes of its
+/// first character) shows to be UTF-16 or UTF-32.
+pub fn load_bytes(bytes: &[u8], file: &str) -> Result<Lab, Diagnostics> {
+    let problem = |line: usize, col: usize, message: String, hint: &str| {
+        Err(Diagnostics(vec![super::diag::Diagnostic {
+            file: file.to_string(),
+            line,
+            col,
+            path: "(top level)".into(),
+            message,
+            hint: Some(hint.into()),
+        }]))
+    };
+    let save_as_utf8 = "netlab reads lab files as UTF-8: save the file as UTF-8 (in PowerShell, `>` writes \
+                        UTF-16; use `Out-File -Encoding utf8`)";
+    if let Some(encoding) = wide_encoding(bytes) {
+        return problem(1, 1, format!("the file is {encoding}, not UTF-8"), save_as_utf8);
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => load_str(text, file),
+        Err(e) => {
+            let valid = &bytes[..e.valid_up_to()];
+            let valid = std::str::from_utf8(valid).unwrap_or_default();
+            let valid = valid.strip_prefix('\u{feff}').unwrap_or(valid);
+            let line = valid.matches('\n').count() + 1;
+            let col = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            let message = match e.error_len() {
+                Some(_) => format!(
+                    "the file is not UTF-8: byte 0x{:02X} is not part of a UTF-8 character",
+                    bytes[e.valid_up_to()]
+                ),
+                None => "the file is not UTF-8: it ends inside a character".to_string(),
+            };
+            problem(
+                line,
+                col,
+                message,
+                "netlab reads lab files as UTF-8: save the file as UTF-8 (an editor that wrote Latin-1 or \
+                 Windows-1252 writes `é` as the one byte 0xE9)",
+            )
+        }
+    }
+}
+
+/// The encoding of text in two or four bytes a character, as its byte-order mark shows it, or as
+/// the zero bytes of a first ASCII character (`{` is `7B 00` in UTF-16LE) do.
+fn wide_encoding(b: &[u8]) -> Option<&'static str> {
+    match b {
+        [0xFF, 0xFE, 0, 0, ..] => Some("UTF-32 (it starts with the byte-order mark FF FE 00 00)"),
+        [0, 0, 0xFE, 0xFF, ..] => Some("UTF-32 (it starts with the byte-order mark 00 00 FE FF)"),
+        [0xFF, 0xFE, ..] => Some("UTF-16 (it starts with the byte-order mark FF FE)"),
+        [0xFE, 0xFF, ..] => Some("UTF-16 (it starts with the byte-order mark FE FF)"),
+        [c, 0, ..] | [0, c, ..] if c.is_ascii() && *c != 0 => Some("UTF-16 (every other byte is zero)"),
+        _ => None,
+    }
 }
 
 /// Validates lab text; `file` names it in diagnostics.
@@ -148,6 +206,36 @@ mod tests {
     pub(super) fn two_site() -> Lab {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/labs/two-site.json")).expect("lab");
         load_str(&text, "two-site.json").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_placed_and_named() {
+        let one = |bytes: &[u8]| {
+            let d = load_bytes(bytes, "enc.json").expect_err("not UTF-8");
+            assert_eq!(d.0.len(), 1, "{d}");
+            d.0.into_iter().next().expect("one")
+        };
+        // Latin-1 `é` in a name: the place of the first bad byte, in characters.
+        let d = one(b"{\n  \"name\": \"caf\xe9\", \"nodes\": {}\n}");
+        assert_eq!((d.line, d.col), (2, 15), "{d}");
+        assert_eq!(d.message, "the file is not UTF-8: byte 0xE9 is not part of a UTF-8 character");
+        assert!(d.hint.as_deref().unwrap_or("").contains("save the file as UTF-8"), "{d}");
+        // Columns count characters, and not a UTF-8 byte-order mark.
+        let d = one("\u{feff}{\"name\": \"é\u{2014}\"".as_bytes().iter().copied().chain([0xC3]).collect::<Vec<_>>().as_slice());
+        assert_eq!((d.line, d.col, d.message.as_str()), (1, 14, "the file is not UTF-8: it ends inside a character"));
+        // UTF-16, with and without a byte-order mark, and UTF-32.
+        let utf16le: Vec<u8> = "\u{feff}{\"name\": \"x\"}".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let d = one(&utf16le);
+        assert_eq!((d.line, d.col), (1, 1));
+        assert_eq!(d.message, "the file is UTF-16 (it starts with the byte-order mark FF FE), not UTF-8");
+        let utf16be: Vec<u8> = "\u{feff}{}".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        assert!(one(&utf16be).message.contains("UTF-16 (it starts with the byte-order mark FE FF)"));
+        let bare: Vec<u8> = "{}".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert!(one(&bare).message.contains("UTF-16 (every other byte is zero)"));
+        assert!(one(&[0xFF, 0xFE, 0, 0, b'{', 0, 0, 0]).message.contains("UTF-32"));
+        // UTF-8 goes on to be read as JSON.
+        let d = load_bytes(b"{\"name\": 5}", "enc.json").expect_err("a bad lab");
+        assert!(d.0[1].message.starts_with("invalid type"), "{d}");
     }
 
     #[test]
