@@ -17,6 +17,7 @@ use super::targets::LabView;
 use super::{Cx, Status};
 use crate::topology::diag::{listing, printable, shown, JsonPath, Problem};
 use crate::topology::model::{App, AppKind, Lab, Node, NodeId, NodeKind};
+use crate::topology::parse;
 
 impl Cx {
     /// Resolves every host's apps and hands them to their nodes.
@@ -28,8 +29,12 @@ impl Cx {
     ) {
         let nodes_path = JsonPath::root().key("nodes");
         let by_name: BTreeMap<&str, usize> = parsed.keys().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
-        let hosts: Vec<&str> =
-            parsed.iter().filter(|(_, p)| matches!(p, Some(Parsed::Host { .. }))).map(|(n, _)| n.as_str()).collect();
+        // Hosts offered in hints: a misnamed one is reported at its name.
+        let hosts: Vec<&str> = parsed
+            .iter()
+            .filter(|(n, p)| matches!(p, Some(Parsed::Host { .. })) && parse::valid_name(n))
+            .map(|(n, _)| n.as_str())
+            .collect();
         let mut host_apps = Vec::new();
         for (i, (node_name, p)) in parsed.iter().enumerate() {
             let Some(Parsed::Host { apps, .. }) = p else { continue };

@@ -174,11 +174,13 @@ impl Cx {
             if ends.names.contains(&full) || ends.names.contains(&text.trim()) {
                 return None;
             }
-            let hint = did_you_mean(node_name, ends.names.iter().copied()).or_else(|| {
-                Some(if ends.names.is_empty() {
+            // Nodes offered in hints: a misnamed one is reported at its name.
+            let offered = || ends.names.iter().copied().filter(|n| parse::valid_name(n));
+            let hint = did_you_mean(node_name, offered()).or_else(|| {
+                Some(if offered().next().is_none() {
                     "the lab has no nodes yet; add them under `nodes`".into()
                 } else {
-                    format!("nodes: {}", listing(ends.names.iter().copied()))
+                    format!("nodes: {}", listing(offered()))
                 })
             });
             self.err(path.clone(), format!("link end `{}` names no node", shown(text)), hint);

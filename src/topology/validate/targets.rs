@@ -155,6 +155,8 @@ impl Cx {
         };
         let t = match parse::target(to) {
             Ok(t) => t,
+            // A node whose name breaks the rule is reported at the node; naming it is no second mistake.
+            Err(_) if names_misnamed_node(to, lab) => return None,
             Err(e) => {
                 let hint = if want_port {
                     format!("write `node:port` or `address:port`, such as {example}")
@@ -326,6 +328,14 @@ impl Cx {
         }
         Some((ip, port))
     }
+}
+
+/// Whether `to` names a node whose name is not valid (`my host`, or `lab:pc:7` with a port), which
+/// cannot parse as a target.
+fn names_misnamed_node(to: &str, lab: &LabView<'_>) -> bool {
+    let misnamed = |name: &str| !parse::valid_name(name) && lab.by_name.contains_key(name);
+    let to = to.trim();
+    misnamed(to) || to.rsplit_once(':').is_some_and(|(name, port)| port.parse::<u16>().is_ok() && misnamed(name))
 }
 
 /// Whether `node` can send to `ip`: it is on one of its subnets, or the node has a gateway of its
