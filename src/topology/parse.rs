@@ -22,7 +22,7 @@ pub fn duration(s: &str) -> Result<Duration, String> {
             format!("`{}` has an unknown time unit `{}` (use ns, us, ms, s, m, h or d)", shown(s), shown(&unit))
         }
         humantime::DurationError::NumberOverflow => {
-            format!("`{}` is out of range (too large, or finer than a nanosecond)", shown(s))
+            format!("`{}` is out of range: a duration is whole nanoseconds, up to 2^64 − 1 seconds", shown(s))
         }
         humantime::DurationError::InvalidCharacter(_) | humantime::DurationError::NumberExpected(_) => {
             format!("`{}` is not a duration", shown(s))
@@ -76,7 +76,7 @@ pub fn bytes(s: &str) -> Result<u64, String> {
     };
     let v = n * mult;
     if !(0.0..=1e15).contains(&v) {
-        return Err(format!("size `{}` is out of range", shown(s)));
+        return Err(format!("size `{}` is out of range (at most 1 PB, 10^15 bytes)", shown(s)));
     }
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     Ok(v.round() as u64)

@@ -304,7 +304,14 @@ impl Cx {
             }
         };
         let v = Value::Object(obj);
-        Some(match kind.as_str() {
+        self.app_kind = Some(kind.clone());
+        let spec = self.app_spec(&kind, v, path);
+        self.app_kind = None;
+        spec
+    }
+
+    fn app_spec(&mut self, kind: &str, v: Value, path: &JsonPath) -> Option<AppSpec> {
+        Some(match kind {
             "ping" => AppSpec::Ping(self.de::<PingSpec>(v, path)?),
             "tcp-echo-server" => AppSpec::TcpEchoServer(self.de::<ServerSpec>(v, path)?),
             "tcp-echo" => AppSpec::TcpEcho(self.de::<EchoSpec>(v, path)?),

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::diag::{Diagnostics, JsonPath, Locator, Problem, Target};
+use super::diag::{printable, shown, Diagnostic, Diagnostics, JsonPath, Locator, Problem, Target};
 use super::model::Lab;
 use super::parse;
 
@@ -57,7 +57,7 @@ pub fn load_file(path: &Path) -> Result<Lab, LoadError> {
 /// first character) shows to be UTF-16 or UTF-32.
 pub fn load_bytes(bytes: &[u8], file: &str) -> Result<Lab, Diagnostics> {
     let problem = |line: usize, col: usize, message: String, hint: &str| {
-        Err(Diagnostics(vec![super::diag::Diagnostic {
+        Err(Diagnostics(vec![Diagnostic {
             file: file.to_string(),
             line,
             col,
@@ -117,28 +117,7 @@ pub fn load_str(text: &str, file: &str) -> Result<Lab, Diagnostics> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(e) => {
-            let msg = e.to_string();
-            let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m).to_string();
-            let hint = if msg.starts_with("trailing characters") {
-                "the lab object ends before this place; remove what follows it"
-            } else if msg.starts_with("trailing comma") {
-                "remove the comma just before this place: JSON allows none after the last member"
-            } else if msg.starts_with("EOF") {
-                "the text ends too early: close every string, `[` and `{`"
-            } else {
-                "check for a missing comma, quote or bracket just before this place"
-            };
-            // serde_json counts a place just after a line break as column 0.
-            return Err(Diagnostics(vec![super::diag::Diagnostic {
-                file: file.to_string(),
-                line: e.line().max(1),
-                col: e.column().max(1),
-                path: "(top level)".into(),
-                message: format!("invalid JSON: {msg}"),
-                hint: Some(hint.into()),
-            }]));
-        }
+        Err(e) => return Err(Diagnostics(vec![not_read(text, &e, file)])),
     };
     let locator = Locator::new(text);
     let mut cx = Cx { problems: locator.duplicate_keys(), ..Cx::default() };
@@ -154,6 +133,72 @@ pub fn load_str(text: &str, file: &str) -> Result<Lab, Diagnostics> {
     Err(Diagnostics(diags))
 }
 
+/// The one diagnostic of text that serde_json could not read, at the place it stopped.
+fn not_read(text: &str, e: &serde_json::Error, file: &str) -> Diagnostic {
+    let msg = e.to_string();
+    let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m);
+    // serde_json counts columns in bytes, and a place just after a line break as column 0.
+    let line_start: usize = text.split_inclusive('\n').take(e.line().saturating_sub(1)).map(str::len).sum();
+    let mut at = (line_start + e.column().saturating_sub(1)).min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let invalid = |hint: &str| (format!("invalid JSON: {msg}"), hint.to_string());
+    let (message, hint) = match msg {
+        "number out of range" => {
+            // serde_json stops on the number's last character. The number is JSON; it is too
+            // large for any number a program reads.
+            let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+            let is_number = |b: &u8| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E');
+            at = text.as_bytes()[..end].iter().rposition(|b| !is_number(b)).map_or(0, |i| i + 1);
+            (
+                format!("the number `{}` is too large (beyond ±1.8e308, what a 64-bit float holds)", shown(&text[at..end])),
+                "no value in a lab comes near this; look for a stray exponent or extra digits".to_string(),
+            )
+        }
+        "recursion limit exceeded" => (
+            "the JSON nests more than 128 levels deep".to_string(),
+            "a lab nests six levels at most (nodes, a host, its interfaces, an interface, its addresses): this is \
+             not a lab file, or brackets were opened by mistake"
+                .to_string(),
+        ),
+        m if m.starts_with("trailing characters") => {
+            invalid("the lab object ends before this place; remove what follows it")
+        }
+        m if m.starts_with("trailing comma") => {
+            invalid("remove the comma just before this place: JSON allows none after the last member")
+        }
+        m if m.starts_with("EOF") => invalid("the text ends too early: close every string, `[` and `{`"),
+        m if m.starts_with("control character") => invalid(
+            "a string cannot hold a line break, tab or other control character as it is: write `\\n`, `\\t` or \
+             `\\u001b`",
+        ),
+        "invalid escape" => invalid(
+            "after a backslash JSON takes only `\"`, `\\`, `/`, `b`, `f`, `n`, `r`, `t` or `u` and four hex \
+             digits; write a backslash as `\\\\`",
+        ),
+        "invalid number" => {
+            invalid("write numbers as JSON does: no leading `+` or zero, and a digit on each side of a `.`")
+        }
+        "key must be a string" => invalid("write every key in double quotes: `\"name\": …`"),
+        "invalid unicode code point" | "lone leading surrogate in hex escape" | "unexpected end of hex escape" => {
+            invalid(
+                "a `\\u` escape takes four hex digits; a character past U+FFFF takes two escapes, a surrogate \
+                 pair such as `\\ud83d\\udcbb`",
+            )
+        }
+        _ => invalid("check for a missing comma, quote or bracket just before this place"),
+    };
+    Diagnostic {
+        file: file.to_string(),
+        line: e.line().max(1),
+        col: text[line_start.min(at)..at].chars().count() + 1,
+        path: "(top level)".into(),
+        message: printable(&message),
+        hint: Some(hint),
+    }
+}
+
 /// What validation found so far: the problems, and what failed, so that later checks do not
 /// report the same mistake again through what depends on it.
 #[derive(Default)]
@@ -166,6 +211,9 @@ struct Cx {
     unread_interfaces: BTreeSet<(String, String)>,
     /// Names and ends of links that failed to parse or resolve: a capture naming one is not reported again.
     unaccepted_links: BTreeSet<String>,
+    /// The kind of the app being read, whose fields' ranges depend on it (a ping's `size` is not
+    /// a TCP echo's).
+    app_kind: Option<String>,
 }
 
 /// How much of a node parsed: a broken node (unknown kind, not an object) is a placeholder, and an
@@ -236,6 +284,24 @@ mod tests {
         // UTF-8 goes on to be read as JSON.
         let d = load_bytes(b"{\"name\": 5}", "enc.json").expect_err("a bad lab");
         assert!(d.0[1].message.starts_with("invalid type"), "{d}");
+    }
+
+    #[test]
+    fn json_that_cannot_be_read_is_placed_in_characters_with_its_own_hint() {
+        let one = |text: &str| load_str(text, "t.json").expect_err("not read").0.remove(0);
+        // serde_json counts bytes; an editor counts characters.
+        let d = one("{\"é\": x}");
+        assert_eq!((d.line, d.col), (1, 7), "{d}");
+        // A number too large for a float is JSON, and no comma is missing: the number is named.
+        let d = one("{\"ééé\":\n  [1, -1e400]}");
+        assert_eq!((d.line, d.col), (2, 7), "{d}");
+        assert_eq!(d.message, "the number `-1e400` is too large (beyond ±1.8e308, what a 64-bit float holds)");
+        assert!(!d.hint.as_deref().unwrap_or("").contains("comma"), "{d}");
+        let d = one(&format!("{{\"nodes\": {}{}}}", "[".repeat(200), "]".repeat(200)));
+        assert_eq!(d.message, "the JSON nests more than 128 levels deep");
+        assert!(d.hint.as_deref().unwrap_or("").contains("six levels"), "{d}");
+        let d = one("{\"a\": \"x\\qy\"}");
+        assert!(d.hint.as_deref().unwrap_or("").contains("write a backslash as"), "{d}");
     }
 
     #[test]

@@ -120,7 +120,8 @@ impl Cx {
         } else if msg.contains("untagged enum ByteSize") {
             self.err(path, "expected a byte count such as 1500 or \"4MiB\"", None);
         } else if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
-            let msg = json_words(msg);
+            let rule = self.whole_number_rule(&path);
+            let msg = json_words(msg, rule.map(|r| r.0));
             let msg = msg.as_str();
             let found_text = msg.starts_with("invalid type: string");
             let found_scalar = msg.starts_with("invalid type: number") || msg.starts_with("invalid type: boolean");
@@ -131,7 +132,7 @@ impl Cx {
             } else if found_text && msg.ends_with("expected a number") {
                 Some("write a number without quotes, such as `0.01`".into())
             } else if found_text && msg.contains("expected a whole number") {
-                Some("write a whole number without quotes, such as `4`".into())
+                Some(format!("write a whole number without quotes, such as `{}`", rule.map_or("4", |r| r.1)))
             } else if msg.contains("expected a whole number") {
                 Some("write a whole number, without a sign or a fraction, in the range given".into())
             } else if msg.ends_with("expected an array") {
@@ -143,6 +144,27 @@ impl Cx {
         } else {
             self.err(path, msg.to_string(), None);
         }
+    }
+
+    /// The range a whole-number field is held to, as its check enforces it (serde only knows the
+    /// range of the Rust type: a count is a `u32`, but 1 to 1000000), and a value in it.
+    fn whole_number_rule(&self, path: &JsonPath) -> Option<(&'static str, &'static str)> {
+        let Some(Seg::Key(key)) = path.0.last() else { return None };
+        let fits_mtu = "that fits the MTU (at most MTU − 28 over IPv4, − 48 over IPv6)";
+        Some(match (key.as_str(), self.app_kind.as_deref()) {
+            ("count", Some(_)) => ("from 1 to 1000000", "4"),
+            ("port", Some(_)) => ("from 1 to 65535", "7"),
+            ("size", Some("tcp-echo")) => ("from 1 to 65536", "64"),
+            ("size", Some("udp-echo")) => (
+                "from 1 to 9000 that fits the MTU (at most MTU − 28 over IPv4, − 48 over IPv6)",
+                "64",
+            ),
+            ("size", Some("ping")) => (fits_mtu, "56"),
+            ("mtu", None) => ("from 576 to 9000 (from 1280 with an IPv6 address)", "1500"),
+            ("queue", None) => ("from 1 to 65536", "1000"),
+            ("seed", None) => ("from 0 to 18446744073709551615", "1"),
+            _ => return None,
+        })
     }
 
     pub(super) fn unknown_keys(&mut self, obj: &Map<String, Value>, known: &[String], path: &JsonPath) {
@@ -204,8 +226,10 @@ fn shorten_found_string(msg: &str, found: Option<&Value>) -> String {
     msg.to_string()
 }
 
-/// A serde type error in the words of JSON rather than Rust: `map` is an object, `u32` a whole number.
-fn json_words(msg: &str) -> String {
+/// A serde type error in the words of JSON rather than Rust: `map` is an object, `u32` a whole
+/// number, held to `rule` when the field has one (else to the range of its Rust type).
+fn json_words(msg: &str, rule: Option<&str>) -> String {
+    let whole = |range: &str| format!("expected a whole number {}", rule.unwrap_or(range));
     let mut m = msg
         .replace("invalid type: map", "invalid type: object")
         .replace("invalid type: sequence", "invalid type: array")
@@ -213,9 +237,9 @@ fn json_words(msg: &str) -> String {
         .replace("integer `", "number `")
         .replace("expected a sequence", "expected an array")
         .replace("expected a map", "expected an object")
-        .replace("expected u16", "expected a whole number from 0 to 65535")
-        .replace("expected u32", "expected a whole number from 0 to 4294967295")
-        .replace("expected u64", "expected a whole number from 0 to 18446744073709551615")
+        .replace("expected u16", &whole("from 0 to 65535"))
+        .replace("expected u32", &whole("from 0 to 4294967295"))
+        .replace("expected u64", &whole("from 0 to 18446744073709551615"))
         .replace("expected f64", "expected a number");
     if m.starts_with("invalid length") && m.contains("expected struct ") {
         // serde takes an array for a struct, field by field; the lab format means an object.
