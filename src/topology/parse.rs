@@ -72,7 +72,13 @@ pub fn bytes(s: &str) -> Result<u64, String> {
         "KiB" | "K" => 1024.0,
         "MiB" | "M" => 1024.0 * 1024.0,
         "GiB" | "G" => 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("`{}` has an unknown size unit `{}` (use B, kB, MB, GB, KiB, MiB or GiB)", shown(s), shown(other))),
+        other => {
+            return Err(format!(
+                "`{}` has an unknown size unit `{}` (use B, kB, MB, GB, KiB, MiB or GiB)",
+                shown(s),
+                shown(other)
+            ))
+        }
     };
     let v = n * mult;
     if !(0.0..=1e15).contains(&v) {
@@ -130,7 +136,8 @@ pub fn mac(s: &str) -> Result<EthernetAddress, String> {
         if !p.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(format!("`{}` is not a MAC address (`{}` is not hex)", shown(s), shown(p)));
         }
-        b[i] = u8::from_str_radix(p, 16).map_err(|_| format!("`{}` is not a MAC address (`{}` is not hex)", shown(s), shown(p)))?;
+        b[i] = u8::from_str_radix(p, 16)
+            .map_err(|_| format!("`{}` is not a MAC address (`{}` is not hex)", shown(s), shown(p)))?;
     }
     let m = EthernetAddress(b);
     if !m.is_unicast() || b == [0; 6] {
@@ -182,8 +189,11 @@ pub fn target(s: &str) -> Result<Target, String> {
     }
     let (name, port) = match t.rsplit_once(':') {
         Some((n, p)) => {
-            let port: u16 =
-                p.parse().ok().filter(|p| *p != 0).ok_or_else(|| format!("`{}` is not a port (1 to 65535)", shown(p)))?;
+            let port: u16 = p
+                .parse()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("`{}` is not a port (1 to 65535)", shown(p)))?;
             (n, Some(port))
         }
         None => (t, None),

@@ -214,7 +214,11 @@ impl Cx {
                         }
                         None => format!("`{}` has no interfaces; add one under `interfaces`", shown(node_name)),
                     };
-                    self.err(path.clone(), format!("link end `{}` is a host but names no interface", shown(text)), Some(hint));
+                    self.err(
+                        path.clone(),
+                        format!("link end `{}` is a host but names no interface", shown(text)),
+                        Some(hint),
+                    );
                     return None;
                 };
                 let Some(k) = inames.iter().position(|n| *n == i) else {
