@@ -1,16 +1,19 @@
 //! The invalid-lab corpus: every file under `tests/invalid_labs/` is aimed at one kind of mistake
 //! (one file, `45-many-problems.json`, at many at once). For each, the full rendered diagnostics are
 //! snapshotted, and `netlab check` must fail with exit code 2 and a `file:line:col: error:` line.
+//! The labs under `tests/warning_labs/` load, with warnings: those are snapshotted too, and
+//! `netlab check` prints them and succeeds, unless `--deny-warnings` is given.
 //! A property test feeds arbitrary and mutated text to the loader, which must never panic.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use netlab::topology::{load_bytes, load_str, Diagnostics};
+use netlab::topology::{load_bytes, load_str, Diagnostics, Severity};
 use proptest::prelude::*;
 
 const CORPUS: &str = "tests/invalid_labs";
+const WARNING_CORPUS: &str = "tests/warning_labs";
 const VALID: &str = "labs/single-lan.json";
 
 fn manifest_dir() -> PathBuf {
@@ -18,7 +21,11 @@ fn manifest_dir() -> PathBuf {
 }
 
 fn corpus_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(manifest_dir().join(CORPUS))
+    json_files(CORPUS)
+}
+
+fn json_files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(manifest_dir().join(dir))
         .expect("the corpus folder exists")
         .map(|e| e.expect("a readable folder entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
@@ -97,6 +104,68 @@ fn check_rejects_every_corpus_file() {
 }
 
 #[test]
+fn warning_diagnostics() {
+    insta::glob!("warning_labs/*.json", |path| {
+        let name = file_name(path);
+        let text = fs::read_to_string(path).expect("a readable lab");
+        let lab = load_str(&text, &name).unwrap_or_else(|d| panic!("{name} does not load:\n{d}"));
+        assert!(!lab.warnings.is_empty(), "{name}: no warnings");
+        for w in &lab.warnings {
+            assert_eq!((w.severity, w.file.as_str()), (Severity::Warning, name.as_str()), "{w}");
+        }
+        let shown: Vec<String> = lab.warnings.iter().map(ToString::to_string).collect();
+        assert_printable(&shown.join("\n"));
+        insta::assert_snapshot!(shown.join("\n"));
+    });
+}
+
+#[test]
+fn check_prints_warnings_and_fails_on_them_only_when_asked() {
+    let files = json_files(WARNING_CORPUS);
+    assert!(!files.is_empty());
+    for path in files {
+        let rel = format!("{WARNING_CORPUS}/{}", file_name(&path));
+        let check = |args: &[&str]| {
+            Command::cargo_bin("netlab")
+                .expect("the netlab binary")
+                .current_dir(manifest_dir())
+                .arg("check")
+                .args(args)
+                .arg(&rel)
+                .output()
+                .expect("netlab runs")
+        };
+        let out = check(&[]);
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{rel}: {stderr}");
+        assert!(stderr.contains(&format!("{rel}:")) && stderr.contains(": warning: "), "{rel}: {stderr}");
+        assert!(!stderr.contains("error"), "{rel}: {stderr}");
+        assert!(
+            stdout.starts_with("ok: ") && stdout.trim_end().ends_with("warning")
+                || stdout.trim_end().ends_with("warnings"),
+            "{rel}: {stdout}"
+        );
+        let out = check(&["--deny-warnings"]);
+        let denied = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{rel}: {denied}");
+        assert!(out.stdout.is_empty(), "{rel}");
+        assert!(
+            denied.starts_with(stderr.as_ref()) && denied.contains("found (denied by --deny-warnings)"),
+            "{denied}"
+        );
+    }
+    // A lab without warnings passes either way.
+    let out = Command::cargo_bin("netlab")
+        .expect("the netlab binary")
+        .current_dir(manifest_dir())
+        .args(["check", "--deny-warnings", VALID])
+        .output()
+        .expect("netlab runs");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty());
+}
+
+#[test]
 fn check_accepts_the_valid_example() {
     let out = Command::cargo_bin("netlab")
         .expect("the netlab binary")
@@ -170,9 +239,7 @@ fn assert_loads_or_explains(text: &str) {
 
 /// Diagnostics hold no control character but line breaks, nor an invisible one that reorders text.
 fn assert_printable(shown: &str) {
-    let invisible = |c: &char| {
-        matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
-    };
+    let invisible = |c: &char| matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}');
     let bad = shown.chars().find(|c| (c.is_control() && *c != '\n') || invisible(c));
     assert!(bad.is_none(), "{bad:?} printed raw in:\n{shown}");
 }

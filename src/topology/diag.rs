@@ -94,20 +94,42 @@ pub struct Problem {
     pub hint: Option<String>,
 }
 
-/// A problem with its place: what `netlab check` prints.
+/// Whether a diagnostic stops the lab (an error) or only points at something that is likely a
+/// mistake (a warning: the lab loads and runs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Error,
+    Warning,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        })
+    }
+}
+
+/// A problem with its place: what `netlab check` prints, as `file:line:col: error: …` or
+/// `file:line:col: warning: …`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
     pub file: String,
     pub line: usize,
     pub col: usize,
     pub path: String,
+    pub severity: Severity,
     pub message: String,
     pub hint: Option<String>,
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: error: {}\n    at {}", self.file, self.line, self.col, self.message, self.path)?;
+        let Diagnostic { file, line, col, path, severity, message, .. } = self;
+        write!(f, "{file}:{line}:{col}: {severity}: {message}\n    at {path}")?;
         if let Some(h) = &self.hint {
             write!(f, "\n    hint: {h}")?;
         }
@@ -202,13 +224,14 @@ impl<'a> Locator<'a> {
     }
 
     #[must_use]
-    pub fn place(&self, file: &str, p: Problem) -> Diagnostic {
+    pub fn place(&self, file: &str, p: Problem, severity: Severity) -> Diagnostic {
         let (line, col) = self.line_col(self.offset(&p.path, p.target));
         Diagnostic {
             file: file.to_string(),
             line,
             col,
             path: p.path.to_string(),
+            severity,
             message: printable(&p.message),
             hint: p.hint.as_deref().map(printable),
         }

@@ -13,6 +13,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::elements::Parsed;
+use super::segments::Segments;
 use super::targets::LabView;
 use super::{Cx, Status};
 use crate::topology::diag::{listing, printable, shown, JsonPath, Problem};
@@ -26,6 +27,7 @@ impl Cx {
         parsed: &IndexMap<String, Option<Parsed>>,
         nodes: &mut [Node],
         status: &[Status],
+        segments: Option<&Segments>,
     ) {
         let nodes_path = JsonPath::root().key("nodes");
         let by_name: BTreeMap<&str, usize> = parsed.keys().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
@@ -35,10 +37,11 @@ impl Cx {
             .filter(|(n, p)| matches!(p, Some(Parsed::Host { .. })) && parse::valid_name(n))
             .map(|(n, _)| n.as_str())
             .collect();
+        let owners = LabView::owners(nodes);
         let mut host_apps = Vec::new();
         for (i, (node_name, p)) in parsed.iter().enumerate() {
             let Some(Parsed::Host { apps, .. }) = p else { continue };
-            let lab = LabView { nodes: &*nodes, status, by_name: &by_name, hosts: &hosts };
+            let lab = LabView { nodes: &*nodes, status, by_name: &by_name, hosts: &hosts, owners: &owners, segments };
             let mut out = Vec::new();
             let mut servers = Servers::default();
             for (j, a) in apps.iter().enumerate() {
@@ -119,7 +122,16 @@ pub fn app_for_host(lab: &Lab, node: NodeId, app: &Value) -> Result<App, Vec<Str
     let by_name: BTreeMap<&str, usize> = lab.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
     // A loaded lab is whole: no node or address of it failed.
     let status = vec![Status::Complete; lab.nodes.len()];
-    let view = LabView { nodes: &lab.nodes, status: &status, by_name: &by_name, hosts: &hosts };
+    let owners = LabView::owners(&lab.nodes);
+    let segments = Segments::new(&lab.nodes, &lab.links);
+    let view = LabView {
+        nodes: &lab.nodes,
+        status: &status,
+        by_name: &by_name,
+        hosts: &hosts,
+        owners: &owners,
+        segments: Some(&segments),
+    };
     let resolved = spec.and_then(|spec| cx.resolve_app(&spec, node.index(), &view, &root));
     if let Some((start, kind)) = resolved {
         let mut servers = Servers::of(&host.apps);

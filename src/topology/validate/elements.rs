@@ -16,6 +16,7 @@ use super::fields::{
 use super::interfaces::address_part;
 use super::links::link_words;
 use super::read::Read;
+use super::segments::Segments;
 use super::{Cx, Status};
 use crate::topology::diag::{did_you_mean, shown, JsonPath};
 use crate::topology::model::{Host, Lab, Node, NodeId, NodeKind, Switch, TcpConfig};
@@ -101,6 +102,8 @@ impl Cx {
                 Some("`\"nodes\": { \"sw1\": { \"kind\": \"switch\" }, … }`".into()),
             ),
         }
+        // Whether `links` is what was written: not so when it is no array.
+        let mut links_known = true;
         let links: Vec<Option<LinkSpec>> = match top.remove("links") {
             None => Vec::new(),
             Some(Value::Array(a)) => a
@@ -118,6 +121,7 @@ impl Cx {
                 })
                 .collect(),
             Some(_) => {
+                links_known = false;
                 self.err(
                     root.key("links"),
                     "`links` must be an array",
@@ -144,7 +148,7 @@ impl Cx {
             Some(_) => None,
         };
 
-        let lab = self.build(name.clone().unwrap_or_default(), &parsed, &links, capture.as_ref());
+        let lab = self.build(name.clone().unwrap_or_default(), &parsed, &links, links_known, capture.as_ref());
         let lab = lab?;
         Some(Lab {
             description: description.unwrap_or_default(),
@@ -333,13 +337,26 @@ impl Cx {
         name: String,
         parsed: &IndexMap<String, Option<Parsed>>,
         links: &[Option<LinkSpec>],
+        links_known: bool,
         capture: Option<&CaptureSpec>,
     ) -> Option<Lab> {
         let (mut nodes, status) = self.nodes(parsed);
         let names: Vec<&str> = parsed.keys().map(String::as_str).collect();
-        let links = self.links(&names, links, &mut nodes, &status);
+        let specs = links;
+        let links = self.links(&names, specs, &mut nodes, &status);
+        // Segments, once every node and link was read and accepted: else what they would show
+        // may only follow from a problem reported already.
+        let known = links_known
+            && !self.misspelt_shape
+            && links.len() == specs.len()
+            && !nodes.is_empty()
+            && status.iter().all(|s| *s == Status::Complete);
+        let segments = known.then(|| Segments::new(&nodes, &links));
+        if let Some(s) = &segments {
+            self.segment_warnings(&nodes, &links, s);
+        }
         // Apps last, now that every address is known.
-        self.host_apps(parsed, &mut nodes, &status);
+        self.host_apps(parsed, &mut nodes, &status, segments.as_ref());
         let capture = self.capture(capture, &name, &nodes, &links);
         if !self.problems.is_empty() {
             return None;
@@ -352,6 +369,7 @@ impl Cx {
             nodes,
             links,
             capture: capture?,
+            warnings: Vec::new(),
         })
     }
 

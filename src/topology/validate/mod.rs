@@ -11,6 +11,8 @@
 //! - `interfaces`: addresses, MACs, MTUs and gateways, unique across the lab.
 //! - `links`: link ends, models and names; no loop among switches.
 //! - `targets`: what an app means: its target resolved, its numbers checked.
+//! - `segments`: the hosts that frames pass between; whether a target can be reached on them, and
+//!   warnings of mixed prefixes and MTUs.
 //! - `apps`: each host's apps together (one server per port), and [`app_for_host`] for one more.
 //! - `capture`: which links to capture.
 
@@ -21,6 +23,7 @@ mod fields;
 mod interfaces;
 mod links;
 mod read;
+mod segments;
 mod targets;
 
 pub use apps::app_for_host;
@@ -32,7 +35,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::diag::{printable, shown, Diagnostic, Diagnostics, JsonPath, Locator, Problem, Target};
+use super::diag::{printable, shown, Diagnostic, Diagnostics, JsonPath, Locator, Problem, Severity, Target};
 use super::model::Lab;
 use super::parse;
 
@@ -62,6 +65,7 @@ pub fn load_bytes(bytes: &[u8], file: &str) -> Result<Lab, Diagnostics> {
             line,
             col,
             path: "(top level)".into(),
+            severity: Severity::Error,
             message,
             hint: Some(hint.into()),
         }]))
@@ -122,15 +126,18 @@ pub fn load_str(text: &str, file: &str) -> Result<Lab, Diagnostics> {
     let locator = Locator::new(text);
     let mut cx = Cx { problems: locator.duplicate_keys(), ..Cx::default() };
     let lab = cx.lab(value);
+    let place = |problems: Vec<Problem>, severity| {
+        let mut diags: Vec<_> = problems.into_iter().map(|p| locator.place(file, p, severity)).collect();
+        diags.sort_by_key(|d| (d.line, d.col));
+        diags.dedup();
+        diags
+    };
     if cx.problems.is_empty() {
         if let Some(lab) = lab {
-            return Ok(lab);
+            return Ok(Lab { warnings: place(cx.warnings, Severity::Warning), ..lab });
         }
     }
-    let mut diags: Vec<_> = cx.problems.into_iter().map(|p| locator.place(file, p)).collect();
-    diags.sort_by_key(|d| (d.line, d.col));
-    diags.dedup();
-    Err(Diagnostics(diags))
+    Err(Diagnostics(place(cx.problems, Severity::Error)))
 }
 
 /// The one diagnostic of text that serde_json could not read, at the place it stopped.
@@ -152,7 +159,10 @@ fn not_read(text: &str, e: &serde_json::Error, file: &str) -> Diagnostic {
             let is_number = |b: &u8| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E');
             at = text.as_bytes()[..end].iter().rposition(|b| !is_number(b)).map_or(0, |i| i + 1);
             (
-                format!("the number `{}` is too large (beyond ±1.8e308, what a 64-bit float holds)", shown(&text[at..end])),
+                format!(
+                    "the number `{}` is too large (beyond ±1.8e308, what a 64-bit float holds)",
+                    shown(&text[at..end])
+                ),
                 "no value in a lab comes near this; look for a stray exponent or extra digits".to_string(),
             )
         }
@@ -194,6 +204,7 @@ fn not_read(text: &str, e: &serde_json::Error, file: &str) -> Diagnostic {
         line: e.line().max(1),
         col: text[line_start.min(at)..at].chars().count() + 1,
         path: "(top level)".into(),
+        severity: Severity::Error,
         message: printable(&message),
         hint: Some(hint),
     }
@@ -204,6 +215,8 @@ fn not_read(text: &str, e: &serde_json::Error, file: &str) -> Diagnostic {
 #[derive(Default)]
 struct Cx {
     problems: Vec<Problem>,
+    /// What is likely a mistake but does not stop the lab; reported only for a lab without errors.
+    warnings: Vec<Problem>,
     /// Addresses written in the lab that were not accepted (bad CIDR, duplicate, or in an interface
     /// that failed to parse): a target naming one is not reported again.
     unaccepted_ips: BTreeSet<IpAddr>,
@@ -211,6 +224,9 @@ struct Cx {
     unread_interfaces: BTreeSet<(String, String)>,
     /// Names and ends of links that failed to parse or resolve: a capture naming one is not reported again.
     unaccepted_links: BTreeSet<String>,
+    /// A key of the lab, a host or a switch is unknown: it may be a misspelt `links` or
+    /// `interfaces`, so what is plugged into what is not known for sure.
+    misspelt_shape: bool,
     /// The kind of the app being read, whose fields' ranges depend on it (a ping's `size` is not
     /// a TCP echo's).
     app_kind: Option<String>,
@@ -228,6 +244,10 @@ enum Status {
 impl Cx {
     fn err(&mut self, path: JsonPath, message: impl Into<String>, hint: Option<String>) {
         self.problems.push(Problem { path, target: Target::Value, message: message.into(), hint });
+    }
+
+    fn warn(&mut self, path: JsonPath, message: impl Into<String>, hint: Option<String>) {
+        self.warnings.push(Problem { path, target: Target::Value, message: message.into(), hint });
     }
 
     fn err_key(&mut self, path: JsonPath, message: impl Into<String>, hint: Option<String>) {
@@ -269,7 +289,13 @@ mod tests {
         assert_eq!(d.message, "the file is not UTF-8: byte 0xE9 is not part of a UTF-8 character");
         assert!(d.hint.as_deref().unwrap_or("").contains("save the file as UTF-8"), "{d}");
         // Columns count characters, and not a UTF-8 byte-order mark.
-        let d = one("\u{feff}{\"name\": \"é\u{2014}\"".as_bytes().iter().copied().chain([0xC3]).collect::<Vec<_>>().as_slice());
+        let d = one("\u{feff}{\"name\": \"é\u{2014}\""
+            .as_bytes()
+            .iter()
+            .copied()
+            .chain([0xC3])
+            .collect::<Vec<_>>()
+            .as_slice());
         assert_eq!((d.line, d.col, d.message.as_str()), (1, 14, "the file is not UTF-8: it ends inside a character"));
         // UTF-16, with and without a byte-order mark, and UTF-32.
         let utf16le: Vec<u8> = "\u{feff}{\"name\": \"x\"}".encode_utf16().flat_map(u16::to_le_bytes).collect();

@@ -155,10 +155,9 @@ impl Cx {
             ("count", Some(_)) => ("from 1 to 1000000", "4"),
             ("port", Some(_)) => ("from 1 to 65535", "7"),
             ("size", Some("tcp-echo")) => ("from 1 to 65536", "64"),
-            ("size", Some("udp-echo")) => (
-                "from 1 to 9000 that fits the MTU (at most MTU − 28 over IPv4, − 48 over IPv6)",
-                "64",
-            ),
+            ("size", Some("udp-echo")) => {
+                ("from 1 to 9000 that fits the MTU (at most MTU − 28 over IPv4, − 48 over IPv6)", "64")
+            }
             ("size", Some("ping")) => (fits_mtu, "56"),
             ("mtu", None) => ("from 576 to 9000 (from 1280 with an IPv6 address)", "1500"),
             ("queue", None) => ("from 1 to 65536", "1000"),
@@ -167,9 +166,12 @@ impl Cx {
         })
     }
 
+    /// Reports the keys of a lab, host or switch object that are not its fields. One of them may be
+    /// a misspelt `links` or `interfaces`, so the lab's segments are not known for sure.
     pub(super) fn unknown_keys(&mut self, obj: &Map<String, Value>, known: &[String], path: &JsonPath) {
         for k in obj.keys() {
             if !known.contains(k) {
+                self.misspelt_shape = true;
                 let hint = did_you_mean(k, known.iter().map(String::as_str))
                     .or_else(|| Some(format!("known fields: {}", known.join(", "))));
                 self.err_key(path.key(k), format!("unknown field `{}`", shown(k)), hint);

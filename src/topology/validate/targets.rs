@@ -1,13 +1,14 @@
 //! What an app means once the lab is known: its target (`to`) resolved to an address the app's
 //! host can reach, and its counts, sizes and times checked.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::Duration;
 
 use smoltcp::wire::IpCidr;
 
 use super::interfaces::host_addrs;
+use super::segments::Segments;
 use super::{Cx, Status};
 use crate::topology::diag::{did_you_mean, listing, shown, JsonPath};
 use crate::topology::model::{AppKind, Node, NodeKind};
@@ -19,7 +20,25 @@ pub(super) struct LabView<'a> {
     pub(super) nodes: &'a [Node],
     pub(super) status: &'a [Status],
     pub(super) by_name: &'a BTreeMap<&'a str, usize>,
+    /// Hosts offered in hints: those whose names are valid.
     pub(super) hosts: &'a [&'a str],
+    /// The host of every accepted address.
+    pub(super) owners: &'a HashMap<IpAddr, usize>,
+    /// The segments, once every node and link is known.
+    pub(super) segments: Option<&'a Segments>,
+}
+
+impl LabView<'_> {
+    /// The host of every accepted address of `nodes`.
+    pub(super) fn owners(nodes: &[Node]) -> HashMap<IpAddr, usize> {
+        let mut owners = HashMap::new();
+        for (i, n) in nodes.iter().enumerate() {
+            for c in host_addrs(n) {
+                owners.entry(IpAddr::from(c.address())).or_insert(i);
+            }
+        }
+        owners
+    }
 }
 
 impl Cx {
@@ -174,7 +193,7 @@ impl Cx {
         };
         let mut port_ok = true;
         if want_port && port.is_none() {
-            let in_lab = |ip: IpAddr| nodes.iter().any(|n| host_addrs(n).any(|c| IpAddr::from(c.address()) == ip));
+            let in_lab = |ip: IpAddr| lab.owners.contains_key(&ip);
             let hint = match &t {
                 // `fd00::2:7` is a whole IPv6 address; if the lab has `fd00::2`, `:7` was meant
                 // as the port. Either way the address is not looked up again below.
@@ -204,7 +223,7 @@ impl Cx {
             );
             port_ok = false;
         }
-        let ip = match t {
+        let (ip, owner) = match t {
             parse::Target::Addr(ip, _) => {
                 if let Some(f) = family {
                     if (f == Family::Ipv6) != ip.is_ipv6() {
@@ -220,8 +239,7 @@ impl Cx {
                         return None;
                     }
                 }
-                let owner = nodes.iter().find(|n| host_addrs(n).any(|c| IpAddr::from(c.address()) == ip));
-                if owner.is_none() {
+                let Some(&owner) = lab.owners.get(&ip) else {
                     if !self.unaccepted_ips.contains(&ip) {
                         self.err(
                             tp,
@@ -230,13 +248,14 @@ impl Cx {
                         );
                     }
                     return None;
-                }
-                ip
+                };
+                (ip, owner)
             }
             parse::Target::Node(name, _) => {
                 let Some(&idx) = lab.by_name.get(name.as_str()) else {
-                    let hint = did_you_mean(&name, lab.hosts.iter().copied())
-                        .or_else(|| (!lab.hosts.is_empty()).then(|| format!("hosts: {}", listing(lab.hosts.iter().copied()))));
+                    let hint = did_you_mean(&name, lab.hosts.iter().copied()).or_else(|| {
+                        (!lab.hosts.is_empty()).then(|| format!("hosts: {}", listing(lab.hosts.iter().copied())))
+                    });
                     self.err(tp, format!("target `{}` names no node", shown(&name)), hint);
                     return None;
                 };
@@ -246,7 +265,8 @@ impl Cx {
                     return None;
                 }
                 if !matches!(n.kind, NodeKind::Host(_)) {
-                    let hint = (!lab.hosts.is_empty()).then(|| format!("a target is a host: {}", listing(lab.hosts.iter().copied())));
+                    let hint = (!lab.hosts.is_empty())
+                        .then(|| format!("a target is a host: {}", listing(lab.hosts.iter().copied())));
                     self.err(tp, format!("target `{}` is a switch; it has no address", shown(&name)), hint);
                     return None;
                 }
@@ -279,7 +299,7 @@ impl Cx {
                     self.err(tp, format!("`{}` has no {fam} address", shown(&name)), Some(hint.into()));
                     return None;
                 };
-                IpAddr::from(c.address())
+                (IpAddr::from(c.address()), idx)
             }
         };
         if !port_ok {
@@ -323,6 +343,11 @@ impl Cx {
                         "target a host on one of its subnets, or set a gateway under the interface's `gateways`".into(),
                     ),
                 );
+                return None;
+            }
+        }
+        if let Some(segments) = lab.segments {
+            if !self.reaches(me, owner, ip, lab, segments, &tp) {
                 return None;
             }
         }
