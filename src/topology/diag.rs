@@ -7,6 +7,7 @@
 //! are escaped (`\u{1b}`, as a JSON path escapes them) so that a name cannot drive the terminal
 //! that prints a diagnostic, and a long value is cut to its first [`SHOWN_CHARS`] characters.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Write as _};
 
 use jsonc_parser::ast::{ObjectPropName, Value as Ast};
@@ -165,8 +166,9 @@ struct Span {
 }
 
 enum SpanKind {
-    /// Members in text order: name, where the name starts, value.
-    Object(Vec<(String, usize, Span)>),
+    /// Members in text order (name, where the name starts, value), and for an object of many
+    /// members, where the last member of each name is: a lab's `nodes` may hold 100000.
+    Object(Vec<(String, usize, Span)>, Option<HashMap<String, usize>>),
     Array(Vec<Span>),
     Scalar,
 }
@@ -203,9 +205,13 @@ impl<'a> Locator<'a> {
         let last = path.0.len().saturating_sub(1);
         for (i, seg) in path.0.iter().enumerate() {
             match (seg, &node.kind) {
-                (Seg::Key(k), SpanKind::Object(members)) => {
+                (Seg::Key(k), SpanKind::Object(members, index)) => {
                     // The last of equal keys is the one a JSON parser keeps.
-                    let Some((_, name_start, value)) = members.iter().rev().find(|m| m.0 == *k) else {
+                    let member = match index {
+                        Some(index) => index.get(k).map(|&i| &members[i]),
+                        None => members.iter().rev().find(|m| m.0 == *k),
+                    };
+                    let Some((_, name_start, value)) = member else {
                         return node.start;
                     };
                     if i == last && target == Target::Key {
@@ -226,15 +232,33 @@ impl<'a> Locator<'a> {
     #[must_use]
     pub fn place(&self, file: &str, p: Problem, severity: Severity) -> Diagnostic {
         let (line, col) = self.line_col(self.offset(&p.path, p.target));
-        Diagnostic {
-            file: file.to_string(),
-            line,
-            col,
-            path: p.path.to_string(),
-            severity,
-            message: printable(&p.message),
-            hint: p.hint.as_deref().map(printable),
+        diagnostic(file, line, col, p, severity)
+    }
+
+    /// Every problem placed, in file order (problems at one place in the order given), without
+    /// repeats. Columns are counted once along each line, however many problems it holds: a lab
+    /// written on one line may have thousands.
+    #[must_use]
+    pub fn place_all(&self, file: &str, problems: Vec<Problem>, severity: Severity) -> Vec<Diagnostic> {
+        let mut placed: Vec<(usize, Problem)> =
+            problems.into_iter().map(|p| (self.offset(&p.path, p.target).min(self.text.len()), p)).collect();
+        placed.sort_by_key(|(offset, _)| *offset);
+        // Where the last place counted is, and its line and column.
+        let (mut at, mut line, mut col) = (0, 1, 1);
+        let mut out: Vec<Diagnostic> = Vec::with_capacity(placed.len());
+        for (offset, p) in placed {
+            let l = self.line_starts.partition_point(|&s| s <= offset).max(1);
+            if l != line || offset < at {
+                (at, line, col) = (self.line_starts[l - 1], l, 1);
+            }
+            col += self.text.get(at..offset).map_or(offset - at, |s| s.chars().count());
+            at = offset;
+            let d = diagnostic(file, line, col, p, severity);
+            if out.last() != Some(&d) {
+                out.push(d);
+            }
         }
+        out
     }
 
     /// Keys that appear twice in one object: JSON parsers keep only the last, silently.
@@ -248,11 +272,27 @@ impl<'a> Locator<'a> {
     }
 }
 
+fn diagnostic(file: &str, line: usize, col: usize, p: Problem, severity: Severity) -> Diagnostic {
+    Diagnostic {
+        file: file.to_string(),
+        line,
+        col,
+        path: p.path.to_string(),
+        severity,
+        message: printable(&p.message),
+        hint: p.hint.as_deref().map(printable),
+    }
+}
+
+/// Objects with more members than this get an index of their members by name.
+const INDEXED_MEMBERS: usize = 16;
+
 /// The places of `v`; with `original`, member names are decoded from that text at the same places.
 fn span(v: &Ast<'_>, original: Option<&str>) -> Span {
     let kind = match v {
-        Ast::Object(o) => SpanKind::Object(
-            o.properties
+        Ast::Object(o) => {
+            let members: Vec<(String, usize, Span)> = o
+                .properties
                 .iter()
                 .map(|p| {
                     let r = p.name.range();
@@ -262,8 +302,11 @@ fn span(v: &Ast<'_>, original: Option<&str>) -> Span {
                         .unwrap_or_else(|| prop_name(&p.name).to_string());
                     (name, r.start, span(&p.value, original))
                 })
-                .collect(),
-        ),
+                .collect();
+            let index = (members.len() > INDEXED_MEMBERS)
+                .then(|| members.iter().enumerate().map(|(i, m)| (m.0.clone(), i)).collect());
+            SpanKind::Object(members, index)
+        }
         Ast::Array(a) => SpanKind::Array(a.elements.iter().map(|e| span(e, original)).collect()),
         _ => SpanKind::Scalar,
     };
@@ -303,9 +346,10 @@ fn prop_name<'b>(n: &'b ObjectPropName<'_>) -> &'b str {
 
 fn walk_duplicates(v: &Span, path: &JsonPath, out: &mut Vec<Problem>) {
     match &v.kind {
-        SpanKind::Object(members) => {
-            for (i, (name, _, value)) in members.iter().enumerate() {
-                if members[..i].iter().any(|m| m.0 == *name) {
+        SpanKind::Object(members, _) => {
+            let mut seen: HashSet<&str> = HashSet::with_capacity(members.len());
+            for (name, _, value) in members {
+                if !seen.insert(name) {
                     out.push(Problem {
                         path: path.key(name),
                         target: Target::Key,
@@ -329,6 +373,95 @@ fn walk_duplicates(v: &Span, path: &JsonPath, out: &mut Vec<Problem>) {
 #[must_use]
 pub fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<String> {
     closest(word, candidates).map(|c| format!("did you mean `{}`?", shown(c)))
+}
+
+/// Candidates for "did you mean …?" among a list that may be long, such as every node of a lab.
+///
+/// A short list is searched whole, as [`closest`] does. Searching a long one whole for every
+/// misspelt name would cost the product of the two counts, so a long list is indexed by each
+/// candidate and each of its one-character deletions, and a word is compared only with the
+/// candidates that share such a key with it: those one or two edits away (a letter left out,
+/// added, changed, or two swapped). Past [`FULL_SEARCH`] candidates, then, a suggestion further
+/// away than that is not made. The index is made when the first word is looked up: a lab without
+/// mistakes needs none.
+pub struct Suggestions<'c> {
+    candidates: Vec<&'c str>,
+    index: std::cell::OnceCell<HashMap<String, Vec<u32>>>,
+}
+
+/// Lists up to this long are searched whole.
+pub const FULL_SEARCH: usize = 100;
+
+/// At most this many candidates are compared with one word.
+const MAX_COMPARED: usize = 1000;
+
+impl<'c> Suggestions<'c> {
+    pub fn new(candidates: impl IntoIterator<Item = &'c str>) -> Self {
+        Suggestions { candidates: candidates.into_iter().collect(), index: std::cell::OnceCell::new() }
+    }
+
+    fn index(&self) -> &HashMap<String, Vec<u32>> {
+        self.index.get_or_init(|| {
+            let mut index: HashMap<String, Vec<u32>> = HashMap::new();
+            for (i, c) in self.candidates.iter().enumerate() {
+                if c.len() > MAX_SUGGESTED_LEN {
+                    continue;
+                }
+                let id = u32::try_from(i).unwrap_or(u32::MAX);
+                for key in deletions(c) {
+                    let ids = index.entry(key).or_default();
+                    if ids.last() != Some(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+            index
+        })
+    }
+
+    /// The candidates, in the order given.
+    #[must_use]
+    pub fn candidates(&self) -> &[&'c str] {
+        &self.candidates
+    }
+
+    /// The candidate closest to `word`, if one is close enough to be a likely typo.
+    #[must_use]
+    pub fn closest(&self, word: &str) -> Option<&'c str> {
+        if self.candidates.len() <= FULL_SEARCH {
+            return closest(word, self.candidates.iter().copied());
+        }
+        if word.len() > MAX_SUGGESTED_LEN {
+            return None;
+        }
+        let index = self.index();
+        let mut ids: Vec<u32> = Vec::new();
+        for key in deletions(word) {
+            if let Some(found) = index.get(&key) {
+                ids.extend(found.iter().take(MAX_COMPARED.saturating_sub(ids.len())));
+            }
+        }
+        // In list order, as a whole search compares them.
+        ids.sort_unstable();
+        ids.dedup();
+        closest(word, ids.into_iter().map(|i| self.candidates[i as usize]))
+    }
+
+    /// "did you mean `x`?" for the closest candidate, if any is close enough.
+    #[must_use]
+    pub fn did_you_mean(&self, word: &str) -> Option<String> {
+        self.closest(word).map(|c| format!("did you mean `{}`?", shown(c)))
+    }
+}
+
+/// `word` and each way of leaving one of its characters out.
+fn deletions(word: &str) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(word.to_string()).chain(word.char_indices().map(|(i, c)| {
+        let mut s = String::with_capacity(word.len());
+        s.push_str(&word[..i]);
+        s.push_str(&word[i + c.len_utf8()..]);
+        s
+    }))
 }
 
 /// The longest word (in bytes) for which a close candidate is looked for: names have at most 64
@@ -406,14 +539,15 @@ pub fn printable(message: &str) -> String {
 /// `a, b, c` for a hint, each item [`shown`], and at most [`LISTED_ITEMS`] of them: past that,
 /// `…` and how many more there are.
 #[must_use]
-pub fn listing<'i>(items: impl IntoIterator<Item = &'i str>) -> String {
+pub fn listing<'i, I>(items: I) -> String
+where
+    I: IntoIterator<Item = &'i str>,
+    I::IntoIter: ExactSizeIterator,
+{
+    let items = items.into_iter();
+    let more = items.len().saturating_sub(LISTED_ITEMS);
     let mut out = String::new();
-    let mut more = 0usize;
-    for (n, item) in items.into_iter().enumerate() {
-        if n >= LISTED_ITEMS {
-            more += 1;
-            continue;
-        }
+    for (n, item) in items.take(LISTED_ITEMS).enumerate() {
         if n > 0 {
             out.push_str(", ");
         }
@@ -515,6 +649,26 @@ mod tests {
         assert_eq!(listing(["a", "b\u{7}"]), "a, b\\u{7}");
         let names: Vec<String> = (0..25).map(|i| format!("h{i}")).collect();
         assert_eq!(listing(names.iter().map(String::as_str)), "h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, … (15 more)");
+    }
+
+    #[test]
+    fn suggestions_from_a_long_list_are_those_of_a_whole_search_one_or_two_edits_away() {
+        let names: Vec<String> = (0..5000).map(|i| format!("host-{i}")).chain(["server".to_string()]).collect();
+        let long = Suggestions::new(names.iter().map(String::as_str));
+        for (word, meant) in [
+            ("sever", "server"),
+            ("servr", "server"),
+            ("srever", "server"),
+            ("servers", "server"),
+            ("host-4999", "host-4999"),
+        ] {
+            assert_eq!(long.closest(word), Some(meant), "{word}");
+            assert_eq!(closest(word, names.iter().map(String::as_str)), Some(meant), "{word}");
+        }
+        assert_eq!(long.closest("zzzzzz"), None);
+        assert_eq!(long.closest(&"x".repeat(10_000)), None);
+        let short = Suggestions::new(["eth0", "eth1"]);
+        assert_eq!(short.did_you_mean("eht0").as_deref(), Some("did you mean `eth0`?"));
     }
 
     #[test]

@@ -103,3 +103,5 @@ pub fn frames_digest(frames: &[CapturedFrame]) -> String {
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+pub mod scale;

@@ -16,7 +16,7 @@ use super::elements::Parsed;
 use super::segments::Segments;
 use super::targets::LabView;
 use super::{Cx, Status};
-use crate::topology::diag::{listing, printable, shown, JsonPath, Problem};
+use crate::topology::diag::{listing, printable, shown, JsonPath, Problem, Suggestions};
 use crate::topology::model::{App, AppKind, Lab, Node, NodeId, NodeKind};
 use crate::topology::parse;
 
@@ -37,11 +37,13 @@ impl Cx {
             .filter(|(n, p)| matches!(p, Some(Parsed::Host { .. })) && parse::valid_name(n))
             .map(|(n, _)| n.as_str())
             .collect();
+        let suggested = Suggestions::new(hosts);
         let owners = LabView::owners(nodes);
         let mut host_apps = Vec::new();
         for (i, (node_name, p)) in parsed.iter().enumerate() {
             let Some(Parsed::Host { apps, .. }) = p else { continue };
-            let lab = LabView { nodes: &*nodes, status, by_name: &by_name, hosts: &hosts, owners: &owners, segments };
+            let lab =
+                LabView { nodes: &*nodes, status, by_name: &by_name, hosts: &suggested, owners: &owners, segments };
             let mut out = Vec::new();
             let mut servers = Servers::default();
             for (j, a) in apps.iter().enumerate() {
@@ -128,7 +130,7 @@ pub fn app_for_host(lab: &Lab, node: NodeId, app: &Value) -> Result<App, Vec<Str
         nodes: &lab.nodes,
         status: &status,
         by_name: &by_name,
-        hosts: &hosts,
+        hosts: &Suggestions::new(hosts.iter().copied()),
         owners: &owners,
         segments: Some(&segments),
     };

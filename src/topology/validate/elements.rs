@@ -392,7 +392,7 @@ impl Cx {
                     (None, None)
                 }
                 Some(Parsed::Switch(s)) => {
-                    let ageing = self.duration(s.mac_ageing.as_ref(), Duration::from_secs(300), path.key("mac_ageing"));
+                    let ageing = self.duration(s.mac_ageing.as_ref(), Duration::from_secs(300), &path, "mac_ageing");
                     (s.site.clone(), Some(NodeKind::Switch(Switch { mac_ageing: ageing, ports: Vec::new() })))
                 }
                 Some(Parsed::Host { spec, interfaces, complete, .. }) => {
@@ -419,7 +419,7 @@ impl Cx {
                         }
                         out.push(iface);
                     }
-                    let tcp = self.tcp(spec.tcp.as_ref(), &path.key("tcp"));
+                    let tcp = self.tcp(spec.tcp.as_ref(), &path);
                     (spec.site.clone(), Some(NodeKind::Host(Host { interfaces: out, tcp, apps: Vec::new() })))
                 }
             };
@@ -439,9 +439,11 @@ impl Cx {
         (nodes, status)
     }
 
-    fn tcp(&mut self, spec: Option<&TcpSpec>, path: &JsonPath) -> TcpConfig {
+    /// The TCP settings of the host at `node`.
+    fn tcp(&mut self, spec: Option<&TcpSpec>, node: &JsonPath) -> TcpConfig {
         let d = TcpConfig::default();
         let Some(s) = spec else { return d };
+        let path = &node.key("tcp");
         let buf = |cx: &mut Cx, b: Option<&ByteSize>, key: &str, dflt: usize| -> usize {
             let v = match b {
                 None => return dflt,
@@ -466,7 +468,7 @@ impl Cx {
         };
         let rx_buffer = buf(self, s.rx_buffer.as_ref(), "rx_buffer", d.rx_buffer);
         let tx_buffer = buf(self, s.tx_buffer.as_ref(), "tx_buffer", d.tx_buffer);
-        let ack_delay = s.ack_delay.as_ref().map(|a| self.duration(Some(a), Duration::ZERO, path.key("ack_delay")));
+        let ack_delay = s.ack_delay.as_ref().map(|a| self.duration(Some(a), Duration::ZERO, path, "ack_delay"));
         TcpConfig {
             congestion: s.congestion.unwrap_or(d.congestion),
             rx_buffer,

@@ -126,18 +126,12 @@ pub fn load_str(text: &str, file: &str) -> Result<Lab, Diagnostics> {
     let locator = Locator::new(text);
     let mut cx = Cx { problems: locator.duplicate_keys(), ..Cx::default() };
     let lab = cx.lab(value);
-    let place = |problems: Vec<Problem>, severity| {
-        let mut diags: Vec<_> = problems.into_iter().map(|p| locator.place(file, p, severity)).collect();
-        diags.sort_by_key(|d| (d.line, d.col));
-        diags.dedup();
-        diags
-    };
     if cx.problems.is_empty() {
         if let Some(lab) = lab {
-            return Ok(Lab { warnings: place(cx.warnings, Severity::Warning), ..lab });
+            return Ok(Lab { warnings: locator.place_all(file, cx.warnings, Severity::Warning), ..lab });
         }
     }
-    Err(Diagnostics(place(cx.problems, Severity::Error)))
+    Err(Diagnostics(locator.place_all(file, cx.problems, Severity::Error)))
 }
 
 /// The one diagnostic of text that serde_json could not read, at the place it stopped.
@@ -254,12 +248,13 @@ impl Cx {
         self.problems.push(Problem { path, target: Target::Key, message: message.into(), hint });
     }
 
-    fn duration(&mut self, s: Option<&String>, default: Duration, path: JsonPath) -> Duration {
+    /// The duration `s` says, or `default` without one; a bad one is reported at `path.key`.
+    fn duration(&mut self, s: Option<&String>, default: Duration, path: &JsonPath, key: &str) -> Duration {
         match s.map(|s| parse::duration(s)) {
             None => default,
             Some(Ok(d)) => d,
             Some(Err(e)) => {
-                self.err(path, e, Some("write a number with a unit: `500ms`, `2s`, `1m`".into()));
+                self.err(path.key(key), e, Some("write a number with a unit: `500ms`, `2s`, `1m`".into()));
                 default
             }
         }

@@ -10,7 +10,7 @@ use smoltcp::wire::IpCidr;
 use super::interfaces::host_addrs;
 use super::segments::Segments;
 use super::{Cx, Status};
-use crate::topology::diag::{did_you_mean, listing, shown, JsonPath};
+use crate::topology::diag::{listing, shown, JsonPath, Suggestions};
 use crate::topology::model::{AppKind, Node, NodeKind};
 use crate::topology::parse;
 use crate::topology::spec::{AppSpec, ByteSize, Family};
@@ -21,7 +21,7 @@ pub(super) struct LabView<'a> {
     pub(super) status: &'a [Status],
     pub(super) by_name: &'a BTreeMap<&'a str, usize>,
     /// Hosts offered in hints: those whose names are valid.
-    pub(super) hosts: &'a [&'a str],
+    pub(super) hosts: &'a Suggestions<'a>,
     /// The host of every accepted address.
     pub(super) owners: &'a HashMap<IpAddr, usize>,
     /// The segments, once every node and link is known.
@@ -51,7 +51,7 @@ impl Cx {
     ) -> Option<(Duration, AppKind)> {
         let secs = |n: u64| Duration::from_secs(n);
         let nodes = lab.nodes;
-        let start = |cx: &mut Cx, s: &Option<String>| cx.duration(s.as_ref(), Duration::ZERO, path.key("start"));
+        let start = |cx: &mut Cx, s: &Option<String>| cx.duration(s.as_ref(), Duration::ZERO, path, "start");
         let positive = |cx: &mut Cx, v: Option<u32>, key: &str, dflt: u32, max: u32| -> u32 {
             let v = v.unwrap_or(dflt);
             if v == 0 || v > max {
@@ -89,8 +89,8 @@ impl Cx {
                 let to = self.target(&p.to, p.family, false, me, lab, path);
                 let count = positive(self, p.count, "count", 4, 1_000_000);
                 let size = p.size.unwrap_or(56) as usize;
-                let interval = self.duration(p.interval.as_ref(), secs(1), path.key("interval"));
-                let timeout = self.duration(p.timeout.as_ref(), secs(1), path.key("timeout"));
+                let interval = self.duration(p.interval.as_ref(), secs(1), path, "interval");
+                let timeout = self.duration(p.timeout.as_ref(), secs(1), path, "timeout");
                 let to = to?.0;
                 fits_mtu(self, size, to, "ping payload");
                 (st, AppKind::Ping { to, count, interval, size, timeout })
@@ -110,9 +110,10 @@ impl Cx {
                 let interval = self.duration(
                     e.interval.as_ref(),
                     if udp { Duration::from_millis(100) } else { Duration::ZERO },
-                    path.key("interval"),
+                    path,
+                    "interval",
                 );
-                let timeout = self.duration(e.timeout.as_ref(), secs(1), path.key("timeout"));
+                let timeout = self.duration(e.timeout.as_ref(), secs(1), path, "timeout");
                 let (ip, p) = to?;
                 let to = (ip, p.unwrap_or(7));
                 if udp && size_ok {
@@ -166,7 +167,8 @@ impl Cx {
     ) -> Option<(IpAddr, Option<u16>)> {
         let nodes = lab.nodes;
         let tp = path.key("to");
-        let example = match (lab.hosts.iter().find(|h| **h != nodes[me].name), want_port) {
+        let hosts = lab.hosts.candidates();
+        let example = match (hosts.iter().find(|h| **h != nodes[me].name), want_port) {
             (Some(h), true) => format!("`{}:7`", shown(h)),
             (Some(h), false) => format!("`{}`", shown(h)),
             (None, true) => "`server:7`".to_string(),
@@ -253,9 +255,10 @@ impl Cx {
             }
             parse::Target::Node(name, _) => {
                 let Some(&idx) = lab.by_name.get(name.as_str()) else {
-                    let hint = did_you_mean(&name, lab.hosts.iter().copied()).or_else(|| {
-                        (!lab.hosts.is_empty()).then(|| format!("hosts: {}", listing(lab.hosts.iter().copied())))
-                    });
+                    let hint = lab
+                        .hosts
+                        .did_you_mean(&name)
+                        .or_else(|| (!hosts.is_empty()).then(|| format!("hosts: {}", listing(hosts.iter().copied()))));
                     self.err(tp, format!("target `{}` names no node", shown(&name)), hint);
                     return None;
                 };
@@ -265,8 +268,8 @@ impl Cx {
                     return None;
                 }
                 if !matches!(n.kind, NodeKind::Host(_)) {
-                    let hint = (!lab.hosts.is_empty())
-                        .then(|| format!("a target is a host: {}", listing(lab.hosts.iter().copied())));
+                    let hint =
+                        (!hosts.is_empty()).then(|| format!("a target is a host: {}", listing(hosts.iter().copied())));
                     self.err(tp, format!("target `{}` is a switch; it has no address", shown(&name)), hint);
                     return None;
                 }
