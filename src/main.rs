@@ -34,6 +34,9 @@ enum Command {
     Check {
         /// The lab file (JSON).
         lab: PathBuf,
+        /// Fail (exit code 2) when the lab has warnings, as when it has errors.
+        #[arg(long)]
+        deny_warnings: bool,
     },
     /// Run a lab.
     Run {
@@ -231,9 +234,18 @@ fn report_error(path: &Path, e: &std::io::Error) -> String {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { lab } => match load(&lab) {
+        Command::Check { lab, deny_warnings } => match load(&lab) {
             Ok(l) => {
-                out(&format!("ok: {l}\n"));
+                for w in &l.warnings {
+                    eprintln!("{w}");
+                }
+                let n = l.warnings.len();
+                let warnings = format!("{n} warning{}", if n == 1 { "" } else { "s" });
+                if deny_warnings && n > 0 {
+                    eprintln!("{warnings} found (denied by --deny-warnings)");
+                    return ExitCode::from(2);
+                }
+                out(&if n == 0 { format!("ok: {l}\n") } else { format!("ok: {l}, {warnings}\n") });
                 ExitCode::SUCCESS
             }
             Err(code) => code,

@@ -1,16 +1,19 @@
 //! The invalid-lab corpus: every file under `tests/invalid_labs/` is aimed at one kind of mistake
 //! (one file, `45-many-problems.json`, at many at once). For each, the full rendered diagnostics are
 //! snapshotted, and `netlab check` must fail with exit code 2 and a `file:line:col: error:` line.
+//! The labs under `tests/warning_labs/` load, with warnings: those are snapshotted too, and
+//! `netlab check` prints them and succeeds, unless `--deny-warnings` is given.
 //! A property test feeds arbitrary and mutated text to the loader, which must never panic.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use netlab::topology::{load_str, Diagnostics};
+use netlab::topology::{load_bytes, load_str, Diagnostics, Severity};
 use proptest::prelude::*;
 
 const CORPUS: &str = "tests/invalid_labs";
+const WARNING_CORPUS: &str = "tests/warning_labs";
 const VALID: &str = "labs/single-lan.json";
 
 fn manifest_dir() -> PathBuf {
@@ -18,7 +21,11 @@ fn manifest_dir() -> PathBuf {
 }
 
 fn corpus_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(manifest_dir().join(CORPUS))
+    json_files(CORPUS)
+}
+
+fn json_files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(manifest_dir().join(dir))
         .expect("the corpus folder exists")
         .map(|e| e.expect("a readable folder entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
@@ -34,8 +41,8 @@ fn file_name(path: &Path) -> String {
 /// Loads a corpus file, naming it by its bare file name, and checks what every failure must satisfy.
 fn load_invalid(path: &Path) -> Diagnostics {
     let name = file_name(path);
-    let text = fs::read_to_string(path).expect("a readable corpus file");
-    let diags = match load_str(&text, &name) {
+    let bytes = fs::read(path).expect("a readable corpus file");
+    let diags = match load_bytes(&bytes, &name) {
         Ok(lab) => panic!("{name}: expected diagnostics, but the lab loaded: {lab}"),
         Err(d) => d,
     };
@@ -94,6 +101,73 @@ fn check_rejects_every_corpus_file() {
         assert!(!stderr.contains("panicked"), "{rel}: panic:\n{stderr}");
         assert!(out.stdout.is_empty(), "{rel}: unexpected stdout: {}", String::from_utf8_lossy(&out.stdout));
     }
+}
+
+#[test]
+fn warning_diagnostics() {
+    insta::glob!("warning_labs/*.json", |path| {
+        let name = file_name(path);
+        let text = fs::read_to_string(path).expect("a readable lab");
+        let lab = load_str(&text, &name).unwrap_or_else(|d| panic!("{name} does not load:\n{d}"));
+        assert!(!lab.warnings.is_empty(), "{name}: no warnings");
+        for w in &lab.warnings {
+            assert_eq!((w.severity, w.file.as_str()), (Severity::Warning, name.as_str()), "{w}");
+        }
+        let shown: Vec<String> = lab.warnings.iter().map(ToString::to_string).collect();
+        assert_printable(&shown.join("\n"));
+        insta::assert_snapshot!(shown.join("\n"));
+    });
+}
+
+/// How many warnings the lab at `path` has.
+fn lab_warnings(path: &Path) -> usize {
+    let text = fs::read_to_string(path).expect("a readable lab");
+    load_str(&text, "lab.json").map_or(0, |lab| lab.warnings.len())
+}
+
+#[test]
+fn check_prints_warnings_and_fails_on_them_only_when_asked() {
+    let files = json_files(WARNING_CORPUS);
+    assert!(!files.is_empty());
+    for path in files {
+        let rel = format!("{WARNING_CORPUS}/{}", file_name(&path));
+        let check = |args: &[&str]| {
+            Command::cargo_bin("netlab")
+                .expect("the netlab binary")
+                .current_dir(manifest_dir())
+                .arg("check")
+                .args(args)
+                .arg(&rel)
+                .output()
+                .expect("netlab runs")
+        };
+        let out = check(&[]);
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{rel}: {stderr}");
+        assert!(stderr.contains(&format!("{rel}:")) && stderr.contains(": warning: "), "{rel}: {stderr}");
+        assert!(!stderr.contains("error"), "{rel}: {stderr}");
+        let n = lab_warnings(&path);
+        let ok = format!(", {n} warning{}\n", if n == 1 { "" } else { "s" });
+        assert!(stdout.starts_with("ok: ") && stdout.ends_with(&ok), "{rel}: {stdout}");
+        assert_eq!(stderr.matches(": warning: ").count(), n, "{rel}: {stderr}");
+        let out = check(&["--deny-warnings"]);
+        let denied = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{rel}: {denied}");
+        assert!(out.stdout.is_empty(), "{rel}");
+        assert!(
+            denied.starts_with(stderr.as_ref()) && denied.contains("found (denied by --deny-warnings)"),
+            "{denied}"
+        );
+    }
+    // A lab without warnings passes either way.
+    let out = Command::cargo_bin("netlab")
+        .expect("the netlab binary")
+        .current_dir(manifest_dir())
+        .args(["check", "--deny-warnings", VALID])
+        .output()
+        .expect("netlab runs");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty());
 }
 
 #[test]
@@ -156,14 +230,51 @@ fn apply(text: &str, edits: &[Edit]) -> String {
     chars.into_iter().collect()
 }
 
-/// The loader's contract on any input: no panic, and an error always says something, somewhere.
+/// The loader's contract on any input: no panic, and an error always says something, somewhere,
+/// in text that cannot drive a terminal.
 fn assert_loads_or_explains(text: &str) {
     if let Err(d) = load_str(text, "fuzz.json") {
         assert!(!d.0.is_empty(), "an error with no diagnostics for:\n{text}");
         for x in &d.0 {
             assert!(x.line >= 1 && x.col >= 1, "diagnostic at {}:{} for:\n{text}", x.line, x.col);
         }
+        assert_printable(&d.to_string());
     }
+}
+
+/// Diagnostics hold no control character but line breaks, nor an invisible one that reorders text.
+fn assert_printable(shown: &str) {
+    let invisible = |c: &char| matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}');
+    let bad = shown.chars().find(|c| (c.is_control() && *c != '\n') || invisible(c));
+    assert!(bad.is_none(), "{bad:?} printed raw in:\n{shown}");
+}
+
+#[test]
+fn lab_text_is_escaped_in_every_message() {
+    for path in corpus_files() {
+        assert_printable(&load_invalid(&path).to_string());
+    }
+    let d = load_invalid(&manifest_dir().join(CORPUS).join("84-control-characters-in-names.json")).to_string();
+    assert!(d.contains("`\\u{1b}]0;pwned\\u{7}` is not a valid node name"), "{d}");
+    assert!(d.contains("`wan\\nfake: error\\u{1b}[2J` is not a valid link name"), "{d}");
+}
+
+/// A value of megabytes is shown cut: its diagnostics stay a few lines long, not megabytes.
+#[test]
+fn huge_values_are_cut_in_diagnostics() {
+    let huge = "x".repeat(10 << 20);
+    let text = format!(
+        r#"{{ "name": "huge", "nodes": {{
+  "{huge}:": {{ "kind": "switch" }},
+  "h": {{ "kind": "host", "interfaces": {{ "eth0": {{ "addresses": ["10.0.0.1/24"], "{huge}": 1 }} }},
+         "apps": [ {{ "kind": "ping", "to": "{huge}", "count": "{huge}" }}, {{ "kind": "{huge}" }} ] }} }},
+  "links": [ {{ "a": "h:eth0", "b": "{huge}", "name": "{huge}" }} ] }}"#
+    );
+    let d = load_str(&text, "huge.json").expect_err("invalid").to_string();
+    assert!(d.len() < 8 << 10, "{} bytes of diagnostics:\n{}", d.len(), &d[..d.len().min(4000)]);
+    assert!(d.contains(&format!("`{}… (10485761 characters)` is not a valid node name", "x".repeat(60))), "{d}");
+    assert!(d.contains("string \"xxxxxxxxxx"), "{d}");
+    assert!(d.matches("… (10485760 characters)").count() >= 5, "{d}");
 }
 
 proptest! {

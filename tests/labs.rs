@@ -67,8 +67,10 @@ fn every_shipped_lab_checks_ok() {
     let labs = shipped_labs();
     assert!(labs.len() >= 2, "{labs:?}");
     for lab in labs {
-        let out = common::netlab().args(["check", &lab]).output().expect("runs");
+        // Without warnings too.
+        let out = common::netlab().args(["check", "--deny-warnings", &lab]).output().expect("runs");
         assert!(out.status.success(), "{lab}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stderr.is_empty(), "{lab}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: "), "{lab}");
     }
 }
@@ -155,19 +157,21 @@ fn unreachable_and_refused_targets_are_reported() {
     "b": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.2/24"] } } },
     "c": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.3/24"] } } }
   },
-  "links": [ { "a": "a:eth0", "b": "sw" }, { "a": "b:eth0", "b": "sw" } ]
+  "links": [ { "a": "a:eth0", "b": "sw" }, { "a": "b:eth0", "b": "sw" },
+             { "a": "c:eth0", "b": "sw", "impair": { "loss": 1.0 } } ]
 }"#,
     )
     .expect("write");
     let (_, r) = run_lab(lab.to_str().unwrap(), &["--virtual-time", "--no-capture"], dir.path());
     assert_eq!(r["ended"], "apps-finished");
     assert_eq!(apps(&r, "tcp-echo")[0]["error"], "connection refused (the SYN was answered with a reset)");
-    // c never answers ARP: the SYN never leaves, and the client gives up after 10 s.
+    // c never answers ARP (its link loses every frame): the SYN never leaves, and the client gives
+    // up after 10 s.
     assert_eq!(apps(&r, "tcp-echo")[1]["error"], "connection timed out after 10s (no answer to the SYN)");
     let end = r["sim_seconds"].as_f64().unwrap();
     assert!((11.0..12.0).contains(&end), "{end}");
     assert_eq!(apps(&r, "tcp-transfer")[0]["error"], "connection refused (the SYN was answered with a reset)");
-    // c is not plugged in: every ping times out.
+    // Every ping to c times out.
     let p = apps(&r, "ping")[0];
     assert_eq!((p["sent"].as_u64(), p["received"].as_u64(), p["loss_pct"].as_f64()), (Some(2), Some(0), Some(100.0)));
 }

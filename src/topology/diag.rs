@@ -2,7 +2,12 @@
 //!
 //! Places come from a second, span-keeping parse of the same text (jsonc-parser's AST), so that any
 //! check, however late, can point at the exact key or value it is about.
+//!
+//! Text taken from a lab file is shown through [`shown`]: control and other invisible characters
+//! are escaped (`\u{1b}`, as a JSON path escapes them) so that a name cannot drive the terminal
+//! that prints a diagnostic, and a long value is cut to its first [`SHOWN_CHARS`] characters.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Write as _};
 
 use jsonc_parser::ast::{ObjectPropName, Value as Ast};
@@ -65,9 +70,9 @@ impl fmt::Display for JsonPath {
                     if i > 0 {
                         f.write_char('.')?;
                     }
-                    f.write_str(k)?;
+                    write!(f, "{}", shown(k))?;
                 }
-                Seg::Key(k) => write!(f, "[{k:?}]")?,
+                Seg::Key(k) => write!(f, "[\"{}\"]", Shown { text: k, in_quotes: true })?,
             }
         }
         Ok(())
@@ -90,20 +95,42 @@ pub struct Problem {
     pub hint: Option<String>,
 }
 
-/// A problem with its place: what `netlab check` prints.
+/// Whether a diagnostic stops the lab (an error) or only points at something that is likely a
+/// mistake (a warning: the lab loads and runs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Error,
+    Warning,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        })
+    }
+}
+
+/// A problem with its place: what `netlab check` prints, as `file:line:col: error: …` or
+/// `file:line:col: warning: …`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
     pub file: String,
     pub line: usize,
     pub col: usize,
     pub path: String,
+    pub severity: Severity,
     pub message: String,
     pub hint: Option<String>,
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: error: {}\n    at {}", self.file, self.line, self.col, self.message, self.path)?;
+        let Diagnostic { file, line, col, path, severity, message, .. } = self;
+        write!(f, "{file}:{line}:{col}: {severity}: {message}\n    at {path}")?;
         if let Some(h) = &self.hint {
             write!(f, "\n    hint: {h}")?;
         }
@@ -139,8 +166,9 @@ struct Span {
 }
 
 enum SpanKind {
-    /// Members in text order: name, where the name starts, value.
-    Object(Vec<(String, usize, Span)>),
+    /// Members in text order (name, where the name starts, value), and for an object of many
+    /// members, where the last member of each name is: a lab's `nodes` may hold 100000.
+    Object(Vec<(String, usize, Span)>, Option<HashMap<String, usize>>),
     Array(Vec<Span>),
     Scalar,
 }
@@ -177,9 +205,13 @@ impl<'a> Locator<'a> {
         let last = path.0.len().saturating_sub(1);
         for (i, seg) in path.0.iter().enumerate() {
             match (seg, &node.kind) {
-                (Seg::Key(k), SpanKind::Object(members)) => {
+                (Seg::Key(k), SpanKind::Object(members, index)) => {
                     // The last of equal keys is the one a JSON parser keeps.
-                    let Some((_, name_start, value)) = members.iter().rev().find(|m| m.0 == *k) else {
+                    let member = match index {
+                        Some(index) => index.get(k).map(|&i| &members[i]),
+                        None => members.iter().rev().find(|m| m.0 == *k),
+                    };
+                    let Some((_, name_start, value)) = member else {
                         return node.start;
                     };
                     if i == last && target == Target::Key {
@@ -198,9 +230,35 @@ impl<'a> Locator<'a> {
     }
 
     #[must_use]
-    pub fn place(&self, file: &str, p: Problem) -> Diagnostic {
+    pub fn place(&self, file: &str, p: Problem, severity: Severity) -> Diagnostic {
         let (line, col) = self.line_col(self.offset(&p.path, p.target));
-        Diagnostic { file: file.to_string(), line, col, path: p.path.to_string(), message: p.message, hint: p.hint }
+        diagnostic(file, line, col, p, severity)
+    }
+
+    /// Every problem placed, in file order (problems at one place in the order given), without
+    /// repeats. Columns are counted once along each line, however many problems it holds: a lab
+    /// written on one line may have thousands.
+    #[must_use]
+    pub fn place_all(&self, file: &str, problems: Vec<Problem>, severity: Severity) -> Vec<Diagnostic> {
+        let mut placed: Vec<(usize, Problem)> =
+            problems.into_iter().map(|p| (self.offset(&p.path, p.target).min(self.text.len()), p)).collect();
+        placed.sort_by_key(|(offset, _)| *offset);
+        // Where the last place counted is, and its line and column.
+        let (mut at, mut line, mut col) = (0, 1, 1);
+        let mut out: Vec<Diagnostic> = Vec::with_capacity(placed.len());
+        for (offset, p) in placed {
+            let l = self.line_starts.partition_point(|&s| s <= offset).max(1);
+            if l != line || offset < at {
+                (at, line, col) = (self.line_starts[l - 1], l, 1);
+            }
+            col += self.text.get(at..offset).map_or(offset - at, |s| s.chars().count());
+            at = offset;
+            let d = diagnostic(file, line, col, p, severity);
+            if out.last() != Some(&d) {
+                out.push(d);
+            }
+        }
+        out
     }
 
     /// Keys that appear twice in one object: JSON parsers keep only the last, silently.
@@ -214,11 +272,27 @@ impl<'a> Locator<'a> {
     }
 }
 
+fn diagnostic(file: &str, line: usize, col: usize, p: Problem, severity: Severity) -> Diagnostic {
+    Diagnostic {
+        file: file.to_string(),
+        line,
+        col,
+        path: p.path.to_string(),
+        severity,
+        message: printable(&p.message),
+        hint: p.hint.as_deref().map(printable),
+    }
+}
+
+/// Objects with more members than this get an index of their members by name.
+const INDEXED_MEMBERS: usize = 16;
+
 /// The places of `v`; with `original`, member names are decoded from that text at the same places.
 fn span(v: &Ast<'_>, original: Option<&str>) -> Span {
     let kind = match v {
-        Ast::Object(o) => SpanKind::Object(
-            o.properties
+        Ast::Object(o) => {
+            let members: Vec<(String, usize, Span)> = o
+                .properties
                 .iter()
                 .map(|p| {
                     let r = p.name.range();
@@ -228,8 +302,11 @@ fn span(v: &Ast<'_>, original: Option<&str>) -> Span {
                         .unwrap_or_else(|| prop_name(&p.name).to_string());
                     (name, r.start, span(&p.value, original))
                 })
-                .collect(),
-        ),
+                .collect();
+            let index = (members.len() > INDEXED_MEMBERS)
+                .then(|| members.iter().enumerate().map(|(i, m)| (m.0.clone(), i)).collect());
+            SpanKind::Object(members, index)
+        }
         Ast::Array(a) => SpanKind::Array(a.elements.iter().map(|e| span(e, original)).collect()),
         _ => SpanKind::Scalar,
     };
@@ -269,13 +346,14 @@ fn prop_name<'b>(n: &'b ObjectPropName<'_>) -> &'b str {
 
 fn walk_duplicates(v: &Span, path: &JsonPath, out: &mut Vec<Problem>) {
     match &v.kind {
-        SpanKind::Object(members) => {
-            for (i, (name, _, value)) in members.iter().enumerate() {
-                if members[..i].iter().any(|m| m.0 == *name) {
+        SpanKind::Object(members, _) => {
+            let mut seen: HashSet<&str> = HashSet::with_capacity(members.len());
+            for (name, _, value) in members {
+                if !seen.insert(name) {
                     out.push(Problem {
                         path: path.key(name),
                         target: Target::Key,
-                        message: format!("duplicate key `{name}`"),
+                        message: format!("duplicate key `{}`", shown(name)),
                         hint: Some("a JSON object keeps only the last of two equal keys; rename or merge them".into()),
                     });
                 }
@@ -294,11 +372,199 @@ fn walk_duplicates(v: &Span, path: &JsonPath, out: &mut Vec<Problem>) {
 /// "did you mean `x`?" for the closest of `candidates`, if any is close enough.
 #[must_use]
 pub fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<String> {
-    closest(word, candidates).map(|c| format!("did you mean `{c}`?"))
+    closest(word, candidates).map(|c| format!("did you mean `{}`?", shown(c)))
 }
 
-/// The candidate closest to `word`, if one is close enough to be a likely typo.
+/// Candidates for "did you mean …?" among a list that may be long, such as every node of a lab.
+///
+/// A short list is searched whole, as [`closest`] does. Searching a long one whole for every
+/// misspelt name would cost the product of the two counts, so a long list is indexed by each
+/// candidate and each of its one-character deletions, and a word is compared only with the
+/// candidates that share such a key with it: those one or two edits away (a letter left out,
+/// added, changed, or two swapped). Past [`FULL_SEARCH`] candidates, then, a suggestion further
+/// away than that is not made. The index is made when the first word is looked up: a lab without
+/// mistakes needs none.
+pub struct Suggestions<'c> {
+    candidates: Vec<&'c str>,
+    index: std::cell::OnceCell<HashMap<String, Vec<u32>>>,
+}
+
+/// Lists up to this long are searched whole.
+pub const FULL_SEARCH: usize = 100;
+
+/// At most this many candidates are compared with one word.
+const MAX_COMPARED: usize = 1000;
+
+impl<'c> Suggestions<'c> {
+    pub fn new(candidates: impl IntoIterator<Item = &'c str>) -> Self {
+        Suggestions { candidates: candidates.into_iter().collect(), index: std::cell::OnceCell::new() }
+    }
+
+    fn index(&self) -> &HashMap<String, Vec<u32>> {
+        self.index.get_or_init(|| {
+            let mut index: HashMap<String, Vec<u32>> = HashMap::new();
+            for (i, c) in self.candidates.iter().enumerate() {
+                if c.len() > MAX_SUGGESTED_LEN {
+                    continue;
+                }
+                let id = u32::try_from(i).unwrap_or(u32::MAX);
+                for key in deletions(c) {
+                    let ids = index.entry(key).or_default();
+                    if ids.last() != Some(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+            index
+        })
+    }
+
+    /// The candidates, in the order given.
+    #[must_use]
+    pub fn candidates(&self) -> &[&'c str] {
+        &self.candidates
+    }
+
+    /// The candidate closest to `word`, if one is close enough to be a likely typo.
+    #[must_use]
+    pub fn closest(&self, word: &str) -> Option<&'c str> {
+        if self.candidates.len() <= FULL_SEARCH {
+            return closest(word, self.candidates.iter().copied());
+        }
+        if word.len() > MAX_SUGGESTED_LEN {
+            return None;
+        }
+        let index = self.index();
+        let mut ids: Vec<u32> = Vec::new();
+        for key in deletions(word) {
+            if let Some(found) = index.get(&key) {
+                ids.extend(found.iter().take(MAX_COMPARED.saturating_sub(ids.len())));
+            }
+        }
+        // In list order, as a whole search compares them.
+        ids.sort_unstable();
+        ids.dedup();
+        closest(word, ids.into_iter().map(|i| self.candidates[i as usize]))
+    }
+
+    /// "did you mean `x`?" for the closest candidate, if any is close enough.
+    #[must_use]
+    pub fn did_you_mean(&self, word: &str) -> Option<String> {
+        self.closest(word).map(|c| format!("did you mean `{}`?", shown(c)))
+    }
+}
+
+/// `word` and each way of leaving one of its characters out.
+fn deletions(word: &str) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(word.to_string()).chain(word.char_indices().map(|(i, c)| {
+        let mut s = String::with_capacity(word.len());
+        s.push_str(&word[..i]);
+        s.push_str(&word[i + c.len_utf8()..]);
+        s
+    }))
+}
+
+/// The longest word (in bytes) for which a close candidate is looked for: names have at most 64
+/// characters, and comparing long texts costs the product of their lengths.
+const MAX_SUGGESTED_LEN: usize = 200;
+
+/// How many characters of a value from the lab file a diagnostic shows.
+pub const SHOWN_CHARS: usize = 60;
+
+/// How many items a list in a hint names.
+pub const LISTED_ITEMS: usize = 10;
+
+/// A value from the lab file as a diagnostic shows it: see [`shown`].
+#[derive(Debug, Clone, Copy)]
+pub struct Shown<'a> {
+    text: &'a str,
+    /// Inside double quotes (a JSON path's `["key"]`), where `"` is escaped too.
+    in_quotes: bool,
+}
+
+/// `text` fit for a terminal: every control or invisible character escaped as Rust escapes it in
+/// a string (`\u{1b}`, `\n`, `\u{202e}`; a backslash is `\\`), and a value longer than
+/// [`SHOWN_CHARS`] characters cut there, followed by `…` and its whole length.
+#[must_use]
+pub fn shown(text: &str) -> Shown<'_> {
+    Shown { text, in_quotes: false }
+}
+
+/// [`shown`] for a place inside double quotes, where `"` is escaped too (`\"`): a string in a
+/// message as Rust's `{:?}` writes it, cut as [`shown`] cuts.
+#[must_use]
+pub fn shown_quoted(text: &str) -> Shown<'_> {
+    Shown { text, in_quotes: true }
+}
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, c) in self.text.chars().enumerate() {
+            if n == SHOWN_CHARS {
+                return write!(f, "… ({} characters)", self.text.chars().count());
+            }
+            match c {
+                '\'' => f.write_char(c)?,
+                '"' if !self.in_quotes => f.write_char(c)?,
+                _ => write!(f, "{}", c.escape_debug())?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// At most this many characters of a message or hint are printed, whatever it holds.
+const MAX_MESSAGE_CHARS: usize = 2000;
+
+/// A message or hint with any control or invisible character left in it escaped (as [`shown`]
+/// does; backslashes are left alone, since they may start an escape already made), and cut at
+/// [`MAX_MESSAGE_CHARS`]. Every message passes here before it is printed.
+#[must_use]
+pub fn printable(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE_CHARS));
+    for (n, c) in message.chars().enumerate() {
+        if n == MAX_MESSAGE_CHARS {
+            out.push('…');
+            break;
+        }
+        if matches!(c, '\\' | '"' | '\'') || c.escape_debug().next() != Some('\\') {
+            out.push(c);
+        } else {
+            let _ = write!(out, "{}", c.escape_debug());
+        }
+    }
+    out
+}
+
+/// `a, b, c` for a hint, each item [`shown`], and at most [`LISTED_ITEMS`] of them: past that,
+/// `…` and how many more there are.
+#[must_use]
+pub fn listing<'i, I>(items: I) -> String
+where
+    I: IntoIterator<Item = &'i str>,
+    I::IntoIter: ExactSizeIterator,
+{
+    let items = items.into_iter();
+    let more = items.len().saturating_sub(LISTED_ITEMS);
+    let mut out = String::new();
+    for (n, item) in items.take(LISTED_ITEMS).enumerate() {
+        if n > 0 {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "{}", shown(item));
+    }
+    if more > 0 {
+        let _ = write!(out, ", … ({more} more)");
+    }
+    out
+}
+
+/// The candidate closest to `word`, if one is close enough to be a likely typo. A word of
+/// more than [`MAX_SUGGESTED_LEN`] bytes is no typo of a name, and gets none.
 pub fn closest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+    if word.len() > MAX_SUGGESTED_LEN {
+        return None;
+    }
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))
@@ -353,6 +619,56 @@ mod tests {
         assert_eq!(without_surrogates("\"\\\\ud83d\""), None);
         let l = Locator::new("{\"\\ud83d\\udcbb\": 1, \"\\ud83d\\udcbb\": 2}");
         assert_eq!(l.duplicate_keys()[0].path.to_string(), "[\"\u{1F4BB}\"]");
+    }
+
+    #[test]
+    fn shown_values_are_escaped_and_cut() {
+        assert_eq!(shown("\u{1b}]0;pwned\u{7}").to_string(), "\\u{1b}]0;pwned\\u{7}");
+        assert_eq!(shown("wan\nfake: error").to_string(), "wan\\nfake: error");
+        // Invisible characters too: a right-to-left override would reorder what follows it.
+        assert_eq!(shown("a\u{202e}b\u{200b}").to_string(), "a\\u{202e}b\\u{200b}");
+        assert_eq!(shown("it's \"x\" \\ 💻").to_string(), "it's \"x\" \\\\ 💻");
+        assert_eq!(shown_quoted("\"x\"").to_string(), "\\\"x\\\"");
+        let long = "é".repeat(SHOWN_CHARS + 1);
+        assert_eq!(shown(&long).to_string(), format!("{}… (61 characters)", "é".repeat(SHOWN_CHARS)));
+        assert_eq!(shown(&long[..SHOWN_CHARS * 2]).to_string(), "é".repeat(SHOWN_CHARS));
+        // A JSON path shows its keys the same way.
+        let p = JsonPath::root().key("nodes").key("\u{1b}[2J").key(&"a".repeat(100));
+        assert_eq!(p.to_string(), format!("nodes[\"\\u{{1b}}[2J\"].{}… (100 characters)", "a".repeat(SHOWN_CHARS)));
+    }
+
+    #[test]
+    fn printable_escapes_what_is_left_and_keeps_escapes_made() {
+        assert_eq!(printable("a \u{1b}[2J b"), "a \\u{1b}[2J b");
+        assert_eq!(printable("already \\u{1b} escaped, \"quoted\""), "already \\u{1b} escaped, \"quoted\"");
+        assert_eq!(printable(&"x".repeat(3000)).chars().count(), MAX_MESSAGE_CHARS + 1);
+    }
+
+    #[test]
+    fn listings_are_cut() {
+        assert_eq!(listing(["a", "b\u{7}"]), "a, b\\u{7}");
+        let names: Vec<String> = (0..25).map(|i| format!("h{i}")).collect();
+        assert_eq!(listing(names.iter().map(String::as_str)), "h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, … (15 more)");
+    }
+
+    #[test]
+    fn suggestions_from_a_long_list_are_those_of_a_whole_search_one_or_two_edits_away() {
+        let names: Vec<String> = (0..5000).map(|i| format!("host-{i}")).chain(["server".to_string()]).collect();
+        let long = Suggestions::new(names.iter().map(String::as_str));
+        for (word, meant) in [
+            ("sever", "server"),
+            ("servr", "server"),
+            ("srever", "server"),
+            ("servers", "server"),
+            ("host-4999", "host-4999"),
+        ] {
+            assert_eq!(long.closest(word), Some(meant), "{word}");
+            assert_eq!(closest(word, names.iter().map(String::as_str)), Some(meant), "{word}");
+        }
+        assert_eq!(long.closest("zzzzzz"), None);
+        assert_eq!(long.closest(&"x".repeat(10_000)), None);
+        let short = Suggestions::new(["eth0", "eth1"]);
+        assert_eq!(short.did_you_mean("eht0").as_deref(), Some("did you mean `eth0`?"));
     }
 
     #[test]

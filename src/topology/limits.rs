@@ -12,8 +12,8 @@ use crate::topology::parse::{BYTE_UNITS, DURATION_UNITS, RATE_UNITS};
 
 /// Longest node, interface or lab name.
 pub const NAME_MAX_LEN: usize = 64;
-/// Node, interface and lab names: letters, digits, `-`, `_` and `.`.
-pub const NAME_PATTERN: &str = "^[A-Za-z0-9._-]+$";
+/// Node, interface and lab names: letters, digits, `-`, `_` and `.`, and not dots alone.
+pub const NAME_PATTERN: &str = "^(?!\\.+$)[A-Za-z0-9._-]+$";
 
 /// An interface's MTU: at least [`MTU_MIN`] (or [`MTU_MIN_IPV6`] with an IPv6 address), at most
 /// [`MTU_MAX`].
@@ -52,8 +52,8 @@ pub const TCP_BUFFER_MAX: u64 = 1 << 30;
 /// A MAC address as `parse::mac` reads it: six hex bytes split by `:` or `-`, unicast and not zero.
 pub const MAC_PATTERN: &str = "^(?!00([:-]00){5}$)[0-9A-Fa-f][02468AaCcEe]([:-][0-9A-Fa-f]{2}){5}$";
 
-/// A link name: anything but blank.
-pub const LINK_NAME_PATTERN: &str = "\\S";
+/// A link name: as a node's name, or empty for the default name (its two ends).
+pub const LINK_NAME_PATTERN: &str = "^(?!\\.+$)[A-Za-z0-9._-]*$";
 
 /// One IPv4 octet as Rust reads it: 0 to 255, no leading zero.
 const OCTET: &str = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";

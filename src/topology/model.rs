@@ -42,6 +42,10 @@ pub struct Lab {
     pub nodes: Vec<Node>,
     pub links: Vec<Link>,
     pub capture: CaptureConfig,
+    /// What validation found likely wrong but not fatal, in file order, each with its place
+    /// ([`Severity::Warning`](super::diag::Severity::Warning)): hosts of one segment with
+    /// overlapping but different prefixes, or with different MTUs. Empty for a lab made in code.
+    pub warnings: Vec<super::diag::Diagnostic>,
 }
 
 #[derive(Debug, Clone)]

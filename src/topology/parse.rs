@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 
+use super::diag::shown;
 use crate::topology::limits;
 
 /// The time units of a duration, each with the other spellings humantime reads for it.
@@ -33,23 +34,28 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(t).map_err(|e| match e {
         humantime::DurationError::Empty => "an empty string is not a duration".to_string(),
         humantime::DurationError::UnknownUnit { unit, .. } if unit.is_empty() => {
-            format!("`{s}` has no time unit")
+            format!("`{}` has no time unit", shown(s))
         }
         humantime::DurationError::UnknownUnit { unit, .. } => {
-            format!("`{s}` has an unknown time unit `{unit}` (use {})", units())
+            format!("`{}` has an unknown time unit `{}` (use {})", shown(s), shown(&unit), units())
         }
         humantime::DurationError::NumberOverflow => {
-            format!("`{s}` is out of range (too large, or finer than a nanosecond)")
+            format!("`{}` is out of range: a duration is whole nanoseconds, up to 2^64 − 1 seconds", shown(s))
         }
         humantime::DurationError::InvalidCharacter(_) | humantime::DurationError::NumberExpected(_) => {
-            format!("`{s}` is not a duration")
+            format!("`{}` is not a duration", shown(s))
         }
     })?;
     // A unit is a run of the letters humantime reads as one.
     let words = t.split(|c: char| !(c.is_ascii_alphabetic() || c == '\u{b5}')).filter(|w| !w.is_empty());
     for w in words {
         if !DURATION_UNITS.iter().any(|(u, other)| *u == w || other.contains(&w)) {
-            return Err(format!("`{s}` has a time unit `{w}` that a lab does not take (use {})", units()));
+            return Err(format!(
+                "`{}` has a time unit `{}` that a lab does not take (use {})",
+                shown(s),
+                shown(w),
+                units()
+            ));
         }
     }
     Ok(d)
@@ -81,7 +87,7 @@ pub fn rate_bps(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a rate"))?;
+    let n: f64 = num.parse().map_err(|_| format!("`{}` is not a rate", shown(s)))?;
     let unit = unit.trim();
     let mult = if unit.is_empty() {
         1.0
@@ -93,13 +99,17 @@ pub fn rate_bps(s: &str) -> Result<u64, String> {
             Some((_, _, mult)) => *mult,
             None => {
                 let units = either(RATE_UNITS.iter().map(|(u, _, _)| *u));
-                return Err(format!("`{s}` has an unknown rate unit `{unit}` (use {units} per second)"));
+                return Err(format!(
+                    "`{}` has an unknown rate unit `{}` (use {units} per second)",
+                    shown(s),
+                    shown(unit)
+                ));
             }
         }
     };
     let bps = n * mult;
     if !(1.0..=RATE_MAX_BPS).contains(&bps) {
-        return Err(format!("rate `{s}` is out of range (1 bit/s to 1000 Tbit/s)"));
+        return Err(format!("rate `{}` is out of range (1 bit/s to 1000 Tbit/s)", shown(s)));
     }
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     Ok(bps.round() as u64)
@@ -121,7 +131,7 @@ pub fn bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a size in bytes"))?;
+    let n: f64 = num.parse().map_err(|_| format!("`{}` is not a size in bytes", shown(s)))?;
     let unit = unit.trim();
     let mult = if unit.is_empty() {
         1.0
@@ -130,13 +140,13 @@ pub fn bytes(s: &str) -> Result<u64, String> {
             Some((_, _, mult)) => *mult,
             None => {
                 let units = either(BYTE_UNITS.iter().map(|(u, _, _)| *u));
-                return Err(format!("`{s}` has an unknown size unit `{unit}` (use {units})"));
+                return Err(format!("`{}` has an unknown size unit `{}` (use {units})", shown(s), shown(unit)));
             }
         }
     };
     let v = n * mult;
     if !(0.0..=1e15).contains(&v) {
-        return Err(format!("size `{s}` is out of range"));
+        return Err(format!("size `{}` is out of range (at most 1 PB, 10^15 bytes)", shown(s)));
     }
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     Ok(v.round() as u64)
@@ -145,16 +155,16 @@ pub fn bytes(s: &str) -> Result<u64, String> {
 /// An interface address with its prefix: `10.0.0.1/24` or `fd00::1/64`.
 pub fn cidr(s: &str) -> Result<IpCidr, String> {
     let Some((addr, len)) = s.split_once('/') else {
-        return Err(format!("`{s}` has no prefix length"));
+        return Err(format!("`{}` has no prefix length", shown(s)));
     };
-    let ip: IpAddr = addr.trim().parse().map_err(|_| format!("`{addr}` is not an IPv4 or IPv6 address"))?;
+    let ip: IpAddr = addr.trim().parse().map_err(|_| format!("`{}` is not an IPv4 or IPv6 address", shown(addr)))?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let len: u8 = len
         .trim()
         .parse()
         .ok()
         .filter(|l| *l <= max)
-        .ok_or_else(|| format!("`/{len}` is not a prefix length (0 to {max})"))?;
+        .ok_or_else(|| format!("`/{}` is not a prefix length (0 to {max})", shown(len)))?;
     if ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() {
         return Err(format!("`{ip}` cannot be an interface address"));
     }
@@ -166,10 +176,10 @@ pub fn cidr(s: &str) -> Result<IpCidr, String> {
             let bits = u32::from(v4);
             let host = bits & (u32::MAX >> len);
             if host == 0 {
-                return Err(format!("`{s}` is the network address of its subnet"));
+                return Err(format!("`{}` is the network address of its subnet", shown(s)));
             }
             if host == u32::MAX >> len {
-                return Err(format!("`{s}` is the broadcast address of its subnet"));
+                return Err(format!("`{}` is the broadcast address of its subnet", shown(s)));
             }
         }
     }
@@ -180,21 +190,22 @@ pub fn mac(s: &str) -> Result<EthernetAddress, String> {
     let parts: Vec<&str> = s.split([':', '-']).collect();
     let mut b = [0u8; 6];
     if parts.len() != 6 {
-        return Err(format!("`{s}` is not a MAC address (six hex bytes, aa:bb:cc:dd:ee:ff)"));
+        return Err(format!("`{}` is not a MAC address (six hex bytes, aa:bb:cc:dd:ee:ff)", shown(s)));
     }
     for (i, p) in parts.iter().enumerate() {
         if p.chars().count() != 2 {
-            return Err(format!("`{s}` is not a MAC address (six hex bytes, aa:bb:cc:dd:ee:ff)"));
+            return Err(format!("`{}` is not a MAC address (six hex bytes, aa:bb:cc:dd:ee:ff)", shown(s)));
         }
         // `from_str_radix` alone would take `+1`.
         if !p.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(format!("`{s}` is not a MAC address (`{p}` is not hex)"));
+            return Err(format!("`{}` is not a MAC address (`{}` is not hex)", shown(s), shown(p)));
         }
-        b[i] = u8::from_str_radix(p, 16).map_err(|_| format!("`{s}` is not a MAC address (`{p}` is not hex)"))?;
+        b[i] = u8::from_str_radix(p, 16)
+            .map_err(|_| format!("`{}` is not a MAC address (`{}` is not hex)", shown(s), shown(p)))?;
     }
     let m = EthernetAddress(b);
     if !m.is_unicast() || b == [0; 6] {
-        return Err(format!("`{s}` is a multicast, broadcast or zero MAC; an interface needs a unicast one"));
+        return Err(format!("`{}` is a multicast, broadcast or zero MAC; an interface needs a unicast one", shown(s)));
     }
     Ok(m)
 }
@@ -242,24 +253,44 @@ pub fn target(s: &str) -> Result<Target, String> {
     }
     let (name, port) = match t.rsplit_once(':') {
         Some((n, p)) => {
-            let port: u16 =
-                p.parse().ok().filter(|p| *p != 0).ok_or_else(|| format!("`{p}` is not a port (1 to 65535)"))?;
+            let port: u16 = p
+                .parse()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("`{}` is not a port (1 to 65535)", shown(p)))?;
             (n, Some(port))
         }
         None => (t, None),
     };
     if name.is_empty() || !valid_name(name) {
-        return Err(format!("`{s}` is neither an address nor a node name"));
+        return Err(format!("`{}` is neither an address nor a node name", shown(s)));
     }
     Ok(Target::Node(name.to_string(), port))
 }
 
-/// Node, interface and lab names: letters, digits, `-`, `_` and `.`, at most 64 of them.
+/// Lab, node, interface and link names: 1 to 64 letters, digits, `-`, `_` and `.`, and not only
+/// dots (`.` and `..` name folders: the lab's name names its capture folder).
 #[must_use]
 pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= limits::NAME_MAX_LEN
         && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !s.chars().all(|c| c == '.')
+}
+
+/// The hint for a name that [`valid_name`] refuses: `usual` for a character outside the rule, or
+/// what else is wrong with it.
+#[must_use]
+pub fn name_hint(s: &str, usual: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c == '.') {
+        "a name cannot be dots alone: `.` and `..` name folders; add a letter or digit".into()
+    } else if s.len() > limits::NAME_MAX_LEN
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        format!("a name has at most {} characters; this one has {}", limits::NAME_MAX_LEN, s.len())
+    } else {
+        usual.into()
+    }
 }
 
 #[cfg(test)]
@@ -363,5 +394,18 @@ mod tests {
         assert!(target("10.0.0.2:0").is_err());
         assert_eq!(target("[fd00::2]"), Ok(Target::Addr("fd00::2".parse().unwrap(), None)));
         assert!(target("a b").is_err());
+    }
+
+    #[test]
+    fn names() {
+        for ok in ["sw1", "lab-1.v2", "a_b", "a.", ".a", "..a", &"x".repeat(64)] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "...", "a b", "a:b", "a\u{1b}", &"x".repeat(65)] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+        assert!(name_hint("..", "usual").contains("dots alone"));
+        assert_eq!(name_hint(&"x".repeat(65), "usual"), "a name has at most 64 characters; this one has 65");
+        assert_eq!(name_hint("a b", "usual"), "usual");
     }
 }

@@ -295,7 +295,7 @@ pub struct LinkSpec {
     pub b: String,
     /// Name of the link in captures and reports; default `a<->b`.
     #[serde(default)]
-    #[schemars(regex(pattern = limits::LINK_NAME_PATTERN))]
+    #[schemars(regex(pattern = limits::LINK_NAME_PATTERN), length(max = limits::NAME_MAX_LEN))]
     pub name: Option<String>,
     /// How frames travel: `mem` (in this process). Tunnels come with their own transports.
     #[serde(default)]

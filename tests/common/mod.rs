@@ -380,3 +380,5 @@ pub fn echo_pairs(packets: &[(&str, Packet)], link: &str, v6: bool) -> usize {
     assert_eq!(requests, replies, "echo requests and replies on {link} do not pair up");
     requests.len()
 }
+
+pub mod scale;

@@ -13,10 +13,12 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::elements::Parsed;
+use super::segments::Segments;
 use super::targets::LabView;
 use super::{Cx, Status};
-use crate::topology::diag::{JsonPath, Problem};
+use crate::topology::diag::{listing, printable, shown, JsonPath, Problem, Suggestions};
 use crate::topology::model::{App, AppKind, Lab, Node, NodeId, NodeKind};
+use crate::topology::parse;
 
 impl Cx {
     /// Resolves every host's apps and hands them to their nodes.
@@ -25,15 +27,23 @@ impl Cx {
         parsed: &IndexMap<String, Option<Parsed>>,
         nodes: &mut [Node],
         status: &[Status],
+        segments: Option<&Segments>,
     ) {
         let nodes_path = JsonPath::root().key("nodes");
         let by_name: BTreeMap<&str, usize> = parsed.keys().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
-        let hosts: Vec<&str> =
-            parsed.iter().filter(|(_, p)| matches!(p, Some(Parsed::Host { .. }))).map(|(n, _)| n.as_str()).collect();
+        // Hosts offered in hints: a misnamed one is reported at its name.
+        let hosts: Vec<&str> = parsed
+            .iter()
+            .filter(|(n, p)| matches!(p, Some(Parsed::Host { .. })) && parse::valid_name(n))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let suggested = Suggestions::new(hosts);
+        let owners = LabView::owners(nodes);
         let mut host_apps = Vec::new();
         for (i, (node_name, p)) in parsed.iter().enumerate() {
             let Some(Parsed::Host { apps, .. }) = p else { continue };
-            let lab = LabView { nodes: &*nodes, status, by_name: &by_name, hosts: &hosts };
+            let lab =
+                LabView { nodes: &*nodes, status, by_name: &by_name, hosts: &suggested, owners: &owners, segments };
             let mut out = Vec::new();
             let mut servers = Servers::default();
             for (j, a) in apps.iter().enumerate() {
@@ -61,7 +71,7 @@ impl Cx {
         if first != j {
             self.err(
                 path.key("port"),
-                format!("{proto} port {port} of `{node}` is taken by apps[{first}]"),
+                format!("{proto} port {port} of `{}` is taken by apps[{first}]", shown(node)),
                 Some("give each server of a host its own port".into()),
             );
         }
@@ -87,14 +97,14 @@ pub fn app_for_host(lab: &Lab, node: NodeId, app: &Value) -> Result<App, Vec<Str
     let root = JsonPath::root();
     let mut cx = Cx::default();
     let Some(me) = lab.nodes.get(node.index()) else {
-        cx.err(root, format!("node {} is not in lab `{}`", node.index(), lab.name), None);
+        cx.err(root, format!("node {} is not in lab `{}`", node.index(), shown(&lab.name)), None);
         return Err(sentences(cx.problems));
     };
     let hosts: Vec<&str> =
         lab.nodes.iter().filter(|n| matches!(n.kind, NodeKind::Host(_))).map(|n| n.name.as_str()).collect();
     let NodeKind::Host(host) = &me.kind else {
-        let hint = (!hosts.is_empty()).then(|| format!("apps run on hosts: {}", hosts.join(", ")));
-        cx.err(root, format!("`{}` is a switch; it runs no apps", me.name), hint);
+        let hint = (!hosts.is_empty()).then(|| format!("apps run on hosts: {}", listing(hosts.iter().copied())));
+        cx.err(root, format!("`{}` is a switch; it runs no apps", shown(&me.name)), hint);
         return Err(sentences(cx.problems));
     };
     let too_deep: Vec<JsonPath> = match app {
@@ -114,7 +124,16 @@ pub fn app_for_host(lab: &Lab, node: NodeId, app: &Value) -> Result<App, Vec<Str
     let by_name: BTreeMap<&str, usize> = lab.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
     // A loaded lab is whole: no node or address of it failed.
     let status = vec![Status::Complete; lab.nodes.len()];
-    let view = LabView { nodes: &lab.nodes, status: &status, by_name: &by_name, hosts: &hosts };
+    let owners = LabView::owners(&lab.nodes);
+    let segments = Segments::new(&lab.nodes, &lab.links);
+    let view = LabView {
+        nodes: &lab.nodes,
+        status: &status,
+        by_name: &by_name,
+        hosts: &Suggestions::new(hosts.iter().copied()),
+        owners: &owners,
+        segments: Some(&segments),
+    };
     let resolved = spec.and_then(|spec| cx.resolve_app(&spec, node.index(), &view, &root));
     if let Some((start, kind)) = resolved {
         let mut servers = Servers::of(&host.apps);
@@ -135,8 +154,8 @@ fn sentences(problems: Vec<Problem>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for p in problems {
         let s = match p.hint {
-            Some(h) => format!("{}: {} (hint: {h})", p.path, p.message),
-            None => format!("{}: {}", p.path, p.message),
+            Some(h) => format!("{}: {} (hint: {})", p.path, printable(&p.message), printable(&h)),
+            None => format!("{}: {}", p.path, printable(&p.message)),
         };
         if !out.contains(&s) {
             out.push(s);

@@ -1,9 +1,10 @@
 //! The capture selection: which links to capture, by link name, endpoint or node, and where.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::Cx;
-use crate::topology::diag::{did_you_mean, JsonPath};
+use crate::topology::diag::{listing, shown, JsonPath, Suggestions};
 use crate::topology::model::{Attachment, CaptureConfig, CaptureFormat, Link, LinkId, Node, NodeKind};
 use crate::topology::spec::CaptureSpec;
 
@@ -21,42 +22,37 @@ impl Cx {
         match &spec.links {
             None => ids.extend(links.iter().map(|l| l.id)),
             Some(sel) => {
+                let selectors = selectors(nodes, links);
+                let mut suggestions = None;
+                let mut selected = vec![false; links.len()];
                 for (k, s) in sel.iter().enumerate() {
                     // A link by name, or every link at an endpoint (`laptop:eth0`) or node (`sw1`).
-                    let sel = s.trim();
-                    let hits: Vec<LinkId> = links
-                        .iter()
-                        .filter(|l| l.name == sel || l.ends.iter().any(|e| endpoint_matches(nodes, *e, sel)))
-                        .map(|l| l.id)
-                        .collect();
-                    match hits.first() {
-                        Some(_) => {
+                    match selectors.get(s.trim()) {
+                        Some(hits) => {
                             for id in hits {
-                                if !ids.contains(&id) {
-                                    ids.push(id);
-                                }
+                                selected[id.index()] = true;
                             }
                         }
                         // A link that failed is reported already.
                         None if self.unaccepted_links.contains(s.trim()) => {}
                         None => {
-                            let hint = did_you_mean(s, links.iter().map(|l| l.name.as_str())).or_else(|| {
+                            let names = suggestions
+                                .get_or_insert_with(|| Suggestions::new(links.iter().map(|l| l.name.as_str())));
+                            let hint = names.did_you_mean(s).or_else(|| {
                                 Some(if links.is_empty() {
                                     "the lab has no links; add them under `links`".into()
                                 } else {
-                                    format!(
-                                        "links: {}",
-                                        links.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
-                                    )
+                                    format!("links: {}", listing(links.iter().map(|l| l.name.as_str())))
                                 })
                             });
-                            self.err(path.key("links").index(k), format!("`{s}` names no link"), hint);
+                            self.err(path.key("links").index(k), format!("`{}` names no link", shown(s)), hint);
                         }
                     }
                 }
+                // In lab order, each link once.
+                ids.extend(links.iter().filter(|l| selected[l.id.index()]).map(|l| l.id));
             }
         }
-        ids.sort();
         Some(CaptureConfig {
             enabled: spec.enabled.unwrap_or(true),
             links: ids,
@@ -66,19 +62,29 @@ impl Cx {
     }
 }
 
-/// Whether a capture selector names this link end: `node:interface` for a host, or the node's name.
-fn endpoint_matches(nodes: &[Node], end: Attachment, sel: &str) -> bool {
-    let node = &nodes[end.node().index()];
-    if node.name == sel {
-        return true;
+/// What a capture selector can name, with the links it selects: a link by its name, and each end
+/// by its node's name (`sw1`) and, for a host, by `node:interface`.
+fn selectors(nodes: &[Node], links: &[Link]) -> HashMap<String, Vec<LinkId>> {
+    let mut out: HashMap<String, Vec<LinkId>> = HashMap::new();
+    for l in links {
+        let mut add = |key: String| {
+            let ids = out.entry(key).or_default();
+            if ids.last() != Some(&l.id) {
+                ids.push(l.id);
+            }
+        };
+        add(l.name.clone());
+        for end in l.ends {
+            let node = &nodes[end.node().index()];
+            add(node.name.clone());
+            if let (Attachment::HostInterface { interface, .. }, NodeKind::Host(h)) = (end, &node.kind) {
+                if let Some(i) = h.interfaces.get(interface) {
+                    add(format!("{}:{}", node.name, i.name));
+                }
+            }
+        }
     }
-    match (end, &node.kind) {
-        (Attachment::HostInterface { interface, .. }, NodeKind::Host(h)) => h
-            .interfaces
-            .get(interface)
-            .is_some_and(|i| sel.split_once(':') == Some((node.name.as_str(), i.name.as_str()))),
-        _ => false,
-    }
+    out
 }
 
 #[cfg(test)]

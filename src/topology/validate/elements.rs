@@ -16,8 +16,9 @@ use super::fields::{
 use super::interfaces::address_part;
 use super::links::link_words;
 use super::read::Read;
+use super::segments::Segments;
 use super::{Cx, Status};
-use crate::topology::diag::{did_you_mean, JsonPath};
+use crate::topology::diag::{did_you_mean, shown, JsonPath};
 use crate::topology::model::{Host, Lab, Node, NodeId, NodeKind, Switch, TcpConfig};
 use crate::topology::parse;
 use crate::topology::spec::{
@@ -60,8 +61,8 @@ impl Cx {
             if !parse::valid_name(n) {
                 self.err(
                     root.key("name"),
-                    format!("`{n}` is not a valid lab name"),
-                    Some("use letters, digits, `-`, `_` and `.`; it names the capture folder".into()),
+                    format!("`{}` is not a valid lab name", shown(n)),
+                    Some(parse::name_hint(n, "use letters, digits, `-`, `_` and `.`; it names the capture folder")),
                 );
             }
         }
@@ -84,11 +85,11 @@ impl Cx {
                     if !parse::valid_name(&name) {
                         self.err_key(
                             path.clone(),
-                            format!("`{name}` is not a valid node name"),
-                            Some(
-                                "use letters, digits, `-`, `_` and `.` (no `:`; it separates node and interface)"
-                                    .into(),
-                            ),
+                            format!("`{}` is not a valid node name", shown(&name)),
+                            Some(parse::name_hint(
+                                &name,
+                                "use letters, digits, `-`, `_` and `.` (no `:`; it separates node and interface)",
+                            )),
                         );
                     }
                     let p = self.node(&name, v, &path);
@@ -101,6 +102,8 @@ impl Cx {
                 Some("`\"nodes\": { \"sw1\": { \"kind\": \"switch\" }, … }`".into()),
             ),
         }
+        // Whether `links` is what was written: not so when it is no array.
+        let mut links_known = true;
         let links: Vec<Option<LinkSpec>> = match top.remove("links") {
             None => Vec::new(),
             Some(Value::Array(a)) => a
@@ -118,6 +121,7 @@ impl Cx {
                 })
                 .collect(),
             Some(_) => {
+                links_known = false;
                 self.err(
                     root.key("links"),
                     "`links` must be an array",
@@ -144,7 +148,7 @@ impl Cx {
             Some(_) => None,
         };
 
-        let lab = self.build(name.clone().unwrap_or_default(), &parsed, &links, capture.as_ref());
+        let lab = self.build(name.clone().unwrap_or_default(), &parsed, &links, links_known, capture.as_ref());
         let lab = lab?;
         Some(Lab {
             description: description.unwrap_or_default(),
@@ -198,8 +202,8 @@ impl Cx {
                             if !parse::valid_name(&iname) {
                                 self.err_key(
                                     p.clone(),
-                                    format!("`{iname}` is not a valid interface name"),
-                                    Some("use letters, digits, `-`, `_` and `.`".into()),
+                                    format!("`{}` is not a valid interface name", shown(&iname)),
+                                    Some(parse::name_hint(&iname, "use letters, digits, `-`, `_` and `.`")),
                                 );
                             }
                             // Every address written anywhere in the interface (`addresses`, or a
@@ -273,7 +277,7 @@ impl Cx {
                     did_you_mean(other, NODE_KINDS.iter().map(String::as_str))
                         .or_else(|| Some(format!("expected {}", either(NODE_KINDS.iter()))))
                 };
-                self.err(path.key("kind"), format!("unknown node kind `{other}`"), hint);
+                self.err(path.key("kind"), format!("unknown node kind `{}`", shown(other)), hint);
                 None
             }
         }
@@ -304,7 +308,14 @@ impl Cx {
             }
         };
         let v = Value::Object(obj);
-        Some(match kind.as_str() {
+        self.app_kind = Some(kind.clone());
+        let spec = self.app_spec(&kind, v, path);
+        self.app_kind = None;
+        spec
+    }
+
+    fn app_spec(&mut self, kind: &str, v: Value, path: &JsonPath) -> Option<AppSpec> {
+        Some(match kind {
             "ping" => AppSpec::Ping(self.de::<PingSpec>(v, path)?),
             "tcp-echo-server" => AppSpec::TcpEchoServer(self.de::<ServerSpec>(v, path)?),
             "tcp-echo" => AppSpec::TcpEcho(self.de::<EchoSpec>(v, path)?),
@@ -315,7 +326,7 @@ impl Cx {
             other => {
                 let hint = did_you_mean(other, APP_KINDS.iter().map(String::as_str))
                     .or_else(|| Some(format!("one of: {}", APP_KINDS.join(", "))));
-                self.err(path.key("kind"), format!("unknown app kind `{other}`"), hint);
+                self.err(path.key("kind"), format!("unknown app kind `{}`", shown(other)), hint);
                 return None;
             }
         })
@@ -326,13 +337,26 @@ impl Cx {
         name: String,
         parsed: &IndexMap<String, Option<Parsed>>,
         links: &[Option<LinkSpec>],
+        links_known: bool,
         capture: Option<&CaptureSpec>,
     ) -> Option<Lab> {
         let (mut nodes, status) = self.nodes(parsed);
         let names: Vec<&str> = parsed.keys().map(String::as_str).collect();
-        let links = self.links(&names, links, &mut nodes, &status);
+        let specs = links;
+        let links = self.links(&names, specs, &mut nodes, &status);
+        // Segments, once every node and link was read and accepted: else what they would show
+        // may only follow from a problem reported already.
+        let known = links_known
+            && !self.misspelt_shape
+            && links.len() == specs.len()
+            && !nodes.is_empty()
+            && status.iter().all(|s| *s == Status::Complete);
+        let segments = known.then(|| Segments::new(&nodes, &links));
+        if let Some(s) = &segments {
+            self.segment_warnings(&nodes, &links, s);
+        }
         // Apps last, now that every address is known.
-        self.host_apps(parsed, &mut nodes, &status);
+        self.host_apps(parsed, &mut nodes, &status, segments.as_ref());
         let capture = self.capture(capture, &name, &nodes, &links);
         if !self.problems.is_empty() {
             return None;
@@ -345,6 +369,7 @@ impl Cx {
             nodes,
             links,
             capture: capture?,
+            warnings: Vec::new(),
         })
     }
 
@@ -367,7 +392,7 @@ impl Cx {
                     (None, None)
                 }
                 Some(Parsed::Switch(s)) => {
-                    let ageing = self.duration(s.mac_ageing.as_ref(), Duration::from_secs(300), path.key("mac_ageing"));
+                    let ageing = self.duration(s.mac_ageing.as_ref(), Duration::from_secs(300), &path, "mac_ageing");
                     (s.site.clone(), Some(NodeKind::Switch(Switch { mac_ageing: ageing, ports: Vec::new() })))
                 }
                 Some(Parsed::Host { spec, interfaces, complete, .. }) => {
@@ -378,7 +403,7 @@ impl Cx {
                     if interfaces.len() > 1 {
                         self.err(
                             path.key("interfaces"),
-                            format!("host `{node_name}` has {} interfaces; a host has one", interfaces.len()),
+                            format!("host `{}` has {} interfaces; a host has one", shown(node_name), interfaces.len()),
                             Some(
                                 "give each subnet its own host for now; routers come with multi-interface forwarding"
                                     .into(),
@@ -394,7 +419,7 @@ impl Cx {
                         }
                         out.push(iface);
                     }
-                    let tcp = self.tcp(spec.tcp.as_ref(), &path.key("tcp"));
+                    let tcp = self.tcp(spec.tcp.as_ref(), &path);
                     (spec.site.clone(), Some(NodeKind::Host(Host { interfaces: out, tcp, apps: Vec::new() })))
                 }
             };
@@ -414,9 +439,11 @@ impl Cx {
         (nodes, status)
     }
 
-    fn tcp(&mut self, spec: Option<&TcpSpec>, path: &JsonPath) -> TcpConfig {
+    /// The TCP settings of the host at `node`.
+    fn tcp(&mut self, spec: Option<&TcpSpec>, node: &JsonPath) -> TcpConfig {
         let d = TcpConfig::default();
         let Some(s) = spec else { return d };
+        let path = &node.key("tcp");
         let buf = |cx: &mut Cx, b: Option<&ByteSize>, key: &str, dflt: usize| -> usize {
             let v = match b {
                 None => return dflt,
@@ -441,7 +468,7 @@ impl Cx {
         };
         let rx_buffer = buf(self, s.rx_buffer.as_ref(), "rx_buffer", d.rx_buffer);
         let tx_buffer = buf(self, s.tx_buffer.as_ref(), "tx_buffer", d.tx_buffer);
-        let ack_delay = s.ack_delay.as_ref().map(|a| self.duration(Some(a), Duration::ZERO, path.key("ack_delay")));
+        let ack_delay = s.ack_delay.as_ref().map(|a| self.duration(Some(a), Duration::ZERO, path, "ack_delay"));
         TcpConfig {
             congestion: s.congestion.unwrap_or(d.congestion),
             rx_buffer,

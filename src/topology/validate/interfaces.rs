@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address};
 
 use super::Cx;
-use crate::topology::diag::JsonPath;
+use crate::topology::diag::{shown, JsonPath};
 use crate::topology::model::{Interface, Node, NodeKind};
 use crate::topology::parse;
 use crate::topology::spec::InterfaceSpec;
@@ -105,7 +105,7 @@ impl Cx {
             let Ok(ip) = g.trim().parse::<IpAddr>() else {
                 self.err(
                     p,
-                    format!("`{g}` is not an IP address"),
+                    format!("`{}` is not an IP address", shown(g)),
                     Some("a gateway is a bare address such as `10.0.0.254`".into()),
                 );
                 continue;
@@ -128,6 +128,18 @@ impl Cx {
                     p,
                     format!("gateway {ip} is this interface's own address"),
                     Some("a gateway is another host on the subnet, such as a router's address".into()),
+                );
+                continue;
+            }
+            // The first and last addresses of an IPv4 subnet (up to /30) address no host.
+            if let Some((which, subnet, last_host)) = reserved_v4(&addresses, ip) {
+                self.err(
+                    p,
+                    format!("gateway {ip} is the {which} address of {subnet}"),
+                    Some(format!(
+                        "the first and last addresses of an IPv4 subnet are reserved; a gateway is a host between \
+                         them, such as {last_host}"
+                    )),
                 );
                 continue;
             }
@@ -167,6 +179,28 @@ impl Cx {
         };
         (iface, all_addresses)
     }
+}
+
+/// Whether `ip` is the network or broadcast address of one of the IPv4 `subnets` shorter than /31:
+/// which it is, that subnet, and the last host address of the subnet.
+fn reserved_v4(subnets: &[IpCidr], ip: IpAddress) -> Option<(&'static str, IpCidr, Ipv4Address)> {
+    let IpAddress::Ipv4(v4) = ip else { return None };
+    subnets.iter().find_map(|c| {
+        let IpCidr::Ipv4(c4) = c else { return None };
+        let len = c4.prefix_len();
+        if len >= 31 || !c4.contains_addr(&v4) {
+            return None;
+        }
+        let hosts = u32::MAX >> len;
+        let network = u32::from(v4) & !hosts;
+        let subnet = IpCidr::new(IpAddress::Ipv4(Ipv4Address::from(network)), len);
+        let last_host = Ipv4Address::from(network | (hosts - 1));
+        match u32::from(v4) & hosts {
+            0 => Some(("network", subnet, last_host)),
+            h if h == hosts => Some(("broadcast", subnet, last_host)),
+            _ => None,
+        }
+    })
 }
 
 /// The IP address before any `/prefix` of an address as written, if it is one.

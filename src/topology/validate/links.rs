@@ -1,17 +1,23 @@
 //! Links: each end resolved to a host interface or a new switch port, the link model, names, and
 //! the check that switches form no loop (they run no spanning tree).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
+use super::segments::Sets;
 use super::{Cx, Status};
-use crate::topology::diag::{did_you_mean, JsonPath};
+use crate::topology::diag::{did_you_mean, listing, shown, JsonPath, Suggestions};
 use crate::topology::model::{Attachment, Link, LinkId, LinkModel, Node, NodeKind, Side, Transport};
 use crate::topology::parse;
 use crate::topology::spec::{ImpairSpec, LinkSpec, TransportKind};
 
 /// What a link end is resolved against.
 struct Ends<'a> {
-    names: &'a [&'a str],
+    /// Every node by name.
+    by_name: &'a HashMap<&'a str, usize>,
+    /// Nodes offered in hints: those whose names are valid (a misnamed one is reported at its name).
+    offered: &'a Suggestions<'a>,
+    /// Every host interface by node and name.
+    interfaces: &'a HashMap<(usize, String), usize>,
     nodes: &'a [Node],
     status: &'a [Status],
     /// The index in `links` of each link accepted so far.
@@ -31,33 +37,65 @@ impl Cx {
         // The index in `links` of each entry of `out_links`, for messages.
         let mut spec_index: Vec<usize> = Vec::new();
         let mut link_names: BTreeMap<String, usize> = BTreeMap::new();
-        // Union-find over nodes, joined by switch-to-switch links.
-        let mut switch_sets: Vec<usize> = (0..nodes.len()).collect();
+        // Nodes joined by switch-to-switch links.
+        let mut switch_sets = Sets::new(nodes.len());
+        let by_name: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        let offered = Suggestions::new(names.iter().copied().filter(|n| parse::valid_name(n)));
+        let interfaces: HashMap<(usize, String), usize> = nodes
+            .iter()
+            .enumerate()
+            .flat_map(|(n, node)| match &node.kind {
+                NodeKind::Host(h) => h.interfaces.iter().enumerate().map(|(k, i)| ((n, i.name.clone()), k)).collect(),
+                NodeKind::Switch(_) => Vec::new(),
+            })
+            .collect();
         for (i, l) in specs.iter().enumerate() {
             let Some(l) = l else { continue };
             let path = JsonPath::root().key("links").index(i);
             let id = LinkId(u32::try_from(out_links.len()).unwrap_or(u32::MAX));
-            let ends = Ends { names, nodes: &*nodes, status, spec_index: &spec_index };
-            let a = self.endpoint(&l.a, &ends, &path.key("a"));
-            let b = self.endpoint(&l.b, &ends, &path.key("b"));
-            let model = self.impair(l.impair.as_ref(), &path.key("impair"));
+            let ends = Ends {
+                by_name: &by_name,
+                offered: &offered,
+                interfaces: &interfaces,
+                nodes: &*nodes,
+                status,
+                spec_index: &spec_index,
+            };
+            let a = self.endpoint(&l.a, &ends, &path, "a");
+            let b = self.endpoint(&l.b, &ends, &path, "b");
+            let model = self.impair(l.impair.as_ref(), &path);
             let default_name = format!("{}<->{}", l.a.trim(), l.b.trim());
             let lname = match l.name.as_deref() {
                 Some(n) if n.trim().is_empty() => {
                     self.err(
                         path.key("name"),
                         "a link name cannot be empty",
-                        Some(format!("leave `name` out for the default, `{default_name}`")),
+                        Some(format!("leave `name` out for the default, `{}`", shown(&default_name))),
                     );
                     default_name
                 }
-                Some(n) => n.to_string(),
+                Some(n) => {
+                    if !parse::valid_name(n) {
+                        self.err(
+                            path.key("name"),
+                            format!("`{}` is not a valid link name", shown(n)),
+                            Some(parse::name_hint(
+                                n,
+                                &format!(
+                                    "use letters, digits, `-`, `_` and `.`, as in a node name; or leave `name` out for the default, `{}`",
+                                    shown(&default_name)
+                                ),
+                            )),
+                        );
+                    }
+                    n.to_string()
+                }
                 None => default_name,
             };
             if let Some(prev) = link_names.insert(lname.clone(), i) {
                 self.err(
                     path.clone(),
-                    format!("link name `{lname}` is already used by links[{prev}]"),
+                    format!("link name `{}` is already used by links[{prev}]", shown(&lname)),
                     Some("give one of them a distinct `name`".into()),
                 );
             }
@@ -68,7 +106,7 @@ impl Cx {
             if a.node() == b.node() {
                 self.err(
                     path.clone(),
-                    format!("link joins `{}` to itself", nodes[a.node().index()].name),
+                    format!("link joins `{}` to itself", shown(&nodes[a.node().index()].name)),
                     Some("a link joins two different nodes".into()),
                 );
                 self.unaccepted_links.extend(link_words(&lname, &l.a, &l.b));
@@ -76,21 +114,20 @@ impl Cx {
             }
             // Switches run no spanning tree: a loop among them would circulate broadcasts forever.
             if let (Attachment::SwitchPort { .. }, Attachment::SwitchPort { .. }) = (a, b) {
-                let (ra, rb) = (root(&mut switch_sets, a.node().index()), root(&mut switch_sets, b.node().index()));
-                if ra == rb {
+                if !switch_sets.join(a.node().index(), b.node().index()) {
                     self.err(
                         path.clone(),
                         format!(
-                            "link `{lname}` closes a loop among switches (`{}` and `{}` are already joined)",
-                            nodes[a.node().index()].name,
-                            nodes[b.node().index()].name
+                            "link `{}` closes a loop among switches (`{}` and `{}` are already joined)",
+                            shown(&lname),
+                            shown(&nodes[a.node().index()].name),
+                            shown(&nodes[b.node().index()].name)
                         ),
                         Some("netlab switches run no spanning tree, so broadcasts would circle forever; remove a link of the loop".into()),
                     );
                     self.unaccepted_links.extend(link_words(&lname, &l.a, &l.b));
                     continue;
                 }
-                switch_sets[ra] = rb;
             }
             // Plug the ends in; a switch gets a new port per link.
             let mut ends = [a, b];
@@ -116,10 +153,12 @@ impl Cx {
         out_links
     }
 
-    fn impair(&mut self, spec: Option<&ImpairSpec>, path: &JsonPath) -> LinkModel {
+    /// The model of the link at `link`.
+    fn impair(&mut self, spec: Option<&ImpairSpec>, link: &JsonPath) -> LinkModel {
         let d = LinkModel::default();
         let Some(s) = spec else { return d };
-        let latency = self.duration(s.latency.as_ref(), d.latency, path.key("latency"));
+        let path = &link.key("impair");
+        let latency = self.duration(s.latency.as_ref(), d.latency, path, "latency");
         let rate_bps = match s.rate.as_ref().map(|r| parse::rate_bps(r)) {
             None => None,
             Some(Ok(r)) => Some(r),
@@ -147,25 +186,28 @@ impl Cx {
         LinkModel { latency, rate_bps, loss: loss.clamp(0.0, 1.0), queue_frames: queue.max(1) as usize }
     }
 
-    fn endpoint(&mut self, text: &str, ends: &Ends<'_>, path: &JsonPath) -> Option<Attachment> {
+    /// End `key` (`a` or `b`) of the link at `link`, written `text`.
+    fn endpoint(&mut self, text: &str, ends: &Ends<'_>, link: &JsonPath, key: &str) -> Option<Attachment> {
+        let path = || link.key(key);
         let (node_name, iface) = match text.trim().split_once(':') {
             Some((n, i)) => (n, Some(i)),
             None => (text.trim(), None),
         };
-        let Some(idx) = ends.names.iter().position(|n| *n == node_name) else {
+        let Some(&idx) = ends.by_name.get(node_name) else {
             // A node whose name is itself invalid (it has a `:`) is reported once, at the node.
             let full = text.trim().rsplit_once(':').map_or(text.trim(), |(n, _)| n);
-            if ends.names.contains(&full) || ends.names.contains(&text.trim()) {
+            if ends.by_name.contains_key(full) || ends.by_name.contains_key(text.trim()) {
                 return None;
             }
-            let hint = did_you_mean(node_name, ends.names.iter().copied()).or_else(|| {
-                Some(if ends.names.is_empty() {
+            let offered = ends.offered.candidates();
+            let hint = ends.offered.did_you_mean(node_name).or_else(|| {
+                Some(if offered.is_empty() {
                     "the lab has no nodes yet; add them under `nodes`".into()
                 } else {
-                    format!("nodes: {}", ends.names.join(", "))
+                    format!("nodes: {}", listing(offered.iter().copied()))
                 })
             });
-            self.err(path.clone(), format!("link end `{text}` names no node"), hint);
+            self.err(path(), format!("link end `{}` names no node", shown(text)), hint);
             return None;
         };
         let node = &ends.nodes[idx];
@@ -177,9 +219,9 @@ impl Cx {
             NodeKind::Switch(_) => {
                 if let Some(i) = iface {
                     self.err(
-                        path.clone(),
-                        format!("`{node_name}` is a switch; its ports have no names (`:{i}`)"),
-                        Some(format!("write just `{node_name}`; each link gets a new port")),
+                        path(),
+                        format!("`{}` is a switch; its ports have no names (`:{}`)", shown(node_name), shown(i)),
+                        Some(format!("write just `{}`; each link gets a new port", shown(node_name))),
                     );
                     return None;
                 }
@@ -187,19 +229,23 @@ impl Cx {
                 Some(Attachment::SwitchPort { node: node.id, port: 0 })
             }
             NodeKind::Host(h) => {
-                let inames: Vec<&str> = h.interfaces.iter().map(|i| i.name.as_str()).collect();
                 let Some(i) = iface else {
-                    let hint = match inames.first() {
-                        Some(f) => format!("write `{node_name}:{f}`"),
+                    let hint = match h.interfaces.first() {
+                        Some(f) => format!("write `{}:{}`", shown(node_name), shown(&f.name)),
                         None if ends.status[idx] == Status::Incomplete => {
-                            format!("write `{node_name}:<interface>`")
+                            format!("write `{}:<interface>`", shown(node_name))
                         }
-                        None => format!("`{node_name}` has no interfaces; add one under `interfaces`"),
+                        None => format!("`{}` has no interfaces; add one under `interfaces`", shown(node_name)),
                     };
-                    self.err(path.clone(), format!("link end `{text}` is a host but names no interface"), Some(hint));
+                    self.err(
+                        path(),
+                        format!("link end `{}` is a host but names no interface", shown(text)),
+                        Some(hint),
+                    );
                     return None;
                 };
-                let Some(k) = inames.iter().position(|n| *n == i) else {
+                let Some(&k) = ends.interfaces.get(&(idx, i.to_string())) else {
+                    let inames: Vec<&str> = h.interfaces.iter().map(|i| i.name.as_str()).collect();
                     let unknown_interfaces = ends.status[idx] == Status::Incomplete && h.interfaces.is_empty();
                     if unknown_interfaces || self.unread_interfaces.contains(&(node_name.to_string(), i.to_string())) {
                         // This interface (or every one of this host) failed to parse and is reported.
@@ -207,19 +253,23 @@ impl Cx {
                     }
                     let hint = did_you_mean(i, inames.iter().copied()).or_else(|| {
                         Some(if inames.is_empty() {
-                            format!("`{node_name}` has no interfaces; add `\"{i}\": {{ … }}` under its `interfaces`")
+                            format!(
+                                "`{}` has no interfaces; add `\"{}\": {{ … }}` under its `interfaces`",
+                                shown(node_name),
+                                shown(i)
+                            )
                         } else {
-                            format!("interfaces of `{node_name}`: {}", inames.join(", "))
+                            format!("interfaces of `{}`: {}", shown(node_name), listing(inames.iter().copied()))
                         })
                     });
-                    self.err(path.clone(), format!("`{node_name}` has no interface `{i}`"), hint);
+                    self.err(path(), format!("`{}` has no interface `{}`", shown(node_name), shown(i)), hint);
                     return None;
                 };
                 if let Some((other, _)) = h.interfaces[k].link {
                     let first = ends.spec_index.get(other.index()).copied().unwrap_or(other.index());
                     self.err(
-                        path.clone(),
-                        format!("interface `{node_name}:{i}` is already used by links[{first}]"),
+                        path(),
+                        format!("interface `{}:{}` is already used by links[{first}]", shown(node_name), shown(i)),
                         Some("an interface takes one link; join more nodes through a switch".into()),
                     );
                     return None;
@@ -240,15 +290,6 @@ pub(super) fn link_words(name: &str, a: &str, b: &str) -> Vec<String> {
     }
     w.retain(|s| !s.is_empty());
     w
-}
-
-/// The representative of `i`'s set, compressing the path on the way.
-fn root(sets: &mut [usize], mut i: usize) -> usize {
-    while sets[i] != i {
-        sets[i] = sets[sets[i]];
-        i = sets[i];
-    }
-    i
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::Cx;
-use crate::topology::diag::{closest, did_you_mean, JsonPath, Seg};
+use crate::topology::diag::{closest, did_you_mean, shown, shown_quoted, JsonPath, Seg};
 
 /// How many problems one element (a node, an interface, an app, a link…) may report.
 const MAX_PROBLEMS_PER_ELEMENT: usize = 16;
@@ -39,7 +39,7 @@ impl Cx {
                 Err(e) => e,
             };
             let rel = JsonPath::root().join_serde(e.path()).0;
-            let msg = e.inner().to_string();
+            let msg = shorten_found_string(&e.inner().to_string(), value_at(&v, &rel));
             if let Some(field) = msg.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
                 if taken.iter().any(|t| t == field) {
                     return Read::Failed;
@@ -103,7 +103,7 @@ impl Cx {
             }
             let hint = did_you_mean(field, options.iter().copied())
                 .or_else(|| (!options.is_empty()).then(|| format!("known fields: {}", options.join(", "))));
-            self.err_key(path, format!("unknown field `{field}`"), hint);
+            self.err_key(path, format!("unknown field `{}`", shown(field)), hint);
         } else if let Some(rest) = msg.strip_prefix("missing field `") {
             let field = rest.split('`').next().unwrap_or(rest);
             self.err(path, format!("missing field `{field}`"), Some(format!("add `\"{field}\": …` here")));
@@ -116,11 +116,12 @@ impl Cx {
                 did_you_mean(word, options.iter().copied())
                     .or_else(|| Some(format!("expected one of: {}", options.join(", "))))
             };
-            self.err(path, format!("unknown value `{word}`"), hint);
+            self.err(path, format!("unknown value `{}`", shown(word)), hint);
         } else if msg.contains("untagged enum ByteSize") {
             self.err(path, "expected a byte count such as 1500 or \"4MiB\"", None);
         } else if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
-            let msg = json_words(msg);
+            let rule = self.whole_number_rule(&path);
+            let msg = json_words(msg, rule.map(|r| r.0));
             let msg = msg.as_str();
             let found_text = msg.starts_with("invalid type: string");
             let found_scalar = msg.starts_with("invalid type: number") || msg.starts_with("invalid type: boolean");
@@ -131,7 +132,7 @@ impl Cx {
             } else if found_text && msg.ends_with("expected a number") {
                 Some("write a number without quotes, such as `0.01`".into())
             } else if found_text && msg.contains("expected a whole number") {
-                Some("write a whole number without quotes, such as `4`".into())
+                Some(format!("write a whole number without quotes, such as `{}`", rule.map_or("4", |r| r.1)))
             } else if msg.contains("expected a whole number") {
                 Some("write a whole number, without a sign or a fraction, in the range given".into())
             } else if msg.ends_with("expected an array") {
@@ -145,12 +146,35 @@ impl Cx {
         }
     }
 
+    /// The range a whole-number field is held to, as its check enforces it (serde only knows the
+    /// range of the Rust type: a count is a `u32`, but 1 to 1000000), and a value in it.
+    fn whole_number_rule(&self, path: &JsonPath) -> Option<(&'static str, &'static str)> {
+        let Some(Seg::Key(key)) = path.0.last() else { return None };
+        let fits_mtu = "that fits the MTU (at most MTU − 28 over IPv4, − 48 over IPv6)";
+        Some(match (key.as_str(), self.app_kind.as_deref()) {
+            ("count", Some(_)) => ("from 1 to 1000000", "4"),
+            ("port", Some(_)) => ("from 1 to 65535", "7"),
+            ("size", Some("tcp-echo")) => ("from 1 to 65536", "64"),
+            ("size", Some("udp-echo")) => {
+                ("from 1 to 9000 that fits the MTU (at most MTU − 28 over IPv4, − 48 over IPv6)", "64")
+            }
+            ("size", Some("ping")) => (fits_mtu, "56"),
+            ("mtu", None) => ("from 576 to 9000 (from 1280 with an IPv6 address)", "1500"),
+            ("queue", None) => ("from 1 to 65536", "1000"),
+            ("seed", None) => ("from 0 to 18446744073709551615", "1"),
+            _ => return None,
+        })
+    }
+
+    /// Reports the keys of a lab, host or switch object that are not its fields. One of them may be
+    /// a misspelt `links` or `interfaces`, so the lab's segments are not known for sure.
     pub(super) fn unknown_keys(&mut self, obj: &Map<String, Value>, known: &[String], path: &JsonPath) {
         for k in obj.keys() {
             if !known.contains(k) {
+                self.misspelt_shape = true;
                 let hint = did_you_mean(k, known.iter().map(String::as_str))
                     .or_else(|| Some(format!("known fields: {}", known.join(", "))));
-                self.err_key(path.key(k), format!("unknown field `{k}`"), hint);
+                self.err_key(path.key(k), format!("unknown field `{}`", shown(k)), hint);
             }
         }
     }
@@ -182,8 +206,32 @@ fn take_out(v: &mut Value, at: &[Seg]) -> Option<String> {
     Some(key.clone())
 }
 
-/// A serde type error in the words of JSON rather than Rust: `map` is an object, `u32` a whole number.
-fn json_words(msg: &str) -> String {
+/// The value at `at` inside `v`, if there is one.
+fn value_at<'v>(v: &'v Value, at: &[Seg]) -> Option<&'v Value> {
+    at.iter().try_fold(v, |v, seg| match seg {
+        Seg::Key(k) => v.get(k.as_str()),
+        Seg::Index(i) => v.get(*i),
+    })
+}
+
+/// serde quotes a string it did not expect whole (`invalid type: string "…", expected …`); a
+/// value of megabytes would make a message as long. The string is written again as [`shown_quoted`]
+/// writes it: the same text for a short one, cut for a long one.
+fn shorten_found_string(msg: &str, found: Option<&Value>) -> String {
+    let Some(Value::String(s)) = found else { return msg.to_string() };
+    for prefix in ["invalid type: string \"", "invalid value: string \""] {
+        let rest = msg.strip_prefix(prefix).and_then(|r| r.rsplit_once("\", expected "));
+        if let Some((_, expected)) = rest {
+            return format!("{prefix}{}\", expected {expected}", shown_quoted(s));
+        }
+    }
+    msg.to_string()
+}
+
+/// A serde type error in the words of JSON rather than Rust: `map` is an object, `u32` a whole
+/// number, held to `rule` when the field has one (else to the range of its Rust type).
+fn json_words(msg: &str, rule: Option<&str>) -> String {
+    let whole = |range: &str| format!("expected a whole number {}", rule.unwrap_or(range));
     let mut m = msg
         .replace("invalid type: map", "invalid type: object")
         .replace("invalid type: sequence", "invalid type: array")
@@ -191,9 +239,9 @@ fn json_words(msg: &str) -> String {
         .replace("integer `", "number `")
         .replace("expected a sequence", "expected an array")
         .replace("expected a map", "expected an object")
-        .replace("expected u16", "expected a whole number from 0 to 65535")
-        .replace("expected u32", "expected a whole number from 0 to 4294967295")
-        .replace("expected u64", "expected a whole number from 0 to 18446744073709551615")
+        .replace("expected u16", &whole("from 0 to 65535"))
+        .replace("expected u32", &whole("from 0 to 4294967295"))
+        .replace("expected u64", &whole("from 0 to 18446744073709551615"))
         .replace("expected f64", "expected a number");
     if m.starts_with("invalid length") && m.contains("expected struct ") {
         // serde takes an array for a struct, field by field; the lab format means an object.

@@ -1,15 +1,16 @@
 //! What an app means once the lab is known: its target (`to`) resolved to an address the app's
 //! host can reach, and its counts, sizes and times checked.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::Duration;
 
 use smoltcp::wire::IpCidr;
 
 use super::interfaces::host_addrs;
+use super::segments::Segments;
 use super::{Cx, Status};
-use crate::topology::diag::{did_you_mean, JsonPath};
+use crate::topology::diag::{listing, shown, JsonPath, Suggestions};
 use crate::topology::model::{AppKind, Node, NodeKind};
 use crate::topology::parse;
 use crate::topology::spec::{AppSpec, ByteSize, Family};
@@ -19,7 +20,25 @@ pub(super) struct LabView<'a> {
     pub(super) nodes: &'a [Node],
     pub(super) status: &'a [Status],
     pub(super) by_name: &'a BTreeMap<&'a str, usize>,
-    pub(super) hosts: &'a [&'a str],
+    /// Hosts offered in hints: those whose names are valid.
+    pub(super) hosts: &'a Suggestions<'a>,
+    /// The host of every accepted address.
+    pub(super) owners: &'a HashMap<IpAddr, usize>,
+    /// The segments, once every node and link is known.
+    pub(super) segments: Option<&'a Segments>,
+}
+
+impl LabView<'_> {
+    /// The host of every accepted address of `nodes`.
+    pub(super) fn owners(nodes: &[Node]) -> HashMap<IpAddr, usize> {
+        let mut owners = HashMap::new();
+        for (i, n) in nodes.iter().enumerate() {
+            for c in host_addrs(n) {
+                owners.entry(IpAddr::from(c.address())).or_insert(i);
+            }
+        }
+        owners
+    }
 }
 
 impl Cx {
@@ -32,7 +51,7 @@ impl Cx {
     ) -> Option<(Duration, AppKind)> {
         let secs = |n: u64| Duration::from_secs(n);
         let nodes = lab.nodes;
-        let start = |cx: &mut Cx, s: &Option<String>| cx.duration(s.as_ref(), Duration::ZERO, path.key("start"));
+        let start = |cx: &mut Cx, s: &Option<String>| cx.duration(s.as_ref(), Duration::ZERO, path, "start");
         let positive = |cx: &mut Cx, v: Option<u32>, key: &str, dflt: u32, max: u32| -> u32 {
             let v = v.unwrap_or(dflt);
             if v == 0 || v > max {
@@ -70,8 +89,8 @@ impl Cx {
                 let to = self.target(&p.to, p.family, false, me, lab, path);
                 let count = positive(self, p.count, "count", 4, 1_000_000);
                 let size = p.size.unwrap_or(56) as usize;
-                let interval = self.duration(p.interval.as_ref(), secs(1), path.key("interval"));
-                let timeout = self.duration(p.timeout.as_ref(), secs(1), path.key("timeout"));
+                let interval = self.duration(p.interval.as_ref(), secs(1), path, "interval");
+                let timeout = self.duration(p.timeout.as_ref(), secs(1), path, "timeout");
                 let to = to?.0;
                 fits_mtu(self, size, to, "ping payload");
                 (st, AppKind::Ping { to, count, interval, size, timeout })
@@ -91,9 +110,10 @@ impl Cx {
                 let interval = self.duration(
                     e.interval.as_ref(),
                     if udp { Duration::from_millis(100) } else { Duration::ZERO },
-                    path.key("interval"),
+                    path,
+                    "interval",
                 );
-                let timeout = self.duration(e.timeout.as_ref(), secs(1), path.key("timeout"));
+                let timeout = self.duration(e.timeout.as_ref(), secs(1), path, "timeout");
                 let (ip, p) = to?;
                 let to = (ip, p.unwrap_or(7));
                 if udp && size_ok {
@@ -147,14 +167,17 @@ impl Cx {
     ) -> Option<(IpAddr, Option<u16>)> {
         let nodes = lab.nodes;
         let tp = path.key("to");
-        let example = match (lab.hosts.iter().find(|h| **h != nodes[me].name), want_port) {
-            (Some(h), true) => format!("`{h}:7`"),
-            (Some(h), false) => format!("`{h}`"),
+        let hosts = lab.hosts.candidates();
+        let example = match (hosts.iter().find(|h| **h != nodes[me].name), want_port) {
+            (Some(h), true) => format!("`{}:7`", shown(h)),
+            (Some(h), false) => format!("`{}`", shown(h)),
             (None, true) => "`server:7`".to_string(),
             (None, false) => "`server`".to_string(),
         };
         let t = match parse::target(to) {
             Ok(t) => t,
+            // A node whose name breaks the rule is reported at the node; naming it is no second mistake.
+            Err(_) if names_misnamed_node(to, lab) => return None,
             Err(e) => {
                 let hint = if want_port {
                     format!("write `node:port` or `address:port`, such as {example}")
@@ -172,7 +195,7 @@ impl Cx {
         };
         let mut port_ok = true;
         if want_port && port.is_none() {
-            let in_lab = |ip: IpAddr| nodes.iter().any(|n| host_addrs(n).any(|c| IpAddr::from(c.address()) == ip));
+            let in_lab = |ip: IpAddr| lab.owners.contains_key(&ip);
             let hint = match &t {
                 // `fd00::2:7` is a whole IPv6 address; if the lab has `fd00::2`, `:7` was meant
                 // as the port. Either way the address is not looked up again below.
@@ -185,24 +208,24 @@ impl Cx {
                         || format!("an IPv6 address with a port is written `[{bare}]:7`"),
                         |m| format!("an IPv6 address with a port is written in brackets: `{m}`"),
                     );
-                    self.err(tp.clone(), format!("`{to}` has no port"), Some(hint));
+                    self.err(tp.clone(), format!("`{}` has no port", shown(to)), Some(hint));
                     return None;
                 }
                 parse::Target::Addr(IpAddr::V6(_), _) => format!("write `[{bare}]:7`"),
-                _ => format!("write `{bare}:7`"),
+                _ => format!("write `{}:7`", shown(&bare)),
             };
-            self.err(tp.clone(), format!("`{to}` has no port"), Some(hint));
+            self.err(tp.clone(), format!("`{}` has no port", shown(to)), Some(hint));
             port_ok = false;
         }
         if !want_port && port.is_some() {
             self.err(
                 tp.clone(),
-                format!("`{to}` has a port, which ping does not use"),
-                Some(format!("write just `{bare}`")),
+                format!("`{}` has a port, which ping does not use", shown(to)),
+                Some(format!("write just `{}`", shown(&bare))),
             );
             port_ok = false;
         }
-        let ip = match t {
+        let (ip, owner) = match t {
             parse::Target::Addr(ip, _) => {
                 if let Some(f) = family {
                     if (f == Family::Ipv6) != ip.is_ipv6() {
@@ -218,8 +241,7 @@ impl Cx {
                         return None;
                     }
                 }
-                let owner = nodes.iter().find(|n| host_addrs(n).any(|c| IpAddr::from(c.address()) == ip));
-                if owner.is_none() {
+                let Some(&owner) = lab.owners.get(&ip) else {
                     if !self.unaccepted_ips.contains(&ip) {
                         self.err(
                             tp,
@@ -228,14 +250,16 @@ impl Cx {
                         );
                     }
                     return None;
-                }
-                ip
+                };
+                (ip, owner)
             }
             parse::Target::Node(name, _) => {
                 let Some(&idx) = lab.by_name.get(name.as_str()) else {
-                    let hint = did_you_mean(&name, lab.hosts.iter().copied())
-                        .or_else(|| (!lab.hosts.is_empty()).then(|| format!("hosts: {}", lab.hosts.join(", "))));
-                    self.err(tp, format!("target `{name}` names no node"), hint);
+                    let hint = lab
+                        .hosts
+                        .did_you_mean(&name)
+                        .or_else(|| (!hosts.is_empty()).then(|| format!("hosts: {}", listing(hosts.iter().copied()))));
+                    self.err(tp, format!("target `{}` names no node", shown(&name)), hint);
                     return None;
                 };
                 let n = &nodes[idx];
@@ -244,8 +268,9 @@ impl Cx {
                     return None;
                 }
                 if !matches!(n.kind, NodeKind::Host(_)) {
-                    let hint = (!lab.hosts.is_empty()).then(|| format!("a target is a host: {}", lab.hosts.join(", ")));
-                    self.err(tp, format!("target `{name}` is a switch; it has no address"), hint);
+                    let hint =
+                        (!hosts.is_empty()).then(|| format!("a target is a host: {}", listing(hosts.iter().copied())));
+                    self.err(tp, format!("target `{}` is a switch; it has no address", shown(&name)), hint);
                     return None;
                 }
                 // An address the app's host can reach first, then IPv4 before IPv6, then a
@@ -274,10 +299,10 @@ impl Cx {
                     } else {
                         "add one to its interface"
                     };
-                    self.err(tp, format!("`{name}` has no {fam} address"), Some(hint.into()));
+                    self.err(tp, format!("`{}` has no {fam} address", shown(&name)), Some(hint.into()));
                     return None;
                 };
-                IpAddr::from(c.address())
+                (IpAddr::from(c.address()), idx)
             }
         };
         if !port_ok {
@@ -291,7 +316,7 @@ impl Cx {
                 tp,
                 format!(
                     "`{}` has no {} address to reach {ip} from",
-                    nodes[me].name,
+                    shown(&nodes[me].name),
                     if ip.is_ipv6() { "IPv6" } else { "IPv4" }
                 ),
                 Some(if family.is_some() {
@@ -307,7 +332,7 @@ impl Cx {
             if host_addrs(&nodes[me]).any(|c| IpAddr::from(c.address()) == ip) {
                 self.err(
                     tp,
-                    format!("{ip} is an address of `{me_name}` itself"),
+                    format!("{ip} is an address of `{}` itself", shown(me_name)),
                     Some("a netlab host does not send to itself; target another host".into()),
                 );
                 return None;
@@ -316,7 +341,7 @@ impl Cx {
                 let fam = if ip.is_ipv6() { "IPv6" } else { "IPv4" };
                 self.err(
                     tp,
-                    format!("{ip} is on no subnet of `{me_name}`, which has no {fam} gateway"),
+                    format!("{ip} is on no subnet of `{}`, which has no {fam} gateway", shown(me_name)),
                     Some(
                         "target a host on one of its subnets, or set a gateway under the interface's `gateways`".into(),
                     ),
@@ -324,8 +349,21 @@ impl Cx {
                 return None;
             }
         }
+        if let Some(segments) = lab.segments {
+            if !self.reaches(me, owner, ip, lab, segments, &tp) {
+                return None;
+            }
+        }
         Some((ip, port))
     }
+}
+
+/// Whether `to` names a node whose name is not valid (`my host`, or `lab:pc:7` with a port), which
+/// cannot parse as a target.
+fn names_misnamed_node(to: &str, lab: &LabView<'_>) -> bool {
+    let misnamed = |name: &str| !parse::valid_name(name) && lab.by_name.contains_key(name);
+    let to = to.trim();
+    misnamed(to) || to.rsplit_once(':').is_some_and(|(name, port)| port.parse::<u16>().is_ok() && misnamed(name))
 }
 
 /// Whether `node` can send to `ip`: it is on one of its subnets, or the node has a gateway of its
