@@ -70,6 +70,9 @@ enum Command {
         /// Capture nothing.
         #[arg(long)]
         no_capture: bool,
+        /// Refuse to run a lab that has warnings (exit code 2), as `check --deny-warnings` does.
+        #[arg(long)]
+        deny_warnings: bool,
         /// Write the run's report as JSON to this file (`-`: standard output, the summary then going
         /// to standard error).
         #[arg(long)]
@@ -282,6 +285,7 @@ fn main() -> ExitCode {
             seed,
             capture,
             no_capture,
+            deny_warnings,
             report,
             quiet,
         } => {
@@ -290,6 +294,14 @@ fn main() -> ExitCode {
                 Ok(l) => l,
                 Err(code) => return code,
             };
+            for w in &lab.warnings {
+                errln!("{w}");
+            }
+            if deny_warnings && !lab.warnings.is_empty() {
+                let n = lab.warnings.len();
+                errln!("{n} warning{} found (denied by --deny-warnings)", if n == 1 { "" } else { "s" });
+                return ExitCode::from(2);
+            }
             let replay = match replay.as_deref().map(|p| (p, std::fs::read_to_string(p))) {
                 None => Vec::new(),
                 Some((p, Err(e))) => {

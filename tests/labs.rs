@@ -313,3 +313,21 @@ fn a_transfer_says_whether_it_was_reset_or_timed_out_and_when() {
         "{silent}"
     );
 }
+
+#[test]
+fn a_run_shows_the_lab_s_warnings_and_can_refuse_them() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (out, r) = run_lab("tests/warning_labs/02-mixed-mtus.json", &["--virtual-time", "--no-capture"], dir.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning: switch `sw1` joins hosts of MTU 9000"), "{err}");
+    let warnings = r["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 2, "{r}");
+    assert!(warnings[0].as_str().unwrap().contains("02-mixed-mtus.json:10:52: warning:"));
+    let denied = common::netlab()
+        .args(["run", "tests/warning_labs/02-mixed-mtus.json", "--virtual-time", "--no-capture", "--deny-warnings"])
+        .output()
+        .expect("runs");
+    assert_eq!(denied.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("2 warnings found (denied by --deny-warnings)"));
+    assert!(denied.stdout.is_empty(), "the lab did not run");
+}

@@ -67,6 +67,8 @@ pub struct Report {
     pub commands: Vec<LoggedCommand>,
     /// Commands that could not be applied, and why.
     pub command_errors: Vec<String>,
+    /// What `check` warned of in the lab file, each with its place.
+    pub warnings: Vec<String>,
 }
 
 impl Report {
@@ -112,6 +114,7 @@ impl Report {
             max_lateness_ms: None,
             commands: Vec::new(),
             command_errors: Vec::new(),
+            warnings: lab.warnings.iter().map(ToString::to_string).collect(),
         }
     }
 }
