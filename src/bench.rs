@@ -359,3 +359,51 @@ pub fn run_probes(out: &mut dyn Write) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// How long each screen of the UI takes to draw with a full packet ring, against an empty screen
+/// drawn in the same run: the lab runs in virtual time to fill the ring, then every screen is
+/// drawn `reps` times at 160x48 on ratatui's `TestBackend`.
+pub fn run_render(reps: u32, out: &mut dyn Write) -> anyhow::Result<()> {
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    use crate::ui::app::{App, Tab};
+    use crate::ui::keymap::Action;
+    use crate::ui::view::Screen;
+
+    let lab = bench_lab(64 << 20, true);
+    let opts = RunOptions { speed: runtime::Speed::Max, ..RunOptions::default() };
+    let mut d = runtime::Driver::new(&lab, &opts)?;
+    let (rx, _) = d.feed(1 << 16);
+    let ended = d.run(&mut ());
+    let mut app = App::new(&lab, d.seed(), runtime::Speed::Factor(1.0));
+    app.on_snapshot(d.snapshot(), true);
+    app.on_events(rx.try_iter());
+    let _ = d.finish(ended);
+    anyhow::ensure!(app.packets.len() == crate::ui::app::PACKET_RING, "the ring is full: {}", app.packets.len());
+    let empty = App::new(&lab, 1, runtime::Speed::Factor(1.0));
+    let mut term = Terminal::new(TestBackend::new(160, 48))?;
+    let mut time = |app: &App| -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        for _ in 0..reps {
+            term.draw(|f| f.render_widget(Screen(app), f.area()))?;
+        }
+        Ok(start.elapsed() / reps)
+    };
+    let base = time(&empty)?;
+    writeln!(out, "render at 160x48, {} packets in the ring, mean of {reps} frames", app.packets.len())?;
+    writeln!(out, "{:<12} {:>10} {:>10}", "screen", "ms/frame", "vs empty")?;
+    writeln!(out, "{:<12} {:>10.3} {:>10.2}", "empty", base.as_secs_f64() * 1e3, 1.0)?;
+    for (i, tab) in Tab::ALL.iter().enumerate() {
+        app.update(Action::Tab(i));
+        let t = time(&app)?;
+        writeln!(
+            out,
+            "{:<12} {:>10.3} {:>10.2}",
+            tab.title(),
+            t.as_secs_f64() * 1e3,
+            t.as_secs_f64() / base.as_secs_f64()
+        )?;
+    }
+    Ok(())
+}

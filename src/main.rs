@@ -100,6 +100,9 @@ enum Command {
         /// Measure the cost of a ping request as the number in flight grows (5,000 to 40,000).
         #[arg(long, conflicts_with_all = ["bytes", "reps", "scale"])]
         probes: bool,
+        /// Measure how long each screen of the terminal UI takes to draw with a full packet ring.
+        #[arg(long, conflicts_with_all = ["bytes", "reps", "scale", "probes"])]
+        render: bool,
         /// Sizes of the scale bench, in hosts.
         #[arg(long, requires = "scale", value_delimiter = ',', default_value = "10,100,1000,10000")]
         hosts: Vec<usize>,
@@ -258,6 +261,14 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Bench { scale: true, hosts, per_switch, scale_job, .. } => scale_bench(&hosts, per_switch, scale_job),
+        Command::Bench { render: true, .. } => match netlab::bench::run_render(200, &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+            Err(e) => {
+                errln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
         Command::Bench { probes: true, .. } => match netlab::bench::run_probes(&mut std::io::stdout()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
