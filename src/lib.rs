@@ -8,16 +8,19 @@
 //!  sim/       PURE CORE: fabric of links, switches, smoltcp hosts and their apps; step(now), next_deadline()
 //!  capture/   observer: pcapng / pcap writers on their own thread
 //!  stats/     observer: per-link counters and drops by reason
+//!  inspect/   PURE: frames decoded into layers, conversations, display filters (for the UI and reports)
 //!  topology/  lab file → validated model, with diagnostics
 //!  time.rs    SimTime, the only notion of time the core knows
 //! ```
 //!
-//! The core (`sim`, `topology`, `time`) never imports tokio, ratatui, crossterm or `std::time::Instant`.
+//! The core (`sim`, `topology`, `time`) and `inspect` never import tokio, ratatui, crossterm or
+//! `std::time::Instant`.
 
 pub mod bench;
 pub mod bench_scale;
 pub mod capture;
 pub mod headless;
+pub mod inspect;
 pub mod output;
 pub mod runtime;
 pub mod sim;
