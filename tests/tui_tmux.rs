@@ -132,7 +132,11 @@ fn a_session_at_the_keyboard() {
     });
     // 3. The packets, newest first in view.
     t.keys(&["2"]);
-    t.wait("the packets list", |s| s.contains("from → to") && (s.contains("IPv4") || s.contains("ARP")));
+    t.wait("the packets list and a decoded frame", |s| {
+        s.contains("destination")
+            && (s.contains("TCP") || s.contains("ICMP") || s.contains("ARP"))
+            && s.contains("Ethernet II, Src: ")
+    });
     // 4. A packet's journey.
     t.keys(&["Enter"]);
     t.wait("a journey", |s| s.contains("journey of packet") && s.contains("delivered"));

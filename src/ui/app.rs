@@ -94,6 +94,8 @@ pub struct App {
     /// Events the feed could not take (the UI fell behind).
     pub feed_dropped: u64,
     pub selected_packet: Option<u64>,
+    /// The decoded field selected in the packet's detail.
+    pub selected_field: usize,
     /// Follow the newest packet.
     pub follow: bool,
     pub selected_node: usize,
@@ -131,6 +133,7 @@ impl App {
             packets_seen: 0,
             feed_dropped: 0,
             selected_packet: None,
+            selected_field: 0,
             follow: true,
             selected_node: 0,
             log: Vec::new(),
@@ -315,6 +318,13 @@ impl App {
             }
             Action::Filter => {}
             Action::Command => self.input = Some(Input::default()),
+            Action::PrevField => self.selected_field = self.selected_field.saturating_sub(1),
+            Action::NextField => {
+                let fields = self.current_packet().map_or(0, |p| {
+                    crate::inspect::decode(&p.event.frame).layers.iter().map(|l| l.fields.len()).sum::<usize>()
+                });
+                self.selected_field = (self.selected_field + 1).min(fields.saturating_sub(1));
+            }
             Action::ToggleCapture => {
                 if let Some(s) = &self.snapshot {
                     let on = !s.capturing.get(self.selected_link).copied().unwrap_or(false);

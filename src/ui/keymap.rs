@@ -34,6 +34,9 @@ pub enum Action {
     Command,
     /// Start or stop capturing the selected link.
     ToggleCapture,
+    /// Packets: select the previous or next decoded field (its bytes are highlighted).
+    PrevField,
+    NextField,
 }
 
 /// Every binding: keys, modifiers, action, and what the help screen says.
@@ -64,6 +67,8 @@ pub const KEYMAP: &[(KeyCode, KeyModifiers, Action, &str)] = &[
     (KeyCode::Char('-'), KeyModifiers::NONE, Action::Slower, "slower"),
     (KeyCode::Char('d'), KeyModifiers::NONE, Action::ToggleLink, "link down / up"),
     (KeyCode::Char('c'), KeyModifiers::NONE, Action::ToggleCapture, "capture the link / stop"),
+    (KeyCode::Char('['), KeyModifiers::NONE, Action::PrevField, "previous field (packets)"),
+    (KeyCode::Char(']'), KeyModifiers::NONE, Action::NextField, "next field (packets)"),
     (KeyCode::Char('f'), KeyModifiers::NONE, Action::Follow, "follow newest packets"),
     (KeyCode::Char('/'), KeyModifiers::NONE, Action::Filter, "edit the display filter"),
     (KeyCode::Enter, KeyModifiers::NONE, Action::Journey, "journey of the selected packet"),

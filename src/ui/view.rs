@@ -206,29 +206,21 @@ fn fate(f: Fate) -> String {
     }
 }
 
-fn protocol(frame: &[u8]) -> (&'static str, String) {
-    use smoltcp::wire::{EthernetFrame, EthernetProtocol};
-    match EthernetFrame::new_checked(frame) {
-        Err(_) => ("?", "malformed".into()),
-        Ok(e) => match e.ethertype() {
-            EthernetProtocol::Arp => ("ARP", String::new()),
-            EthernetProtocol::Ipv4 => ("IPv4", String::new()),
-            EthernetProtocol::Ipv6 => ("IPv6", String::new()),
-            other => ("Ethernet", format!("type {other}")),
-        },
-    }
-}
-
 fn packet_cells(app: &App, p: &PacketRow) -> Vec<String> {
-    let (proto, info) = protocol(&p.event.frame);
+    let d = crate::inspect::decode(&p.event.frame);
+    let info = match p.event.fate {
+        Fate::Delivered => d.summary.info.clone(),
+        other => format!("[{}] {}", fate(other), d.summary.info),
+    };
     vec![
         p.no.to_string(),
         format!("{:.6}", p.event.time.as_secs_f64()),
         app.links.get(p.event.link.index()).cloned().unwrap_or_default(),
-        app.direction(p),
-        proto.to_string(),
+        escape(&d.summary.src),
+        escape(&d.summary.dst),
+        d.summary.protocol.to_string(),
         p.event.frame.len().to_string(),
-        if info.is_empty() { fate(p.event.fate) } else { format!("{info} · {}", fate(p.event.fate)) },
+        escape(&info),
     ]
 }
 
@@ -239,14 +231,18 @@ impl Widget for Packets<'_> {
         let app = self.0;
         let lost = app.packets_lost() + app.feed_dropped;
         let title = format!(
-            " packets · {} in view{} · {} · Enter: journey ",
+            " packets · {} in view{} · {} · Enter: journey · [ ]: field ",
             app.packets.len(),
             if lost > 0 { format!(", {lost} fell out") } else { String::new() },
             if app.follow { "following (f to stop)" } else { "f: follow" }
         );
-        let height = area.height.saturating_sub(2) as usize;
+        let detail_h = if area.height >= 20 { area.height / 3 } else { 0 };
+        let hex_h = if area.height >= 20 { (area.height / 5).max(4) } else { 0 };
+        let [list, detail, hex] =
+            Layout::vertical([Constraint::Min(4), Constraint::Length(detail_h), Constraint::Length(hex_h)]).areas(area);
+        let height = list.height.saturating_sub(2) as usize;
         let current = app.current_packet().map(|p| p.no);
-        // The window of rows around the selection.
+        // The window of rows that ends with the selection (or the newest).
         let end = match current {
             Some(no) => app
                 .packets
@@ -272,17 +268,67 @@ impl Widget for Packets<'_> {
             .collect();
         let widths = [
             Constraint::Length(7),
-            Constraint::Length(11),
-            Constraint::Min(10),
-            Constraint::Min(12),
-            Constraint::Length(8),
+            Constraint::Length(9),
+            Constraint::Length(12),
+            Constraint::Length(15),
+            Constraint::Length(15),
+            Constraint::Length(6),
             Constraint::Length(5),
             Constraint::Min(10),
         ];
         Table::new(rows, widths)
-            .header(Row::new(["no", "time", "link", "from → to", "proto", "len", "info"]).bold())
+            .header(Row::new(["no", "time", "link", "source", "destination", "proto", "len", "info"]).bold())
             .block(Block::new().borders(Borders::TOP).title(title))
-            .render(area, buf);
+            .render(list, buf);
+        let Some(p) = app.current_packet() else { return };
+        if detail_h == 0 {
+            return;
+        }
+        let d = crate::inspect::decode(&p.event.frame);
+        let fields: Vec<&crate::inspect::Field> = d.layers.iter().flat_map(|l| &l.fields).collect();
+        let selected = app.selected_field.min(fields.len().saturating_sub(1));
+        let mut lines = Vec::new();
+        let mut n = 0;
+        for l in &d.layers {
+            lines.push(Line::from(format!("{}, {}", l.name, escape(&l.info))).bold());
+            for f in &l.fields {
+                let line = Line::from(format!("    {}", escape(&f.label)));
+                lines.push(if n == selected { line.add_modifier(Modifier::REVERSED) } else { line });
+                n += 1;
+            }
+        }
+        // Keep the selected field in view.
+        let sel_line = lines.iter().position(|l| l.style.add_modifier.contains(Modifier::REVERSED)).unwrap_or(0);
+        let skip = sel_line.saturating_sub(detail.height.saturating_sub(2) as usize);
+        Paragraph::new(lines)
+            .scroll((u16::try_from(skip).unwrap_or(0), 0))
+            .block(Block::new().borders(Borders::TOP).title(format!(" frame {} · {} ", p.no, fate(p.event.fate))))
+            .render(detail, buf);
+        let range = fields.get(selected).map(|f| f.range.clone());
+        let hl: Vec<Line> = crate::inspect::hex_dump(&p.event.frame)
+            .map(|h| {
+                let hex = h.hex();
+                let spans = match range.as_ref().and_then(|r| h.hex_span(r)) {
+                    Some(span) => vec![
+                        Span::raw(format!("{}  ", h.offset_text())),
+                        Span::raw(hex[..span.start].to_string()),
+                        Span::raw(hex[span.clone()].to_string()).add_modifier(Modifier::REVERSED),
+                        Span::raw(hex[span.end..].to_string()),
+                        Span::raw(format!("  {}", h.ascii())),
+                    ],
+                    None => vec![Span::raw(format!("{}  {hex}  {}", h.offset_text(), h.ascii()))],
+                };
+                Line::from(spans)
+            })
+            .collect();
+        let first = range
+            .as_ref()
+            .map_or(0, |r| r.start / crate::inspect::BYTES_PER_LINE)
+            .saturating_sub(hex.height.saturating_sub(2) as usize / 2);
+        Paragraph::new(hl)
+            .scroll((u16::try_from(first).unwrap_or(0), 0))
+            .block(Block::new().borders(Borders::TOP).title(" bytes "))
+            .render(hex, buf);
     }
 }
 
