@@ -9,6 +9,7 @@
 //!  capture/   observer: pcapng / pcap writers on their own thread
 //!  stats/     observer: per-link counters and drops by reason
 //!  topology/  lab file → validated model, with diagnostics
+//!  layout.rs  a layered picture of the topology (pure): `netlab graph`, the UI's overview
 //!  time.rs    SimTime, the only notion of time the core knows
 //! ```
 //!
@@ -18,6 +19,7 @@ pub mod bench;
 pub mod bench_scale;
 pub mod capture;
 pub mod headless;
+pub mod layout;
 pub mod output;
 pub mod runtime;
 pub mod sim;
