@@ -10,6 +10,7 @@
 //!  stats/     observer: per-link counters and drops by reason
 //!  inspect/   PURE: frames decoded into layers, conversations, display filters (for the UI and reports)
 //!  topology/  lab file → validated model, with diagnostics
+//!  layout.rs  a layered picture of the topology (pure): `netlab graph`, the UI's overview
 //!  time.rs    SimTime, the only notion of time the core knows
 //! ```
 //!
@@ -21,6 +22,7 @@ pub mod bench_scale;
 pub mod capture;
 pub mod headless;
 pub mod inspect;
+pub mod layout;
 pub mod output;
 pub mod runtime;
 pub mod sim;
