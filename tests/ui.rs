@@ -17,9 +17,21 @@ fn lab() -> netlab::topology::Lab {
 
 /// The lab run in virtual time to `ms`; its snapshot, and its frame events.
 fn run_to(ms: u64) -> (netlab::runtime::LabSnapshot, Vec<netlab::runtime::FeedEvent>) {
+    run_with(ms, Vec::new())
+}
+
+/// The same, with commands applied at their times.
+fn run_with(
+    ms: u64,
+    replay: Vec<netlab::sim::LoggedCommand>,
+) -> (netlab::runtime::LabSnapshot, Vec<netlab::runtime::FeedEvent>) {
     let lab = lab();
-    let opts =
-        RunOptions { speed: Speed::Max, duration: Some(std::time::Duration::from_millis(ms)), ..RunOptions::default() };
+    let opts = RunOptions {
+        speed: Speed::Max,
+        duration: Some(std::time::Duration::from_millis(ms)),
+        replay,
+        ..RunOptions::default()
+    };
     let mut d = Driver::new(&lab, &opts).expect("driver");
     let (rx, dropped) = d.feed(1 << 20);
     d.run(&mut ());
@@ -67,7 +79,8 @@ fn the_overview_shows_rates_and_a_link_taken_down() {
     let app = app();
     let screen = draw(&app, 160, 48);
     // The WAN carries the transfer at most at its 50 Mbit/s.
-    let wan = screen.lines().find(|l| l.starts_with("wan")).expect("the wan row");
+    // The table stands right of the map.
+    let wan = screen.lines().find_map(|l| l.split('│').nth(1).filter(|r| r.starts_with("wan"))).expect("the wan row");
     assert!(wan.contains("Mbit/s") && wan.contains(" up "), "{wan}");
     let (_, events) = run_to(700);
     assert!(!events.is_empty());
@@ -100,4 +113,25 @@ fn a_packet_s_journey_follows_it_through_the_switches() {
     let wan_hop: f64 =
         hops[1].rsplit('+').next().and_then(|d| d.trim_end_matches(" ms").trim().parse().ok()).expect("a delay");
     assert!(wan_hop >= 10.0, "{screen}");
+}
+
+#[test]
+fn a_link_taken_down_is_marked_on_the_map_and_in_the_table() {
+    let down = netlab::sim::LoggedCommand {
+        at_ns: 650_000_000,
+        command: netlab::sim::CommandSpec::LinkDown { link: "wan".into() },
+    };
+    let (early, _) = run_with(600, vec![down.clone()]);
+    let (now, events) = run_with(700, vec![down]);
+    let mut app = App::new(&lab(), 1, Speed::Factor(1.0));
+    app.on_snapshot(early, true);
+    app.on_snapshot(now, true);
+    app.on_events(events);
+    let screen = draw(&app, 160, 48);
+    assert!(screen.contains('✗'), "{screen}");
+    let wan = screen.lines().find_map(|l| l.split('│').nth(1).filter(|r| r.starts_with("wan"))).expect("the wan row");
+    assert!(wan.contains(" down ") && wan.contains(" link-"), "{wan}");
+    // Dropped frames show in the packet list with their reason.
+    app.update(Action::Tab(1));
+    assert!(app.packets.iter().any(|p| matches!(p.event.fate, netlab::sim::Fate::Dropped(_))));
 }

@@ -74,6 +74,14 @@ pub struct Input {
 pub struct App {
     /// The lab, for checking and completing typed commands.
     model: Lab,
+    /// Where the Overview draws each node.
+    pub layout: crate::layout::Layout,
+    /// Each node's name, escaped, and whether it is a switch.
+    pub nodes: Vec<(String, bool)>,
+    /// Each link's two nodes, by index.
+    pub link_ends: Vec<[usize; 2]>,
+    /// Draw without colours (`NO_COLOR`).
+    pub no_color: bool,
     /// The command line (`:`), while it is open.
     pub input: Option<Input>,
     pub lab: String,
@@ -117,6 +125,14 @@ impl App {
     pub fn new(lab: &Lab, seed: u64, speed: Speed) -> Self {
         let name = |n: crate::topology::NodeId| escape(&lab.node(n).name);
         App {
+            layout: crate::layout::layout(lab),
+            nodes: lab
+                .nodes
+                .iter()
+                .map(|n| (escape(&n.name), matches!(n.kind, crate::topology::NodeKind::Switch(_))))
+                .collect(),
+            link_ends: lab.links.iter().map(|l| [l.ends[0].node().index(), l.ends[1].node().index()]).collect(),
+            no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
             model: lab.clone(),
             input: None,
             lab: escape(&lab.name),

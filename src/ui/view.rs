@@ -124,6 +124,15 @@ impl Widget for Overview<'_> {
             Paragraph::new("starting…").render(area, buf);
             return;
         };
+        // The map beside the table on a wide screen, above it on a narrow one.
+        let (map, area) = if area.width >= 140 {
+            let [map, rest] = Layout::horizontal([Constraint::Percentage(45), Constraint::Min(60)]).areas(area);
+            (map, rest)
+        } else {
+            let [map, rest] = Layout::vertical([Constraint::Percentage(40), Constraint::Min(8)]).areas(area);
+            (map, rest)
+        };
+        TopologyMap(app).render(map, buf);
         let [links, spark] = Layout::vertical([Constraint::Min(4), Constraint::Length(5)]).areas(area);
         let header = Row::new(["link", "state", "cap", "a→b", "b→a", "frames/s", "in flight", "drops"]).bold();
         let rows: Vec<Row> = s
@@ -194,6 +203,61 @@ impl Widget for Overview<'_> {
                 .data(&data)
                 .render(spark, buf);
         }
+    }
+}
+
+/// The topology on a canvas: nodes where the layout puts them, links coloured by their load (or
+/// drawn plainly with `NO_COLOR`), a down link marked with ✗.
+struct TopologyMap<'a>(&'a App);
+
+impl Widget for TopologyMap<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        use ratatui::style::Color;
+        use ratatui::symbols::Marker;
+        use ratatui::widgets::canvas::{Canvas, Line as CLine};
+        let app = self.0;
+        let Some(s) = &app.snapshot else { return };
+        // Keep the names inside: x from 0.05 to 0.75 (names run right), y from 0.05 to 0.95.
+        let pos = |i: usize| {
+            let p = &app.layout.nodes[i];
+            (0.05 + p.x * 0.7, 0.95 - p.y * 0.9)
+        };
+        let load_color = |i: usize| {
+            let link = &s.sim.links[i];
+            if !link.up {
+                return Color::DarkGray;
+            }
+            let bps = app.rates.get(i).map_or(0.0, |r| r.bps[0].max(r.bps[1]));
+            let cap = link.a_to_b.model.rate_bps.unwrap_or(1_000_000_000) as f64;
+            match bps / cap {
+                f if f <= 0.0 => Color::Gray,
+                f if f < 0.3 => Color::Green,
+                f if f < 0.7 => Color::Yellow,
+                _ => Color::Red,
+            }
+        };
+        Canvas::default()
+            .block(Block::new().borders(Borders::TOP | Borders::RIGHT).title(" topology "))
+            .marker(Marker::Braille)
+            .x_bounds([0.0, 1.0])
+            .y_bounds([0.0, 1.0])
+            .paint(|ctx| {
+                for (i, [a, b]) in app.link_ends.iter().enumerate() {
+                    let ((x1, y1), (x2, y2)) = (pos(*a), pos(*b));
+                    let color = if app.no_color { Color::Reset } else { load_color(i) };
+                    ctx.draw(&CLine { x1, y1, x2, y2, color });
+                    if !s.sim.links[i].up {
+                        ctx.print((x1 + x2) / 2.0, (y1 + y2) / 2.0, Span::raw("✗"));
+                    }
+                }
+                ctx.layer();
+                for (i, (name, switch)) in app.nodes.iter().enumerate() {
+                    let (x, y) = pos(i);
+                    let mark = if *switch { "◆" } else { "■" };
+                    ctx.print(x, y, Span::raw(format!("{mark} {name}")).bold());
+                }
+            })
+            .render(area, buf);
     }
 }
 
