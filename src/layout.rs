@@ -261,8 +261,7 @@ impl Graph {
             edges.sort_unstable();
             let size = layers[l].len();
             let mut tree = vec![0u64; size + 1];
-            let mut seen = 0u64;
-            for &(_, b) in &edges {
+            for (seen, &(_, b)) in (0u64..).zip(&edges) {
                 // Edges already seen whose lower end is right of `b` cross this one.
                 let mut not_right = 0;
                 let mut i = b + 1;
@@ -276,7 +275,6 @@ impl Graph {
                     tree[i] += 1;
                     i += i & i.wrapping_neg();
                 }
-                seen += 1;
             }
         }
         total
@@ -435,6 +433,7 @@ mod tests {
             description: String::new(),
             seed: 1,
             checksum_offload: false,
+            warnings: Vec::new(),
             nodes,
             links,
             capture: CaptureConfig {
