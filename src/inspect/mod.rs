@@ -14,10 +14,13 @@
 
 pub mod decode;
 pub mod fields;
+pub mod flows;
 mod hexdump;
+mod peek;
 
 #[cfg(test)]
 pub(crate) mod fixtures;
 
 pub use decode::{decode, Decoded, Field, Layer, Summary, Value};
+pub use flows::{Flow, FlowId, FlowKey, FlowTable, TcpState};
 pub use hexdump::{hex_dump, HexLine, BYTES_PER_LINE, HEX_WIDTH};
