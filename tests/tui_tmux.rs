@@ -130,8 +130,16 @@ fn a_session_at_the_keyboard() {
                     && !l.contains(" 0 bit/s   0 bit/s")
             })
     });
-    // 3. The packets, newest first in view.
+    // The conversations, with the TCP transfer's state as seen on the wire.
     t.keys(&["2"]);
+    t.wait("the flows", |s| {
+        s.contains("flows ·")
+            && s.lines().any(|l| {
+                l.starts_with("TCP") && (l.contains("established") || l.contains("closed")) && l.contains(" ms")
+            })
+    });
+    // 3. The packets, newest first in view.
+    t.keys(&["3"]);
     t.wait("the packets list and a decoded frame", |s| {
         s.contains("destination")
             && (s.contains("TCP") || s.contains("ICMP") || s.contains("ARP"))
@@ -157,7 +165,7 @@ fn a_session_at_the_keyboard() {
     // Escape alone, then a pause: a terminal cannot tell an Escape from the start of a sequence.
     t.keys(&["Escape"]);
     std::thread::sleep(Duration::from_millis(300));
-    t.keys(&[":", "ping lap", "Tab", " desktop count=2", "Enter", "5"]);
+    t.keys(&[":", "ping lap", "Tab", " desktop count=2", "Enter", "6"]);
     t.wait("the command in the log", |s| {
         s.contains("start-app laptop ping") && s.contains("link-down laptop:eth0<->sw1")
     });

@@ -89,7 +89,7 @@ fn the_overview_shows_rates_and_a_link_taken_down() {
 #[test]
 fn a_packet_s_journey_follows_it_through_the_switches() {
     let mut app = app();
-    app.update(Action::Tab(1));
+    app.update(Action::Tab(2));
     // Walk back to a packet that crossed the WAN and reached the far host, and open its journey.
     let wan_packet = app
         .packets
@@ -132,6 +132,37 @@ fn a_link_taken_down_is_marked_on_the_map_and_in_the_table() {
     let wan = screen.lines().find_map(|l| l.split('│').nth(1).filter(|r| r.starts_with("wan"))).expect("the wan row");
     assert!(wan.contains(" down ") && wan.contains(" link-"), "{wan}");
     // Dropped frames show in the packet list with their reason.
-    app.update(Action::Tab(1));
+    app.update(Action::Tab(2));
     assert!(app.packets.iter().any(|p| matches!(p.event.fate, netlab::sim::Fate::Dropped(_))));
+}
+
+#[test]
+fn flows_count_each_packet_once_and_open_their_packets() {
+    let mut app = app();
+    app.update(Action::Tab(1));
+    // The transfer's conversation carries the most bytes, established, with an RTT of the WAN's.
+    let top = app.sorted_flows()[0].clone();
+    let tcp = top.tcp.as_ref().expect("a TCP flow");
+    assert_eq!(tcp.state.as_str(), "established");
+    let hs = tcp.handshake_rtt_ns.expect("a handshake RTT");
+    assert!((20_000_000..21_000_000).contains(&hs), "two 10 ms WAN crossings and four LAN hops: {hs}");
+    // Each packet once, though it crossed three links: as many data segments as the sender's link
+    // carried from the laptop.
+    let (_, events) = run_to(700);
+    let laptop_tcp = events
+        .iter()
+        .filter(|e| e.fate == netlab::sim::Fate::Sent && e.link.0 == 0 && e.from == netlab::topology::Side::A)
+        .filter(|e| netlab::inspect::flows::FlowKey::of(&e.frame) == Some(top.key))
+        .count() as u64;
+    assert_eq!(top.a_to_b.packets.max(top.b_to_a.packets), laptop_tcp);
+    let screen = draw(&app, 160, 48);
+    assert!(screen.contains("flows · ") && screen.contains("established"), "{screen}");
+    // Enter: the packets of that flow alone.
+    app.update(Action::Journey);
+    assert_eq!(app.tab, Tab::Packets);
+    let visible = app.visible_packets();
+    assert!(!visible.is_empty() && visible.iter().all(|p| p.flow == Some(top.key)));
+    let shown = visible.len();
+    app.update(Action::ClearFlow);
+    assert!(app.visible_packets().len() > shown);
 }

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use super::keymap::Action;
+use crate::inspect::flows::{Flow, FlowKey, FlowTable};
 use crate::runtime::{Control, FeedEvent, LabSnapshot, Speed};
 use crate::sim::{CommandSpec, Fate, PacketId};
 use crate::time::SimTime;
@@ -11,6 +12,8 @@ use crate::topology::{Lab, Side};
 
 /// Packets the UI keeps; older ones fall out (and are counted).
 pub const PACKET_RING: usize = 10_000;
+/// Conversations the UI tracks; the least recently seen go first.
+pub const FLOWS: usize = 65_536;
 /// Rate samples kept per link: a minute at one a second.
 pub const HISTORY: usize = 60;
 /// Speeds the `+` and `-` keys step through.
@@ -20,6 +23,7 @@ pub const SPEEDS: [f64; 9] = [0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 50.0, 100.0];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
     Overview,
+    Flows,
     Packets,
     Journey,
     Nodes,
@@ -27,12 +31,13 @@ pub enum Tab {
 }
 
 impl Tab {
-    pub const ALL: [Tab; 5] = [Tab::Overview, Tab::Packets, Tab::Journey, Tab::Nodes, Tab::Log];
+    pub const ALL: [Tab; 6] = [Tab::Overview, Tab::Flows, Tab::Packets, Tab::Journey, Tab::Nodes, Tab::Log];
 
     #[must_use]
     pub fn title(self) -> &'static str {
         match self {
             Tab::Overview => "Overview",
+            Tab::Flows => "Flows",
             Tab::Packets => "Packets",
             Tab::Journey => "Journey",
             Tab::Nodes => "Nodes",
@@ -47,6 +52,38 @@ pub struct PacketRow {
     /// Its number in the whole run, from 1.
     pub no: u64,
     pub event: FeedEvent,
+    /// The conversation it belongs to, if any.
+    pub flow: Option<FlowKey>,
+}
+
+/// How the flows are sorted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowSort {
+    Bytes,
+    Packets,
+    Rate,
+    Start,
+}
+
+impl FlowSort {
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            FlowSort::Bytes => "bytes",
+            FlowSort::Packets => "packets",
+            FlowSort::Rate => "rate",
+            FlowSort::Start => "start",
+        }
+    }
+
+    fn next(self) -> FlowSort {
+        match self {
+            FlowSort::Bytes => FlowSort::Packets,
+            FlowSort::Packets => FlowSort::Rate,
+            FlowSort::Rate => FlowSort::Start,
+            FlowSort::Start => FlowSort::Bytes,
+        }
+    }
 }
 
 /// A link's delivered frames (both ways) and bytes (A→B, B→A) at a snapshot.
@@ -99,6 +136,12 @@ pub struct App {
     pub selected_link: usize,
     pub packets: VecDeque<PacketRow>,
     pub packets_seen: u64,
+    /// Conversations, each packet counted once (where its host sent it).
+    pub flows: FlowTable,
+    pub flow_sort: FlowSort,
+    pub selected_flow: usize,
+    /// Packets shows only this conversation's frames (Enter on a flow; Esc clears).
+    pub packet_flow: Option<FlowKey>,
     /// Events the feed could not take (the UI fell behind).
     pub feed_dropped: u64,
     pub selected_packet: Option<u64>,
@@ -147,6 +190,10 @@ impl App {
             selected_link: 0,
             packets: VecDeque::new(),
             packets_seen: 0,
+            flows: FlowTable::new(FLOWS),
+            flow_sort: FlowSort::Bytes,
+            selected_flow: 0,
+            packet_flow: None,
             feed_dropped: 0,
             selected_packet: None,
             selected_field: 0,
@@ -203,12 +250,18 @@ impl App {
     /// Takes frame events from the feed into the packet ring.
     pub fn on_events(&mut self, events: impl IntoIterator<Item = FeedEvent>) {
         for e in events {
-            // The list shows where each frame went: delivered, handed on, or dropped.
             if e.fate == Fate::Sent {
+                // A packet counts once in its flow: where the host that made it sent it.
+                let sender = self.link_ends[e.link.index()][e.from.index()];
+                if e.packet.origin().is_some_and(|n| n.index() == sender) {
+                    self.flows.observe(e.time.as_nanos(), &e.frame);
+                }
                 continue;
             }
+            // The list shows where each frame went: delivered, handed on, or dropped.
             self.packets_seen += 1;
-            self.packets.push_back(PacketRow { no: self.packets_seen, event: e });
+            let flow = FlowKey::of(&e.frame);
+            self.packets.push_back(PacketRow { no: self.packets_seen, event: e, flow });
             if self.packets.len() > PACKET_RING {
                 self.packets.pop_front();
             }
@@ -221,13 +274,34 @@ impl App {
         self.packets_seen - self.packets.len() as u64
     }
 
-    /// The packet row selected, or the newest when following.
+    /// The packets the list shows: every one, or one conversation's.
+    #[must_use]
+    pub fn visible_packets(&self) -> Vec<&PacketRow> {
+        self.packets.iter().filter(|p| self.packet_flow.is_none() || p.flow == self.packet_flow).collect()
+    }
+
+    /// The packet row selected, or the newest shown when following.
     #[must_use]
     pub fn current_packet(&self) -> Option<&PacketRow> {
+        let visible = |p: &&PacketRow| self.packet_flow.is_none() || p.flow == self.packet_flow;
         match self.selected_packet {
             Some(no) if !self.follow => self.packets.iter().find(|p| p.no == no),
-            _ => self.packets.back(),
+            _ => self.packets.iter().rev().find(visible),
         }
+    }
+
+    /// The flows in the chosen order.
+    #[must_use]
+    pub fn sorted_flows(&self) -> Vec<&Flow> {
+        let now = self.flows.now_ns();
+        let mut v: Vec<&Flow> = self.flows.iter().collect();
+        match self.flow_sort {
+            FlowSort::Bytes => v.sort_by_key(|f| std::cmp::Reverse(f.bytes())),
+            FlowSort::Packets => v.sort_by_key(|f| std::cmp::Reverse(f.packets())),
+            FlowSort::Rate => v.sort_by(|a, b| b.rate(now).total_cmp(&a.rate(now))),
+            FlowSort::Start => v.sort_by_key(|f| f.first_ns),
+        }
+        v
     }
 
     /// Every event of one packet still in the ring: its journey.
@@ -252,11 +326,18 @@ impl App {
             }
             Tab::Packets | Tab::Journey => {
                 let Some(cur) = self.current_packet().map(|p| p.no) else { return };
-                let first = self.packets.front().map_or(0, |p| p.no);
-                let last = self.packets.back().map_or(0, |p| p.no);
-                let to = (cur as i64 + by).clamp(first as i64, last as i64) as u64;
-                self.follow = to == last && by > 0;
-                self.selected_packet = Some(to);
+                let visible = self.visible_packets();
+                let Some(at) = visible.iter().position(|p| p.no == cur) else { return };
+                let to = (at as i64 + by).clamp(0, visible.len() as i64 - 1) as usize;
+                let (follow, no) = (to + 1 == visible.len() && by > 0, visible[to].no);
+                self.follow = follow;
+                self.selected_packet = Some(no);
+            }
+            Tab::Flows => {
+                let n = self.flows.len() as i64;
+                if n > 0 {
+                    self.selected_flow = (self.selected_flow as i64 + by).clamp(0, n - 1) as usize;
+                }
             }
             Tab::Nodes => {
                 let n = self.snapshot.as_ref().map_or(0, |s| s.sim.hosts.len() + s.sim.switches.len()) as i64;
@@ -325,6 +406,14 @@ impl App {
                     self.selected_packet = self.packets.back().map(|p| p.no);
                 }
             }
+            Action::Journey if self.tab == Tab::Flows => {
+                // The flow's packets.
+                self.packet_flow = self.sorted_flows().get(self.selected_flow).map(|f| f.key);
+                self.follow = true;
+                self.tab = Tab::Packets;
+            }
+            Action::SortFlows => self.flow_sort = self.flow_sort.next(),
+            Action::ClearFlow => self.packet_flow = None,
             Action::Journey => {
                 if self.tab == Tab::Packets {
                     self.selected_packet = self.current_packet().map(|p| p.no);

@@ -37,6 +37,10 @@ pub enum Action {
     /// Packets: select the previous or next decoded field (its bytes are highlighted).
     PrevField,
     NextField,
+    /// Flows: sort by the next column.
+    SortFlows,
+    /// Packets: show every packet again, not one flow's.
+    ClearFlow,
 }
 
 /// Every binding: keys, modifiers, action, and what the help screen says.
@@ -47,10 +51,11 @@ pub const KEYMAP: &[(KeyCode, KeyModifiers, Action, &str)] = &[
     (KeyCode::Tab, KeyModifiers::NONE, Action::NextTab, "next screen"),
     (KeyCode::BackTab, KeyModifiers::SHIFT, Action::PrevTab, "previous screen"),
     (KeyCode::Char('1'), KeyModifiers::NONE, Action::Tab(0), "overview"),
-    (KeyCode::Char('2'), KeyModifiers::NONE, Action::Tab(1), "packets"),
-    (KeyCode::Char('3'), KeyModifiers::NONE, Action::Tab(2), "journey"),
-    (KeyCode::Char('4'), KeyModifiers::NONE, Action::Tab(3), "nodes"),
-    (KeyCode::Char('5'), KeyModifiers::NONE, Action::Tab(4), "log"),
+    (KeyCode::Char('2'), KeyModifiers::NONE, Action::Tab(1), "flows"),
+    (KeyCode::Char('3'), KeyModifiers::NONE, Action::Tab(2), "packets"),
+    (KeyCode::Char('4'), KeyModifiers::NONE, Action::Tab(3), "journey"),
+    (KeyCode::Char('5'), KeyModifiers::NONE, Action::Tab(4), "nodes"),
+    (KeyCode::Char('6'), KeyModifiers::NONE, Action::Tab(5), "log"),
     (KeyCode::Up, KeyModifiers::NONE, Action::Up, "select up"),
     (KeyCode::Char('k'), KeyModifiers::NONE, Action::Up, "select up"),
     (KeyCode::Down, KeyModifiers::NONE, Action::Down, "select down"),
@@ -71,7 +76,9 @@ pub const KEYMAP: &[(KeyCode, KeyModifiers, Action, &str)] = &[
     (KeyCode::Char(']'), KeyModifiers::NONE, Action::NextField, "next field (packets)"),
     (KeyCode::Char('f'), KeyModifiers::NONE, Action::Follow, "follow newest packets"),
     (KeyCode::Char('/'), KeyModifiers::NONE, Action::Filter, "edit the display filter"),
-    (KeyCode::Enter, KeyModifiers::NONE, Action::Journey, "journey of the selected packet"),
+    (KeyCode::Enter, KeyModifiers::NONE, Action::Journey, "a packet's journey / a flow's packets"),
+    (KeyCode::Char('s'), KeyModifiers::NONE, Action::SortFlows, "sort flows by the next column"),
+    (KeyCode::Esc, KeyModifiers::NONE, Action::ClearFlow, "packets: every flow again"),
     (KeyCode::Char(':'), KeyModifiers::NONE, Action::Command, "command line (: then Tab completes)"),
 ];
 

@@ -43,6 +43,7 @@ impl Widget for Screen<'_> {
             .render(tabs, buf);
         match app.tab {
             Tab::Overview => Overview(app).render(body, buf),
+            Tab::Flows => Flows(app).render(body, buf),
             Tab::Packets => Packets(app).render(body, buf),
             Tab::Journey => Journey(app).render(body, buf),
             Tab::Nodes => Nodes(app).render(body, buf),
@@ -288,15 +289,111 @@ fn packet_cells(app: &App, p: &PacketRow) -> Vec<String> {
     ]
 }
 
+struct Flows<'a>(&'a App);
+
+fn ms(ns: Option<u64>) -> String {
+    ns.map_or_else(|| "-".into(), |n| format!("{:.2} ms", n as f64 / 1e6))
+}
+
+impl Widget for Flows<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let app = self.0;
+        let now = app.flows.now_ns();
+        let flows = app.sorted_flows();
+        let height = area.height.saturating_sub(2) as usize;
+        let start = app.selected_flow.saturating_sub(height.saturating_sub(1));
+        let rows: Vec<Row> = flows
+            .iter()
+            .enumerate()
+            .skip(start)
+            .take(height)
+            .map(|(i, f)| {
+                let (state, retrans, zero) = match &f.tcp {
+                    Some(t) => {
+                        (t.state.as_str().to_string(), t.retransmissions.to_string(), t.zero_windows.to_string())
+                    }
+                    None => match &f.echo {
+                        Some(e) => (format!("{}/{} answered", e.replies, e.requests), String::new(), String::new()),
+                        None => (String::new(), String::new(), String::new()),
+                    },
+                };
+                let row = Row::new([
+                    f.key.protocol.to_string(),
+                    f.a.to_string(),
+                    f.b.to_string(),
+                    format!("{}/{}", f.a_to_b.packets, f.b_to_a.packets),
+                    format!("{}/{}", human_bytes(f.a_to_b.bytes), human_bytes(f.b_to_a.bytes)),
+                    format!("{:.3}", f.first_ns as f64 / 1e9),
+                    format!("{:.3}", (f.last_ns - f.first_ns) as f64 / 1e9),
+                    rate(f.rate(now) * 8.0),
+                    state,
+                    retrans,
+                    zero,
+                    // Each packet is seen once, where its host sent it: the handshake, all sent by
+                    // the client but the SYN-ACK, is the round trip that can be timed there.
+                    ms(f.tcp.as_ref().and_then(|t| t.handshake_rtt_ns)),
+                ]);
+                if i == app.selected_flow {
+                    row.add_modifier(Modifier::REVERSED)
+                } else {
+                    row
+                }
+            })
+            .collect();
+        let widths = [
+            Constraint::Length(6),
+            Constraint::Min(16),
+            Constraint::Min(16),
+            Constraint::Length(11),
+            Constraint::Length(19),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(12),
+            Constraint::Length(14),
+            Constraint::Length(7),
+            Constraint::Length(5),
+            Constraint::Length(9),
+        ];
+        let title = format!(
+            " flows · {} · sorted by {} (s) · Enter: its packets{} ",
+            app.flows.len(),
+            app.flow_sort.name(),
+            if app.flows.evicted() > 0 { format!(" · {} forgotten", app.flows.evicted()) } else { String::new() }
+        );
+        Table::new(rows, widths)
+            .header(
+                Row::new([
+                    "proto",
+                    "A",
+                    "B",
+                    "pkts A/B",
+                    "bytes A/B",
+                    "start",
+                    "dur s",
+                    "rate",
+                    "state",
+                    "retrans",
+                    "0win",
+                    "hs rtt",
+                ])
+                .bold(),
+            )
+            .block(Block::new().borders(Borders::TOP).title(title))
+            .render(area, buf);
+    }
+}
+
 struct Packets<'a>(&'a App);
 
 impl Widget for Packets<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let app = self.0;
         let lost = app.packets_lost() + app.feed_dropped;
+        let visible = app.visible_packets();
         let title = format!(
-            " packets · {} in view{} · {} · Enter: journey · [ ]: field ",
-            app.packets.len(),
+            " packets{} · {} in view{} · {} · Enter: journey · [ ]: field ",
+            app.packet_flow.map_or(String::new(), |k| format!(" of {} {} ↔ {} (Esc: all)", k.protocol, k.lo, k.hi)),
+            visible.len(),
             if lost > 0 { format!(", {lost} fell out") } else { String::new() },
             if app.follow { "following (f to stop)" } else { "f: follow" }
         );
@@ -308,19 +405,15 @@ impl Widget for Packets<'_> {
         let current = app.current_packet().map(|p| p.no);
         // The window of rows that ends with the selection (or the newest).
         let end = match current {
-            Some(no) => app
-                .packets
+            Some(no) => visible
                 .iter()
                 .position(|p| p.no == no)
-                .map_or(app.packets.len(), |i| (i + 1).max(height.min(app.packets.len()))),
-            None => app.packets.len(),
+                .map_or(visible.len(), |i| (i + 1).max(height.min(visible.len()))),
+            None => visible.len(),
         };
         let start = end.saturating_sub(height);
-        let rows: Vec<Row> = app
-            .packets
+        let rows: Vec<Row> = visible[start..end]
             .iter()
-            .skip(start)
-            .take(end - start)
             .map(|p| {
                 let row = Row::new(packet_cells(app, p));
                 if Some(p.no) == current {
