@@ -10,6 +10,7 @@
 //!  stats/     observer: per-link counters and drops by reason
 //!  topology/  lab file → validated model, with diagnostics
 //!  layout.rs  a layered picture of the topology (pure): `netlab graph`, the UI's overview
+//!  graph.rs   the topology as Graphviz dot, a Mermaid flowchart or a text picture of the layout
 //!  time.rs    SimTime, the only notion of time the core knows
 //! ```
 //!
@@ -18,6 +19,7 @@
 pub mod bench;
 pub mod bench_scale;
 pub mod capture;
+pub mod graph;
 pub mod headless;
 pub mod layout;
 pub mod output;
