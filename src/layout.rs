@@ -261,7 +261,7 @@ impl Graph {
             edges.sort_unstable();
             let size = layers[l].len();
             let mut tree = vec![0u64; size + 1];
-            for (seen, &(_, b)) in (0u64..).zip(&edges) {
+            for (seen, &(_, b)) in edges.iter().enumerate() {
                 // Edges already seen whose lower end is right of `b` cross this one.
                 let mut not_right = 0;
                 let mut i = b + 1;
@@ -269,7 +269,7 @@ impl Graph {
                     not_right += tree[i];
                     i &= i - 1;
                 }
-                total += seen - not_right;
+                total += seen as u64 - not_right;
                 let mut i = b + 1;
                 while i <= size {
                     tree[i] += 1;

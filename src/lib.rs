@@ -11,6 +11,7 @@
 //!  inspect/   PURE: frames decoded into layers, conversations, display filters (for the UI and reports)
 //!  topology/  lab file → validated model, with diagnostics
 //!  layout.rs  a layered picture of the topology (pure): `netlab graph`, the UI's overview
+//!  graph.rs   the topology as Graphviz dot, a Mermaid flowchart or a text picture of the layout
 //!  time.rs    SimTime, the only notion of time the core knows
 //! ```
 //!
@@ -20,6 +21,7 @@
 pub mod bench;
 pub mod bench_scale;
 pub mod capture;
+pub mod graph;
 pub mod headless;
 pub mod inspect;
 pub mod layout;

@@ -83,6 +83,18 @@ enum Command {
     },
     /// Print the JSON Schema of the lab format.
     Schema,
+    /// Print a lab's topology: a Graphviz graph, a Mermaid flowchart, or a text picture.
+    Graph {
+        /// The lab file (JSON).
+        lab: PathBuf,
+        /// What to print: `dot` for Graphviz, `mermaid` for a Mermaid flowchart, `text` for a
+        /// picture of the layered layout.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+        format: GraphFormat,
+        /// Columns the text picture may take, 20 or more. Default: the terminal's width, or 100.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(20..))]
+        width: Option<u16>,
+    },
     /// Measure throughput: a bare smoltcp loop against netlab, with and without capture.
     ///
     /// With `--scale`, measure generated labs of many hosts instead: build time, memory per host,
@@ -114,6 +126,13 @@ enum Command {
         #[arg(long, requires = "scale", hide = true)]
         scale_job: Option<netlab::bench_scale::Job>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Mermaid,
+    Text,
 }
 
 /// The least `bench` measures (`bench::run_all` refuses less).
@@ -252,6 +271,23 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
                 out(&if n == 0 { format!("ok: {l}\n") } else { format!("ok: {l}, {warnings}\n") });
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Graph { lab, format, width } => match load(&lab) {
+            Ok(l) => {
+                out(&match format {
+                    GraphFormat::Dot => netlab::graph::dot(&l),
+                    GraphFormat::Mermaid => netlab::graph::mermaid(&l),
+                    GraphFormat::Text => {
+                        let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout())
+                            .then(|| crossterm::terminal::size().ok())
+                            .flatten()
+                            .map(|(cols, _)| cols);
+                        netlab::graph::text(&l, usize::from(width.or(terminal).unwrap_or(100)))
+                    }
+                });
                 ExitCode::SUCCESS
             }
             Err(code) => code,

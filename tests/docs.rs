@@ -63,7 +63,7 @@ fn every_option_of_every_command_is_documented() {
     };
     let mut missing = Vec::new();
     let mut seen = 0;
-    for command in ["check", "run", "schema", "bench"] {
+    for command in ["check", "run", "schema", "bench", "graph"] {
         let out = common::netlab().args([command, "--help"]).output().expect("netlab runs");
         for (short, long) in options(&String::from_utf8_lossy(&out.stdout)) {
             seen += 1;

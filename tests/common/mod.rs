@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests: the real binary, external tools (tshark), reports,
+//! Helpers shared by the integration tests: the real binary, external tools (tshark, dot), reports,
 //! and captures read and decoded in Rust (pcap-file, smoltcp::wire).
 #![allow(dead_code)]
 
@@ -40,6 +40,7 @@ pub fn run_lab(lab: &str, extra: &[&str], dir: &Path) -> (Output, Value) {
 fn install_hint(tool: &str) -> String {
     match tool {
         "tshark" | "tmux" => format!("apt-get install {tool}"),
+        "dot" => "apt-get install graphviz".to_string(),
         _ => format!("install {tool}"),
     }
 }
