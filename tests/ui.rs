@@ -166,3 +166,46 @@ fn flows_count_each_packet_once_and_open_their_packets() {
     app.update(Action::ClearFlow);
     assert!(app.visible_packets().len() > shown);
 }
+
+#[test]
+fn a_click_on_a_tab_title_picks_its_screen() {
+    let app = app();
+    let screen = draw(&app, 160, 48);
+    let bar = screen.lines().next().expect("the tab bar");
+    for (i, tab) in Tab::ALL.iter().enumerate() {
+        let title = format!("{} {}", i + 1, tab.title());
+        let col = bar.find(&title).map(|b| bar[..b].chars().count()).expect("the title on the bar");
+        for c in [col, col + title.chars().count() - 1] {
+            assert_eq!(netlab::ui::view::tab_at(&app, c as u16), Some(i), "{title} at column {c}");
+        }
+    }
+    assert_eq!(netlab::ui::view::tab_at(&app, 2), None, "the lab's name is no tab");
+}
+
+#[test]
+fn a_dropped_packet_s_journey_ends_with_its_reason() {
+    let down = netlab::sim::LoggedCommand {
+        at_ns: 650_000_000,
+        command: netlab::sim::CommandSpec::LinkDown { link: "wan".into() },
+    };
+    let (now, events) = run_with(700, vec![down]);
+    let mut app = App::new(&lab(), 1, Speed::Factor(1.0));
+    app.on_snapshot(now, true);
+    app.on_events(events);
+    app.update(Action::Tab(2));
+    app.update(Action::Follow);
+    let dropped = app
+        .packets
+        .iter()
+        .rev()
+        .find(|p| matches!(p.event.fate, netlab::sim::Fate::Dropped(_)))
+        .map(|p| p.no)
+        .expect("a dropped frame");
+    while app.current_packet().map(|p| p.no) != Some(dropped) {
+        app.update(Action::Up);
+    }
+    app.update(Action::Journey);
+    let screen = draw(&app, 160, 48);
+    let last = screen.lines().filter(|l| l.contains("delivered") || l.contains("dropped")).last().expect("hops");
+    assert!(last.contains("wan") && last.contains("dropped: link-down"), "{screen}");
+}

@@ -106,6 +106,8 @@ pub struct Input {
     pub text: String,
     /// What is wrong with the line, once Enter was pressed.
     pub error: Option<String>,
+    /// What helps to write it (a link's model now).
+    pub hint: Option<String>,
 }
 
 pub struct App {
@@ -176,6 +178,7 @@ impl App {
                 .collect(),
             link_ends: lab.links.iter().map(|l| [l.ends[0].node().index(), l.ends[1].node().index()]).collect(),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            log: lab.warnings.iter().map(|w| escape(&w.to_string().replace('\n', " "))).collect(),
             model: lab.clone(),
             input: None,
             lab: escape(&lab.name),
@@ -199,7 +202,6 @@ impl App {
             selected_field: 0,
             follow: true,
             selected_node: 0,
-            log: Vec::new(),
             speed,
             paused: false,
             ended: None,
@@ -413,6 +415,25 @@ impl App {
                 self.tab = Tab::Packets;
             }
             Action::SortFlows => self.flow_sort = self.flow_sort.next(),
+            Action::Model => {
+                if let Some(name) = self.links.get(self.selected_link) {
+                    let m = self
+                        .snapshot
+                        .as_ref()
+                        .and_then(|s| s.sim.links.get(self.selected_link))
+                        .map(|l| &l.a_to_b.model);
+                    let hint = m.map(|m| {
+                        format!(
+                            "now latency={}us rate={} loss={} queue={}",
+                            m.latency_ns / 1000,
+                            m.rate_bps.map_or("unlimited".into(), |r| r.to_string()),
+                            m.loss,
+                            m.queue_frames
+                        )
+                    });
+                    self.input = Some(Input { text: format!("model {name} "), error: None, hint });
+                }
+            }
             Action::ClearFlow => self.packet_flow = None,
             Action::Journey => {
                 if self.tab == Tab::Packets {

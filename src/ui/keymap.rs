@@ -41,6 +41,8 @@ pub enum Action {
     SortFlows,
     /// Packets: show every packet again, not one flow's.
     ClearFlow,
+    /// Overview: change the selected link's model (the command line, filled in).
+    Model,
 }
 
 /// Every binding: keys, modifiers, action, and what the help screen says.
@@ -72,6 +74,7 @@ pub const KEYMAP: &[(KeyCode, KeyModifiers, Action, &str)] = &[
     (KeyCode::Char('-'), KeyModifiers::NONE, Action::Slower, "slower"),
     (KeyCode::Char('d'), KeyModifiers::NONE, Action::ToggleLink, "link down / up"),
     (KeyCode::Char('c'), KeyModifiers::NONE, Action::ToggleCapture, "capture the link / stop"),
+    (KeyCode::Char('m'), KeyModifiers::NONE, Action::Model, "change the link's latency, rate, loss"),
     (KeyCode::Char('['), KeyModifiers::NONE, Action::PrevField, "previous field (packets)"),
     (KeyCode::Char(']'), KeyModifiers::NONE, Action::NextField, "next field (packets)"),
     (KeyCode::Char('f'), KeyModifiers::NONE, Action::Follow, "follow newest packets"),

@@ -164,6 +164,8 @@ where
                     let a = match m.kind {
                         MouseEventKind::ScrollUp => Some(Action::Up),
                         MouseEventKind::ScrollDown => Some(Action::Down),
+                        // A click on the tab bar picks that screen.
+                        MouseEventKind::Down(_) if m.row == 0 => view::tab_at(app, m.column).map(Action::Tab),
                         _ => None,
                     };
                     if let Some(a) = a {

@@ -54,6 +54,8 @@ impl Widget for Screen<'_> {
                 let mut spans = vec![Span::raw(":").bold(), Span::raw(escape(&input.text)), Span::raw("█")];
                 if let Some(e) = &input.error {
                     spans.push(Span::raw(format!("  {e}")).add_modifier(Modifier::REVERSED));
+                } else if let Some(h) = &input.hint {
+                    spans.push(Span::raw(format!("  {h}")).add_modifier(Modifier::DIM));
                 }
                 Paragraph::new(Line::from(spans)).render(status, buf);
             }
@@ -63,6 +65,20 @@ impl Widget for Screen<'_> {
             Help.render(body, buf);
         }
     }
+}
+
+/// The tab whose title is drawn at `column` of the tab bar, as [`Screen`] lays it out.
+#[must_use]
+pub fn tab_at(app: &App, column: u16) -> Option<usize> {
+    let mut x = app.lab.len() as u16 + 9 + 1;
+    for (i, t) in Tab::ALL.iter().enumerate() {
+        let w = format!("{} {}", i + 1, t.title()).chars().count() as u16;
+        if (x..x + w).contains(&column) {
+            return Some(i);
+        }
+        x += w + 3;
+    }
+    None
 }
 
 fn rate(bps: f64) -> String {
