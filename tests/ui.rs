@@ -206,6 +206,6 @@ fn a_dropped_packet_s_journey_ends_with_its_reason() {
     }
     app.update(Action::Journey);
     let screen = draw(&app, 160, 48);
-    let last = screen.lines().filter(|l| l.contains("delivered") || l.contains("dropped")).last().expect("hops");
+    let last = screen.lines().rfind(|l| l.contains("delivered") || l.contains("dropped")).expect("hops");
     assert!(last.contains("wan") && last.contains("dropped: link-down"), "{screen}");
 }
