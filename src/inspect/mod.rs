@@ -14,6 +14,7 @@
 
 pub mod decode;
 pub mod fields;
+pub mod filter;
 pub mod flows;
 mod hexdump;
 mod peek;
@@ -22,5 +23,6 @@ mod peek;
 pub(crate) mod fixtures;
 
 pub use decode::{decode, Decoded, Field, Layer, Summary, Value};
+pub use filter::{Filter, FilterError, Packet};
 pub use flows::{Flow, FlowId, FlowKey, FlowTable, TcpState};
 pub use hexdump::{hex_dump, HexLine, BYTES_PER_LINE, HEX_WIDTH};
