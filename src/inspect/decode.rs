@@ -83,7 +83,7 @@ pub struct Summary {
     /// "ARP", "ICMP", "ICMPv6", "TCP", "UDP", "IPv4", "IPv6" or "Ethernet": the innermost
     /// protocol that was recognised.
     pub protocol: &'static str,
-    /// Wireshark-like: "Who has 10.0.0.2? Tell 10.0.0.1", "49152 → 9 [SYN] Seq=1000 Win=64240 Len=0".
+    /// Wireshark-like: "Who has 10.0.0.2? Tell 10.0.0.1", `49152 → 9 [SYN] Seq=1000 Win=64240 Len=0`.
     pub info: String,
 }
 
