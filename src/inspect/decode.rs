@@ -83,7 +83,7 @@ pub struct Summary {
     /// "ARP", "ICMP", "ICMPv6", "TCP", "UDP", "IPv4", "IPv6" or "Ethernet": the innermost
     /// protocol that was recognised.
     pub protocol: &'static str,
-    /// Wireshark-like: "Who has 10.0.0.2? Tell 10.0.0.1", "49152 → 9 [SYN] Seq=1000 Win=64240 Len=0".
+    /// Wireshark-like: "Who has 10.0.0.2? Tell 10.0.0.1", `49152 → 9 [SYN] Seq=1000 Win=64240 Len=0`.
     pub info: String,
 }
 
@@ -741,6 +741,7 @@ impl Dissector<'_> {
             (1, c) => ICMPV6_UNREACHABLE.get(usize::from(c)).copied(),
             (3, 0) => Some("hop limit exceeded in transit"),
             (3, 1) => Some("fragment reassembly time exceeded"),
+            (4, c) => ICMPV6_PARAM_PROBLEM.get(usize::from(c)).copied(),
             _ => None,
         };
         let mut l = Layer::new("Internet Control Message Protocol v6", "icmpv6", range.clone());
@@ -1224,14 +1225,23 @@ const ICMP_UNREACHABLE: [&str; 16] = [
     "Precedence cutoff in effect",
 ];
 
-const ICMPV6_UNREACHABLE: [&str; 7] = [
+/// As Wireshark writes them (in its mixed case).
+const ICMPV6_UNREACHABLE: [&str; 8] = [
     "no route to destination",
-    "communication with destination administratively prohibited",
-    "beyond scope of source address",
-    "address unreachable",
-    "port unreachable",
-    "source address failed ingress/egress policy",
-    "reject route to destination",
+    "Administratively prohibited",
+    "Beyond scope of source address",
+    "Address unreachable",
+    "Port unreachable",
+    "Source address failed ingress/egress policy",
+    "Reject route to destination",
+    "Error in Source Routing Header",
+];
+
+const ICMPV6_PARAM_PROBLEM: [&str; 4] = [
+    "erroneous header field encountered",
+    "unrecognized Next Header type encountered",
+    "unrecognized IPv6 option encountered",
+    "IPv6 First Fragment has incomplete IPv6 Header Chain",
 ];
 
 /// A few words on the packet an ICMP error quotes: "10.0.0.1 → 10.0.0.9 UDP 49152 → 9". The quote
@@ -1464,6 +1474,97 @@ mod tests {
         let d = decode(&f);
         assert_eq!(abbrevs(&d), ["eth", "data"]);
         assert_eq!((d.summary.protocol, d.summary.info.as_str()), ("Ethernet", "EtherType 0x88b5"));
+    }
+
+    #[test]
+    fn icmp_errors_say_what_they_quote() {
+        let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(&UDP_DATAGRAM[14..42]);
+        let sum = checksum(&[&icmp]);
+        icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+        let f = ipv4_frame(false, 1, &icmp);
+        let d = decode(&f);
+        check_consistent(&f, &d);
+        assert_eq!(abbrevs(&d), ["eth", "ip", "icmp", "data"]);
+        assert_eq!(d.summary.info, "Destination unreachable (Port unreachable)");
+        assert_eq!(d.field("icmp.checksum").unwrap().label, format!("Checksum: 0x{sum:04x} [correct]"));
+        let quote = &d.layers[3];
+        assert_eq!((quote.name, quote.info.as_str()), ("Original datagram", "10.0.0.1 → 10.0.0.2 UDP 49152 → 9"));
+        assert_eq!(quote.range, 42..70);
+    }
+
+    #[test]
+    fn fragments_are_data() {
+        let mut f = UDP_DATAGRAM;
+        f[20] = 0x20;
+        let d = decode(&f);
+        assert_eq!(abbrevs(&d), ["eth", "ip", "data"]);
+        assert_eq!(
+            (d.summary.protocol, d.summary.info.as_str()),
+            ("IPv4", "Fragmented IP protocol (proto=UDP 17, off=0, ID=1c46)")
+        );
+        assert_eq!(value(&d, "ip.flags.mf"), Value::Bool(true));
+    }
+
+    #[test]
+    fn ipv6_extension_headers_are_skipped() {
+        let ns = &ICMPV6_NEIGHBOR_SOLICIT;
+        let mut f = ns[..54].to_vec();
+        f[19] += 8;
+        f[20] = 0;
+        f.extend_from_slice(&[58, 0, 1, 4, 0, 0, 0, 0]);
+        f.extend_from_slice(&ns[54..]);
+        let d = decode(&f);
+        check_consistent(&f, &d);
+        assert_eq!(abbrevs(&d), ["eth", "ipv6", "icmpv6"]);
+        assert_eq!(d.summary.info, "Neighbor Solicitation for fe80::2 from 02:00:00:00:00:01");
+        assert_eq!((int(&d, "ipv6.nxt"), int(&d, "ipv6.hopopts")), (0, 8));
+        assert_eq!(d.layer("ipv6").unwrap().range, 14..62);
+        assert_eq!(d.layer("icmpv6").unwrap().range, 62..94);
+        // An extension header that claims more than there is.
+        f[55] = 9;
+        let d = decode(&f);
+        assert_eq!(abbrevs(&d), ["eth", "ipv6", "_ws.malformed"]);
+        assert_eq!(d.summary.info, "[Malformed Packet: extension header cut short]");
+    }
+
+    #[test]
+    fn neighbor_advertisement() {
+        let mut f = ICMPV6_NEIGHBOR_SOLICIT;
+        f[54] = 136;
+        f[58] = 0x60;
+        f[78] = 2;
+        let d = decode(&f);
+        check_consistent(&f, &d);
+        assert_eq!(d.summary.info, "Neighbor Advertisement fe80::2 (sol, ovr) is at 02:00:00:00:00:01");
+        assert_eq!(value(&d, "icmpv6.nd.na.flag.r"), Value::Bool(false));
+        assert_eq!(value(&d, "icmpv6.nd.na.flag.s"), Value::Bool(true));
+        assert_eq!(value(&d, "icmpv6.opt.target_linkaddr"), Value::Mac(MAC_A));
+        assert_eq!(d.field("icmpv6.checksum").unwrap().label, "Checksum: 0x7a97 [incorrect]");
+    }
+
+    #[test]
+    fn arp_reply() {
+        let mut f = ARP_REQUEST;
+        f[21] = 2;
+        f[22..32].copy_from_slice(&[2, 0, 0, 0, 0, 2, 10, 0, 0, 2]);
+        f[32..42].copy_from_slice(&[2, 0, 0, 0, 0, 1, 10, 0, 0, 1]);
+        let d = decode(&f);
+        assert_eq!(d.summary.info, "10.0.0.2 is at 02:00:00:00:00:02");
+        assert_eq!(d.layer("arp").unwrap().info, "(reply)");
+        f[38..42].copy_from_slice(&[10, 0, 0, 2]);
+        assert_eq!(decode(&f).summary.info, "Gratuitous ARP for 10.0.0.2 (Reply)");
+    }
+
+    #[test]
+    fn a_bad_tcp_option_is_noted_not_fatal() {
+        let mut f = TCP_SYN;
+        f[55] = 0;
+        let d = decode(&f);
+        check_consistent(&f, &d);
+        assert_eq!(abbrevs(&d), ["eth", "ip", "tcp"]);
+        assert_eq!(d.summary.info, "49152 → 9 [SYN] Seq=1000 Win=64240 Len=0");
+        assert_eq!(d.field("tcp.options").unwrap().label, "Options: (20 bytes), malformed option at byte 0");
     }
 
     #[test]

@@ -80,7 +80,7 @@ pub(crate) const RST: u16 = 0x004;
 pub(crate) const PSH: u16 = 0x008;
 pub(crate) const ACK: u16 = 0x010;
 
-fn checksum(parts: &[&[u8]]) -> u16 {
+pub(crate) fn checksum(parts: &[&[u8]]) -> u16 {
     let bytes: Vec<u8> = parts.concat();
     let mut sum: u32 = bytes.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
     while sum > 0xffff {
