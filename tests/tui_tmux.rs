@@ -145,6 +145,15 @@ fn a_session_at_the_keyboard() {
             && (s.contains("TCP") || s.contains("ICMP") || s.contains("ARP"))
             && s.contains("Ethernet II, Src: ")
     });
+    // A filter, wrong then right: where it is wrong shows as it is typed; applied, the list
+    // holds only what it lets through.
+    t.keys(&["/", "tcp.prot"]);
+    t.wait("the filter's error", |s| s.contains("did you mean `tcp.port`"));
+    t.keys(&["BSpace", "BSpace", "BSpace", "BSpace", "BSpace", "BSpace", "BSpace", "BSpace", "icmp", "Enter"]);
+    let s = t.wait("the filtered list", |s| s.contains("matching `icmp`") && s.contains("Echo (ping)"));
+    let rows: Vec<&str> =
+        s.lines().skip(3).take_while(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit())).collect();
+    assert!(!rows.is_empty() && rows.iter().all(|r| r.contains("ICMP")), "{s}");
     // 4. A packet's journey.
     t.keys(&["Enter"]);
     t.wait("a journey", |s| s.contains("journey of packet") && s.contains("delivered"));

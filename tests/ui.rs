@@ -209,3 +209,48 @@ fn a_dropped_packet_s_journey_ends_with_its_reason() {
     let last = screen.lines().rfind(|l| l.contains("delivered") || l.contains("dropped")).expect("hops");
     assert!(last.contains("wan") && last.contains("dropped: link-down"), "{screen}");
 }
+
+#[test]
+fn a_display_filter_narrows_packets_and_flows() {
+    let mut app = app();
+    let all = app.visible_packets().len();
+    app.set_filter(r#"tcp.port == 9 && link == "wan""#).expect("a valid filter");
+    let shown = app.visible_packets();
+    assert!(!shown.is_empty() && shown.len() < all);
+    assert!(shown.iter().all(|p| app.links[p.event.link.index()] == "wan"));
+    assert!(shown.iter().all(|p| netlab::inspect::decode(&p.event.frame).summary.protocol == "TCP"));
+    drop(shown);
+    // Flows: only the transfer's conversation has packets the filter lets through.
+    assert_eq!(app.sorted_flows().len(), 1);
+    app.update(Action::Tab(2));
+    assert!(draw(&app, 160, 48).contains("matching `tcp.port == 9 && link == \"wan\"`"));
+    // A filter that does not parse says where, and changes nothing.
+    let before = shown_len(&app);
+    let e = app.set_filter("tcp.prot == 9").expect_err("an unknown field");
+    assert!(e.message.contains("tcp.port") && e.at == 0, "{e:?}");
+    assert_eq!(shown_len(&app), before);
+    // Typed at `/` (which starts from the filter applied): checked at every key.
+    app.update(Action::Filter);
+    assert_eq!(app.input.as_ref().map(|i| i.text.as_str()), Some(r#"tcp.port == 9 && link == "wan""#));
+    app.input = None;
+    app.set_filter("").expect("empty");
+    app.update(Action::Filter);
+    let key = |c| ratatui::crossterm::event::KeyEvent::new(c, ratatui::crossterm::event::KeyModifiers::NONE);
+    for c in "ip.ttl >".chars() {
+        app.on_input_key(&key(ratatui::crossterm::event::KeyCode::Char(c)));
+    }
+    assert!(app.input.as_ref().and_then(|i| i.error.clone()).is_some(), "an unfinished filter is flagged");
+    for c in " 0".chars() {
+        app.on_input_key(&key(ratatui::crossterm::event::KeyCode::Char(c)));
+    }
+    assert!(app.input.as_ref().is_some_and(|i| i.error.is_none()), "a whole filter is not");
+    app.on_input_key(&key(ratatui::crossterm::event::KeyCode::Enter));
+    assert!(app.input.is_none());
+    assert_eq!(app.filter.as_ref().map(|f| f.0.as_str()), Some("ip.ttl > 0"));
+    app.set_filter("").expect("empty");
+    assert_eq!(app.visible_packets().len(), all);
+}
+
+fn shown_len(app: &App) -> usize {
+    app.visible_packets().len()
+}

@@ -54,6 +54,8 @@ pub struct PacketRow {
     pub event: FeedEvent,
     /// The conversation it belongs to, if any.
     pub flow: Option<FlowKey>,
+    /// Whether the display filter lets it through.
+    pub matched: bool,
 }
 
 /// How the flows are sorted.
@@ -100,9 +102,20 @@ pub struct LinkRates {
     pub history: VecDeque<u64>,
 }
 
+/// What a line typed at the bottom of the screen is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InputKind {
+    /// A command (`:`).
+    #[default]
+    Command,
+    /// A display filter (`/`), checked as it is typed.
+    Filter,
+}
+
 /// A line being typed at the bottom of the screen.
 #[derive(Debug, Clone, Default)]
 pub struct Input {
+    pub kind: InputKind,
     pub text: String,
     /// What is wrong with the line, once Enter was pressed.
     pub error: Option<String>,
@@ -144,6 +157,8 @@ pub struct App {
     pub selected_flow: usize,
     /// Packets shows only this conversation's frames (Enter on a flow; Esc clears).
     pub packet_flow: Option<FlowKey>,
+    /// The display filter applied to packets and flows, as typed.
+    pub filter: Option<(String, crate::inspect::Filter)>,
     /// Events the feed could not take (the UI fell behind).
     pub feed_dropped: u64,
     pub selected_packet: Option<u64>,
@@ -197,6 +212,7 @@ impl App {
             flow_sort: FlowSort::Bytes,
             selected_flow: 0,
             packet_flow: None,
+            filter: None,
             feed_dropped: 0,
             selected_packet: None,
             selected_field: 0,
@@ -263,7 +279,9 @@ impl App {
             // The list shows where each frame went: delivered, handed on, or dropped.
             self.packets_seen += 1;
             let flow = FlowKey::of(&e.frame);
-            self.packets.push_back(PacketRow { no: self.packets_seen, event: e, flow });
+            let mut row = PacketRow { no: self.packets_seen, event: e, flow, matched: true };
+            row.matched = self.matches(&row);
+            self.packets.push_back(row);
             if self.packets.len() > PACKET_RING {
                 self.packets.pop_front();
             }
@@ -276,27 +294,59 @@ impl App {
         self.packets_seen - self.packets.len() as u64
     }
 
-    /// The packets the list shows: every one, or one conversation's.
+    /// Whether the display filter lets a packet through.
+    fn matches(&self, row: &PacketRow) -> bool {
+        let Some((_, f)) = &self.filter else { return true };
+        let decoded = crate::inspect::decode(&row.event.frame);
+        let l = row.event.link.index();
+        let nodes = self
+            .link_ends
+            .get(l)
+            .map_or(["", ""], |[a, b]| [self.model.nodes[*a].name.as_str(), self.model.nodes[*b].name.as_str()]);
+        let link = self.model.links.get(l).map_or("", |k| k.name.as_str());
+        f.matches(&crate::inspect::Packet { frame: &row.event.frame, decoded: &decoded, link, nodes })
+    }
+
+    /// Applies a display filter (an empty one shows everything); says what is wrong with it.
+    pub fn set_filter(&mut self, text: &str) -> Result<(), crate::inspect::FilterError> {
+        let f = crate::inspect::Filter::parse(text)?;
+        self.filter = (!f.is_empty()).then(|| (text.trim().to_string(), f));
+        let matched: Vec<bool> = self.packets.iter().map(|p| self.matches(p)).collect();
+        for (p, m) in self.packets.iter_mut().zip(matched) {
+            p.matched = m;
+        }
+        self.follow = true;
+        Ok(())
+    }
+
+    /// The packets the list shows: every one the filter lets through, or one conversation's.
     #[must_use]
     pub fn visible_packets(&self) -> Vec<&PacketRow> {
-        self.packets.iter().filter(|p| self.packet_flow.is_none() || p.flow == self.packet_flow).collect()
+        self.packets
+            .iter()
+            .filter(|p| p.matched && (self.packet_flow.is_none() || p.flow == self.packet_flow))
+            .collect()
     }
 
     /// The packet row selected, or the newest shown when following.
     #[must_use]
     pub fn current_packet(&self) -> Option<&PacketRow> {
-        let visible = |p: &&PacketRow| self.packet_flow.is_none() || p.flow == self.packet_flow;
+        let visible = |p: &&PacketRow| p.matched && (self.packet_flow.is_none() || p.flow == self.packet_flow);
         match self.selected_packet {
             Some(no) if !self.follow => self.packets.iter().find(|p| p.no == no),
             _ => self.packets.iter().rev().find(visible),
         }
     }
 
-    /// The flows in the chosen order.
+    /// The flows in the chosen order; with a filter, those with a packet in view that it lets
+    /// through.
     #[must_use]
     pub fn sorted_flows(&self) -> Vec<&Flow> {
         let now = self.flows.now_ns();
-        let mut v: Vec<&Flow> = self.flows.iter().collect();
+        let shown: Option<std::collections::HashSet<FlowKey>> =
+            self.filter.as_ref().map(|_| self.packets.iter().filter(|p| p.matched).filter_map(|p| p.flow).collect());
+        let mut v: Vec<&Flow> =
+            self.flows.iter().filter(|f| shown.as_ref().is_none_or(|s| s.contains(&f.key))).collect();
         match self.flow_sort {
             FlowSort::Bytes => v.sort_by_key(|f| std::cmp::Reverse(f.bytes())),
             FlowSort::Packets => v.sort_by_key(|f| std::cmp::Reverse(f.packets())),
@@ -431,7 +481,7 @@ impl App {
                             m.queue_frames
                         )
                     });
-                    self.input = Some(Input { text: format!("model {name} "), error: None, hint });
+                    self.input = Some(Input { text: format!("model {name} "), hint, ..Input::default() });
                 }
             }
             Action::ClearFlow => self.packet_flow = None,
@@ -442,7 +492,10 @@ impl App {
                     self.tab = Tab::Journey;
                 }
             }
-            Action::Filter => {}
+            Action::Filter => {
+                let text = self.filter.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
+                self.input = Some(Input { kind: InputKind::Filter, text, ..Input::default() });
+            }
             Action::Command => self.input = Some(Input::default()),
             Action::PrevField => self.selected_field = self.selected_field.saturating_sub(1),
             Action::NextField => {
@@ -474,8 +527,22 @@ impl App {
             KeyCode::Backspace => {
                 input.text.pop();
                 input.error = None;
+                Self::check_filter(input);
             }
-            KeyCode::Tab => input.text = super::prompt::complete(&input.text, &self.model),
+            KeyCode::Tab if input.kind == InputKind::Command => {
+                input.text = super::prompt::complete(&input.text, &self.model);
+            }
+            KeyCode::Enter if input.kind == InputKind::Filter => {
+                let text = input.text.clone();
+                match self.set_filter(&text) {
+                    Ok(()) => self.input = None,
+                    Err(e) => {
+                        if let Some(i) = &mut self.input {
+                            i.error = Some(escape(&e.to_string()));
+                        }
+                    }
+                }
+            }
             KeyCode::Enter => {
                 let snapshot = self.snapshot.as_ref();
                 let model = |l: usize, side: Side| {
@@ -506,10 +573,27 @@ impl App {
             KeyCode::Char(c) if !c.is_control() && input.text.len() < 256 => {
                 input.text.push(c);
                 input.error = None;
+                Self::check_filter(input);
             }
             _ => {}
         }
         Vec::new()
+    }
+
+    /// A filter being typed is checked at every key: what is wrong shows at once.
+    fn check_filter(input: &mut Input) {
+        if input.kind == InputKind::Filter {
+            match crate::inspect::Filter::parse(&input.text) {
+                Ok(_) => {
+                    input.error = None;
+                    input.hint = Some("ok · Enter applies, Esc leaves".into());
+                }
+                Err(e) => {
+                    input.error = Some(escape(&e.to_string()));
+                    input.hint = None;
+                }
+            }
+        }
     }
 
     /// The side a frame of this row came from, as a direction arrow between the link's nodes.

@@ -51,11 +51,23 @@ impl Widget for Screen<'_> {
         }
         match &app.input {
             Some(input) => {
-                let mut spans = vec![Span::raw(":").bold(), Span::raw(escape(&input.text)), Span::raw("█")];
+                let prompt = if input.kind == super::app::InputKind::Filter { "/" } else { ":" };
+                let mut spans = vec![Span::raw(prompt).bold(), Span::raw(escape(&input.text)), Span::raw("█")];
+                // Red or green where colours are welcome; reversed or dim where they are not.
                 if let Some(e) = &input.error {
-                    spans.push(Span::raw(format!("  {e}")).add_modifier(Modifier::REVERSED));
+                    let style = if app.no_color {
+                        Style::new().add_modifier(Modifier::REVERSED)
+                    } else {
+                        Style::new().fg(ratatui::style::Color::Red)
+                    };
+                    spans.push(Span::styled(format!("  {e}"), style));
                 } else if let Some(h) = &input.hint {
-                    spans.push(Span::raw(format!("  {h}")).add_modifier(Modifier::DIM));
+                    let style = if app.no_color || input.kind != super::app::InputKind::Filter {
+                        Style::new().add_modifier(Modifier::DIM)
+                    } else {
+                        Style::new().fg(ratatui::style::Color::Green)
+                    };
+                    spans.push(Span::styled(format!("  {h}"), style));
                 }
                 Paragraph::new(Line::from(spans)).render(status, buf);
             }
@@ -407,7 +419,8 @@ impl Widget for Packets<'_> {
         let lost = app.packets_lost() + app.feed_dropped;
         let visible = app.visible_packets();
         let title = format!(
-            " packets{} · {} in view{} · {} · Enter: journey · [ ]: field ",
+            " packets{}{} · {} in view{} · {} · Enter: journey · [ ]: field ",
+            app.filter.as_ref().map_or(String::new(), |(t, _)| format!(" matching `{}` (/ to change)", escape(t))),
             app.packet_flow.map_or(String::new(), |k| format!(" of {} {} ↔ {} (Esc: all)", k.protocol, k.lo, k.hi)),
             visible.len(),
             if lost > 0 { format!(", {lost} fell out") } else { String::new() },
