@@ -925,6 +925,21 @@ mod tests {
     }
 
     #[test]
+    fn the_fields_a_ui_relies_on_parse() {
+        let names = "eth.src eth.dst eth.addr eth.type arp.opcode arp.src.proto_ipv4 arp.dst.proto_ipv4 ip.src \
+                     ip.dst ip.addr ip.ttl ip.proto ipv6.src ipv6.dst ipv6.addr icmp.type icmp.code icmpv6.type \
+                     tcp.srcport tcp.dstport tcp.port tcp.flags.syn tcp.flags.ack tcp.flags.fin tcp.flags.reset \
+                     tcp.seq tcp.ack tcp.window_size tcp.len udp.srcport udp.dstport udp.port frame.len";
+        for name in names.split_whitespace() {
+            Filter::parse(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        for proto in ["tcp", "arp", "icmp", "icmpv6", "udp", "ip", "ipv6"] {
+            Filter::parse(&format!("!{proto}")).unwrap_or_else(|e| panic!("{proto}: {e}"));
+        }
+        Filter::parse("link == \"wan\" && node == laptop && node == \"fileserver\"").unwrap();
+    }
+
+    #[test]
     fn quoted_values_are_read_as_the_field_s_kind() {
         assert_eq!(selects("ip.src == \"10.0.0.1\" && tcp.port == \"0x9\""), ["tcp"]);
         assert_eq!(error("ip.src == \"x\"").1, "expected an IPv4 address or prefix for `ip.src`, found \"x\"");

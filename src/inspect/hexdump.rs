@@ -64,7 +64,8 @@ impl HexLine<'_> {
         start..start + 2
     }
 
-    /// Which of this line's bytes (indices into `bytes`) lie in `range`, a range of the frame.
+    /// Which of this line's bytes (indices into `bytes`, which are also columns of
+    /// [`HexLine::ascii`]) lie in `range`, a range of the frame.
     #[must_use]
     pub fn overlap(&self, range: &Range<usize>) -> Option<Range<usize>> {
         let start = range.start.max(self.offset);
