@@ -330,6 +330,9 @@ impl Widget for Flows<'_> {
         let flows = app.sorted_flows();
         let height = area.height.saturating_sub(2) as usize;
         let start = app.selected_flow.saturating_sub(height.saturating_sub(1));
+        // A narrow screen keeps the columns that say the most.
+        let wide = area.width >= 140;
+        let keep = |i: usize| wide || ![3, 5, 9, 10].contains(&i);
         let rows: Vec<Row> = flows
             .iter()
             .enumerate()
@@ -345,7 +348,7 @@ impl Widget for Flows<'_> {
                         None => (String::new(), String::new(), String::new()),
                     },
                 };
-                let row = Row::new([
+                let cells = [
                     f.key.protocol.to_string(),
                     f.a.to_string(),
                     f.b.to_string(),
@@ -360,7 +363,8 @@ impl Widget for Flows<'_> {
                     // Each packet is seen once, where its host sent it: the handshake, all sent by
                     // the client but the SYN-ACK, is the round trip that can be timed there.
                     ms(f.tcp.as_ref().and_then(|t| t.handshake_rtt_ns)),
-                ]);
+                ];
+                let row = Row::new(cells.into_iter().enumerate().filter(|(i, _)| keep(*i)).map(|(_, c)| c));
                 if i == app.selected_flow {
                     row.add_modifier(Modifier::REVERSED)
                 } else {
@@ -368,7 +372,7 @@ impl Widget for Flows<'_> {
                 }
             })
             .collect();
-        let widths = [
+        let widths: Vec<Constraint> = [
             Constraint::Length(6),
             Constraint::Min(16),
             Constraint::Min(16),
@@ -381,7 +385,30 @@ impl Widget for Flows<'_> {
             Constraint::Length(7),
             Constraint::Length(5),
             Constraint::Length(9),
-        ];
+        ]
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep(*i))
+        .map(|(_, w)| w)
+        .collect();
+        let header = [
+            "proto",
+            "A",
+            "B",
+            "pkts A/B",
+            "bytes A/B",
+            "start",
+            "dur s",
+            "rate",
+            "state",
+            "retrans",
+            "0win",
+            "hs rtt",
+        ]
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep(*i))
+        .map(|(_, h)| h);
         let title = format!(
             " flows · {} · sorted by {} (s) · Enter: its packets{} ",
             app.flows.len(),
@@ -389,23 +416,7 @@ impl Widget for Flows<'_> {
             if app.flows.evicted() > 0 { format!(" · {} forgotten", app.flows.evicted()) } else { String::new() }
         );
         Table::new(rows, widths)
-            .header(
-                Row::new([
-                    "proto",
-                    "A",
-                    "B",
-                    "pkts A/B",
-                    "bytes A/B",
-                    "start",
-                    "dur s",
-                    "rate",
-                    "state",
-                    "retrans",
-                    "0win",
-                    "hs rtt",
-                ])
-                .bold(),
-            )
+            .header(Row::new(header).bold())
             .block(Block::new().borders(Borders::TOP).title(title))
             .render(area, buf);
     }
