@@ -360,9 +360,10 @@ pub fn run_probes(out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How long each screen of the UI takes to draw with a full packet ring, against an empty screen
-/// drawn in the same run: the lab runs in virtual time to fill the ring, then every screen is
-/// drawn `reps` times at 160x48 on ratatui's `TestBackend`.
+/// How long each screen of the UI takes to draw with a full packet ring and over a thousand flows,
+/// against an empty screen drawn in the same run: a lab of 1,000 hosts (each pinging a neighbour,
+/// a transfer in each segment) runs in virtual time to fill them, then every screen is drawn `reps`
+/// times at 160x48 on ratatui's `TestBackend`.
 pub fn run_render(reps: u32, out: &mut dyn Write) -> anyhow::Result<()> {
     use ratatui::backend::TestBackend;
     use ratatui::Terminal;
@@ -371,16 +372,18 @@ pub fn run_render(reps: u32, out: &mut dyn Write) -> anyhow::Result<()> {
     use crate::ui::keymap::Action;
     use crate::ui::view::Screen;
 
-    let lab = bench_lab(64 << 20, true);
+    let lab = topology::load_str(&crate::bench_scale::scale_lab(1000, crate::bench_scale::PER_SWITCH), "render")
+        .map_err(|e| anyhow::anyhow!("the render lab is invalid: {e}"))?;
     let opts = RunOptions { speed: runtime::Speed::Max, ..RunOptions::default() };
     let mut d = runtime::Driver::new(&lab, &opts)?;
-    let (rx, _) = d.feed(1 << 16);
+    let (rx, _) = d.feed(1 << 20);
     let ended = d.run(&mut ());
     let mut app = App::new(&lab, d.seed(), runtime::Speed::Factor(1.0));
     app.on_snapshot(d.snapshot(), true);
     app.on_events(rx.try_iter());
     let _ = d.finish(ended);
     anyhow::ensure!(app.packets.len() == crate::ui::app::PACKET_RING, "the ring is full: {}", app.packets.len());
+    anyhow::ensure!(app.flows.len() >= 1000, "a thousand flows: {}", app.flows.len());
     let empty = App::new(&lab, 1, runtime::Speed::Factor(1.0));
     let mut term = Terminal::new(TestBackend::new(160, 48))?;
     let mut time = |app: &App| -> anyhow::Result<Duration> {
@@ -391,7 +394,13 @@ pub fn run_render(reps: u32, out: &mut dyn Write) -> anyhow::Result<()> {
         Ok(start.elapsed() / reps)
     };
     let base = time(&empty)?;
-    writeln!(out, "render at 160x48, {} packets in the ring, mean of {reps} frames", app.packets.len())?;
+    writeln!(
+        out,
+        "render at 160x48: {} nodes, {} packets in the ring, {} flows; mean of {reps} frames",
+        lab.nodes.len(),
+        app.packets.len(),
+        app.flows.len()
+    )?;
     writeln!(out, "{:<12} {:>10} {:>10}", "screen", "ms/frame", "vs empty")?;
     writeln!(out, "{:<12} {:>10.3} {:>10.2}", "empty", base.as_secs_f64() * 1e3, 1.0)?;
     for (i, tab) in Tab::ALL.iter().enumerate() {

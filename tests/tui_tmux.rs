@@ -185,6 +185,10 @@ fn a_session_at_the_keyboard() {
     assert!(cooked(&stty), "the terminal is back in cooked mode with echo");
     let live = read_pcapng(&cap);
     assert!(!live.is_empty());
+    if tool("tshark") {
+        let read = common::tshark(&["-r", cap.to_str().expect("utf-8")]);
+        assert_eq!(read.lines().count(), live.len(), "tshark reads every frame of the session's capture");
+    }
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
     assert_eq!(r["ended"], "stopped");
     assert_eq!(r["commands"][0]["command"]["kind"], "link-down", "{r}");
