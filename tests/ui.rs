@@ -109,10 +109,15 @@ fn a_packet_s_journey_follows_it_through_the_switches() {
     // Host → switch → WAN → switch → host: three links for a packet between the sites.
     assert_eq!(hops.len(), 3, "{screen}");
     assert!(hops[1].contains("wan"), "{screen}");
-    // The WAN hop takes its 10 ms of latency, and any wait in its queue.
-    let wan_hop: f64 =
-        hops[1].rsplit('+').next().and_then(|d| d.trim_end_matches(" ms").trim().parse().ok()).expect("a delay");
-    assert!(wan_hop >= 10.0, "{screen}");
+    // The WAN hop takes its 10 ms of latency, and any wait in its queue: from the time the packet
+    // entered the link to the time it left it.
+    let cols: Vec<&str> = hops[1].split_whitespace().collect();
+    let on_link: f64 = cols[2].parse().expect("time on the link");
+    assert_eq!(cols[3], "ms");
+    assert!(on_link >= 10.0, "{screen}");
+    let (entered, left): (f64, f64) = (cols[0].parse().unwrap(), cols[1].parse().unwrap());
+    assert!(((left - entered) * 1e3 - on_link).abs() < 0.01, "{screen}");
+    assert!(screen.contains("sent by laptop") || screen.contains("sent by fileserver"), "{screen}");
 }
 
 #[test]
@@ -253,4 +258,19 @@ fn a_display_filter_narrows_packets_and_flows() {
 
 fn shown_len(app: &App) -> usize {
     app.visible_packets().len()
+}
+
+#[test]
+fn a_switch_shows_its_ports_and_their_counters() {
+    let mut app = app();
+    app.update(Action::Tab(4));
+    let hosts = app.snapshot.as_ref().unwrap().sim.hosts.len();
+    for _ in 0..hosts {
+        app.update(Action::Down);
+    }
+    let screen = draw(&app, 160, 48);
+    assert!(screen.contains("hq-sw (switch)"), "{screen}");
+    let wan = screen.lines().find(|l| l.contains("  wan: in ")).expect("the WAN port");
+    assert!(wan.contains("frames") && wan.contains("dropped 0"), "{wan}");
+    assert!(screen.contains("MAC table"), "{screen}");
 }

@@ -148,6 +148,10 @@ pub struct App {
     /// The snapshot the rates were last taken against: its time and each link's totals.
     last: Option<(u64, Vec<Delivered>)>,
     pub rates: Vec<LinkRates>,
+    /// Links that dropped frames since the snapshot before.
+    pub dropping: Vec<bool>,
+    /// Each link's drops at the last snapshot.
+    drops_before: Vec<u64>,
     pub selected_link: usize,
     pub packets: VecDeque<PacketRow>,
     pub packets_seen: u64,
@@ -157,6 +161,9 @@ pub struct App {
     pub selected_flow: usize,
     /// Packets shows only this conversation's frames (Enter on a flow; Esc clears).
     pub packet_flow: Option<FlowKey>,
+    /// When each packet of the ring was put on each link (its journey's "entered"), oldest out first.
+    pub sent_at: std::collections::HashMap<(PacketId, u32, Side), SimTime>,
+    sent_order: VecDeque<(PacketId, u32, Side)>,
     /// The display filter applied to packets and flows, as typed.
     pub filter: Option<(String, crate::inspect::Filter)>,
     /// Events the feed could not take (the UI fell behind).
@@ -205,6 +212,8 @@ impl App {
             snapshot: None,
             last: None,
             rates: vec![LinkRates::default(); lab.links.len()],
+            dropping: vec![false; lab.links.len()],
+            drops_before: vec![0; lab.links.len()],
             selected_link: 0,
             packets: VecDeque::new(),
             packets_seen: 0,
@@ -213,6 +222,8 @@ impl App {
             selected_flow: 0,
             packet_flow: None,
             filter: None,
+            sent_at: std::collections::HashMap::new(),
+            sent_order: VecDeque::new(),
             feed_dropped: 0,
             selected_packet: None,
             selected_field: 0,
@@ -261,6 +272,9 @@ impl App {
         if self.last.as_ref().is_none_or(|(t0, _)| now > *t0) {
             self.last = Some((now, totals));
         }
+        let drops: Vec<u64> = s.links.iter().map(|l| l.a_to_b.dropped() + l.b_to_a.dropped()).collect();
+        self.dropping = drops.iter().zip(&self.drops_before).map(|(now, before)| now > before).collect();
+        self.drops_before = drops;
         self.paused = s.paused;
         self.snapshot = Some(s);
     }
@@ -269,6 +283,15 @@ impl App {
     pub fn on_events(&mut self, events: impl IntoIterator<Item = FeedEvent>) {
         for e in events {
             if e.fate == Fate::Sent {
+                let key = (e.packet, e.link.0, e.from);
+                if self.sent_at.insert(key, e.time).is_none() {
+                    self.sent_order.push_back(key);
+                    if self.sent_order.len() > 2 * PACKET_RING {
+                        if let Some(old) = self.sent_order.pop_front() {
+                            self.sent_at.remove(&old);
+                        }
+                    }
+                }
                 // A packet counts once in its flow: where the host that made it sent it.
                 let sender = self.link_ends[e.link.index()][e.from.index()];
                 if e.packet.origin().is_some_and(|n| n.index() == sender) {

@@ -20,7 +20,6 @@ use super::keymap::KEYMAP;
 use crate::headless::human_bytes;
 use crate::runtime::Speed;
 use crate::sim::Fate;
-use crate::time::SimTime;
 
 /// The whole screen.
 pub struct Screen<'a>(pub &'a App);
@@ -236,7 +235,7 @@ impl Widget for Overview<'_> {
 }
 
 /// The topology on a canvas: nodes where the layout puts them, links coloured by their load (or
-/// drawn plainly with `NO_COLOR`), a down link marked with ✗.
+/// drawn plainly with `NO_COLOR`), a down link marked with ✗ and one dropping frames with !.
 struct TopologyMap<'a>(&'a App);
 
 impl Widget for TopologyMap<'_> {
@@ -277,6 +276,8 @@ impl Widget for TopologyMap<'_> {
                     ctx.draw(&CLine { x1, y1, x2, y2, color });
                     if !s.sim.links[i].up {
                         ctx.print((x1 + x2) / 2.0, (y1 + y2) / 2.0, Span::raw("✗"));
+                    } else if app.dropping.get(i).copied().unwrap_or(false) {
+                        ctx.print((x1 + x2) / 2.0, (y1 + y2) / 2.0, Span::raw("!"));
                     }
                 }
                 ctx.layer();
@@ -540,32 +541,36 @@ impl Widget for Journey<'_> {
         };
         let id = p.event.packet;
         let hops = app.journey(id);
-        let origin = id.origin().map_or_else(|| "from outside".into(), |n| format!("sent by node {}", n.0));
-        let mut prev: Option<SimTime> = None;
+        let origin = id
+            .origin()
+            .and_then(|n| app.nodes.get(n.index()))
+            .map_or_else(|| "from outside".into(), |(name, _)| format!("sent by {name}"));
         let rows: Vec<Row> = hops
             .iter()
             .map(|h| {
-                let delay =
-                    prev.map_or(String::new(), |t| format!("+{:.3} ms", (h.event.time - t).as_secs_f64() * 1e3));
-                prev = Some(h.event.time);
+                let entered = app.sent_at.get(&(id, h.event.link.0, h.event.from)).copied();
+                let on_link =
+                    entered.map_or(String::new(), |t| format!("{:.3} ms", (h.event.time - t).as_secs_f64() * 1e3));
                 Row::new([
+                    entered.map_or("-".into(), |t| format!("{:.6}", t.as_secs_f64())),
                     format!("{:.6}", h.event.time.as_secs_f64()),
+                    on_link,
                     app.links.get(h.event.link.index()).cloned().unwrap_or_default(),
                     app.direction(h),
                     fate(h.event.fate),
-                    delay,
                 ])
             })
             .collect();
         let widths = [
             Constraint::Length(11),
+            Constraint::Length(11),
+            Constraint::Length(11),
             Constraint::Min(10),
             Constraint::Min(12),
             Constraint::Min(12),
-            Constraint::Length(12),
         ];
         Table::new(rows, widths)
-            .header(Row::new(["time", "link", "from → to", "fate", "hop"]).bold())
+            .header(Row::new(["entered", "left", "on the link", "link", "from → to", "fate"]).bold())
             .block(Block::new().borders(Borders::TOP).title(format!(" journey of packet {id} ({origin}) ")))
             .render(area, buf);
     }
@@ -632,7 +637,24 @@ impl Widget for Nodes<'_> {
                 text.push(Line::from(format!("    {}", crate::headless::outcome_line(&a.outcome))));
             }
         } else if let Some(w) = s.sim.switches.get(app.selected_node.saturating_sub(s.sim.hosts.len())) {
-            text.push(Line::from(format!("{} ports; MAC table:", w.ports)).bold());
+            // Its ports: the links that end on it, in, out and dropped as seen from the switch.
+            text.push(Line::from(format!("{} ports", w.ports)).bold());
+            let me = app.nodes.iter().position(|(n, _)| *n == escape(&w.name));
+            for (i, ends) in app.link_ends.iter().enumerate() {
+                let Some(side) = ends.iter().position(|e| Some(*e) == me) else { continue };
+                let Some(c) = s.links.get(i) else { continue };
+                let (into, out) = if side == 1 { (&c.a_to_b, &c.b_to_a) } else { (&c.b_to_a, &c.a_to_b) };
+                text.push(Line::from(format!(
+                    "  {}: in {} frames {}, out {} frames {}, dropped {}",
+                    app.links.get(i).cloned().unwrap_or_default(),
+                    into.delivered_frames,
+                    human_bytes(into.delivered_bytes),
+                    out.sent_frames,
+                    human_bytes(out.sent_bytes),
+                    out.dropped()
+                )));
+            }
+            text.push(Line::from("MAC table").bold());
             for e in &w.table {
                 text.push(Line::from(format!("  {} on port {}", e.mac, e.port)));
             }
