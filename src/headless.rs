@@ -107,6 +107,29 @@ pub fn summary(r: &Report) -> String {
             drops(&l.a_to_b, &l.b_to_a)
         );
     }
+    if let Some(flows) = &r.flows {
+        let _ = writeln!(s, "\nflows ({}), most bytes first", flows.len());
+        for f in flows.iter().take(10) {
+            let tcp = match (f.tcp_state, f.handshake_rtt_ms) {
+                (Some(st), Some(rtt)) => {
+                    format!(", {st}, handshake {rtt:.3} ms, {} retransmitted", f.retransmissions.unwrap_or(0))
+                }
+                (Some(st), None) => format!(", {st}"),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "  {:<6} {} <-> {}: {}/{} packets, {}/{}{tcp}",
+                f.protocol,
+                f.a,
+                f.b,
+                f.packets_a_to_b,
+                f.packets_b_to_a,
+                human_bytes(f.bytes_a_to_b),
+                human_bytes(f.bytes_b_to_a)
+            );
+        }
+    }
     if let Some(c) = &r.capture {
         let _ = writeln!(s, "\ncapture: {} ({} frames)", c.files.join(", "), c.frames);
     }

@@ -73,6 +73,10 @@ enum Command {
         /// Refuse to run a lab that has warnings (exit code 2), as `check --deny-warnings` does.
         #[arg(long)]
         deny_warnings: bool,
+        /// Track the conversations (TCP, UDP, ICMP echo, ARP) and list them in the report and the
+        /// summary. It reads every packet once, so it costs a little throughput.
+        #[arg(long)]
+        flows: bool,
         /// Write the run's report as JSON to this file (`-`: standard output, the summary then going
         /// to standard error).
         #[arg(long)]
@@ -333,6 +337,7 @@ fn main() -> ExitCode {
             capture,
             no_capture,
             deny_warnings,
+            flows,
             report,
             quiet,
         } => {
@@ -417,6 +422,7 @@ fn main() -> ExitCode {
                 },
                 stop,
                 keep_running: false,
+                flows,
             };
             // The terminal UI when standard output is a terminal and nothing else writes to it.
             let tui = !headless

@@ -331,3 +331,26 @@ fn a_run_shows_the_lab_s_warnings_and_can_refuse_them() {
     assert!(String::from_utf8_lossy(&denied.stderr).contains("2 warnings found (denied by --deny-warnings)"));
     assert!(denied.stdout.is_empty(), "the lab did not run");
 }
+
+#[test]
+fn the_report_lists_the_conversations_with_flows() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (out, r) = run_lab("labs/two-site.json", &["--virtual-time", "--no-capture", "--flows"], dir.path());
+    let flows = r["flows"].as_array().expect("flows");
+    let tcp = &flows[0];
+    assert_eq!((tcp["protocol"].as_str(), tcp["b"].as_str()), (Some("TCP"), Some("10.10.2.10:9")), "{tcp}");
+    assert_eq!(tcp["tcp_state"], "closed");
+    assert_eq!(tcp["retransmissions"], 0);
+    let hs = tcp["handshake_rtt_ms"].as_f64().unwrap();
+    assert!((20.0..21.0).contains(&hs), "{tcp}");
+    // Each packet counted once, though it crossed three links: the laptop's link carried each of
+    // the transfer's segments once.
+    let laptop = &r["links"][0]["a_to_b"]["delivered_frames"];
+    assert!(tcp["packets_a_to_b"].as_u64().unwrap() < laptop.as_u64().unwrap());
+    let udp = flows.iter().find(|f| f["protocol"] == "UDP").expect("the UDP echo");
+    assert_eq!((udp["packets_a_to_b"].as_u64(), udp["packets_b_to_a"].as_u64()), (Some(20), Some(20)));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("flows (9), most bytes first"));
+    // Without --flows, no table is kept.
+    let (_, r) = run_lab("labs/two-site.json", &["--virtual-time", "--no-capture"], dir.path());
+    assert!(r["flows"].is_null());
+}

@@ -139,6 +139,28 @@ pub struct Driver {
     epoch_ns: u64,
     /// Frame events for a UI, if one asked.
     feed: Option<Feed>,
+    /// The conversations, for the report (`--flows`).
+    flows: Option<FlowObserver>,
+}
+
+/// Feeds a flow table with each packet once: where the host that made it sent it.
+struct FlowObserver {
+    table: crate::inspect::FlowTable,
+    /// The node at each side of each link.
+    ends: Vec<[usize; 2]>,
+}
+
+impl crate::sim::Observer for FlowObserver {
+    fn frame(&mut self, ev: &crate::sim::FrameEvent<'_>) {
+        if ev.fate == crate::sim::Fate::Sent
+            && ev
+                .packet
+                .origin()
+                .is_some_and(|n| Some(&n.index()) == self.ends.get(ev.link.index()).map(|e| &e[ev.from.index()]))
+        {
+            self.table.observe(ev.time.as_nanos(), ev.frame);
+        }
+    }
 }
 
 /// One frame event, owned, for a UI on another thread.
@@ -228,6 +250,10 @@ impl Driver {
             keep_running: opts.keep_running,
             epoch_ns,
             feed: None,
+            flows: opts.flows.then(|| FlowObserver {
+                table: crate::inspect::FlowTable::new(super::report::FLOWS_KEPT),
+                ends: lab.links.iter().map(|l| [l.ends[0].node().index(), l.ends[1].node().index()]).collect(),
+            }),
         })
     }
 
@@ -265,7 +291,7 @@ impl Driver {
     /// Steps the core at `t` with the observers; keeps count of steps that asked for more at once
     /// without moving anything.
     fn step_at(&mut self, t: SimTime) -> Stepped {
-        let mut obs = (&mut self.counters, self.capture.as_mut(), self.feed.as_mut());
+        let mut obs = ((&mut self.counters, self.capture.as_mut()), (self.feed.as_mut(), self.flows.as_mut()));
         let s = self.sim.step(t, &mut obs);
         // The outbox has no transport to go to yet; its frames are dropped here, after the
         // observers saw them leave.
@@ -310,7 +336,7 @@ impl Driver {
     pub fn apply(&mut self, spec: CommandSpec) -> Result<(), CommandError> {
         let sim = &self.sim;
         let result = spec.resolve(&self.lab, |l, side| sim.link_model(l, side).unwrap_or_default()).and_then(|cmd| {
-            let mut obs = (&mut self.counters, self.capture.as_mut(), self.feed.as_mut());
+            let mut obs = ((&mut self.counters, self.capture.as_mut()), (self.feed.as_mut(), self.flows.as_mut()));
             self.sim.apply(&cmd, &mut obs)
         });
         let at_ns = self.sim.now().as_nanos();
@@ -532,7 +558,7 @@ impl Driver {
     /// lab's events as it would have in real time.
     pub fn inject(&mut self, link: LinkId, from: Side, packet: Option<PacketId>, frame: &[u8]) {
         let at = self.pacer.sim_at(Instant::now()).max(self.sim.now());
-        let mut obs = (&mut self.counters, self.capture.as_mut(), self.feed.as_mut());
+        let mut obs = ((&mut self.counters, self.capture.as_mut()), (self.feed.as_mut(), self.flows.as_mut()));
         self.sim.inject(link, from, at, packet, frame, &mut obs);
     }
 
@@ -593,6 +619,9 @@ impl Driver {
             capture,
         );
         report.capture_error = capture_error;
+        if let Some(f) = &self.flows {
+            report.flows = Some(super::report::flows(&f.table));
+        }
         report.commands = self.log;
         report.command_errors = self.command_errors;
         if !speed.is_max() {

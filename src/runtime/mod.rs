@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 pub use driver::{Control, Driver, FeedEvent, LabSnapshot, Presenter, Progress};
 pub use pacer::{Due, Pacer, Speed};
-pub use report::{AppEntry, Ended, Report};
+pub use report::{AppEntry, Ended, FlowEntry, Report};
 
 use crate::sim::LoggedCommand;
 use crate::time::SimTime;
@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub stop: Arc<AtomicBool>,
     /// Keep the lab up when its apps are done (a UI: the user says when it ends).
     pub keep_running: bool,
+    /// Track conversations and list them in the report (`--flows`): a parse of every packet.
+    pub flows: bool,
 }
 
 impl Default for RunOptions {
@@ -61,6 +63,7 @@ impl Default for RunOptions {
             replay: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
             keep_running: false,
+            flows: false,
         }
     }
 }

@@ -69,6 +69,56 @@ pub struct Report {
     pub command_errors: Vec<String>,
     /// What `check` warned of in the lab file, each with its place.
     pub warnings: Vec<String>,
+    /// The conversations, most bytes first (`--flows`).
+    pub flows: Option<Vec<FlowEntry>>,
+}
+
+/// Conversations a report keeps track of; the least recently seen go first.
+pub const FLOWS_KEPT: usize = 65_536;
+
+/// One conversation, as the report lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowEntry {
+    pub protocol: String,
+    /// The side that sent first, and the other.
+    pub a: String,
+    pub b: String,
+    pub packets_a_to_b: u64,
+    pub packets_b_to_a: u64,
+    pub bytes_a_to_b: u64,
+    pub bytes_b_to_a: u64,
+    pub start_seconds: f64,
+    pub seconds: f64,
+    /// TCP: the state on the wire, retransmissions, zero windows, the handshake's round trip.
+    pub tcp_state: Option<&'static str>,
+    pub retransmissions: Option<u64>,
+    pub zero_windows: Option<u64>,
+    pub handshake_rtt_ms: Option<f64>,
+}
+
+/// The table's flows, most bytes first.
+#[must_use]
+pub fn flows(t: &crate::inspect::FlowTable) -> Vec<FlowEntry> {
+    let mut v: Vec<FlowEntry> = t
+        .iter()
+        .map(|f| FlowEntry {
+            protocol: f.key.protocol.to_string(),
+            a: f.a.to_string(),
+            b: f.b.to_string(),
+            packets_a_to_b: f.a_to_b.packets,
+            packets_b_to_a: f.b_to_a.packets,
+            bytes_a_to_b: f.a_to_b.bytes,
+            bytes_b_to_a: f.b_to_a.bytes,
+            start_seconds: f.first_ns as f64 / 1e9,
+            seconds: (f.last_ns - f.first_ns) as f64 / 1e9,
+            tcp_state: f.tcp.as_ref().map(|t| t.state.as_str()),
+            retransmissions: f.tcp.as_ref().map(|t| t.retransmissions),
+            zero_windows: f.tcp.as_ref().map(|t| t.zero_windows),
+            handshake_rtt_ms: f.tcp.as_ref().and_then(|t| t.handshake_rtt_ns).map(|n| n as f64 / 1e6),
+        })
+        .collect();
+    v.sort_by(|x, y| (y.bytes_a_to_b + y.bytes_b_to_a).cmp(&(x.bytes_a_to_b + x.bytes_b_to_a)).then(x.a.cmp(&y.a)));
+    v
 }
 
 impl Report {
@@ -115,6 +165,7 @@ impl Report {
             commands: Vec::new(),
             command_errors: Vec::new(),
             warnings: lab.warnings.iter().map(ToString::to_string).collect(),
+            flows: None,
         }
     }
 }
