@@ -136,6 +136,8 @@ fn a_link_taken_down_is_marked_on_the_map_and_in_the_table() {
     assert!(screen.contains('✗'), "{screen}");
     let wan = screen.lines().find_map(|l| l.split('│').nth(1).filter(|r| r.starts_with("wan"))).expect("the wan row");
     assert!(wan.contains(" down ") && wan.contains(" link-"), "{wan}");
+    // The log says when the link went down.
+    assert!(app.log.iter().any(|l| l.contains("link wan is down")), "{:?}", app.log);
     // Dropped frames show in the packet list with their reason.
     app.update(Action::Tab(2));
     assert!(app.packets.iter().any(|p| matches!(p.event.fate, netlab::sim::Fate::Dropped(_))));
@@ -273,4 +275,28 @@ fn a_switch_shows_its_ports_and_their_counters() {
     let wan = screen.lines().find(|l| l.contains("  wan: in ")).expect("the WAN port");
     assert!(wan.contains("frames") && wan.contains("dropped 0"), "{wan}");
     assert!(screen.contains("MAC table"), "{screen}");
+}
+
+#[test]
+fn a_click_on_a_row_selects_it() {
+    let mut app = app();
+    // Overview: the WAN's row in the links table (right of the map).
+    let screen = draw(&app, 160, 48);
+    let (y, line) = screen
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.split('│').nth(1).is_some_and(|r| r.starts_with("wan")))
+        .expect("wan");
+    let x = line.chars().position(|c| c == '│').expect("the map's edge") + 2;
+    app.click(x as u16, y as u16);
+    assert_eq!(app.links[app.selected_link], "wan");
+    // Packets: a row some way up the list.
+    app.update(Action::Tab(2));
+    let screen = draw(&app, 160, 48);
+    let (y, line) =
+        screen.lines().enumerate().filter(|(_, l)| l.starts_with(|c: char| c.is_ascii_digit())).nth(5).expect("a row");
+    let no: u64 = line.split_whitespace().next().unwrap().parse().unwrap();
+    app.click(3, y as u16);
+    assert_eq!(app.current_packet().map(|p| p.no), Some(no));
+    assert!(!app.follow, "a click stops following");
 }

@@ -112,6 +112,15 @@ pub enum InputKind {
     Filter,
 }
 
+/// What a click on the screen lands on, as the last drawing laid it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hit {
+    Link(usize),
+    Flow(usize),
+    Packet(u64),
+    Node(usize),
+}
+
 /// A line being typed at the bottom of the screen.
 #[derive(Debug, Clone, Default)]
 pub struct Input {
@@ -134,6 +143,8 @@ pub struct App {
     pub link_ends: Vec<[usize; 2]>,
     /// Draw without colours (`NO_COLOR`).
     pub no_color: bool,
+    /// Where the last drawing put each clickable row: (row, from column, to column, what).
+    pub hits: std::cell::RefCell<Vec<(u16, u16, u16, Hit)>>,
     /// The command line (`:`), while it is open.
     pub input: Option<Input>,
     pub lab: String,
@@ -200,6 +211,7 @@ impl App {
                 .collect(),
             link_ends: lab.links.iter().map(|l| [l.ends[0].node().index(), l.ends[1].node().index()]).collect(),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            hits: std::cell::RefCell::new(Vec::new()),
             log: lab.warnings.iter().map(|w| escape(&w.to_string().replace('\n', " "))).collect(),
             model: lab.clone(),
             input: None,
@@ -271,6 +283,15 @@ impl App {
         }
         if self.last.as_ref().is_none_or(|(t0, _)| now > *t0) {
             self.last = Some((now, totals));
+        }
+        // Link state changes, whoever made them (a key, the command line, a replayed log).
+        if let Some(before) = &self.snapshot {
+            for (l, was) in s.sim.links.iter().zip(&before.sim.links) {
+                if l.up != was.up {
+                    let at = SimTime::from_nanos(s.sim.now_ns);
+                    self.log.push(format!("{at} link {} is {}", escape(&l.name), if l.up { "up" } else { "down" }));
+                }
+            }
         }
         let drops: Vec<u64> = s.links.iter().map(|l| l.a_to_b.dropped() + l.b_to_a.dropped()).collect();
         self.dropping = drops.iter().zip(&self.drops_before).map(|(now, before)| now > before).collect();
@@ -538,6 +559,22 @@ impl App {
             }
         }
         out
+    }
+
+    /// A click at a column and row: selects what the last drawing put there.
+    pub fn click(&mut self, column: u16, row: u16) {
+        let hit =
+            self.hits.borrow().iter().find(|(y, x0, x1, _)| *y == row && (*x0..*x1).contains(&column)).map(|h| h.3);
+        match hit {
+            Some(Hit::Link(i)) => self.selected_link = i,
+            Some(Hit::Flow(i)) => self.selected_flow = i,
+            Some(Hit::Packet(no)) => {
+                self.selected_packet = Some(no);
+                self.follow = false;
+            }
+            Some(Hit::Node(i)) => self.selected_node = i,
+            None => {}
+        }
     }
 
     /// A key while the command line is open: edit, complete, run, or close it.

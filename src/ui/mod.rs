@@ -164,8 +164,13 @@ where
                     let a = match m.kind {
                         MouseEventKind::ScrollUp => Some(Action::Up),
                         MouseEventKind::ScrollDown => Some(Action::Down),
-                        // A click on the tab bar picks that screen.
+                        // A click on the tab bar picks that screen; on a row, that row.
                         MouseEventKind::Down(_) if m.row == 0 => view::tab_at(app, m.column).map(Action::Tab),
+                        MouseEventKind::Down(_) => {
+                            app.click(m.column, m.row);
+                            dirty = true;
+                            None
+                        }
                         _ => None,
                     };
                     if let Some(a) = a {

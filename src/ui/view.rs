@@ -15,7 +15,7 @@ use ratatui::style::{Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, Tabs, Widget, Wrap};
 
-use super::app::{escape, App, PacketRow, Tab};
+use super::app::{escape, App, Hit, PacketRow, Tab};
 use super::keymap::KEYMAP;
 use crate::headless::human_bytes;
 use crate::runtime::Speed;
@@ -27,6 +27,7 @@ pub struct Screen<'a>(pub &'a App);
 impl Widget for Screen<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let app = self.0;
+        app.hits.borrow_mut().clear();
         let [top, body, status] =
             Layout::vertical([Constraint::Length(1), Constraint::Min(3), Constraint::Length(1)]).areas(area);
         let titles: Vec<Line> =
@@ -216,6 +217,9 @@ impl Widget for Overview<'_> {
             Constraint::Length(9),
             Constraint::Min(8),
         ];
+        for i in 0..s.sim.links.len().min(links.height.saturating_sub(2) as usize) {
+            app.hits.borrow_mut().push((links.y + 2 + i as u16, links.x, links.x + links.width, Hit::Link(i)));
+        }
         Table::new(rows, widths)
             .header(header)
             .block(Block::new().borders(Borders::TOP).title(format!(
@@ -250,20 +254,25 @@ impl Widget for TopologyMap<'_> {
             let p = &app.layout.nodes[i];
             (0.05 + p.x * 0.7, 0.95 - p.y * 0.9)
         };
-        let load_color = |i: usize| {
+        // A link's load: its busier direction against its rate (1 Gbit/s when unlimited).
+        let load = |i: usize| {
             let link = &s.sim.links[i];
-            if !link.up {
+            let bps = app.rates.get(i).map_or(0.0, |r| r.bps[0].max(r.bps[1]));
+            bps / link.a_to_b.model.rate_bps.unwrap_or(1_000_000_000) as f64
+        };
+        let load_color = |i: usize| {
+            if !s.sim.links[i].up {
                 return Color::DarkGray;
             }
-            let bps = app.rates.get(i).map_or(0.0, |r| r.bps[0].max(r.bps[1]));
-            let cap = link.a_to_b.model.rate_bps.unwrap_or(1_000_000_000) as f64;
-            match bps / cap {
+            match load(i) {
                 f if f <= 0.0 => Color::Gray,
                 f if f < 0.3 => Color::Green,
                 f if f < 0.7 => Color::Yellow,
                 _ => Color::Red,
             }
         };
+        // One braille dot, in canvas units: 2 across a cell, 4 down it.
+        let (dot_x, dot_y) = (1.0 / (f64::from(area.width.max(1)) * 2.0), 1.0 / (f64::from(area.height.max(1)) * 4.0));
         Canvas::default()
             .block(Block::new().borders(Borders::TOP | Borders::RIGHT).title(" topology "))
             .marker(Marker::Braille)
@@ -274,6 +283,20 @@ impl Widget for TopologyMap<'_> {
                     let ((x1, y1), (x2, y2)) = (pos(*a), pos(*b));
                     let color = if app.no_color { Color::Reset } else { load_color(i) };
                     ctx.draw(&CLine { x1, y1, x2, y2, color });
+                    // Thicker as it carries more: a line more beside it past 30 %, two past 70 %.
+                    let extra = match load(i) {
+                        f if f >= 0.7 => 2,
+                        f if f >= 0.3 => 1,
+                        _ => 0,
+                    };
+                    // Beside it: one dot along the normal of the line, measured in dots.
+                    let (dx, dy) = ((x2 - x1) / dot_x, (y2 - y1) / dot_y);
+                    let len = dx.hypot(dy).max(1e-9);
+                    let (nx, ny) = (-dy / len * dot_x, dx / len * dot_y);
+                    for k in 1..=extra {
+                        let k = f64::from(k);
+                        ctx.draw(&CLine { x1: x1 + nx * k, y1: y1 + ny * k, x2: x2 + nx * k, y2: y2 + ny * k, color });
+                    }
                     if !s.sim.links[i].up {
                         ctx.print((x1 + x2) / 2.0, (y1 + y2) / 2.0, Span::raw("✗"));
                     } else if app.dropping.get(i).copied().unwrap_or(false) {
@@ -410,6 +433,9 @@ impl Widget for Flows<'_> {
         .enumerate()
         .filter(|(i, _)| keep(*i))
         .map(|(_, h)| h);
+        for (k, i) in (start..flows.len()).take(height).enumerate() {
+            app.hits.borrow_mut().push((area.y + 2 + k as u16, area.x, area.x + area.width, Hit::Flow(i)));
+        }
         let title = format!(
             " flows · {} · sorted by {} (s) · Enter: its packets{} ",
             app.flows.len(),
@@ -453,6 +479,9 @@ impl Widget for Packets<'_> {
             None => visible.len(),
         };
         let start = end.saturating_sub(height);
+        for (k, p) in visible[start..end].iter().enumerate() {
+            app.hits.borrow_mut().push((list.y + 2 + k as u16, list.x, list.x + list.width, Hit::Packet(p.no)));
+        }
         let rows: Vec<Row> = visible[start..end]
             .iter()
             .map(|p| {
@@ -602,6 +631,9 @@ impl Widget for Nodes<'_> {
                 }
             })
             .collect();
+        for i in 0..names.len().min(list.height as usize) {
+            app.hits.borrow_mut().push((list.y + i as u16, list.x, list.x + list.width, Hit::Node(i)));
+        }
         Paragraph::new(lines).block(Block::new().borders(Borders::RIGHT)).render(list, buf);
         let mut text: Vec<Line> = Vec::new();
         if let Some(h) = s.sim.hosts.get(app.selected_node) {
