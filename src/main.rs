@@ -119,6 +119,9 @@ enum Command {
         /// Measure how long each screen of the terminal UI takes to draw with a full packet ring.
         #[arg(long, conflicts_with_all = ["bytes", "reps", "scale", "probes"])]
         render: bool,
+        /// Measure the CPU an idle lab costs over 10 s, paced at real time.
+        #[arg(long, conflicts_with_all = ["bytes", "reps", "scale", "probes", "render"])]
+        idle: bool,
         /// Sizes of the scale bench, in hosts.
         #[arg(long, requires = "scale", value_delimiter = ',', default_value = "10,100,1000,10000")]
         hosts: Vec<usize>,
@@ -301,6 +304,14 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Bench { scale: true, hosts, per_switch, scale_job, .. } => scale_bench(&hosts, per_switch, scale_job),
+        Command::Bench { idle: true, .. } => match netlab::bench::run_idle(10, &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+            Err(e) => {
+                errln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
         Command::Bench { render: true, .. } => match netlab::bench::run_render(200, &mut std::io::stdout()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
