@@ -68,8 +68,9 @@ fn live_commands_replay_into_the_same_frames() {
     assert!(!paused.sim.links[4].up, "the WAN is down in the snapshot");
     let cmds = &live.commands;
     assert_eq!(cmds.len(), 2, "{cmds:?}");
-    // Typed 150 ms into a run at 2x: about 300 ms simulated.
-    assert!((250_000_000..450_000_000).contains(&cmds[0].at_ns), "{cmds:?}");
+    // Typed 150 ms into a run at 2x: about 300 ms simulated (more on a loaded machine, never less
+    // than the paced clock allows).
+    assert!((200_000_000..1_000_000_000).contains(&cmds[0].at_ns), "{cmds:?}");
     assert!(cmds[1].at_ns >= cmds[0].at_ns);
     let wan = &live.links[4];
     assert_eq!(wan.b_to_a.drops.get("malformed"), Some(&1), "{wan:?}");

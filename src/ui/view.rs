@@ -129,9 +129,9 @@ impl Widget for StatusBar<'_> {
             Span::raw(state).add_modifier(if app.paused { Modifier::REVERSED } else { Modifier::empty() }),
             Span::raw(format!(" · seed {}", app.seed)),
         ];
-        if app.paused {
-            let events = app.snapshot.as_ref().map_or(0, |s| s.steps);
-            spans.push(Span::raw(format!(" · event {events} (. steps)")));
+        // The event count once the lab itself says it is paused: until then it still moves.
+        if let Some(s) = app.snapshot.as_ref().filter(|s| s.paused) {
+            spans.push(Span::raw(format!(" · event {} (. steps)", s.steps)));
         }
         if late > 5.0 {
             spans.push(Span::raw(format!(" · late {late:.1} ms")));
