@@ -3,9 +3,13 @@
 //! Layers, with dependencies pointing down only:
 //!
 //! ```text
-//!  main.rs    CLI: parse args, load the lab, run it
-//!  runtime/   drivers: virtual time or wall clock, signals, progress, reports (the only async edge so far)
-//!  sim/       PURE CORE: fabric of links, switches, smoltcp hosts and their apps; step(now), next_deadline()
+//!  main.rs    CLI: parse args, load the lab, run it in the UI or headless
+//!  ui/        front end: the terminal UI (ratatui, crossterm); model, keymap, pure views
+//!  headless.rs front end: the progress line and the summary
+//!  runtime/   the driver: owns the core, its observers and the paced clock; controls, replay, report
+//!  output.rs  output files written whole (temporary name, then rename), paths checked for clashes
+//!  sim/       PURE CORE: nodes with ports, the fabric of links, a scheduler, commands, snapshots;
+//!             step(now), next_deadline(), apply(cmd), the outbox and inject for remote link ends
 //!  capture/   observer: pcapng / pcap writers on their own thread
 //!  stats/     observer: per-link counters and drops by reason
 //!  inspect/   PURE: frames decoded into layers, conversations, display filters (for the UI and reports)
