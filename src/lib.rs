@@ -35,4 +35,5 @@ pub mod sim;
 pub mod stats;
 pub mod time;
 pub mod topology;
+pub mod transport;
 pub mod ui;
