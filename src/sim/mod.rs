@@ -179,6 +179,8 @@ pub struct Sim {
     /// Hosts with a client app still to finish: kept as hosts are polled, so that asking whether
     /// the run is over costs nothing however large the lab.
     unfinished: usize,
+    /// The nodes polled in a round (see `step`).
+    ready: Vec<u32>,
 }
 
 /// A 64-bit mix (splitmix64) so that nearby seeds give unrelated streams.
@@ -258,6 +260,7 @@ impl Sim {
         let unfinished = nodes.iter().filter(|n| matches!(n, NodeState::Host(h) if !h.clients_done())).count();
         Sim {
             unfinished,
+            ready: Vec::new(),
             now: SimTime::ZERO,
             fabric: Fabric::new(nodes.len(), links),
             nodes,
@@ -287,7 +290,8 @@ impl Sim {
         self.pending = false;
         self.sched.fire(now);
         let mut total = Stepped::default();
-        let mut ready = Vec::new();
+        // The nodes of a round, in a buffer kept from step to step: the hot path does not allocate.
+        let mut ready = std::mem::take(&mut self.ready);
         let mut done = false;
         for _ in 0..ROUNDS_PER_STEP {
             let delivered = self.deliver(now, obs);
@@ -317,6 +321,7 @@ impl Sim {
                 break;
             }
         }
+        self.ready = ready;
         self.pending = !done;
         self.next_timer = self.sched.next_timer();
         total
