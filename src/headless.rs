@@ -136,7 +136,9 @@ pub fn summary(r: &Report) -> String {
     s
 }
 
-fn drops(a: &DirCounters, b: &DirCounters) -> String {
+/// A link's drops both ways, by reason: `0`, or `3 loss, 1 queue-full`.
+#[must_use]
+pub fn drops(a: &DirCounters, b: &DirCounters) -> String {
     let mut all = a.drops.clone();
     for (k, v) in &b.drops {
         *all.entry(k).or_default() += v;

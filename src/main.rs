@@ -223,12 +223,15 @@ fn scale_bench(hosts: &[usize], per_switch: usize, job: Option<netlab::bench_sca
             Err(_) => run_all(hosts, per_switch, None, &mut std::io::stdout()),
         },
     };
+    bench_exit(r)
+}
+
+/// The exit code of a bench: nobody reading the figures any more (`| head`) is not an error, as
+/// with `cat`; anything else is, with its message.
+fn bench_exit(r: anyhow::Result<()>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
-        // A reader that went away (`| head`) is not an error, as in `out`.
-        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {
-            ExitCode::SUCCESS
-        }
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             errln!("error: {e:#}");
             ExitCode::from(1)
@@ -304,39 +307,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Bench { scale: true, hosts, per_switch, scale_job, .. } => scale_bench(&hosts, per_switch, scale_job),
-        Command::Bench { idle: true, .. } => match netlab::bench::run_idle(10, &mut std::io::stdout()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-            Err(e) => {
-                errln!("error: {e:#}");
-                ExitCode::from(1)
-            }
-        },
-        Command::Bench { render: true, .. } => match netlab::bench::run_render(200, &mut std::io::stdout()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-            Err(e) => {
-                errln!("error: {e:#}");
-                ExitCode::from(1)
-            }
-        },
-        Command::Bench { probes: true, .. } => match netlab::bench::run_probes(&mut std::io::stdout()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-            Err(e) => {
-                errln!("error: {e:#}");
-                ExitCode::from(1)
-            }
-        },
-        Command::Bench { bytes, reps, .. } => match netlab::bench::run_all(bytes, reps, &mut std::io::stdout()) {
-            Ok(()) => ExitCode::SUCCESS,
-            // Nobody reads the figures any more (`| head`): the bench stops, as `cat` would.
-            Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-            Err(e) => {
-                errln!("error: {e:#}");
-                ExitCode::from(1)
-            }
-        },
+        Command::Bench { idle: true, .. } => bench_exit(netlab::bench::run_idle(10, &mut std::io::stdout())),
+        Command::Bench { render: true, .. } => bench_exit(netlab::bench::run_render(200, &mut std::io::stdout())),
+        Command::Bench { probes: true, .. } => bench_exit(netlab::bench::run_probes(&mut std::io::stdout())),
+        Command::Bench { bytes, reps, .. } => bench_exit(netlab::bench::run_all(bytes, reps, &mut std::io::stdout())),
         Command::Run {
             lab,
             headless,

@@ -191,12 +191,9 @@ pub struct App {
     pub ended: Option<String>,
 }
 
-/// Escapes control characters (and nothing else) of a name from a lab file before a terminal sees
-/// it.
-#[must_use]
-pub fn escape(s: &str) -> String {
-    s.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
-}
+/// Escapes text from a lab file, a log or the network before a terminal sees it: control and
+/// invisible characters (a bidi override would reorder the screen), as every message is escaped.
+pub use crate::topology::diag::printable as escape;
 
 impl App {
     #[must_use]
@@ -675,5 +672,6 @@ mod tests {
     fn names_are_escaped_before_a_terminal_sees_them() {
         assert_eq!(escape("wan\u{1b}[2J\u{7}"), "wan\\u{1b}[2J\\u{7}");
         assert_eq!(escape("laptop"), "laptop");
+        assert_eq!(escape("a\u{202e}b"), "a\\u{202e}b");
     }
 }

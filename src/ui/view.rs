@@ -172,15 +172,7 @@ impl Widget for Overview<'_> {
             .zip(&app.rates)
             .enumerate()
             .map(|(i, ((l, c), r))| {
-                let mut drops: std::collections::BTreeMap<&str, u64> = c.a_to_b.drops.clone();
-                for (k, v) in &c.b_to_a.drops {
-                    *drops.entry(k).or_default() += v;
-                }
-                let drops = if drops.is_empty() {
-                    "0".to_string()
-                } else {
-                    drops.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
-                };
+                let drops = crate::headless::drops(&c.a_to_b, &c.b_to_a);
                 let state = if !l.up {
                     "down"
                 } else if l.remote.iter().any(|r| *r) {
