@@ -434,6 +434,9 @@ mod tests {
             seed: 1,
             checksum_offload: false,
             warnings: Vec::new(),
+            sites: Vec::new(),
+            tunnels: Vec::new(),
+            insecure: false,
             nodes,
             links,
             capture: CaptureConfig {

@@ -42,6 +42,9 @@ impl End {
 pub(crate) struct LinkState {
     pub ends: [End; 2],
     pub up: bool,
+    /// Frames cross it through a transport even when both ends are local (every site of a lab in
+    /// one process): they go to the outbox, and come back through `inject`.
+    pub tunneled: bool,
     /// `dirs[0]` carries frames from side A to B, `dirs[1]` from B to A.
     pub dirs: [Direction; 2],
 }
@@ -229,8 +232,8 @@ impl Fabric {
             d.armed = false;
             let got = d.pop_due(now, obs);
             Self::arm(&mut self.arrivals, d);
-            let (packet, frame) = match got {
-                Some(Arrival::Frame { packet, frame, .. }) => (packet, frame),
+            let (packet, frame, crossed) = match got {
+                Some(Arrival::Frame { packet, frame, crossed, .. }) => (packet, frame, crossed),
                 Some(Arrival::Lost(frame)) => {
                     pool.give(frame);
                     continue;
@@ -238,18 +241,21 @@ impl Fabric {
                 None => continue,
             };
             let link = LinkId(li);
-            match far {
-                End::Local(p) => return Some((Arrived { at, link, from: side, port: p.port, packet }, frame)),
-                End::Remote(_) => {
-                    let d = &self.links[li as usize].dirs[side.index()];
-                    if self.outbox.len() >= OUTBOX_LIMIT {
-                        d.report(at, packet, Fate::Dropped(DropReason::QueueFull), &frame, obs);
-                        pool.give(frame);
-                    } else {
-                        d.report(at, packet, Fate::ToRemote, &frame, obs);
-                        self.outbox.push_back(OutFrame { link, from: side, at, packet, frame });
-                    }
+            let tunneled = self.links[li as usize].tunneled;
+            let fate = match far {
+                End::Local(p) if crossed || !tunneled => {
+                    return Some((Arrived { at, link, from: side, port: p.port, packet }, frame));
                 }
+                End::Local(_) => Fate::Tunneled,
+                End::Remote(_) => Fate::ToRemote,
+            };
+            let d = &self.links[li as usize].dirs[side.index()];
+            if self.outbox.len() >= OUTBOX_LIMIT {
+                d.report(at, packet, Fate::Dropped(DropReason::QueueFull), &frame, obs);
+                pool.give(frame);
+            } else {
+                d.report(at, packet, fate, &frame, obs);
+                self.outbox.push_back(OutFrame { link, from: side, at, packet, frame });
             }
         }
         None

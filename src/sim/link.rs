@@ -23,13 +23,15 @@ pub(crate) struct InFlight {
     pub lost: bool,
     pub packet: PacketId,
     pub frame: Vec<u8>,
+    /// It came through a tunnel already (injected): it goes to its node, not into the tunnel again.
+    pub crossed: bool,
 }
 
 /// The first frame of a direction, taken when it arrived.
 #[derive(Debug)]
 pub enum Arrival {
     /// It reached the far end.
-    Frame { at: SimTime, packet: PacketId, frame: Vec<u8> },
+    Frame { at: SimTime, packet: PacketId, frame: Vec<u8>, crossed: bool },
     /// The link lost it on the way (already reported as dropped); its buffer is spare.
     Lost(Vec<u8>),
 }
@@ -144,20 +146,20 @@ impl Direction {
         let lost = self.model.loss > 0.0 && self.rng.random::<f64>() < self.model.loss;
         // FIFO: a frame never overtakes the one before it, even after the latency was lowered.
         let arrive = (depart + self.model.latency).max(self.queue.back().map_or(SimTime::ZERO, |f| f.arrive));
-        self.queue.push_back(InFlight { depart, arrive, lost, packet, frame });
+        self.queue.push_back(InFlight { depart, arrive, lost, packet, frame, crossed: false });
     }
 
     /// Puts a frame on the link that arrives at `at` (not before the frames ahead of it), with no
     /// model applied: the far side of a remote link applied it already.
     pub fn push_arrival(&mut self, at: SimTime, packet: PacketId, frame: Vec<u8>) {
         let arrive = at.max(self.queue.back().map_or(SimTime::ZERO, |f| f.arrive));
-        self.queue.push_back(InFlight { depart: arrive, arrive, lost: false, packet, frame });
+        self.queue.push_back(InFlight { depart: arrive, arrive, lost: false, packet, frame, crossed: true });
     }
 
     /// Puts an arrived frame back at the head of the link, to be handed over again later.
     pub(crate) fn hold(&mut self, at: SimTime, packet: PacketId, frame: Vec<u8>) {
         self.held = true;
-        self.queue.push_front(InFlight { depart: at, arrive: at, lost: false, packet, frame });
+        self.queue.push_front(InFlight { depart: at, arrive: at, lost: false, packet, frame, crossed: true });
     }
 
     /// Takes every frame off the link (it went down); the caller reports and recycles them.
@@ -179,7 +181,7 @@ impl Direction {
             self.report(f.arrive, f.packet, Fate::Dropped(DropReason::Loss), &f.frame, obs);
             return Some(Arrival::Lost(f.frame));
         }
-        Some(Arrival::Frame { at: f.arrive, packet: f.packet, frame: f.frame })
+        Some(Arrival::Frame { at: f.arrive, packet: f.packet, frame: f.frame, crossed: f.crossed })
     }
 
     /// Takes the next frame that has arrived by `now`, reporting a lost one as dropped and skipping it.

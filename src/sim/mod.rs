@@ -239,6 +239,7 @@ impl Sim {
             .map(|l| LinkState {
                 ends: l.ends.map(|a| if remote(a.node()) { End::Remote(port_of(a)) } else { End::Local(port_of(a)) }),
                 up: true,
+                tunneled: false,
                 dirs: [Side::A, Side::B].map(|side| {
                     Direction::new(
                         l.id,
@@ -377,6 +378,16 @@ impl Sim {
     /// Takes the frames that reached remote link ends, oldest first.
     pub fn drain_outbox(&mut self) -> impl Iterator<Item = OutFrame> + '_ {
         self.fabric.outbox.drain(..)
+    }
+
+    /// Sends the frames of these links through the outbox even where both ends run here, so that a
+    /// transport carries them (every site of a lab in one process, joined by real sockets).
+    pub fn tunnel_links(&mut self, links: &[LinkId]) {
+        for l in links {
+            if let Some(s) = self.fabric.links.get_mut(l.index()) {
+                s.tunneled = true;
+            }
+        }
     }
 
     /// Gives a spent outbox frame's buffer back for reuse.

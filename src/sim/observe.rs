@@ -16,6 +16,10 @@ pub enum Fate {
     Delivered,
     /// Arrived at the far end, which is remote: handed to the outbox for a transport to carry.
     ToRemote,
+    /// Reached the tunnel of a link whose two ends run in this process (every site in one
+    /// process): handed to the outbox, to come back through a real socket and be delivered then.
+    /// Captures and counters wait for that delivery.
+    Tunneled,
     /// Lost on the way, for this reason.
     Dropped(DropReason),
 }
@@ -34,11 +38,22 @@ pub enum DropReason {
     Malformed,
     /// Sent on a link that is down, or in flight when it went down.
     LinkDown,
+    /// The tunnel that carries the link to another site is down (its peer is gone, or not there yet).
+    TransportDown,
+    /// Larger than a tunnel carries.
+    TooLarge,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 5] =
-        [DropReason::Loss, DropReason::QueueFull, DropReason::Mtu, DropReason::Malformed, DropReason::LinkDown];
+    pub const ALL: [DropReason; 7] = [
+        DropReason::Loss,
+        DropReason::QueueFull,
+        DropReason::Mtu,
+        DropReason::Malformed,
+        DropReason::LinkDown,
+        DropReason::TransportDown,
+        DropReason::TooLarge,
+    ];
 
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -48,6 +63,8 @@ impl DropReason {
             DropReason::Mtu => "mtu",
             DropReason::Malformed => "malformed",
             DropReason::LinkDown => "link-down",
+            DropReason::TransportDown => "transport-down",
+            DropReason::TooLarge => "too-large",
         }
     }
 }

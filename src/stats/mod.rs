@@ -93,6 +93,8 @@ impl Observer for Counters {
                 self.bytes += len;
             }
             Fate::Dropped(r) => *d.drops.entry(r.as_str()).or_default() += 1,
+            // In a tunnel between sites of this process: counted when it comes out, delivered.
+            Fate::Tunneled => {}
         }
     }
 }

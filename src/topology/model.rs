@@ -46,6 +46,36 @@ pub struct Lab {
     /// ([`Severity::Warning`](super::diag::Severity::Warning)): hosts of one segment with
     /// overlapping but different prefixes, or with different MTUs. Empty for a lab made in code.
     pub warnings: Vec<super::diag::Diagnostic>,
+    /// The sites that nodes name, in order of first mention, with how they reach each other.
+    pub sites: Vec<Site>,
+    /// Each pair of sites joined by links, with the links it carries.
+    pub tunnels: Vec<Tunnel>,
+    /// Tunnels carry frames in plaintext (`"insecure": true`).
+    pub insecure: bool,
+}
+
+/// A site: the nodes that run in one process, and its `sites` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Site {
+    pub name: String,
+    /// The address it listens on for peers (`host:port`).
+    pub listen: Option<String>,
+    /// The command that starts it elsewhere, for `exec` tunnels.
+    pub exec: Option<String>,
+}
+
+/// Two sites joined by one or more links, all carried by one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tunnel {
+    /// The site that calls (dials, or runs the `exec` command), by index in [`Lab::sites`].
+    pub caller: usize,
+    /// The site that waits for the call (listens, or is the `exec` command's own process).
+    pub callee: usize,
+    pub transport: Transport,
+    /// For `udp` and `tcp`: where the caller connects (`host:port`).
+    pub connect: Option<String>,
+    /// The links it carries, in lab order.
+    pub links: Vec<LinkId>,
 }
 
 #[derive(Debug, Clone)]
@@ -163,8 +193,95 @@ pub struct Link {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
+    /// Frames pass in memory, within one process.
     Mem,
+    /// Between sites: one frame a datagram.
+    Udp,
+    /// Between sites: length-prefixed frames on a stream.
+    Tcp,
+    /// Between sites: length-prefixed frames on a child process's standard input and output.
+    Exec,
 }
+
+impl Transport {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Mem => "mem",
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Exec => "exec",
+        }
+    }
+}
+
+impl Lab {
+    /// The index of a site in [`Lab::sites`].
+    #[must_use]
+    pub fn site_index(&self, name: &str) -> Option<usize> {
+        self.sites.iter().position(|s| s.name == name)
+    }
+
+    /// The site a node runs in, by index in [`Lab::sites`]; `None` in a lab without sites.
+    #[must_use]
+    pub fn node_site(&self, node: NodeId) -> Option<usize> {
+        self.nodes.get(node.index()).and_then(|n| n.site.as_deref()).and_then(|s| self.site_index(s))
+    }
+
+    /// The same lab with every link in memory, in one process: no tunnels, so it runs in virtual
+    /// time and replays exactly (`--in-memory`).
+    #[must_use]
+    pub fn in_memory(mut self) -> Lab {
+        for l in &mut self.links {
+            l.transport = Transport::Mem;
+        }
+        self.tunnels.clear();
+        self
+    }
+
+    /// The tunnel that carries a link, if it joins two sites.
+    #[must_use]
+    pub fn tunnel_of(&self, link: LinkId) -> Option<usize> {
+        self.tunnels.iter().position(|t| t.links.contains(&link))
+    }
+
+    /// A digest of what two sites must agree on to exchange frames: the lab's name and each
+    /// cross-site link (its id, name, ends and their sites, transport). Two sites running lab
+    /// files that differ here refuse each other.
+    #[must_use]
+    pub fn tunnel_digest(&self) -> [u8; 32] {
+        use blake2::{Blake2s256, Digest};
+        let mut h = Blake2s256::new();
+        let mut put = |b: &[u8]| {
+            h.update((b.len() as u64).to_be_bytes());
+            h.update(b);
+        };
+        put(b"netlab tunnel digest v1");
+        put(self.name.as_bytes());
+        for t in &self.tunnels {
+            put(self.sites[t.caller].name.as_bytes());
+            put(self.sites[t.callee].name.as_bytes());
+            put(t.transport.as_str().as_bytes());
+            for l in &t.links {
+                let link = &self.links[l.index()];
+                put(&l.0.to_be_bytes());
+                put(link.name.as_bytes());
+                for end in link.ends {
+                    let node = &self.nodes[end.node().index()];
+                    put(node.name.as_bytes());
+                    put(node.site.as_deref().unwrap_or("").as_bytes());
+                    let port = match end {
+                        Attachment::HostInterface { interface, .. } => interface,
+                        Attachment::SwitchPort { port, .. } => port,
+                    };
+                    put(&(port as u64).to_be_bytes());
+                }
+            }
+        }
+        h.finalize().into()
+    }
+}
+
 
 /// The model of one direction of a link.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -41,6 +41,47 @@ pub struct LabSpec {
     /// What to capture, where, and in which format. Captures every link as pcapng by default.
     #[serde(default)]
     pub capture: CaptureSpec,
+    /// How the sites of the lab reach each other, keyed by site name: who listens, who connects
+    /// where, and which command starts a site reached through `exec`. Needed when a link joins
+    /// nodes of two sites.
+    #[serde(default)]
+    #[schemars(extend(
+        "propertyNames" = { "pattern": limits::NAME_PATTERN, "maxLength": limits::NAME_MAX_LEN },
+    ))]
+    pub sites: IndexMap<String, SiteSpec>,
+    /// Carry tunnels between sites in plaintext, without a key: anyone who reaches a tunnel's port
+    /// can read and inject frames. Default false: tunnels are authenticated and encrypted.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+/// How one site is reached, and how it reaches its peers.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSpec {
+    /// The address this site listens on for its peers, such as `0.0.0.0:4789` or `[::]:4789`
+    /// (TCP and UDP tunnels alike).
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Where this site calls its peers: `host:port` when it has one peer that listens, or an
+    /// object of `peer site: host:port`.
+    #[serde(default)]
+    pub connect: Option<ConnectSpec>,
+    /// For `exec` links: the command that starts this site elsewhere and carries its links over
+    /// the command's standard input and output, such as
+    /// `ssh branch.example.net netlab tunnel two-site.json --site branch`. Run by `sh -c`.
+    #[serde(default)]
+    pub exec: Option<String>,
+}
+
+/// Where a site calls its peers.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ConnectSpec {
+    /// `host:port` of the one peer that listens.
+    One(String),
+    /// `host:port` for each peer site, by name.
+    Each(IndexMap<String, String>),
 }
 
 fn default_seed() -> u64 {
@@ -61,7 +102,8 @@ pub enum NodeSpec {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostSpec {
-    /// The site this node belongs to. Kept, but no effect yet: every node runs in the one `netlab` process.
+    /// The site (process) this node runs in. A link between nodes of two sites is a tunnel; without
+    /// `--site`, every site runs in one process and tunnels still cross real loopback sockets.
     #[serde(default)]
     pub site: Option<String>,
     /// Network interfaces keyed by name, such as `eth0`. One for now.
@@ -83,7 +125,7 @@ pub struct HostSpec {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchSpec {
-    /// The site this node belongs to. Kept, but no effect yet.
+    /// The site (process) this node runs in; see a host's `site`.
     #[serde(default)]
     pub site: Option<String>,
     /// How long a learned MAC address stays in the table without traffic, such as `300s`.
@@ -297,7 +339,8 @@ pub struct LinkSpec {
     #[serde(default)]
     #[schemars(regex(pattern = limits::LINK_NAME_PATTERN), length(max = limits::NAME_MAX_LEN))]
     pub name: Option<String>,
-    /// How frames travel: `mem` (in this process). Tunnels come with their own transports.
+    /// How frames travel: `mem` (in one process; the default, for links within a site), or, for
+    /// a link between two sites, `udp`, `tcp` or `exec` (the sites' `sites` entries say where).
     #[serde(default)]
     pub transport: Option<TransportKind>,
     /// Link model, applied to each direction.
@@ -309,6 +352,9 @@ pub struct LinkSpec {
 #[serde(rename_all = "kebab-case")]
 pub enum TransportKind {
     Mem,
+    Udp,
+    Tcp,
+    Exec,
 }
 
 /// The model of each direction of a link.

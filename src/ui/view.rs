@@ -311,6 +311,7 @@ fn fate(f: Fate) -> String {
         Fate::Sent => "sent".into(),
         Fate::Delivered => "delivered".into(),
         Fate::ToRemote => "to remote".into(),
+        Fate::Tunneled => "into tunnel".into(),
         Fate::Dropped(r) => format!("dropped: {}", r.as_str()),
     }
 }

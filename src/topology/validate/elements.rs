@@ -22,7 +22,8 @@ use crate::topology::diag::{did_you_mean, shown, JsonPath};
 use crate::topology::model::{Host, Lab, Node, NodeId, NodeKind, Switch, TcpConfig};
 use crate::topology::parse;
 use crate::topology::spec::{
-    AppSpec, ByteSize, CaptureSpec, EchoSpec, HostSpec, InterfaceSpec, LinkSpec, PingSpec, ServerSpec, SwitchSpec,
+    AppSpec, ByteSize, CaptureSpec, EchoSpec, HostSpec, InterfaceSpec, LinkSpec, PingSpec, ServerSpec, SiteSpec,
+    SwitchSpec,
     TcpSpec, TransferSpec,
 };
 
@@ -148,12 +149,28 @@ impl Cx {
             Some(_) => None,
         };
 
-        let lab = self.build(name.clone().unwrap_or_default(), &parsed, &links, links_known, capture.as_ref());
+        let sites: Option<IndexMap<String, SiteSpec>> = match top.remove("sites") {
+            None => Some(IndexMap::new()),
+            Some(v) if self.objects_only(&v, &root.key("sites"), "`sites`", &[]) => self.de(v, &root.key("sites")),
+            Some(_) => None,
+        };
+        let insecure = top.remove("insecure").map_or(Some(false), |v| self.de::<bool>(v, &root.key("insecure")));
+
+        let lab = self.build(
+            name.clone().unwrap_or_default(),
+            &parsed,
+            &links,
+            links_known,
+            capture.as_ref(),
+            sites.as_ref(),
+            insecure.unwrap_or(false),
+        );
         let lab = lab?;
         Some(Lab {
             description: description.unwrap_or_default(),
             seed: seed?,
             checksum_offload: checksum_offload?,
+            insecure: insecure?,
             ..lab
         })
     }
@@ -339,11 +356,21 @@ impl Cx {
         links: &[Option<LinkSpec>],
         links_known: bool,
         capture: Option<&CaptureSpec>,
+        sites: Option<&IndexMap<String, SiteSpec>>,
+        insecure: bool,
     ) -> Option<Lab> {
         let (mut nodes, status) = self.nodes(parsed);
         let names: Vec<&str> = parsed.keys().map(String::as_str).collect();
         let specs = links;
-        let links = self.links(&names, specs, &mut nodes, &status);
+        let (links, spec_index) = self.links(&names, specs, &mut nodes, &status);
+        let (sites, tunnels) = self.sites(&super::sites::SiteInput {
+            sites,
+            insecure,
+            nodes: &nodes,
+            links: &links,
+            spec_index: &spec_index,
+            specs,
+        });
         // Segments, once every node and link was read and accepted: else what they would show
         // may only follow from a problem reported already.
         let known = links_known
@@ -370,6 +397,9 @@ impl Cx {
             links,
             capture: capture?,
             warnings: Vec::new(),
+            sites,
+            tunnels,
+            insecure,
         })
     }
 

@@ -32,7 +32,7 @@ impl Cx {
         specs: &[Option<LinkSpec>],
         nodes: &mut [Node],
         status: &[Status],
-    ) -> Vec<Link> {
+    ) -> (Vec<Link>, Vec<usize>) {
         let mut out_links: Vec<Link> = Vec::new();
         // The index in `links` of each entry of `out_links`, for messages.
         let mut spec_index: Vec<usize> = Vec::new();
@@ -146,11 +146,14 @@ impl Cx {
             }
             let transport = match l.transport.unwrap_or(TransportKind::Mem) {
                 TransportKind::Mem => Transport::Mem,
+                TransportKind::Udp => Transport::Udp,
+                TransportKind::Tcp => Transport::Tcp,
+                TransportKind::Exec => Transport::Exec,
             };
             out_links.push(Link { id, name: lname, ends, transport, model });
             spec_index.push(i);
         }
-        out_links
+        (out_links, spec_index)
     }
 
     /// The model of the link at `link`.

@@ -24,9 +24,11 @@ mod interfaces;
 mod links;
 mod read;
 mod segments;
+mod sites;
 mod targets;
 
 pub use apps::app_for_host;
+pub use sites::valid_host_port;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

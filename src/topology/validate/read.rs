@@ -111,7 +111,7 @@ impl Cx {
             let (word, expected) = rest.split_once('`').unwrap_or((rest, ""));
             let options: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
             let hint = if path.0.last() == Some(&Seg::Key("transport".into())) {
-                Some("only `mem` (frames pass in memory, in this process) exists so far".into())
+                Some("`mem` (in memory, within a site), or between sites `udp`, `tcp` or `exec`".into())
             } else {
                 did_you_mean(word, options.iter().copied())
                     .or_else(|| Some(format!("expected one of: {}", options.join(", "))))
