@@ -8,3 +8,4 @@
 //! Never imported here: the core's internals beyond its ids, ratatui, crossterm.
 
 pub mod codec;
+pub mod replay;
