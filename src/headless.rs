@@ -48,6 +48,7 @@ pub fn summary(r: &Report) -> String {
         Ended::Idle => "nothing left to do",
         Ended::TimeLimit => "virtual-time limit reached",
         Ended::CaptureFailed => "stopped: the capture could not be written",
+        Ended::PeerLeft => "the site that started this one left",
     };
     let _ = writeln!(
         s,

@@ -84,7 +84,55 @@ enum Command {
         /// No progress line.
         #[arg(long, short)]
         quiet: bool,
+        /// Run this site's nodes only; the other sites' nodes are remote, reached through the
+        /// lab's tunnels. Without it, every site runs here, joined by real sockets on loopback.
+        #[arg(long, value_name = "NAME")]
+        site: Option<String>,
+        /// Carry every link in memory, tunnels too: one process, no sockets, and so any speed and
+        /// virtual time work, and a replay repeats the frames exactly.
+        #[arg(long, conflicts_with_all = ["site", "listen", "connect", "key_file"])]
+        in_memory: bool,
+        /// The tunnels' pre-shared key, in a file (instead of the NETLAB_KEY variable).
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// With --site: listen here instead of at the site's `listen` address, such as `0.0.0.0:7450`.
+        #[arg(long, value_name = "ADDR", requires = "site")]
+        listen: Option<String>,
+        /// With --site: call a peer here instead of at the lab's `connect` address: `HOST:PORT`
+        /// (the one peer this site calls) or `SITE=HOST:PORT`. Repeat for several peers.
+        #[arg(long, value_name = "[SITE=]HOST:PORT", requires = "site")]
+        connect: Vec<String>,
     },
+    /// Run one site of a lab with its tunnel to the site that started it carried over standard
+    /// input and output: what a site's `exec` command runs, such as
+    /// `ssh branch.example.net netlab tunnel two-site.json --site branch`. Standard output carries
+    /// the tunnel; the summary goes to standard error.
+    Tunnel {
+        /// The lab file (JSON), the same as the calling site's.
+        lab: PathBuf,
+        /// The site to run.
+        #[arg(long, value_name = "NAME")]
+        site: String,
+        /// The tunnels' pre-shared key, in a file (instead of the NETLAB_KEY variable).
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// Stop after this much simulated time. Default: when the calling site leaves, or every
+        /// site's client apps are done.
+        #[arg(long, value_parser = topology::parse::duration)]
+        duration: Option<Duration>,
+        /// Write one pcapng file here instead of the lab's capture settings.
+        #[arg(long, conflicts_with = "no_capture")]
+        capture: Option<PathBuf>,
+        /// Capture nothing.
+        #[arg(long)]
+        no_capture: bool,
+        /// Write the run's report as JSON to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Print a new random key for the tunnels between sites (64 hex digits): give every site the
+    /// same one, in NETLAB_KEY or a file named by --key-file.
+    Key,
     /// Print the JSON Schema of the lab format.
     Schema,
     /// Print a lab's topology: a Graphviz graph, a Mermaid flowchart, or a text picture.
@@ -325,135 +373,277 @@ fn main() -> ExitCode {
             flows,
             report,
             quiet,
-        } => {
-            let lab_path = lab;
-            let lab = match load(&lab_path) {
-                Ok(l) => l,
-                Err(code) => return code,
-            };
-            for w in &lab.warnings {
-                errln!("{w}");
-            }
-            if deny_warnings && !lab.warnings.is_empty() {
-                let n = lab.warnings.len();
-                errln!("{n} warning{} found (denied by --deny-warnings)", if n == 1 { "" } else { "s" });
-                return ExitCode::from(2);
-            }
-            let replay = match replay.as_deref().map(|p| (p, std::fs::read_to_string(p))) {
-                None => Vec::new(),
-                Some((p, Err(e))) => {
-                    errln!("error: cannot read the command log {}: {e}", p.display());
-                    return ExitCode::from(2);
+            site,
+            in_memory,
+            key_file,
+            listen,
+            connect,
+        } => run_lab(RunArgs {
+            lab,
+            headless,
+            duration,
+            virtual_time,
+            speed,
+            replay,
+            seed,
+            capture,
+            no_capture,
+            deny_warnings,
+            flows,
+            report,
+            quiet,
+            site,
+            in_memory,
+            key_file,
+            listen,
+            connect,
+            stdio: false,
+        }),
+        Command::Tunnel { lab, site, key_file, duration, capture, no_capture, report } => run_lab(RunArgs {
+            lab,
+            headless: true,
+            duration,
+            virtual_time: false,
+            speed: None,
+            replay: None,
+            seed: None,
+            capture,
+            no_capture,
+            deny_warnings: false,
+            flows: false,
+            report,
+            quiet: true,
+            site: Some(site),
+            in_memory: false,
+            key_file,
+            listen: None,
+            connect: Vec::new(),
+            stdio: true,
+        }),
+        Command::Key => {
+            out(&(netlab::transport::secure::Psk::generate_hex() + "\n"));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// What `run` (and `tunnel`) were asked.
+struct RunArgs {
+    lab: PathBuf,
+    headless: bool,
+    duration: Option<Duration>,
+    virtual_time: bool,
+    speed: Option<runtime::Speed>,
+    replay: Option<PathBuf>,
+    seed: Option<u64>,
+    capture: Option<PathBuf>,
+    no_capture: bool,
+    deny_warnings: bool,
+    flows: bool,
+    report: Option<PathBuf>,
+    quiet: bool,
+    site: Option<String>,
+    in_memory: bool,
+    key_file: Option<PathBuf>,
+    listen: Option<String>,
+    connect: Vec<String>,
+    /// `netlab tunnel`: standard output carries the tunnel.
+    stdio: bool,
+}
+
+fn run_lab(a: RunArgs) -> ExitCode {
+    let RunArgs {
+        lab,
+        headless,
+        duration,
+        virtual_time,
+        speed,
+        replay,
+        seed,
+        capture,
+        no_capture,
+        deny_warnings,
+        flows,
+        report,
+        quiet,
+        site,
+        in_memory,
+        key_file,
+        listen,
+        connect,
+        stdio,
+    } = a;
+    let lab_path = lab;
+    let lab = match load(&lab_path) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    for w in &lab.warnings {
+        errln!("{w}");
+    }
+    if deny_warnings && !lab.warnings.is_empty() {
+        let n = lab.warnings.len();
+        errln!("{n} warning{} found (denied by --deny-warnings)", if n == 1 { "" } else { "s" });
+        return ExitCode::from(2);
+    }
+    // Which sites run here.
+    let placement = match site.as_deref() {
+        None => netlab::transport::Placement::All,
+        Some(name) => match lab.site_index(name) {
+            Some(i) if stdio => netlab::transport::Placement::Stdio(i),
+            Some(i) => netlab::transport::Placement::Site(i),
+            None => {
+                let sites: Vec<&str> = lab.sites.iter().map(|s| s.name.as_str()).collect();
+                errln!("error: the lab has no site `{}`", topology::diag::shown(name));
+                if sites.is_empty() {
+                    errln!("    hint: give nodes `\"site\": …` in the lab file to split it into sites");
+                } else {
+                    errln!("    hint: its sites: {}", sites.join(", "));
                 }
-                Some((p, Ok(text))) => match netlab::sim::command::read_log(&text) {
-                    Ok(log) => log,
-                    Err(e) => {
-                        errln!("error: {} is not a command log: {e}", p.display());
-                        errln!("    hint: give a report written by `--report`, or a JSON array of logged commands");
-                        return ExitCode::from(2);
-                    }
-                },
-            };
-            let stop = Arc::new(AtomicBool::new(false));
-            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-                // A second signal while the first is being handled exits at once, as 128 + signal.
-                let _ = signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&stop));
-                let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
-            }
-            let to_stdout = capture.as_deref().is_some_and(is_stdout);
-            if to_stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-                errln!("error: `--capture -` writes pcapng to standard output, which is a terminal");
-                errln!("    hint: pipe it into Wireshark (`| wireshark -k -i -`) or tshark (`| tshark -i -`)");
                 return ExitCode::from(2);
             }
-            if capture.as_deref().is_some_and(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("pcap"))) {
-                errln!("warning: `--capture` writes pcapng, whatever the file is called");
-                errln!("    hint: for classic pcap, set `\"format\": \"pcap\"` under `capture` in the lab file");
-            }
-            let report_to_stdout = report.as_deref().is_some_and(is_stdout);
-            if to_stdout && report_to_stdout {
-                errln!("error: `--capture -` and `--report -` cannot both write to standard output");
-                errln!("    hint: write the report to a file: `--report report.json`");
+        },
+    };
+    let mut connect_to = Vec::new();
+    for c in &connect {
+        let (site, addr) = match c.split_once('=') {
+            Some((s, a)) => (Some(s.trim().to_string()), a.trim().to_string()),
+            None => (None, c.trim().to_string()),
+        };
+        if !topology::validate::valid_host_port(&addr) {
+            errln!("error: --connect `{}` is not HOST:PORT or SITE=HOST:PORT", topology::diag::shown(c));
+            return ExitCode::from(2);
+        }
+        if let Some(s) = site.as_deref().filter(|s| lab.site_index(s).is_none()) {
+            errln!("error: --connect names no site `{}`", topology::diag::shown(s));
+            return ExitCode::from(2);
+        }
+        connect_to.push((site, addr));
+    }
+    let connect = connect_to;
+    if let Some(l) = listen.as_deref().filter(|l| l.parse::<std::net::SocketAddr>().is_err()) {
+        errln!("error: --listen `{}` is not an address to listen on, such as 0.0.0.0:7450", topology::diag::shown(l));
+        return ExitCode::from(2);
+    }
+    let replay = match replay.as_deref().map(|p| (p, std::fs::read_to_string(p))) {
+        None => Vec::new(),
+        Some((p, Err(e))) => {
+            errln!("error: cannot read the command log {}: {e}", p.display());
+            return ExitCode::from(2);
+        }
+        Some((p, Ok(text))) => match netlab::sim::command::read_log(&text) {
+            Ok(log) => log,
+            Err(e) => {
+                errln!("error: {} is not a command log: {e}", p.display());
+                errln!("    hint: give a report written by `--report`, or a JSON array of logged commands");
                 return ExitCode::from(2);
             }
-            // Two outputs on one file, or an output over the lab, would lose one of them.
-            let mut uses = vec![("the lab file", lab_path.as_path())];
-            uses.extend(capture.as_deref().filter(|_| !no_capture).map(|p| ("--capture", p)));
-            uses.extend(report.as_deref().map(|p| ("--report", p)));
-            if let Some((a, b, path)) = netlab::output::clash(&uses) {
-                errln!("error: {a} and {b} are the same file ({})", path.display());
-                errln!("    hint: give each output a path of its own");
-                return ExitCode::from(2);
-            }
-            // The report is written under a temporary name, made now so that a bad path fails
-            // before the run, and renamed over its name once whole.
-            let report_file = match report.as_deref().filter(|p| !is_stdout(p)).map(|p| (p, AtomicFile::create(p))) {
-                None => None,
-                Some((_, Ok(f))) => Some(f),
-                Some((p, Err(e))) => {
-                    err(&report_error(p, &e));
+        },
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while the first is being handled exits at once, as 128 + signal.
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&stop));
+        let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
+    }
+    let to_stdout = capture.as_deref().is_some_and(is_stdout);
+    if to_stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        errln!("error: `--capture -` writes pcapng to standard output, which is a terminal");
+        errln!("    hint: pipe it into Wireshark (`| wireshark -k -i -`) or tshark (`| tshark -i -`)");
+        return ExitCode::from(2);
+    }
+    if capture.as_deref().is_some_and(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("pcap"))) {
+        errln!("warning: `--capture` writes pcapng, whatever the file is called");
+        errln!("    hint: for classic pcap, set `\"format\": \"pcap\"` under `capture` in the lab file");
+    }
+    let report_to_stdout = report.as_deref().is_some_and(is_stdout);
+    if to_stdout && report_to_stdout {
+        errln!("error: `--capture -` and `--report -` cannot both write to standard output");
+        errln!("    hint: write the report to a file: `--report report.json`");
+        return ExitCode::from(2);
+    }
+    // Two outputs on one file, or an output over the lab, would lose one of them.
+    let mut uses = vec![("the lab file", lab_path.as_path())];
+    uses.extend(capture.as_deref().filter(|_| !no_capture).map(|p| ("--capture", p)));
+    uses.extend(report.as_deref().map(|p| ("--report", p)));
+    if let Some((a, b, path)) = netlab::output::clash(&uses) {
+        errln!("error: {a} and {b} are the same file ({})", path.display());
+        errln!("    hint: give each output a path of its own");
+        return ExitCode::from(2);
+    }
+    // The report is written under a temporary name, made now so that a bad path fails
+    // before the run, and renamed over its name once whole.
+    let report_file = match report.as_deref().filter(|p| !is_stdout(p)).map(|p| (p, AtomicFile::create(p))) {
+        None => None,
+        Some((_, Ok(f))) => Some(f),
+        Some((p, Err(e))) => {
+            err(&report_error(p, &e));
+            return ExitCode::from(1);
+        }
+    };
+    let opts = RunOptions {
+        duration,
+        speed: if virtual_time { runtime::Speed::Max } else { speed.unwrap_or(runtime::Speed::Factor(1.0)) },
+        seed,
+        replay,
+        capture: match (no_capture, capture) {
+            (true, _) => CaptureChoice::Off,
+            (false, Some(p)) => CaptureChoice::File(p),
+            (false, None) => CaptureChoice::Lab,
+        },
+        stop,
+        keep_running: false,
+        flows,
+        in_memory,
+        placement,
+        key_file,
+        overrides: netlab::transport::Overrides { listen, connect },
+        log_tunnels: !quiet || stdio,
+    };
+    // The terminal UI when standard output is a terminal and nothing else writes to it.
+    let tui = !stdio
+        && !headless
+        && !to_stdout
+        && !report_to_stdout
+        && std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let result = if tui {
+        netlab::ui::run(&lab, &opts)
+    } else if quiet {
+        runtime::run(&lab, &opts, &mut ())
+    } else {
+        runtime::run(&lab, &opts, &mut netlab::headless::ProgressLine)
+    };
+    match result {
+        Ok(r) => {
+            let json = serde_json::to_string_pretty(&r).unwrap_or_default() + "\n";
+            if let Some(f) = report_file {
+                if let Err(e) = f.write_all_and_commit(json.as_bytes()) {
+                    err(&report_error(report.as_deref().unwrap_or(Path::new("-")), &e));
                     return ExitCode::from(1);
                 }
-            };
-            let opts = RunOptions {
-                duration,
-                speed: if virtual_time { runtime::Speed::Max } else { speed.unwrap_or(runtime::Speed::Factor(1.0)) },
-                seed,
-                replay,
-                capture: match (no_capture, capture) {
-                    (true, _) => CaptureChoice::Off,
-                    (false, Some(p)) => CaptureChoice::File(p),
-                    (false, None) => CaptureChoice::Lab,
-                },
-                stop,
-                keep_running: false,
-                flows,
-            };
-            // The terminal UI when standard output is a terminal and nothing else writes to it.
-            let tui = !headless
-                && !to_stdout
-                && !report_to_stdout
-                && std::io::IsTerminal::is_terminal(&std::io::stdout())
-                && std::io::IsTerminal::is_terminal(&std::io::stdin());
-            let result = if tui {
-                netlab::ui::run(&lab, &opts)
-            } else if quiet {
-                runtime::run(&lab, &opts, &mut ())
-            } else {
-                runtime::run(&lab, &opts, &mut netlab::headless::ProgressLine)
-            };
-            match result {
-                Ok(r) => {
-                    let json = serde_json::to_string_pretty(&r).unwrap_or_default() + "\n";
-                    if let Some(f) = report_file {
-                        if let Err(e) = f.write_all_and_commit(json.as_bytes()) {
-                            err(&report_error(report.as_deref().unwrap_or(Path::new("-")), &e));
-                            return ExitCode::from(1);
-                        }
-                    }
-                    // With the capture or the report on standard output, the summary goes to
-                    // standard error.
-                    if to_stdout || report_to_stdout {
-                        err(&netlab::headless::summary(&r));
-                    } else {
-                        out(&netlab::headless::summary(&r));
-                    }
-                    if report_to_stdout {
-                        out(&json);
-                    }
-                    if let Some(e) = &r.capture_error {
-                        errln!("error: the capture failed: {e}");
-                        return ExitCode::from(1);
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    // The run did not happen: the report's temporary file goes, an old report stays.
-                    drop(report_file);
-                    errln!("error: {e:#}");
-                    ExitCode::from(1)
-                }
             }
+            // With the capture or the report on standard output, the summary goes to
+            // standard error.
+            if to_stdout || report_to_stdout || stdio {
+                err(&netlab::headless::summary(&r));
+            } else {
+                out(&netlab::headless::summary(&r));
+            }
+            if report_to_stdout {
+                out(&json);
+            }
+            if let Some(e) = &r.capture_error {
+                errln!("error: the capture failed: {e}");
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // The run did not happen: the report's temporary file goes, an old report stays.
+            drop(report_file);
+            errln!("error: {e:#}");
+            ExitCode::from(1)
         }
     }
 }

@@ -19,8 +19,8 @@ use super::pacer::{Due, Pacer, Speed};
 use super::report::{Ended, Report};
 use super::{CaptureChoice, RunOptions, VIRTUAL_TIME_LIMIT};
 use crate::capture::{self, Capture, Sink};
-use crate::sim::PacketId;
 use crate::sim::{CommandError, CommandSpec, LoggedCommand, Sim, Snapshot, Stepped};
+use crate::sim::{Observer, PacketId};
 use crate::stats::{Counters, LinkCounters};
 use crate::time::SimTime;
 use crate::topology::{Lab, LinkId, Side};
@@ -33,8 +33,11 @@ const FLUSH_EVERY: Duration = Duration::from_millis(250);
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// The longest a paced driver waits without looking at signals and progress.
 const WAKE_AT_LEAST: Duration = Duration::from_millis(100);
-/// Controls that may wait for the driver; a UI that sends more waits (backpressure).
-const CONTROL_QUEUE: usize = 64;
+/// How long a lab whose sites all run here waits for its tunnels to come up before it starts.
+const PEERS_IN_ONE_PROCESS: Duration = Duration::from_secs(10);
+/// Controls that may wait for the driver; a UI that sends more waits (backpressure). Tunnels
+/// never wait: a batch of frames that does not fit is dropped and counted.
+const CONTROL_QUEUE: usize = 256;
 
 /// What a UI or another thread asks of a running driver.
 #[derive(Debug)]
@@ -63,6 +66,8 @@ pub enum Control {
         link: LinkId,
         on: bool,
     },
+    /// Frames from a tunnel's peer: they arrive at the paced clock's current time.
+    Frames(Vec<crate::transport::InFrame>),
 }
 
 /// The lab as a UI sees it: the core's snapshot, the counters, and the clock.
@@ -80,6 +85,8 @@ pub struct LabSnapshot {
     /// The capture's files, and which links it captures now.
     pub capture_files: Vec<String>,
     pub capturing: Vec<bool>,
+    /// Each tunnel end this process runs.
+    pub tunnels: Vec<crate::transport::TunnelStatus>,
 }
 
 /// What a presenter hears about a run in progress.
@@ -90,6 +97,8 @@ pub struct Progress {
     pub frames: u64,
     pub bytes: u64,
     pub final_tick: bool,
+    /// Tunnel ends this process runs, and how many are up.
+    pub tunnels: (usize, usize),
 }
 
 /// Shows a run in progress: a headless progress line, or nothing.
@@ -132,7 +141,17 @@ pub struct Driver {
     last_progress: Instant,
     stop: Arc<AtomicBool>,
     inbox: Option<Receiver<Control>>,
+    /// The sending side of `inbox`, kept so that every caller of `control` (and the tunnels)
+    /// shares one channel.
+    control_tx: Option<SyncSender<Control>>,
     stopped_by_control: bool,
+    /// The tunnels to other sites (or between the sites of this process), if any.
+    tunnels: Option<crate::transport::Tunnels>,
+    /// The site this process runs alone, by name.
+    site: Option<String>,
+    /// Some site of the lab (not only this one) has client apps: with `--site`, the run ends when
+    /// every site's are done.
+    lab_has_clients: bool,
     steps: u64,
     keep_running: bool,
     /// Added to capture timestamps: the Unix time of the start on the wall clock, 0 in virtual time.
@@ -200,8 +219,32 @@ impl crate::sim::Observer for Feed {
 impl Driver {
     /// Builds the lab's core and observers, and opens the capture.
     pub fn new(lab: &Lab, opts: &RunOptions) -> anyhow::Result<Self> {
+        use crate::transport::Placement;
+        let in_memory;
+        let lab: &Lab = if opts.in_memory {
+            in_memory = lab.clone().in_memory();
+            &in_memory
+        } else {
+            lab
+        };
         let seed = opts.seed.unwrap_or(lab.seed);
         let virtual_time = opts.speed.is_max();
+        let site = match &opts.placement {
+            Placement::All => None,
+            Placement::Site(s) | Placement::Stdio(s) => Some(*s),
+        };
+        if let Some(s) = site {
+            anyhow::ensure!(s < lab.sites.len(), "the lab has no such site");
+        }
+        let tunneled = !lab.tunnels.is_empty()
+            && (site.is_none() || lab.tunnels.iter().any(|t| Some(t.caller) == site || Some(t.callee) == site));
+        if tunneled && opts.speed != Speed::Factor(1.0) {
+            anyhow::bail!(
+                "this lab's links between sites are tunnels, which run on the wall clock at speed 1, not at {}: \
+                 add --in-memory to carry them in memory, in one process (then any speed, and virtual time, work)",
+                opts.speed
+            );
+        }
         let epoch_ns = if virtual_time {
             0
         } else {
@@ -224,7 +267,22 @@ impl Driver {
         if let Some(c) = &mut capture {
             c.set_give_up_flag(Arc::clone(&opts.stop));
         }
-        let sim = Sim::new(lab, Some(seed));
+        let mut sim = match site {
+            None => Sim::new(lab, Some(seed)),
+            Some(s) => Sim::with_remote(lab, Some(seed), |n| lab.node_site(n) != Some(s)),
+        };
+        let lab_has_clients = if site.is_some() { Sim::new(lab, Some(seed)).has_clients() } else { sim.has_clients() };
+        let (control_tx, inbox) = sync_channel(CONTROL_QUEUE);
+        let tunnels = if tunneled {
+            if site.is_none() {
+                let links: Vec<LinkId> = lab.tunnels.iter().flat_map(|t| t.links.iter().copied()).collect();
+                sim.tunnel_links(&links);
+            }
+            let security = crate::transport::Security::for_run(lab, opts.key_file.as_deref(), site.is_none())?;
+            Some(crate::transport::Tunnels::start(lab, &opts.placement, security, &opts.overrides, control_tx.clone())?)
+        } else {
+            None
+        };
         let now = Instant::now();
         Ok(Driver {
             lab: lab.clone(),
@@ -244,8 +302,12 @@ impl Driver {
             last_flush: now,
             last_progress: now,
             stop: Arc::clone(&opts.stop),
-            inbox: None,
+            inbox: tunnels.is_some().then_some(inbox),
+            control_tx: tunnels.is_some().then_some(control_tx),
             stopped_by_control: false,
+            tunnels,
+            site: site.map(|s| lab.sites[s].name.clone()),
+            lab_has_clients,
             steps: 0,
             keep_running: opts.keep_running,
             epoch_ns,
@@ -259,9 +321,20 @@ impl Driver {
 
     /// A channel to control the run from another thread. Calling it again replaces the channel.
     pub fn control(&mut self) -> SyncSender<Control> {
+        if let Some(tx) = &self.control_tx {
+            return tx.clone();
+        }
         let (tx, rx) = sync_channel(CONTROL_QUEUE);
         self.inbox = Some(rx);
+        self.control_tx = Some(tx.clone());
         tx
+    }
+
+    /// The tunnels' log goes to standard error as it is written (a headless run).
+    pub fn echo_tunnel_log(&self) {
+        if let Some(t) = &self.tunnels {
+            t.echo_log(true);
+        }
     }
 
     /// A feed of every frame event, for a UI: at most `capacity` wait; the counter says how many
@@ -293,8 +366,31 @@ impl Driver {
     fn step_at(&mut self, t: SimTime) -> Stepped {
         let mut obs = ((&mut self.counters, self.capture.as_mut()), (self.feed.as_mut(), self.flows.as_mut()));
         let s = self.sim.step(t, &mut obs);
-        // The driver builds the whole lab (no remote ends), so the outbox stays empty; tunnels
-        // will drain it here.
+        if let Some(tun) = &mut self.tunnels {
+            // What reached a tunnel goes to its end's task; what it cannot take is dropped, and
+            // the observers hear why.
+            let mut refused = Vec::new();
+            for f in self.sim.drain_outbox() {
+                if let Err(r) = tun.send(f) {
+                    refused.push(r);
+                }
+            }
+            refused.extend(tun.flush().into_iter().map(|f| (f, crate::sim::DropReason::QueueFull)));
+            if self.sim.clients_done() {
+                tun.local_done();
+            }
+            for (f, reason) in refused {
+                obs.frame(&crate::sim::FrameEvent {
+                    time: f.at,
+                    link: f.link,
+                    from: f.from,
+                    packet: f.packet,
+                    fate: crate::sim::Fate::Dropped(reason),
+                    frame: &f.frame,
+                });
+                self.sim.recycle(f.frame);
+            }
+        }
         if !s.moved() && self.sim.next_deadline() == Some(self.sim.now()) {
             self.stalled += 1;
         } else {
@@ -391,6 +487,9 @@ impl Driver {
                     }
                 }
             }
+            Control::SetSpeed(s) if self.tunnels.is_some() && s != Speed::Factor(1.0) => {
+                self.command_errors.push(format!("speed {s}: a lab with tunnels runs at speed 1"));
+            }
             Control::SetSpeed(s) => {
                 let at = if self.pacer.paused() { self.pacer.sim_at(wall) } else { self.paced_now(target) };
                 self.pacer.set_speed(s, at, wall);
@@ -400,6 +499,11 @@ impl Driver {
                 let _ = reply.try_send(self.snapshot());
             }
             Control::Frame { link, from, packet, frame } => self.inject(link, from, packet, &frame),
+            Control::Frames(batch) => {
+                for f in batch {
+                    self.inject(f.link, f.from, Some(f.packet), &f.frame);
+                }
+            }
             Control::Capture { link, on } => {
                 if let Err(e) = self.set_capture(link, on) {
                     self.command_errors.push(format!("capture of link {}: {e:#}", link.0));
@@ -480,6 +584,10 @@ impl Driver {
                 frames: self.counters.frames,
                 bytes: self.counters.bytes,
                 final_tick: force,
+                tunnels: self.tunnels.as_ref().map_or((0, 0), |t| {
+                    let s = t.status();
+                    (s.len(), s.iter().filter(|e| e.state == crate::transport::State::Up).count())
+                }),
             });
             self.last_progress = now;
         }
@@ -496,8 +604,17 @@ impl Driver {
         if self.capture.as_ref().is_some_and(Capture::writer_stopped) {
             return Some(Ended::CaptureFailed);
         }
+        if self.tunnels.as_ref().is_some_and(crate::transport::Tunnels::stdio_closed) {
+            return Some(Ended::PeerLeft);
+        }
         match self.end {
             Some(end) if self.sim.now() >= end => Some(Ended::Duration),
+            // One site of several: done when every site's clients are.
+            None if self.site.is_some() => (self.lab_has_clients
+                && !self.keep_running
+                && self.sim.clients_done()
+                && self.tunnels.as_ref().is_none_or(crate::transport::Tunnels::peers_done))
+            .then_some(Ended::AppsFinished),
             None if self.has_clients && !self.keep_running && self.sim.clients_done() => Some(Ended::AppsFinished),
             _ => None,
         }
@@ -512,6 +629,9 @@ impl Driver {
     }
 
     fn run_loop(&mut self, presenter: &mut impl Presenter) -> Ended {
+        if !self.wait_for_peers(presenter) {
+            return if self.stopped_by_control { Ended::Stopped } else { Ended::Signal };
+        }
         self.step_at(SimTime::ZERO);
         loop {
             let paced = !self.pacer.speed().is_max();
@@ -547,6 +667,67 @@ impl Driver {
                 self.tick(presenter, false);
             }
         }
+    }
+
+    /// Before the lab starts, waits until every tunnel is up, so that its first frames (and apps)
+    /// find the lab whole: without end with `--site` (the peers may start later), and for at most
+    /// [`PEERS_IN_ONE_PROCESS`] when every site runs here. The clock starts once they are up.
+    /// False when a signal or a control stopped the run meanwhile.
+    fn wait_for_peers(&mut self, presenter: &mut impl Presenter) -> bool {
+        let Some(t) = &self.tunnels else { return true };
+        let started = Instant::now();
+        let mut last = Instant::now();
+        while !t.status().iter().all(|e| e.state == crate::transport::State::Up) {
+            if self.site.is_none() && started.elapsed() > PEERS_IN_ONE_PROCESS {
+                break;
+            }
+            if t.stdio_closed() {
+                break;
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            if let Some(rx) = &self.inbox {
+                match rx.recv_timeout(Duration::from_millis(20)) {
+                    // Frames from a peer that started first arrive at the start.
+                    Ok(Control::Frames(batch)) => {
+                        let mut obs =
+                            ((&mut self.counters, self.capture.as_mut()), (self.feed.as_mut(), self.flows.as_mut()));
+                        for f in batch {
+                            self.sim.inject(f.link, f.from, SimTime::ZERO, Some(f.packet), &f.frame, &mut obs);
+                        }
+                    }
+                    Err(_) => {}
+                    Ok(Control::Stop) => {
+                        self.stopped_by_control = true;
+                        return false;
+                    }
+                    Ok(Control::Snapshot(reply)) => {
+                        let _ = reply.try_send(self.snapshot());
+                    }
+                    Ok(_) => {}
+                }
+            }
+            if last.elapsed() >= PROGRESS_EVERY {
+                last = Instant::now();
+                presenter.progress(&Progress {
+                    sim: SimTime::ZERO,
+                    wall: self.wall_start.elapsed(),
+                    frames: 0,
+                    bytes: 0,
+                    final_tick: false,
+                    tunnels: {
+                        let s = t.status();
+                        (s.len(), s.iter().filter(|e| e.state == crate::transport::State::Up).count())
+                    },
+                });
+            }
+        }
+        let now = Instant::now();
+        self.pacer = Pacer::new(self.pacer.speed(), now);
+        self.wall_start = now;
+        self.last_progress = now;
+        true
     }
 
     /// A frame from a remote end, arriving now: stamped with the paced clock's current simulated
@@ -592,12 +773,20 @@ impl Driver {
                 .capture
                 .as_ref()
                 .map_or_else(|| vec![false; self.lab.links.len()], |c| c.links_on().to_vec()),
+            tunnels: self.tunnels.as_ref().map(crate::transport::Tunnels::status).unwrap_or_default(),
         }
     }
 
     /// Closes the capture and writes the report.
     #[must_use]
     pub fn finish(mut self, ended: Ended) -> Report {
+        let (tunnels, tunnel_log) = match self.tunnels.take() {
+            Some(mut t) => {
+                t.shutdown();
+                (t.status(), t.log())
+            }
+            None => (Vec::new(), Vec::new()),
+        };
         let (capture, capture_error) = match self.capture.take().map(Capture::finish) {
             Some(Ok(info)) => (Some(info), None),
             Some(Err(e)) => (None, Some(e.to_string())),
@@ -618,6 +807,9 @@ impl Driver {
         if let Some(f) = &self.flows {
             report.flows = Some(super::report::flows(&f.table));
         }
+        report.site = self.site;
+        report.tunnels = tunnels;
+        report.tunnel_log = tunnel_log;
         report.commands = self.log;
         report.command_errors = self.command_errors;
         if !speed.is_max() {

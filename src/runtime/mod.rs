@@ -51,6 +51,16 @@ pub struct RunOptions {
     pub keep_running: bool,
     /// Track conversations and list them in the report (`--flows`): a parse of every packet.
     pub flows: bool,
+    /// Carry every link in memory, tunnels too (`--in-memory`): one process, no sockets.
+    pub in_memory: bool,
+    /// Which sites run here (`--site`; `netlab tunnel`).
+    pub placement: crate::transport::Placement,
+    /// The tunnels' key file (`--key-file`); else `NETLAB_KEY`.
+    pub key_file: Option<PathBuf>,
+    /// `--listen` and `--connect`.
+    pub overrides: crate::transport::Overrides,
+    /// Write the tunnels' log to standard error as it comes (a headless run).
+    pub log_tunnels: bool,
 }
 
 impl Default for RunOptions {
@@ -64,6 +74,11 @@ impl Default for RunOptions {
             stop: Arc::new(AtomicBool::new(false)),
             keep_running: false,
             flows: false,
+            in_memory: false,
+            placement: crate::transport::Placement::All,
+            key_file: None,
+            overrides: crate::transport::Overrides::default(),
+            log_tunnels: false,
         }
     }
 }
@@ -81,6 +96,9 @@ pub fn run_name(virtual_time: bool, seed: u64) -> String {
 /// Runs a lab to its end and reports, telling `presenter` of its progress.
 pub fn run(lab: &Lab, opts: &RunOptions, presenter: &mut impl Presenter) -> anyhow::Result<Report> {
     let mut driver = Driver::new(lab, opts)?;
+    if opts.log_tunnels {
+        driver.echo_tunnel_log();
+    }
     let ended = driver.run(presenter);
     Ok(driver.finish(ended))
 }

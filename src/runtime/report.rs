@@ -29,6 +29,8 @@ pub enum Ended {
     TimeLimit,
     /// The capture could not be written (a closed pipe, a full disk).
     CaptureFailed,
+    /// The site that started this one (`netlab tunnel`) left, and nothing else can reach it.
+    PeerLeft,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -71,6 +73,12 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// The conversations, most bytes first (`--flows`).
     pub flows: Option<Vec<FlowEntry>>,
+    /// The site this process ran (`--site`), when it ran one.
+    pub site: Option<String>,
+    /// Each tunnel end this process ran: state, counters, refusals.
+    pub tunnels: Vec<crate::transport::TunnelStatus>,
+    /// What happened to the tunnels' connections, and what they refused from where (rate-limited).
+    pub tunnel_log: Vec<String>,
 }
 
 /// Conversations a report keeps track of; the least recently seen go first.
@@ -166,6 +174,9 @@ impl Report {
             command_errors: Vec::new(),
             warnings: lab.warnings.iter().map(ToString::to_string).collect(),
             flows: None,
+            site: None,
+            tunnels: Vec::new(),
+            tunnel_log: Vec::new(),
         }
     }
 }

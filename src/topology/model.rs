@@ -282,7 +282,6 @@ impl Lab {
     }
 }
 
-
 /// The model of one direction of a link.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LinkModel {

@@ -8,6 +8,8 @@
 //! hello  0x01  version u16 · lab digest [u8; 32] · site name (u8 length, then UTF-8)
 //! frame  0x02  link u32 · from side u8 (0 A, 1 B) · packet id u64 · the Ethernet frame
 //! bye    0x03
+//! done   0x04  (the sender's own apps have finished)
+//! alive  0x05  (a keepalive: nothing else to say)
 //! ```
 //!
 //! Everything here is read from the network and so untrusted: a decoder never panics, never holds
@@ -38,6 +40,10 @@ pub enum Message {
     Frame { link: LinkId, from: Side, packet: PacketId, frame: Vec<u8> },
     /// The sender is leaving.
     Bye,
+    /// The sender's client apps have all finished (a run of sites ends when every site's have).
+    Done,
+    /// Nothing to say: the link is alive.
+    Keepalive,
 }
 
 /// Why bytes from a peer are not a message.
@@ -79,6 +85,8 @@ impl Message {
                 out.extend_from_slice(&frame[..frame.len().min(MAX_FRAME)]);
             }
             Message::Bye => out.push(0x03),
+            Message::Done => out.push(0x04),
+            Message::Keepalive => out.push(0x05),
         }
     }
 
@@ -134,6 +142,10 @@ impl Message {
             }
             0x03 if body.is_empty() => Ok(Message::Bye),
             0x03 => Err(CodecError::Trailing(body.len(), "bye")),
+            0x04 if body.is_empty() => Ok(Message::Done),
+            0x04 => Err(CodecError::Trailing(body.len(), "done")),
+            0x05 if body.is_empty() => Ok(Message::Keepalive),
+            0x05 => Err(CodecError::Trailing(body.len(), "keepalive")),
             t => Err(CodecError::UnknownTag(t)),
         }
     }
@@ -147,28 +159,89 @@ impl fmt::Display for Message {
                 write!(f, "frame on link {} from {from:?}, packet {packet}, {} bytes", link.0, frame.len())
             }
             Message::Bye => write!(f, "bye"),
+            Message::Done => write!(f, "done"),
+            Message::Keepalive => write!(f, "keepalive"),
         }
     }
 }
+
+/// The largest message on a stream, with the room an encrypted message needs (a type byte, a
+/// session index, a counter and an authentication tag).
+pub const MAX_WIRE: usize = MAX_MESSAGE + 64;
 
 /// Reads messages out of a byte stream as the bytes come, in pieces of any size. It holds at most
 /// one message: a length past [`MAX_MESSAGE`] is an error at once, before its bytes arrive.
 #[derive(Debug, Default)]
 pub struct Decoder {
-    buf: Vec<u8>,
+    framer: Framer,
 }
 
 impl Decoder {
     /// Takes the bytes that arrived; returns the messages they complete, in order. After an error
     /// the stream is broken: the caller closes it.
-    pub fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<Message>) -> Result<(), CodecError> {
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Message>) -> Result<(), CodecError> {
+        let mut err = None;
+        self.framer.feed(bytes, MAX_MESSAGE, |m| match Message::decode(m) {
+            Ok(msg) => {
+                out.push(msg);
+                true
+            }
+            Err(e) => {
+                err = Some(e);
+                false
+            }
+        })?;
+        err.map_or(Ok(()), Err)
+    }
+
+    /// Bytes of a message still waiting for the rest of it.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.framer.pending()
+    }
+}
+
+/// Cuts a byte stream into the messages behind their 4-byte lengths, whatever they hold (plain
+/// messages, or encrypted ones). It holds at most one message of at most the given size.
+#[derive(Debug, Default)]
+pub struct Framer {
+    buf: Vec<u8>,
+}
+
+impl Framer {
+    /// Takes the bytes that arrived and hands each whole message to `each`, which says whether to
+    /// go on. A length past `max` (or of zero) is an error before its bytes arrive; after an error,
+    /// or a `false` from `each`, the stream is broken and the caller closes it.
+    pub fn feed(
+        &mut self,
+        mut bytes: &[u8],
+        max: usize,
+        mut each: impl FnMut(&[u8]) -> bool,
+    ) -> Result<(), CodecError> {
         while !bytes.is_empty() {
+            // A whole message with its length in the new bytes, nothing held: no copy.
+            if self.buf.is_empty() && bytes.len() >= 4 {
+                let len = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+                if len > max {
+                    return Err(CodecError::TooLong(len));
+                }
+                if len == 0 {
+                    return Err(CodecError::Empty);
+                }
+                if bytes.len() >= 4 + len {
+                    if !each(&bytes[4..4 + len]) {
+                        return Ok(());
+                    }
+                    bytes = &bytes[4 + len..];
+                    continue;
+                }
+            }
             // First the length, then the message it announces; never more than that at once.
             let want = if self.buf.len() < 4 {
                 4
             } else {
                 let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
-                if len > MAX_MESSAGE {
+                if len > max {
                     return Err(CodecError::TooLong(len));
                 }
                 4 + len
@@ -178,7 +251,7 @@ impl Decoder {
             bytes = &bytes[take..];
             if self.buf.len() == 4 {
                 let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
-                if len > MAX_MESSAGE {
+                if len > max {
                     return Err(CodecError::TooLong(len));
                 }
                 if len == 0 {
@@ -186,8 +259,11 @@ impl Decoder {
                 }
             }
             if self.buf.len() > 4 && self.buf.len() == want {
-                out.push(Message::decode(&self.buf[4..])?);
+                let go_on = each(&self.buf[4..]);
                 self.buf.clear();
+                if !go_on {
+                    return Ok(());
+                }
             }
         }
         Ok(())
@@ -215,6 +291,8 @@ mod tests {
             },
             Message::Frame { link: LinkId(0), from: Side::A, packet: PacketId(1), frame: vec![1; MAX_FRAME] },
             Message::Bye,
+            Message::Done,
+            Message::Keepalive,
         ]
     }
 

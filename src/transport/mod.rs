@@ -1,12 +1,19 @@
 //! Transports: the edge that carries a link between sites. Frames that reach a remote link end
-//! leave through the core's outbox; frames from a remote site come back in through the driver's
-//! control channel, stamped with the paced clock's time.
+//! (or the tunnel of a link between two sites of this process) leave through the core's outbox;
+//! frames from a peer come back in through the driver's control channel, stamped with the paced
+//! clock's time.
 //!
-//! So far: the wire format (`codec`). The sockets (TCP, UDP, an `exec` child's pipes) come next;
-//! they live on tokio at the edge and never wait on the core.
+//! - `codec`: the messages and their framing.
+//! - `secure`, `replay`: the Noise handshakes and ciphers, and the datagram replay window.
+//! - `tunnel`: what the driver holds (send queues, states, counters, the log).
+//! - `net`: the sockets, on tokio: listeners, calls, handshakes, the loops that move frames.
 //!
-//! Never imported here: the core's internals beyond its ids, ratatui, crossterm.
+//! Never imported here: the core's internals beyond its ids and outbox frames, ratatui, crossterm.
 
 pub mod codec;
+mod net;
 pub mod replay;
 pub mod secure;
+pub mod tunnel;
+
+pub use tunnel::{InFrame, Overrides, Placement, Role, Security, State, TunnelStatus, Tunnels};

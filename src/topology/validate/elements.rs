@@ -23,8 +23,7 @@ use crate::topology::model::{Host, Lab, Node, NodeId, NodeKind, Switch, TcpConfi
 use crate::topology::parse;
 use crate::topology::spec::{
     AppSpec, ByteSize, CaptureSpec, EchoSpec, HostSpec, InterfaceSpec, LinkSpec, PingSpec, ServerSpec, SiteSpec,
-    SwitchSpec,
-    TcpSpec, TransferSpec,
+    SwitchSpec, TcpSpec, TransferSpec,
 };
 
 /// A node as parsed, before links and targets are resolved.
@@ -349,6 +348,7 @@ impl Cx {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn build(
         &mut self,
         name: String,

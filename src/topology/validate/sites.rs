@@ -108,7 +108,8 @@ impl Cx {
         }
 
         // Each link: within a site in memory, between sites over a tunnel.
-        let site_of = |node: usize| input.nodes[node].site.as_deref().and_then(|s| sites.iter().position(|x| x.name == s));
+        let site_of =
+            |node: usize| input.nodes[node].site.as_deref().and_then(|s| sites.iter().position(|x| x.name == s));
         // Pairs of sites (lower index first) → their transport and links.
         let mut pairs: BTreeMap<(usize, usize), (Transport, Vec<LinkId>)> = BTreeMap::new();
         let mut pair_order: Vec<(usize, usize)> = Vec::new();
@@ -169,9 +170,10 @@ impl Cx {
                 // A node without a site is reported already.
                 (None, _) | (_, None) if !sites.is_empty() => {}
                 _ if l.transport != Transport::Mem => {
-                    let within = a.map_or_else(|| "in one process".to_string(), |a| {
-                        format!("in site `{}`", shown(&sites[a].name))
-                    });
+                    let within = a.map_or_else(
+                        || "in one process".to_string(),
+                        |a| format!("in site `{}`", shown(&sites[a].name)),
+                    );
                     self.err(
                         path.key("transport"),
                         format!(
@@ -196,7 +198,15 @@ impl Cx {
                 pairs
                     .iter()
                     .filter(|(_, (t, _))| matches!(t, Transport::Udp | Transport::Tcp))
-                    .filter_map(|(&(x, y), _)| if x == s { Some(y) } else if y == s { Some(x) } else { None })
+                    .filter_map(|(&(x, y), _)| {
+                        if x == s {
+                            Some(y)
+                        } else if y == s {
+                            Some(x)
+                        } else {
+                            None
+                        }
+                    })
                     .collect()
             })
             .collect();
@@ -226,22 +236,26 @@ impl Cx {
                 ),
                 Some(ConnectSpec::One(_)) if peers.is_empty() => self.err(
                     path,
-                    format!("site `{}` has no udp or tcp link to another site, so nothing to connect", shown(&site.name)),
+                    format!(
+                        "site `{}` has no udp or tcp link to another site, so nothing to connect",
+                        shown(&site.name)
+                    ),
                     Some("remove `connect`, or give a link between sites `\"transport\": \"udp\"`".into()),
                 ),
                 Some(ConnectSpec::Each(m)) => {
                     for peer in m.keys() {
                         if !peers.iter().any(|p| &sites[*p].name == peer) {
-                            let hint = did_you_mean(peer, peers.iter().map(|p| sites[*p].name.as_str())).or_else(|| {
-                                Some(format!(
-                                    "its peers over udp or tcp: {}",
-                                    if peers.is_empty() {
-                                        "none".to_string()
-                                    } else {
-                                        listing(peers.iter().map(|p| sites[*p].name.as_str()))
-                                    }
-                                ))
-                            });
+                            let hint =
+                                did_you_mean(peer, peers.iter().map(|p| sites[*p].name.as_str())).or_else(|| {
+                                    Some(format!(
+                                        "its peers over udp or tcp: {}",
+                                        if peers.is_empty() {
+                                            "none".to_string()
+                                        } else {
+                                            listing(peers.iter().map(|p| sites[*p].name.as_str()))
+                                        }
+                                    ))
+                                });
                             self.err_key(
                                 path.key(peer),
                                 format!(
@@ -262,9 +276,8 @@ impl Cx {
             let Some((transport, links)) = pairs.remove(&key) else { continue };
             let (x, y) = key;
             let (nx, ny) = (shown(&sites[x].name).to_string(), shown(&sites[y].name).to_string());
-            let link_path = |l: LinkId| {
-                root.key("links").index(input.spec_index.get(l.index()).copied().unwrap_or(l.index()))
-            };
+            let link_path =
+                |l: LinkId| root.key("links").index(input.spec_index.get(l.index()).copied().unwrap_or(l.index()));
             let first = link_path(links[0]);
             let (caller, callee, connect) = if transport == Transport::Exec {
                 match (sites[x].exec.is_some(), sites[y].exec.is_some()) {
@@ -319,7 +332,11 @@ impl Cx {
             };
             if connect.is_some() && sites[callee].listen.is_none() {
                 let (cn, ce) = (shown(&sites[caller].name).to_string(), shown(&sites[callee].name).to_string());
-                let p = if specs.contains_key(&sites[callee].name) { spec_path.key(&sites[callee].name) } else { spec_path.clone() };
+                let p = if specs.contains_key(&sites[callee].name) {
+                    spec_path.key(&sites[callee].name)
+                } else {
+                    spec_path.clone()
+                };
                 self.err(
                     p,
                     format!("site `{ce}` is called by `{cn}`, but has no `listen` address"),
@@ -341,7 +358,11 @@ impl Cx {
 
     fn connect_address(&mut self, a: &str, path: &JsonPath) {
         if !valid_host_port(a.trim()) {
-            self.err(path.clone(), format!("`{}` is not a host and port to connect to", shown(a)), Some(CONNECT_HINT.into()));
+            self.err(
+                path.clone(),
+                format!("`{}` is not a host and port to connect to", shown(a)),
+                Some(CONNECT_HINT.into()),
+            );
         }
     }
 }
