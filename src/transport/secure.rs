@@ -238,7 +238,8 @@ fn take_name(b: &mut &[u8], max: usize) -> Result<String, Refusal> {
 }
 
 /// A Unix time in nanoseconds for [`Identity::time_ns`]: never the same twice in this process and
-/// never going backwards, even when the system clock does.
+/// never going backwards, even when the system clock does. (A site restarted with its clock set
+/// back is refused as a replay by a responder that remembers it, until its clock catches up.)
 #[must_use]
 pub fn now_ns() -> u64 {
     static LAST: AtomicU64 = AtomicU64::new(0);
@@ -1360,18 +1361,15 @@ mod tests {
     /// A responder that holds the key but answers with another lab: the initiator checks it.
     #[test]
     fn a_datagram_initiator_refuses_a_responder_of_another_lab() {
-        let mut resp = DatagramResponder::new(&psk(), Identity { lab: "other".into(), ..id("branch") });
-        resp.me.lab = "campus".into();
         let (mut init, msg) = DatagramInitiator::initiate(&psk(), &id("hq"), 7);
-        resp.me.lab = "other".into();
-        // Its check would refuse first; answer by hand as a rogue responder would.
+        // A responder's own check would refuse first: answer by hand, as a rogue key holder would.
         let mut rogue = responder(&psk(), DATAGRAM_PROLOGUE);
         let payload = read_handshake(&mut rogue, &msg[DATAGRAM_INIT_HEADER..]).unwrap();
         assert_eq!(decode_after_header(&payload, &msg[..DATAGRAM_INIT_HEADER]).unwrap().site, "hq");
         let header = [HANDSHAKE_RESPONSE, 0, 0, 0, 1, 0, 0, 0, 7];
-        let mut mine = header.to_vec();
-        resp.me.encode(&mut mine);
-        let reply = write_handshake(&mut rogue, &header, &mine).unwrap();
+        let mut theirs = header.to_vec();
+        Identity { lab: "other".into(), ..id("branch") }.encode(&mut theirs);
+        let reply = write_handshake(&mut rogue, &header, &theirs).unwrap();
         assert_eq!(init.read_response(&reply).err(), Some(Refusal::WrongLab { theirs: "other".into() }));
         assert_eq!(init.read_response(&reply).err(), Some(Refusal::UnknownSession), "the handshake is over");
     }
