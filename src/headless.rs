@@ -18,13 +18,17 @@ pub struct ProgressLine;
 
 impl Presenter for ProgressLine {
     fn progress(&mut self, p: &Progress) {
-        let line = format!(
+        let mut line = format!(
             "[{:>10.3}s simulated, {:>7.1}s wall] {} frames, {}",
             p.sim.as_secs_f64(),
             p.wall.as_secs_f64(),
             p.frames,
             human_bytes(p.bytes)
         );
+        for t in &p.tunnels {
+            line.push_str(" | ");
+            line.push_str(&tunnel_brief(t));
+        }
         let tty = std::io::stderr().is_terminal();
         let mut text = if tty { format!("\r{line}\x1b[K") } else { format!("{line}\n") };
         if p.final_tick && tty {
@@ -33,6 +37,38 @@ impl Presenter for ProgressLine {
         // A closed standard error (`2>&1 | head`) is no reason to stop the run: the line is dropped.
         let mut e = std::io::stderr().lock();
         let _ = e.write_all(text.as_bytes()).and_then(|()| e.flush());
+    }
+}
+
+/// One tunnel end in a few words: `hq<->branch udp up 12s, 4.1 MiB out, 3.9 MiB in, 2 retries, 1 refused`.
+#[must_use]
+pub fn tunnel_brief(t: &crate::transport::TunnelStatus) -> String {
+    let mut s = format!(
+        "{} {} {} {}, {} out, {} in",
+        crate::topology::diag::shown(&t.name),
+        t.transport,
+        t.state.as_str(),
+        since(t.since_s),
+        human_bytes(t.bytes_out),
+        human_bytes(t.bytes_in)
+    );
+    if t.retries > 0 {
+        let _ = write!(s, ", {} retr{}", t.retries, if t.retries == 1 { "y" } else { "ies" });
+    }
+    let refused: u64 = t.refused.values().sum();
+    if refused > 0 {
+        let _ = write!(s, ", {refused} refused");
+    }
+    s
+}
+
+/// A time span as a person says it: `12s`, `3m05s`, `2h10m`.
+fn since(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
     }
 }
 
@@ -107,6 +143,27 @@ pub fn summary(r: &Report) -> String {
             human_bytes(l.b_to_a.delivered_bytes),
             drops(&l.a_to_b, &l.b_to_a)
         );
+    }
+    if !r.tunnels.is_empty() {
+        let _ = writeln!(
+            s,
+            "\ntunnels{}",
+            r.site.as_deref().map_or(String::new(), |x| format!(" of site {}", crate::topology::diag::shown(x)))
+        );
+        for t in &r.tunnels {
+            let _ = writeln!(s, "  {}", tunnel_brief(t));
+            if !t.refused.is_empty() {
+                let kinds: Vec<String> = t.refused.iter().map(|(k, v)| format!("{v} {k}")).collect();
+                let _ = writeln!(s, "    refused: {}", kinds.join(", "));
+            }
+            if t.rx_dropped + t.lost_out > 0 {
+                let _ = writeln!(
+                    s,
+                    "    lost: {} frames in (the lab's queue was full), {} out (the connection went down with them)",
+                    t.rx_dropped, t.lost_out
+                );
+            }
+        }
     }
     if let Some(flows) = &r.flows {
         let _ = writeln!(s, "\nflows ({}), most bytes first", flows.len());

@@ -103,10 +103,12 @@ enum Command {
         #[arg(long, value_name = "[SITE=]HOST:PORT", requires = "site")]
         connect: Vec<String>,
     },
-    /// Run one site of a lab with its tunnel to the site that started it carried over standard
-    /// input and output: what a site's `exec` command runs, such as
-    /// `ssh branch.example.net netlab tunnel two-site.json --site branch`. Standard output carries
-    /// the tunnel; the summary goes to standard error.
+    /// Run one site of a lab, its tunnel carried over standard input and output
+    ///
+    /// This is what a site's `exec` command runs, such as
+    /// `ssh branch.example.net netlab tunnel two-site.json --site branch`: the site that started it
+    /// talks to it through the command's pipes. Standard output carries the tunnel; the summary goes
+    /// to standard error.
     Tunnel {
         /// The lab file (JSON), the same as the calling site's.
         lab: PathBuf,
@@ -130,8 +132,9 @@ enum Command {
         #[arg(long)]
         report: Option<PathBuf>,
     },
-    /// Print a new random key for the tunnels between sites (64 hex digits): give every site the
-    /// same one, in NETLAB_KEY or a file named by --key-file.
+    /// Print a new random key for the tunnels between sites
+    ///
+    /// 64 hex digits: give every site the same one, in NETLAB_KEY or in a file named by --key-file.
     Key,
     /// Print the JSON Schema of the lab format.
     Schema,

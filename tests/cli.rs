@@ -226,7 +226,7 @@ fn closed_standard_output_and_error_are_not_a_crash() {
         (&["run", "labs/single-lan.json", "--virtual-time", "--no-capture", "-q", "--report", "-"], 0),
         (&["run", "labs/single-lan.json", "--virtual-time", "--no-capture", "-q", "--report", report], 0),
         // With its progress line, paced for more than a second so that the line is printed.
-        (&["run", "labs/two-site.json", "--speed", "1.5", "--no-capture", "--duration", "1500ms"], 0),
+        (&["run", "labs/two-site.json", "--in-memory", "--speed", "1.5", "--no-capture", "--duration", "1500ms"], 0),
     ];
     for (args, code) in cases {
         assert_eq!(run_into_closed_pipes(args), code, "netlab {args:?}");

@@ -24,11 +24,13 @@ fn relative(frames: &[CapturedFrame], epoch: u64) -> Vec<CapturedFrame> {
     frames.iter().map(|f| CapturedFrame { ts_ns: f.ts_ns - epoch, ..f.clone() }).collect()
 }
 
+/// Runs a lab in memory (its tunnels too: determinism is a property of in-memory labs; a tunnel's
+/// timing is the real network's) and returns its frames and report.
 fn run_captured(lab: &str, dir: &Path, name: &str, extra: &[&str]) -> (Vec<CapturedFrame>, Value) {
     let cap = dir.join(format!("{name}.pcapng"));
     let sub = dir.join(name);
     std::fs::create_dir_all(&sub).expect("dir");
-    let mut args = vec!["--capture", cap.to_str().expect("utf-8")];
+    let mut args = vec!["--in-memory", "--capture", cap.to_str().expect("utf-8")];
     args.extend_from_slice(extra);
     let (_, r) = run_lab(lab, &args, &sub);
     (read_pcapng(&cap), r)

@@ -16,7 +16,7 @@ use netlab::topology::{self, Side};
 
 fn two_site() -> topology::Lab {
     let text = std::fs::read_to_string(common::root().join("labs/two-site.json")).expect("lab");
-    topology::load_str(&text, "two-site.json").expect("valid")
+    topology::load_str(&text, "two-site.json").expect("valid").in_memory()
 }
 
 #[test]

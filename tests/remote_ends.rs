@@ -20,7 +20,7 @@ impl Observer for Delivered {
 
 fn two_site() -> Lab {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/labs/two-site.json")).expect("lab");
-    topology::load_str(&text, "two-site.json").expect("valid")
+    topology::load_str(&text, "two-site.json").expect("valid").in_memory()
 }
 
 fn whole(lab: &Lab) -> (Delivered, Sim) {

@@ -12,7 +12,7 @@ use ratatui::Terminal;
 
 fn lab() -> netlab::topology::Lab {
     let text = std::fs::read_to_string(common::root().join("labs/two-site.json")).expect("lab");
-    netlab::topology::load_str(&text, "two-site.json").expect("valid")
+    netlab::topology::load_str(&text, "two-site.json").expect("valid").in_memory().in_memory()
 }
 
 /// The lab run in virtual time to `ms`; its snapshot, and its frame events.

@@ -90,15 +90,15 @@ pub struct LabSnapshot {
 }
 
 /// What a presenter hears about a run in progress.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Progress {
     pub sim: SimTime,
     pub wall: Duration,
     pub frames: u64,
     pub bytes: u64,
     pub final_tick: bool,
-    /// Tunnel ends this process runs, and how many are up.
-    pub tunnels: (usize, usize),
+    /// Each tunnel end this process runs.
+    pub tunnels: Vec<crate::transport::TunnelStatus>,
 }
 
 /// Shows a run in progress: a headless progress line, or nothing.
@@ -584,10 +584,7 @@ impl Driver {
                 frames: self.counters.frames,
                 bytes: self.counters.bytes,
                 final_tick: force,
-                tunnels: self.tunnels.as_ref().map_or((0, 0), |t| {
-                    let s = t.status();
-                    (s.len(), s.iter().filter(|e| e.state == crate::transport::State::Up).count())
-                }),
+                tunnels: self.tunnels.as_ref().map(crate::transport::Tunnels::status).unwrap_or_default(),
             });
             self.last_progress = now;
         }
@@ -716,10 +713,7 @@ impl Driver {
                     frames: 0,
                     bytes: 0,
                     final_tick: false,
-                    tunnels: {
-                        let s = t.status();
-                        (s.len(), s.iter().filter(|e| e.state == crate::transport::State::Up).count())
-                    },
+                    tunnels: t.status(),
                 });
             }
         }

@@ -469,6 +469,9 @@ async fn answer(
             match StreamHandshake::respond(psk, &me).read(&m1) {
                 Ok(secure::Step::Reply { reply, cipher, peer }) => {
                     let i = find(&peer.site)?;
+                    lock(&ctx.stream_guard).accept(&peer.site, peer.time_ns).map_err(|r| {
+                        (r.kind(), "a handshake no newer than one accepted before (replayed)".to_string())
+                    })?;
                     write_message(&mut wr, &reply).await.map_err(|e| ("malformed", e.to_string()))?;
                     (i, Some(cipher))
                 }

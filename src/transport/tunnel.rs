@@ -153,6 +153,8 @@ pub struct TunnelStatus {
     pub local: String,
     pub peer: String,
     pub transport: &'static str,
+    /// The links it carries, by id.
+    pub links: Vec<u32>,
     pub role: Role,
     pub encrypted: bool,
     pub state: State,
@@ -330,6 +332,9 @@ pub(crate) struct Ctx {
     pub to_driver: SyncSender<crate::runtime::Control>,
     pub local_done: AtomicBool,
     pub stopping: AtomicBool,
+    /// The newest handshake time accepted from each calling site over a stream: a replayed
+    /// handshake (which the attacker could not go on with) must not replace a live connection.
+    pub stream_guard: Mutex<super::secure::InitGuard>,
 }
 
 impl Ctx {
@@ -340,9 +345,7 @@ impl Ctx {
             lab: self.lab.name.clone(),
             links: self.lab.tunnel_digest(),
             site: self.lab.sites[local].name.clone(),
-            time_ns: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            time_ns: super::secure::now_ns(),
         }
     }
 
@@ -521,6 +524,7 @@ impl Tunnels {
             to_driver,
             local_done: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            stream_guard: Mutex::new(super::secure::InitGuard::default()),
         });
         let mut out = Vec::new();
         let mut rxs = Vec::new();
@@ -619,6 +623,7 @@ impl Tunnels {
                     local: local.to_string(),
                     peer: peer.to_string(),
                     transport: e.transport.as_str(),
+                    links: self.ctx.lab.tunnels[e.tunnel].links.iter().map(|l| l.0).collect(),
                     role: e.role,
                     encrypted: matches!(self.ctx.security, Security::Key { .. }),
                     state: e.state(),

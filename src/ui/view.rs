@@ -162,7 +162,24 @@ impl Widget for Overview<'_> {
             (map, rest)
         };
         TopologyMap(app).render(map, buf);
-        let [links, spark] = Layout::vertical([Constraint::Min(4), Constraint::Length(5)]).areas(area);
+        let tunnel_rows = if s.tunnels.is_empty() { 0 } else { s.tunnels.len() as u16 + 1 };
+        let [links, tunnels, spark] =
+            Layout::vertical([Constraint::Min(4), Constraint::Length(tunnel_rows), Constraint::Length(5)]).areas(area);
+        if !s.tunnels.is_empty() {
+            let lines: Vec<Line> = s
+                .tunnels
+                .iter()
+                .map(|t| {
+                    let line = Line::from(crate::headless::tunnel_brief(t));
+                    if t.state == crate::transport::State::Up {
+                        line
+                    } else {
+                        line.add_modifier(Modifier::BOLD)
+                    }
+                })
+                .collect();
+            Paragraph::new(lines).block(Block::new().borders(Borders::TOP).title(" tunnels ")).render(tunnels, buf);
+        }
         let header = Row::new(["link", "state", "cap", "a→b", "b→a", "frames/s", "in flight", "drops"]).bold();
         let rows: Vec<Row> = s
             .sim
@@ -173,12 +190,12 @@ impl Widget for Overview<'_> {
             .enumerate()
             .map(|(i, ((l, c), r))| {
                 let drops = crate::headless::drops(&c.a_to_b, &c.b_to_a);
-                let state = if !l.up {
-                    "down"
-                } else if l.remote.iter().any(|r| *r) {
-                    "remote"
-                } else {
-                    "up"
+                let tunnel = s.tunnels.iter().find(|t| t.links.contains(&(i as u32)));
+                let state = match tunnel {
+                    _ if !l.up => "down".to_string(),
+                    Some(t) => format!("{} {}", t.transport, t.state.as_str()),
+                    None if l.remote.iter().any(|r| *r) => "remote".into(),
+                    None => "up".into(),
                 };
                 let row = Row::new([
                     Cell::from(escape(&l.name)),
@@ -201,7 +218,7 @@ impl Widget for Overview<'_> {
         let name_width = app.links.iter().map(|n| n.chars().count()).max().unwrap_or(4).clamp(4, 40) as u16;
         let widths = [
             Constraint::Length(name_width),
-            Constraint::Length(6),
+            Constraint::Length(if s.tunnels.is_empty() { 6 } else { 14 }),
             Constraint::Length(3),
             Constraint::Length(12),
             Constraint::Length(12),

@@ -20,15 +20,18 @@ pub fn netlab() -> Command {
     c
 }
 
-/// Runs `netlab run` and returns (output, parsed JSON report).
+/// Runs `netlab run` and returns (output, parsed JSON report). A virtual-time run carries the
+/// lab's tunnels in memory (`--in-memory`): tunnels run on the wall clock only.
 pub fn run_lab(lab: &str, extra: &[&str], dir: &Path) -> (Output, Value) {
     let report = dir.join("report.json");
+    let in_memory = extra.contains(&"--virtual-time") && !extra.contains(&"--in-memory");
     let out = netlab()
         .arg("run")
         .arg(lab)
         .args(["--headless", "-q", "--report"])
         .arg(&report)
         .args(extra)
+        .args(in_memory.then_some("--in-memory"))
         .output()
         .expect("netlab runs");
     assert!(out.status.success(), "netlab run {lab} failed: {}", String::from_utf8_lossy(&out.stderr));

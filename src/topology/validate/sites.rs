@@ -23,8 +23,8 @@ pub(super) struct SiteInput<'a> {
     pub specs: &'a [Option<LinkSpec>],
 }
 
-const LISTEN_HINT: &str = "an IP address and a port to listen on: `0.0.0.0:4789`, `[::]:4789` or `127.0.0.1:4789`";
-const CONNECT_HINT: &str = "a host and a port: `branch.example.net:4789`, `192.0.2.7:4789` or `[2001:db8::7]:4789`";
+const LISTEN_HINT: &str = "an IP address and a port to listen on: `0.0.0.0:7450`, `[::]:7450` or `127.0.0.1:7450`";
+const CONNECT_HINT: &str = "a host and a port: `branch.example.net:7450`, `192.0.2.7:7450` or `[2001:db8::7]:7450`";
 
 impl Cx {
     pub(super) fn sites(&mut self, input: &SiteInput<'_>) -> (Vec<Site>, Vec<Tunnel>) {
@@ -79,7 +79,7 @@ impl Cx {
                     Ok(a) if a.port() == 0 => self.err(
                         path.key("listen"),
                         "a site listens on a fixed port, not port 0",
-                        Some("its peers connect to this port: pick one, such as 4789".into()),
+                        Some("its peers connect to this port: pick one, such as 7450".into()),
                     ),
                     Ok(_) => site.listen = Some(l.trim().to_string()),
                     Err(_) => self.err(
@@ -323,7 +323,7 @@ impl Cx {
                             first,
                             message,
                             Some(format!(
-                                "under `sites`, give `{ny}` `\"listen\": \"0.0.0.0:4789\"` and `{nx}` `\"connect\": \"<{ny}'s host>:4789\"`"
+                                "under `sites`, give `{ny}` `\"listen\": \"0.0.0.0:7450\"` and `{nx}` `\"connect\": \"<{ny}'s host>:7450\"`"
                             )),
                         );
                         continue;
