@@ -78,3 +78,86 @@ fn every_option_of_every_command_is_documented() {
     assert!(seen >= 10, "only {seen} options found in the help texts");
     assert!(missing.is_empty(), "not in README.md or docs/: {missing:?}");
 }
+
+/// The `args` of each container in a Kubernetes manifest, in order.
+fn manifest_args(yaml: &str) -> Vec<Vec<String>> {
+    yaml.split("args: ")
+        .skip(1)
+        .map(|rest| {
+            let array = &rest[..=rest.find(']').expect("an args array ends")];
+            serde_json::from_str::<Vec<String>>(&array.replace('\n', " ")).expect("args are a JSON array")
+        })
+        .collect()
+}
+
+/// The two pods of docs/k8s/two-site.yaml, run as they are written (but on loopback, with a file for
+/// the secret and the lab from `labs/`): both sites come up, run the lab's apps and end cleanly.
+#[test]
+fn the_kubernetes_manifest_runs_its_two_sites() {
+    let yaml = read("docs/k8s/two-site.yaml");
+    let pods = manifest_args(&yaml);
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    let dir = tempfile::tempdir().expect("tmp");
+    let key = dir.path().join("key");
+    let out = common::netlab().arg("key").output().expect("netlab key");
+    fs::write(&key, &out.stdout).expect("key");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).expect("a free port").port();
+    let mut children = Vec::new();
+    for (i, args) in pods.iter().enumerate() {
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| {
+                a.replace("/lab/two-site.json", "labs/two-site.json")
+                    .replace("/key/key", key.to_str().expect("utf-8"))
+                    .replace("/tmp/report.json", dir.path().join(format!("report{i}.json")).to_str().expect("utf-8"))
+                    .replace("0.0.0.0:7450", &format!("127.0.0.1:{port}"))
+                    .replace("netlab-hq:7450", &format!("127.0.0.1:{port}"))
+            })
+            .collect();
+        let child = common::netlab()
+            .args(&args)
+            .arg("--no-capture")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("netlab runs");
+        children.push(Killed(child));
+    }
+    for (i, c) in children.iter_mut().enumerate() {
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = c.0.try_wait().expect("wait") {
+                break s;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(60), "pod {i} still runs after 60 s");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert!(status.success(), "pod {i}: {status}");
+        let report: serde_json::Value =
+            serde_json::from_str(&read_abs(&dir.path().join(format!("report{i}.json")))).expect("a JSON report");
+        assert_eq!(report["ended"], "apps-finished", "{report}");
+        let tunnel = &report["tunnels"][0];
+        assert_eq!(tunnel["encrypted"], true, "{tunnel}");
+        assert!(tunnel["frames_in"].as_u64().unwrap_or(0) > 100, "{tunnel}");
+        for app in report["apps"].as_array().expect("apps") {
+            if let Some(received) = app["received"].as_u64() {
+                assert_eq!(app["received"], app["sent"], "{app}");
+                assert!(received > 0, "{app}");
+            }
+        }
+    }
+}
+
+fn read_abs(path: &std::path::Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A child process killed when the test lets go of it, pass or fail.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

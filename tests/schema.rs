@@ -94,6 +94,7 @@ const BEYOND_THE_SCHEMA: &[&str] = &[
     // Captured links must name links of the lab.
     "42-capture-no-link.json",
     "49-capture-in-lab-without-links.json",
+    "94-sites-and-tunnels.json",
 ];
 
 #[test]

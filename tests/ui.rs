@@ -12,7 +12,7 @@ use ratatui::Terminal;
 
 fn lab() -> netlab::topology::Lab {
     let text = std::fs::read_to_string(common::root().join("labs/two-site.json")).expect("lab");
-    netlab::topology::load_str(&text, "two-site.json").expect("valid").in_memory().in_memory()
+    netlab::topology::load_str(&text, "two-site.json").expect("valid").in_memory()
 }
 
 /// The lab run in virtual time to `ms`; its snapshot, and its frame events.
@@ -299,4 +299,42 @@ fn a_click_on_a_row_selects_it() {
     app.click(3, y as u16);
     assert_eq!(app.current_packet().map(|p| p.no), Some(no));
     assert!(!app.follow, "a click stops following");
+}
+
+/// A lab with a tunnel: its link's state column says the transport and the tunnel's state, and the
+/// tunnels panel lists each tunnel end (bold while it is not up).
+#[test]
+fn the_overview_shows_each_tunnel_and_its_state() {
+    use netlab::transport::{Role, State, TunnelStatus};
+    let (mut snap, _) = run_to(700);
+    let wan = lab().links.iter().position(|l| l.name == "wan").expect("wan") as u32;
+    snap.tunnels.push(TunnelStatus {
+        name: "hq<->branch".into(),
+        local: "hq".into(),
+        peer: "branch".into(),
+        transport: "udp",
+        links: vec![wan],
+        role: Role::Callee,
+        encrypted: true,
+        state: State::Down,
+        since_s: 65.0,
+        retries: 3,
+        sessions: 1,
+        frames_out: 1200,
+        bytes_out: 3 << 20,
+        frames_in: 900,
+        bytes_in: 100 << 10,
+        rx_dropped: 0,
+        lost_out: 2,
+        refused: [("wrong-key".to_string(), 4)].into_iter().collect(),
+        peer_addr: Some("127.0.0.1:40000".into()),
+        detail: "nothing heard from the peer for 5 s".into(),
+        peer_done: false,
+    });
+    let mut app = App::new(&lab(), 1, Speed::Factor(1.0));
+    app.on_snapshot(snap, true);
+    let screen = draw(&app, 160, 48);
+    assert!(screen.contains("udp down"), "{screen}");
+    assert!(screen.contains("hq<->branch udp down 1m05s, 3.0 MiB out, 100.0 KiB in, 3 retries, 4 refused"), "{screen}");
+    insta::assert_snapshot!("overview-tunnel-160x48", screen);
 }
