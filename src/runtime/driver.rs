@@ -529,6 +529,10 @@ impl Driver {
             if self.stop.load(Ordering::Relaxed) || self.stopped_by_control {
                 return Wait::Interrupted;
             }
+            // A peer site that says its apps are done, or left, can end the run while nothing is due.
+            if self.tunnels.is_some() && self.should_end().is_some() {
+                return Wait::Interrupted;
+            }
             let now = Instant::now();
             let left = if self.pacer.paused() {
                 WAKE_AT_LEAST
@@ -601,10 +605,8 @@ impl Driver {
         if self.capture.as_ref().is_some_and(Capture::writer_stopped) {
             return Some(Ended::CaptureFailed);
         }
-        if self.tunnels.as_ref().is_some_and(crate::transport::Tunnels::stdio_closed) {
-            return Some(Ended::PeerLeft);
-        }
-        match self.end {
+        let stdio_closed = self.tunnels.as_ref().is_some_and(crate::transport::Tunnels::stdio_closed);
+        let ended = match self.end {
             Some(end) if self.sim.now() >= end => Some(Ended::Duration),
             // One site of several: done when every site's clients are.
             None if self.site.is_some() => (self.lab_has_clients
@@ -614,7 +616,8 @@ impl Driver {
             .then_some(Ended::AppsFinished),
             None if self.has_clients && !self.keep_running && self.sim.clients_done() => Some(Ended::AppsFinished),
             _ => None,
-        }
+        };
+        ended.or(stdio_closed.then_some(Ended::PeerLeft))
     }
 
     /// Runs until the run ends: its apps finish, its duration is reached, a signal or a control
