@@ -364,6 +364,11 @@ impl Driver {
     /// Steps the core at `t` with the observers; keeps count of steps that asked for more at once
     /// without moving anything.
     fn step_at(&mut self, t: SimTime) -> Stepped {
+        if let Some(changed) = self.tunnels.as_mut().and_then(crate::transport::Tunnels::reachability) {
+            for (link, up) in changed {
+                self.sim.set_reachable(link, up);
+            }
+        }
         let mut obs = ((&mut self.counters, self.capture.as_mut()), (self.feed.as_mut(), self.flows.as_mut()));
         let s = self.sim.step(t, &mut obs);
         if let Some(tun) = &mut self.tunnels {

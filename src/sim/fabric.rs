@@ -45,6 +45,9 @@ pub(crate) struct LinkState {
     /// Frames cross it through a transport even when both ends are local (every site of a lab in
     /// one process): they go to the outbox, and come back through `inject`.
     pub tunneled: bool,
+    /// The transport that carries it to its remote end (or through its tunnel) is up: while it is
+    /// not, frames that reach that end are dropped as `transport-down`.
+    pub reachable: bool,
     /// `dirs[0]` carries frames from side A to B, `dirs[1]` from B to A.
     pub dirs: [Direction; 2],
 }
@@ -250,7 +253,10 @@ impl Fabric {
                 End::Remote(_) => Fate::ToRemote,
             };
             let d = &self.links[li as usize].dirs[side.index()];
-            if self.outbox.len() >= OUTBOX_LIMIT {
+            if !self.links[li as usize].reachable {
+                d.report(at, packet, Fate::Dropped(DropReason::TransportDown), &frame, obs);
+                pool.give(frame);
+            } else if self.outbox.len() >= OUTBOX_LIMIT {
                 d.report(at, packet, Fate::Dropped(DropReason::QueueFull), &frame, obs);
                 pool.give(frame);
             } else {

@@ -240,6 +240,7 @@ impl Sim {
                 ends: l.ends.map(|a| if remote(a.node()) { End::Remote(port_of(a)) } else { End::Local(port_of(a)) }),
                 up: true,
                 tunneled: false,
+                reachable: true,
                 dirs: [Side::A, Side::B].map(|side| {
                     Direction::new(
                         l.id,
@@ -387,6 +388,15 @@ impl Sim {
             if let Some(s) = self.fabric.links.get_mut(l.index()) {
                 s.tunneled = true;
             }
+        }
+    }
+
+    /// Says whether the transport that carries a link's frames to its remote end (or through its
+    /// tunnel) is up; while it is down, those frames are dropped as `transport-down` when they
+    /// reach that end.
+    pub fn set_reachable(&mut self, link: LinkId, up: bool) {
+        if let Some(s) = self.fabric.links.get_mut(link.index()) {
+            s.reachable = up;
         }
     }
 

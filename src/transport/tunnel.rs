@@ -207,6 +207,8 @@ pub(crate) struct Shared {
     pub peer_done: AtomicBool,
     /// The run is ending: what arrives now is not counted as refused.
     pub closing: AtomicBool,
+    /// Every end's state changes, counted (shared by all ends): the driver looks again when it moves.
+    pub changes: Arc<AtomicU64>,
 }
 
 impl Shared {
@@ -222,6 +224,7 @@ impl Shared {
             State::Down => 2,
         };
         if self.state.swap(v, Ordering::AcqRel) != v {
+            self.changes.fetch_add(1, Ordering::AcqRel);
             *lock(&self.since) = Instant::now();
             if s == State::Up {
                 self.sessions.fetch_add(1, Ordering::Relaxed);
@@ -424,6 +427,9 @@ pub struct Tunnels {
     /// The endpoint that carries frames sent from each side of each tunneled link.
     route: HashMap<(LinkId, Side), usize>,
     done_sent: bool,
+    /// State changes of the ends, and the count last seen by [`Tunnels::reachability`].
+    changes: Arc<AtomicU64>,
+    seen: u64,
 }
 
 /// A frame the tunnels could not take, and why.
@@ -445,6 +451,7 @@ impl Tunnels {
         };
         // The ends that run here.
         let mut ends = Vec::new();
+        let changes = Arc::new(AtomicU64::new(0));
         for (t, tun) in lab.tunnels.iter().enumerate() {
             for (me, peer, role) in [(tun.caller, tun.callee, Role::Caller), (tun.callee, tun.caller, Role::Callee)] {
                 if !local(me) {
@@ -483,6 +490,7 @@ impl Tunnels {
                     detail: Mutex::new(String::new()),
                     peer_done: AtomicBool::new(false),
                     closing: AtomicBool::new(false),
+                    changes: Arc::clone(&changes),
                 }));
             }
         }
@@ -534,7 +542,25 @@ impl Tunnels {
             rxs.push(Some(rx));
         }
         rt.block_on(super::net::spawn_all(&ctx, placement, overrides, &mut rxs, &mut out))?;
-        Ok(Tunnels { rt: Some(rt), ctx, out, route, done_sent: false })
+        Ok(Tunnels { rt: Some(rt), ctx, out, route, done_sent: false, changes, seen: u64::MAX })
+    }
+
+    /// When an end's state changed since the last call: each tunneled link, and whether every end
+    /// that carries it here is up.
+    pub fn reachability(&mut self) -> Option<Vec<(LinkId, bool)>> {
+        let now = self.changes.load(Ordering::Acquire);
+        if now == self.seen {
+            return None;
+        }
+        self.seen = now;
+        let mut links: BTreeMap<LinkId, bool> = BTreeMap::new();
+        for e in &self.ctx.ends {
+            let up = e.state() == State::Up;
+            for l in &self.ctx.lab.tunnels[e.tunnel].links {
+                *links.entry(*l).or_insert(true) &= up;
+            }
+        }
+        Some(links.into_iter().collect())
     }
 
     /// Echo the tunnel log to standard error as it is written.
