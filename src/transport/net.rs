@@ -286,7 +286,10 @@ async fn stream_end(ctx: Arc<Ctx>, i: usize, mut rx: OutRx, mut dial: Dial) {
                     .line(format!("{}: the peer called again; the new connection replaces the old", name(&ctx, &end)));
                 next = Some(*c);
             }
-            Ended::Closing => return,
+            Ended::Closing => {
+                ctx.finished.fetch_add(1, Ordering::AcqRel);
+                return;
+            }
             Ended::Broken(why) => {
                 ctx.log.line(format!("{}: down: {why}", name(&ctx, &end)));
                 end.lost(why);
@@ -649,7 +652,12 @@ async fn pump(
         }
     };
     reader.abort();
-    drop(child);
+    let closing = matches!(ended, Ended::Closing);
+    if let (true, Some(mut c)) = (closing, child) {
+        // An `exec` site heard the goodbye: let it write its capture and report before it goes.
+        drop(wr);
+        let _ = tokio::time::timeout(Duration::from_secs(3), c.wait()).await;
+    }
     ended
 }
 
@@ -781,7 +789,10 @@ async fn udp_caller(ctx: Arc<Ctx>, i: usize, mut rx: OutRx, addr: String) {
         end.set_state(State::Up, format!("up with {peer}"));
         ctx.log.line(format!("{}: up with {peer}", name(&ctx, &end)));
         match udp_pump(&ctx, &end, &sock, session, &mut rx).await {
-            None => return,
+            None => {
+                ctx.finished.fetch_add(1, Ordering::AcqRel);
+                return;
+            }
             Some(why) => {
                 ctx.log.line(format!("{}: down: {why}", name(&ctx, &end)));
                 end.lost(why);
@@ -1115,6 +1126,7 @@ async fn udp_callee(ctx: Arc<Ctx>, sock: UdpSocket, site: usize, ends: Vec<usize
                 }
                 if bye {
                     peers.remove(&e);
+                    ctx.finished.fetch_add(1, Ordering::AcqRel);
                 }
             }
             _ = ka.tick() => {

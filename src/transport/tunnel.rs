@@ -335,6 +335,8 @@ pub(crate) struct Ctx {
     pub to_driver: SyncSender<crate::runtime::Control>,
     pub local_done: AtomicBool,
     pub stopping: AtomicBool,
+    /// Ends that said goodbye to their peer and closed.
+    pub finished: std::sync::atomic::AtomicUsize,
     /// The newest handshake time accepted from each calling site over a stream: a replayed
     /// handshake (which the attacker could not go on with) must not replace a live connection.
     pub stream_guard: Mutex<super::secure::InitGuard>,
@@ -532,6 +534,7 @@ impl Tunnels {
             to_driver,
             local_done: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            finished: std::sync::atomic::AtomicUsize::new(0),
             stream_guard: Mutex::new(super::secure::InitGuard::default()),
         });
         let mut out = Vec::new();
@@ -691,8 +694,12 @@ impl Tunnels {
             }
         }
         if let Some(rt) = self.rt.take() {
-            if !waiting.is_empty() {
-                std::thread::sleep(Duration::from_millis(100));
+            // Each end that was up says goodbye (an `exec` child gets to finish); a bounded wait.
+            let started = Instant::now();
+            while self.ctx.finished.load(Ordering::Acquire) < waiting.len()
+                && started.elapsed() < Duration::from_secs(4)
+            {
+                std::thread::sleep(Duration::from_millis(10));
             }
             rt.shutdown_timeout(Duration::from_millis(500));
         }
