@@ -275,3 +275,43 @@ fn command_line_errors_exit_2() {
         assert!(err.contains(says), "netlab {args:?}: {err}");
     }
 }
+
+/// A lab with tunnels runs on the wall clock at speed 1, and says how to run it otherwise; a site
+/// that does not exist, or a missing key, is a clear error before anything runs.
+#[test]
+fn tunnels_refuse_what_they_cannot_do_with_a_hint() {
+    for args in [
+        &["run", "labs/two-site.json", "--virtual-time", "--no-capture"][..],
+        &["run", "labs/two-site.json", "--speed", "2", "--no-capture"][..],
+        &["run", "labs/two-site.json", "--speed", "max", "--no-capture"][..],
+    ] {
+        let (code, _, err) = run(args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(
+            err.contains("tunnels, which run on the wall clock at speed 1") && err.contains("--in-memory"),
+            "{err}"
+        );
+    }
+    let (code, _, err) = run(&["run", "labs/two-site.json", "--site", "hqq", "--no-capture"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no site `hqq`") && err.contains("its sites: hq, branch"), "{err}");
+    let out = netlab()
+        .args(["run", "labs/two-site.json", "--site", "hq", "--no-capture", "--headless"])
+        .env_remove("NETLAB_KEY")
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("need a key shared by every site") && err.contains("netlab key"), "{err}");
+    let (code, _, err) =
+        run(&["run", "labs/two-site.json", "--site", "branch", "--connect", "hq=nowhere", "--no-capture"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not HOST:PORT or SITE=HOST:PORT"), "{err}");
+    // A key is 64 hex digits, new each time.
+    let (code, a, _) = run(&["key"]);
+    let (_, b, _) = run(&["key"]);
+    assert_eq!(code, 0);
+    assert_eq!(a.trim().len(), 64, "{a}");
+    assert!(a.trim().chars().all(|c| c.is_ascii_hexdigit()), "{a}");
+    assert_ne!(a, b);
+}

@@ -186,6 +186,10 @@ pub(crate) async fn spawn_all(
 
 /// Counts a refusal against every end in `ends` and logs it, rate-limited, with the address.
 fn refuse_all(ctx: &Ctx, ends: &[usize], kind: &str, addr: &str, why: &str) {
+    if ctx.stopping.load(Ordering::Acquire) {
+        // The run is ending: what a peer still sends is no attack.
+        return;
+    }
     for &i in ends {
         ctx.ends[i].refuse(kind);
     }
