@@ -327,6 +327,7 @@ fn the_overview_shows_each_tunnel_and_its_state() {
         rx_dropped: 0,
         lost_out: 2,
         refused: [("wrong-key".to_string(), 4)].into_iter().collect(),
+        send_errors: std::collections::BTreeMap::new(),
         peer_addr: Some("127.0.0.1:40000".into()),
         detail: "nothing heard from the peer for 5 s".into(),
         peer_done: false,

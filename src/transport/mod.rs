@@ -7,6 +7,7 @@
 //! - `secure`, `replay`: the Noise handshakes and ciphers, and the datagram replay window.
 //! - `tunnel`: what the driver holds (send queues, states, counters, the log).
 //! - `net`: the sockets, on tokio: listeners, calls, handshakes, the loops that move frames.
+//! - `udp`: a UDP socket that sends and receives in batches (GSO, GRO, `recvmmsg`).
 //!
 //! Never imported here: the core's internals beyond its ids and outbox frames, ratatui, crossterm.
 
@@ -15,5 +16,6 @@ mod net;
 pub mod replay;
 pub mod secure;
 pub mod tunnel;
+mod udp;
 
 pub use tunnel::{InFrame, Overrides, Placement, Role, Security, State, TunnelStatus, Tunnels};

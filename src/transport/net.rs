@@ -22,6 +22,7 @@ use super::tunnel::{
     backoff, lock, noise, resolve, Ctx, InFrame, Out, Overrides, Placement, Role, Security, Shared, State, BATCH,
     HANDSHAKE_TIMEOUT, KEEPALIVE, PENDING_HANDSHAKES, SILENCE,
 };
+use super::udp::UdpIo;
 use crate::sim::OutFrame;
 use crate::topology::diag::shown;
 use crate::topology::Transport;
@@ -774,7 +775,7 @@ async fn udp_caller(ctx: Arc<Ctx>, i: usize, mut rx: OutRx, addr: String) {
             return;
         }
         let got = udp_call(&ctx, &end, &addr).await;
-        let (sock, session) = match got {
+        let (mut io, target, session) = match got {
             Ok(x) => x,
             Err(why) => {
                 end.retries.fetch_add(1, Ordering::Relaxed);
@@ -788,11 +789,11 @@ async fn udp_caller(ctx: Arc<Ctx>, i: usize, mut rx: OutRx, addr: String) {
             }
         };
         attempt = 0;
-        let peer = sock.peer_addr().map_or_else(|_| addr.clone(), |a| a.to_string());
+        let peer = target.to_string();
         end.set_peer_addr(&peer);
         end.set_state(State::Up, format!("up with {peer}"));
         ctx.log.line(format!("{}: up with {peer}", name(&ctx, &end)));
-        match udp_pump(&ctx, &end, &sock, session, &mut rx).await {
+        match udp_pump(&ctx, &end, &mut io, target, session, &mut rx).await {
             None => {
                 ctx.finished.fetch_add(1, Ordering::AcqRel);
                 return;
@@ -805,25 +806,37 @@ async fn udp_caller(ctx: Arc<Ctx>, i: usize, mut rx: OutRx, addr: String) {
     }
 }
 
+/// Waits for the answer to a handshake from `target` (datagrams from anywhere else are ignored).
+async fn udp_answer(io: &mut UdpIo, target: SocketAddr, addr: &str) -> Result<Vec<u8>, String> {
+    let wait = HANDSHAKE_TIMEOUT.min(Duration::from_secs(1));
+    tokio::time::timeout(wait, async {
+        loop {
+            let n = io.recv().await.map_err(|e| format!("no answer from {addr}: {e}"))?;
+            if let Some(d) = (0..n).map(|k| io.datagram(k)).find(|(from, _)| *from == target).map(|(_, d)| d.to_vec()) {
+                return Ok(d);
+            }
+        }
+    })
+    .await
+    .map_err(|_| format!("no answer from {addr}"))?
+}
+
 /// Calls a UDP peer: a socket of its own, and the handshake.
-async fn udp_call(ctx: &Ctx, end: &Shared, addr: &str) -> Result<(UdpSocket, Session), String> {
+async fn udp_call(ctx: &Ctx, end: &Shared, addr: &str) -> Result<(UdpIo, SocketAddr, Session), String> {
     let target = resolve(addr).await.map_err(|e| format!("cannot resolve {addr}: {e}"))?;
     let bind = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
     let sock = UdpSocket::bind(bind).await.map_err(|e| e.to_string())?;
-    sock.connect(target).await.map_err(|e| format!("cannot reach {addr}: {e}"))?;
+    let mut io = UdpIo::new(sock).map_err(|e| e.to_string())?;
     let peer = ctx.site_name(end.peer).to_string();
-    let mut buf = vec![0u8; MAX_WIRE];
-    let wait = HANDSHAKE_TIMEOUT.min(Duration::from_secs(1));
+    let send = |e: (usize, std::io::Error)| format!("cannot send to {addr}: {}", e.1);
     match &ctx.security {
         Security::Key { psk, .. } => {
             let (mut init, m) = DatagramInitiator::initiate(psk, &ctx.identity(end.local), noise());
-            sock.send(&m).await.map_err(|e| format!("cannot send to {addr}: {e}"))?;
-            let n = tokio::time::timeout(wait, sock.recv(&mut buf))
-                .await
-                .map_err(|_| format!("no answer from {addr}"))?
-                .map_err(|e| format!("no answer from {addr}: {e}"))?;
-            match init.read_response(&buf[..n]) {
-                Ok((cipher, id)) if id.site == peer => Ok((sock, Session::Key(Box::new(cipher)))),
+            io.send(target, &m).await.map_err(send)?;
+            io.flush().await.map_err(send)?;
+            let d = udp_answer(&mut io, target, addr).await?;
+            match init.read_response(&d) {
+                Ok((cipher, id)) if id.site == peer => Ok((io, target, Session::Key(Box::new(cipher)))),
                 Ok((_, id)) => {
                     end.refuse("wrong-site");
                     Err(format!("{addr} is site `{}`, not `{}`", shown(&id.site), shown(&peer)))
@@ -837,42 +850,46 @@ async fn udp_call(ctx: &Ctx, end: &Shared, addr: &str) -> Result<(UdpSocket, Ses
         Security::Plain => {
             let mut m = Vec::new();
             ctx.hello(end.local).encode(&mut m);
-            sock.send(&m).await.map_err(|e| format!("cannot send to {addr}: {e}"))?;
-            let n = tokio::time::timeout(wait, sock.recv(&mut buf))
-                .await
-                .map_err(|_| format!("no answer from {addr}"))?
-                .map_err(|e| format!("no answer from {addr}: {e}"))?;
-            check_hello(ctx, &buf[..n], Some(&peer)).map_err(|(kind, why)| {
+            io.send(target, &m).await.map_err(send)?;
+            io.flush().await.map_err(send)?;
+            let d = udp_answer(&mut io, target, addr).await?;
+            check_hello(ctx, &d, Some(&peer)).map_err(|(kind, why)| {
                 end.refuse(kind);
                 why
             })?;
-            Ok((sock, Session::Plain))
+            Ok((io, target, Session::Plain))
         }
     }
 }
 
 /// Moves frames over a caller's UDP session; `None` when the run ends, else why it went down.
-async fn udp_pump(ctx: &Ctx, end: &Shared, sock: &UdpSocket, mut s: Session, rx: &mut OutRx) -> Option<String> {
-    let mut buf = vec![0u8; MAX_WIRE];
+async fn udp_pump(
+    ctx: &Ctx,
+    end: &Shared,
+    io: &mut UdpIo,
+    target: SocketAddr,
+    mut s: Session,
+    rx: &mut OutRx,
+) -> Option<String> {
     let (mut plain, mut scratch, mut dgram) = (Vec::new(), Vec::new(), Vec::new());
     let mut batch = Vec::with_capacity(BATCH);
     let mut ka = tokio::time::interval(KEEPALIVE);
     let (mut last_rx, mut last_tx) = (Instant::now(), Instant::now());
     if ctx.local_done.load(Ordering::Acquire) {
-        s.seal(&Message::Done, &mut scratch, &mut dgram);
-        let _ = sock.send(&dgram).await;
+        send_out(end, &mut s, Out::Done, &mut scratch, &mut dgram, io, target).await;
     }
     loop {
         tokio::select! {
-            r = sock.recv(&mut buf) => {
-                let Ok(n) = r else {
-                    // An ICMP "port unreachable" from a peer that is gone: wait for silence to decide.
-                    continue;
-                };
-                let mut n = n;
-                let mut burst = 0;
-                loop {
-                    match s.open(&buf[..n], &mut plain) {
+            r = io.recv() => {
+                // An error here is an ICMP "port unreachable" from a peer that is gone: silence decides.
+                let Ok(n) = r else { continue };
+                for k in 0..n {
+                    let (from, d) = io.datagram(k);
+                    if from != target {
+                        end.refuse("unknown-session");
+                        continue;
+                    }
+                    match s.open(d, &mut plain) {
                         Ok(Some(m)) => {
                             last_rx = Instant::now();
                             if !ctx.take(end, m, &mut batch) {
@@ -886,26 +903,25 @@ async fn udp_pump(ctx: &Ctx, end: &Shared, sock: &UdpSocket, mut s: Session, rx:
                             ctx.log.limited(&format!("{kind} udp {}", end.tunnel), format!("{}: refused a datagram ({kind})", name(ctx, end)));
                         }
                     }
-                    burst += 1;
-                    if burst >= BATCH {
-                        break;
-                    }
-                    match sock.try_recv(&mut buf) {
-                        Ok(k) => n = k,
-                        Err(_) => break,
-                    }
                 }
                 ctx.deliver(end, &mut batch);
             }
             o = rx.recv() => {
-                let bye = match o {
-                    None => return None,
-                    Some((_, o)) => send_out(end, &mut s, o, &mut scratch, &mut dgram, |d| sock.try_send(d)).await,
-                };
-                last_tx = Instant::now();
-                if bye {
-                    return None;
+                let Some((_, mut o)) = o else { return None };
+                // Everything queued now goes in one batch of system calls.
+                loop {
+                    let bye = send_out(end, &mut s, o, &mut scratch, &mut dgram, io, target).await;
+                    if bye {
+                        flush_out(end, io).await;
+                        return None;
+                    }
+                    match rx.try_recv() {
+                        Ok((_, next)) => o = next,
+                        Err(_) => break,
+                    }
                 }
+                flush_out(end, io).await;
+                last_tx = Instant::now();
             }
             _ = ka.tick() => {
                 if last_rx.elapsed() > SILENCE {
@@ -913,7 +929,8 @@ async fn udp_pump(ctx: &Ctx, end: &Shared, sock: &UdpSocket, mut s: Session, rx:
                 }
                 if last_tx.elapsed() >= KEEPALIVE {
                     s.seal(&Message::Keepalive, &mut scratch, &mut dgram);
-                    let _ = sock.send(&dgram).await;
+                    let _ = io.send(target, &dgram).await;
+                    flush_out(end, io).await;
                     last_tx = Instant::now();
                 }
             }
@@ -921,21 +938,30 @@ async fn udp_pump(ctx: &Ctx, end: &Shared, sock: &UdpSocket, mut s: Session, rx:
     }
 }
 
-/// Sends what the driver queued over a UDP session, a datagram a message; returns whether it was
-/// the goodbye. A datagram the socket cannot take now is retried once it can, briefly; one too
-/// large for the path is dropped and counted.
+/// Sends what was gathered; datagrams a failed send lost are counted.
+async fn flush_out(end: &Shared, io: &mut UdpIo) {
+    if let Err((n, e)) = io.flush().await {
+        lost(end, n, &e);
+    }
+}
+
+fn lost(end: &Shared, n: usize, e: &std::io::Error) {
+    let kind = if e.raw_os_error() == Some(90) { "too-large" } else { "send-failed" };
+    end.lost_out.fetch_add(n as u64, Ordering::Relaxed);
+    *lock(&end.send_errors).entry(kind).or_default() += n as u64;
+}
+
+/// Gathers what the driver queued for a UDP session, a datagram a message (sent by the next
+/// flush); returns whether it was the goodbye.
 async fn send_out(
     end: &Shared,
     s: &mut Session,
     o: Out,
     scratch: &mut Vec<u8>,
     dgram: &mut Vec<u8>,
-    send: impl Fn(&[u8]) -> std::io::Result<usize>,
+    io: &mut UdpIo,
+    to: SocketAddr,
 ) -> bool {
-    let mut one = |m: &Message, dgram: &mut Vec<u8>| {
-        s.seal(m, scratch, dgram);
-        dgram.len()
-    };
     let msgs: Vec<Message> = match o {
         Out::Frames(fs) => fs
             .into_iter()
@@ -946,28 +972,13 @@ async fn send_out(
     };
     let bye = matches!(msgs.last(), Some(Message::Bye));
     for m in &msgs {
-        one(m, dgram);
-        let mut tries = 0;
-        loop {
-            match send(dgram) {
-                Ok(_) => {
-                    if let Message::Frame { frame, .. } = m {
-                        end.frames_out.fetch_add(1, Ordering::Relaxed);
-                        end.bytes_out.fetch_add(frame.len() as u64, Ordering::Relaxed);
-                    }
-                    break;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && tries < 100 => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_micros(50)).await;
-                }
-                Err(e) => {
-                    let kind = if e.raw_os_error() == Some(90) { "too-large" } else { "send-failed" };
-                    end.lost_out.fetch_add(1, Ordering::Relaxed);
-                    end.refuse(kind);
-                    break;
-                }
-            }
+        s.seal(m, scratch, dgram);
+        if let Message::Frame { frame, .. } = m {
+            end.frames_out.fetch_add(1, Ordering::Relaxed);
+            end.bytes_out.fetch_add(frame.len() as u64, Ordering::Relaxed);
+        }
+        if let Err((n, e)) = io.send(to, dgram).await {
+            lost(end, n, &e);
         }
     }
     bye
@@ -983,6 +994,15 @@ async fn udp_callee(ctx: Arc<Ctx>, sock: UdpSocket, site: usize, ends: Vec<usize
         last_rx: Instant,
         last_tx: Instant,
     }
+    let mut io = match UdpIo::new(sock) {
+        Ok(io) => io,
+        Err(e) => {
+            for &i in &ends {
+                ctx.ends[i].lost(format!("the listening socket failed: {e}"));
+            }
+            return;
+        }
+    };
     let mut responder = match &ctx.security {
         Security::Key { psk, .. } => Some(DatagramResponder::new(psk, ctx.identity(site))),
         Security::Plain => None,
@@ -991,19 +1011,19 @@ async fn udp_callee(ctx: Arc<Ctx>, sock: UdpSocket, site: usize, ends: Vec<usize
     let mut peers: HashMap<usize, Peer> = HashMap::new();
     let mut by_index: HashMap<u32, usize> = HashMap::new();
     let mut by_addr: HashMap<SocketAddr, usize> = HashMap::new();
-    let mut buf = vec![0u8; MAX_WIRE];
     let (mut plain, mut scratch, mut dgram) = (Vec::new(), Vec::new(), Vec::new());
     let mut batches: Vec<Vec<InFrame>> = (0..ctx.ends.len()).map(|_| Vec::new()).collect();
+    // Handshake answers, sent once the datagrams of a read are taken.
+    let mut replies: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
     let mut ka = tokio::time::interval(KEEPALIVE);
     let (mut tokens, mut refill) = (INITS_PER_SECOND, Instant::now());
     let mut next_index = noise();
     loop {
         tokio::select! {
-            r = sock.recv_from(&mut buf) => {
-                let Ok((mut n, mut from)) = r else { continue };
-                let mut burst = 0;
-                loop {
-                    let d = &buf[..n];
+            r = io.recv() => {
+                let Ok(n) = r else { continue };
+                for k in 0..n {
+                    let (from, d) = io.datagram(k);
                     let addr = from.to_string();
                     let first = d.first().copied().unwrap_or(0);
                     // A handshake (or a plaintext hello): a new session for the end of the peer's site.
@@ -1016,42 +1036,42 @@ async fn udp_callee(ctx: Arc<Ctx>, sock: UdpSocket, site: usize, ends: Vec<usize
                         }
                         if tokens == 0 {
                             refuse_all(&ctx, &ends, "busy", &addr, "too many handshakes this second");
-                        } else {
-                            tokens -= 1;
-                            next_index = next_index.wrapping_add(1);
-                            let answered = match responder.as_mut() {
-                                Some(r) => r.respond(d, next_index).map(|(reply, c, id)| (reply, Session::Key(Box::new(c)), id.site)).map_err(|e| (e.kind(), e.to_string())),
-                                None => check_hello(&ctx, d, None).map(|s| {
-                                    let mut m = Vec::new();
-                                    ctx.hello(site).encode(&mut m);
-                                    (m, Session::Plain, s)
-                                }),
-                            };
-                            match answered {
-                                Ok((reply, session, peer)) => match ctx.end_for(site, &peer, Transport::Udp) {
-                                    Some(e) => {
-                                        if let Some(old) = peers.remove(&e) {
-                                            by_index.remove(&old.index);
-                                            by_addr.remove(&old.addr);
-                                        }
-                                        by_index.insert(next_index, e);
-                                        by_addr.insert(from, e);
-                                        let _ = sock.send_to(&reply, from).await;
-                                        let end = &ctx.ends[e];
-                                        end.set_peer_addr(&addr);
-                                        end.set_state(State::Up, format!("up with {addr}"));
-                                        ctx.log.line(format!("{}: up with {addr}", name(&ctx, end)));
-                                        let mut p = Peer { session, addr: from, index: next_index, last_rx: Instant::now(), last_tx: Instant::now() };
-                                        if ctx.local_done.load(Ordering::Acquire) {
-                                            p.session.seal(&Message::Done, &mut scratch, &mut dgram);
-                                            let _ = sock.send_to(&dgram, from).await;
-                                        }
-                                        peers.insert(e, p);
+                            continue;
+                        }
+                        tokens -= 1;
+                        next_index = next_index.wrapping_add(1);
+                        let answered = match responder.as_mut() {
+                            Some(r) => r.respond(d, next_index).map(|(reply, c, id)| (reply, Session::Key(Box::new(c)), id.site)).map_err(|e| (e.kind(), e.to_string())),
+                            None => check_hello(&ctx, d, None).map(|s| {
+                                let mut m = Vec::new();
+                                ctx.hello(site).encode(&mut m);
+                                (m, Session::Plain, s)
+                            }),
+                        };
+                        match answered {
+                            Ok((reply, session, peer)) => match ctx.end_for(site, &peer, Transport::Udp) {
+                                Some(e) => {
+                                    if let Some(old) = peers.remove(&e) {
+                                        by_index.remove(&old.index);
+                                        by_addr.remove(&old.addr);
                                     }
-                                    None => refuse_all(&ctx, &ends, "unknown-site", &addr, &format!("site `{}` has no udp tunnel to this one", shown(&peer))),
-                                },
-                                Err((kind, why)) => refuse_all(&ctx, &ends, kind, &addr, &why),
-                            }
+                                    by_index.insert(next_index, e);
+                                    by_addr.insert(from, e);
+                                    replies.push((from, reply));
+                                    let end = &ctx.ends[e];
+                                    end.set_peer_addr(&addr);
+                                    end.set_state(State::Up, format!("up with {addr}"));
+                                    ctx.log.line(format!("{}: up with {addr}", name(&ctx, end)));
+                                    let mut p = Peer { session, addr: from, index: next_index, last_rx: Instant::now(), last_tx: Instant::now() };
+                                    if ctx.local_done.load(Ordering::Acquire) {
+                                        p.session.seal(&Message::Done, &mut scratch, &mut dgram);
+                                        replies.push((from, dgram.clone()));
+                                    }
+                                    peers.insert(e, p);
+                                }
+                                None => refuse_all(&ctx, &ends, "unknown-site", &addr, &format!("site `{}` has no udp tunnel to this one", shown(&peer))),
+                            },
+                            Err((kind, why)) => refuse_all(&ctx, &ends, kind, &addr, &why),
                         }
                     } else {
                         let e = match &responder {
@@ -1074,8 +1094,7 @@ async fn udp_callee(ctx: Arc<Ctx>, sock: UdpSocket, site: usize, ends: Vec<usize
                                         if let Some(m) = m {
                                             if !ctx.take(end, m, &mut batches[e]) {
                                                 ctx.deliver(end, &mut batches[e]);
-                                                let p = peers.remove(&e);
-                                                if let Some(p) = p {
+                                                if let Some(p) = peers.remove(&e) {
                                                     by_index.remove(&p.index);
                                                     by_addr.remove(&p.addr);
                                                 }
@@ -1100,37 +1119,45 @@ async fn udp_callee(ctx: Arc<Ctx>, sock: UdpSocket, site: usize, ends: Vec<usize
                             }
                         }
                     }
-                    burst += 1;
-                    if burst >= BATCH {
-                        break;
-                    }
-                    match sock.try_recv_from(&mut buf) {
-                        Ok((k, f)) => (n, from) = (k, f),
-                        Err(_) => break,
-                    }
                 }
                 for &e in &ends {
                     ctx.deliver(&ctx.ends[e], &mut batches[e]);
                 }
+                for (to, reply) in replies.drain(..) {
+                    let _ = io.send(to, &reply).await;
+                }
+                let _ = io.flush().await;
             }
             o = rx.recv() => {
-                let Some((e, o)) = o else { return };
-                let bye = matches!(o, Out::Bye);
-                match peers.get_mut(&e) {
-                    Some(p) => {
-                        let to = p.addr;
-                        send_out(&ctx.ends[e], &mut p.session, o, &mut scratch, &mut dgram, |d| sock.try_send_to(d, to)).await;
-                        p.last_tx = Instant::now();
-                    }
-                    None => {
-                        if let Out::Frames(f) = o {
-                            ctx.ends[e].lost_out.fetch_add(f.len() as u64, Ordering::Relaxed);
+                let Some((mut e, mut o)) = o else { return };
+                loop {
+                    let bye = matches!(o, Out::Bye);
+                    match peers.get_mut(&e) {
+                        Some(p) => {
+                            let to = p.addr;
+                            send_out(&ctx.ends[e], &mut p.session, o, &mut scratch, &mut dgram, &mut io, to).await;
+                            p.last_tx = Instant::now();
+                        }
+                        None => {
+                            if let Out::Frames(f) = o {
+                                ctx.ends[e].lost_out.fetch_add(f.len() as u64, Ordering::Relaxed);
+                            }
                         }
                     }
+                    if bye {
+                        if let Some(end) = ctx.ends.get(e) {
+                            flush_out(end, &mut io).await;
+                        }
+                        peers.remove(&e);
+                        ctx.finished.fetch_add(1, Ordering::AcqRel);
+                    }
+                    match rx.try_recv() {
+                        Ok((next_e, next)) => (e, o) = (next_e, next),
+                        Err(_) => break,
+                    }
                 }
-                if bye {
-                    peers.remove(&e);
-                    ctx.finished.fetch_add(1, Ordering::AcqRel);
+                if let Some(end) = ctx.ends.get(e) {
+                    flush_out(end, &mut io).await;
                 }
             }
             _ = ka.tick() => {
@@ -1148,10 +1175,11 @@ async fn udp_callee(ctx: Arc<Ctx>, sock: UdpSocket, site: usize, ends: Vec<usize
                 for p in peers.values_mut() {
                     if p.last_tx.elapsed() >= KEEPALIVE {
                         p.session.seal(&Message::Keepalive, &mut scratch, &mut dgram);
-                        let _ = sock.send_to(&dgram, p.addr).await;
+                        let _ = io.send(p.addr, &dgram).await;
                         p.last_tx = Instant::now();
                     }
                 }
+                let _ = io.flush().await;
             }
         }
     }

@@ -174,6 +174,8 @@ pub struct TunnelStatus {
     pub lost_out: u64,
     /// Messages refused, by reason (`wrong-key`, `wrong-lab`, `replay`, `plaintext`, …).
     pub refused: BTreeMap<String, u64>,
+    /// Frames the socket would not send, by why: `too-large` (for the path), `send-failed`.
+    pub send_errors: BTreeMap<String, u64>,
     /// The peer's address, once it has called or answered.
     pub peer_addr: Option<String>,
     /// Why it is not up, or what it last said.
@@ -202,6 +204,8 @@ pub(crate) struct Shared {
     pub rx_dropped: AtomicU64,
     pub lost_out: AtomicU64,
     refused: Mutex<BTreeMap<String, u64>>,
+    /// Frames the socket would not send, by why (`too-large` for the path, `send-failed`).
+    pub send_errors: Mutex<BTreeMap<&'static str, u64>>,
     peer_addr: Mutex<Option<String>>,
     detail: Mutex<String>,
     pub peer_done: AtomicBool,
@@ -488,6 +492,7 @@ impl Tunnels {
                     rx_dropped: AtomicU64::new(0),
                     lost_out: AtomicU64::new(0),
                     refused: Mutex::new(BTreeMap::new()),
+                    send_errors: Mutex::new(BTreeMap::new()),
                     peer_addr: Mutex::new(None),
                     detail: Mutex::new(String::new()),
                     peer_done: AtomicBool::new(false),
@@ -666,6 +671,7 @@ impl Tunnels {
                     rx_dropped: e.rx_dropped.load(Ordering::Relaxed),
                     lost_out: e.lost_out.load(Ordering::Relaxed),
                     refused: lock(&e.refused).clone(),
+                    send_errors: lock(&e.send_errors).iter().map(|(k, v)| ((*k).to_string(), *v)).collect(),
                     peer_addr: lock(&e.peer_addr).clone(),
                     detail: lock(&e.detail).clone(),
                     peer_done: e.peer_done.load(Ordering::Relaxed),
