@@ -907,7 +907,7 @@ async fn udp_pump(
                 ctx.deliver(end, &mut batch);
             }
             o = rx.recv() => {
-                let Some((_, mut o)) = o else { return None };
+                let (_, mut o) = o?;
                 // Everything queued now goes in one batch of system calls.
                 loop {
                     let bye = send_out(end, &mut s, o, &mut scratch, &mut dgram, io, target).await;
