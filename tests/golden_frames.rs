@@ -1,4 +1,5 @@
-//! The frames of every shipped lab, in virtual time at a fixed seed, pinned by a digest.
+//! The frames of every shipped lab, in virtual time at a fixed seed, pinned by a digest. A lab with
+//! tunnels runs in memory here (`--in-memory`): a tunnel's timing is the real network's.
 //!
 //! A change to the core that changes what a lab puts on its links shows here. Change a digest only
 //! on purpose, and say in the commit why the frames changed.
@@ -11,6 +12,8 @@ use common::{frames_digest, read_pcapng, run_lab};
 const GOLDEN: &[(&str, usize, &str)] = &[
     ("labs/single-lan.json", 12259, "144600aaf7efd5edebdec34b0214ff304d0699eddbec30757865ba77db188543"),
     ("labs/two-site.json", 9372, "07a5bc1b0a820a5b2b95a470bf9cf9cf7035e06f54e0bcec2e31cfff72d6a451"),
+    // The same lab over a TCP tunnel: in memory, the same frames.
+    ("labs/two-site-tcp.json", 9372, "07a5bc1b0a820a5b2b95a470bf9cf9cf7035e06f54e0bcec2e31cfff72d6a451"),
 ];
 
 #[test]
