@@ -56,6 +56,16 @@ fn has_default_name(lab: &Lab, link: &Link) -> bool {
 
 /// The impairments of a link that are set: latency, rate and loss, such as `10ms, 50 Mbit/s`.
 #[must_use]
+/// What a link's label says besides its name: its tunnel (`udp tunnel`), then its impairments.
+fn notes(link: &crate::topology::Link) -> Vec<String> {
+    let mut v = Vec::new();
+    if link.transport != crate::topology::Transport::Mem {
+        v.push(format!("{} tunnel", link.transport.as_str()));
+    }
+    v.extend(impairments(&link.model));
+    v
+}
+
 pub fn impairments(m: &LinkModel) -> Vec<String> {
     let mut out = Vec::new();
     if !m.latency.is_zero() {
@@ -152,7 +162,7 @@ pub fn dot(lab: &Lab) -> String {
         let extra = if la == lb { ", constraint=false" } else { "" };
         let (a, b) = (&lab.nodes[a].name, &lab.nodes[b].name);
         let mut label = dot_escape(&link.name);
-        let imp = impairments(&link.model);
+        let imp = notes(link);
         if !imp.is_empty() {
             // `\n`: a line break in a dot label.
             label.push_str("\\n");
@@ -208,7 +218,7 @@ pub fn mermaid(lab: &Lab) -> String {
     let layout = layout::layout(lab);
     for link in &lab.links {
         let mut label = mermaid_escape(&link.name);
-        let imp = impairments(&link.model);
+        let imp = notes(link);
         if !imp.is_empty() {
             label.push_str("<br/>");
             label.push_str(&mermaid_escape(&imp.join(", ")));
@@ -457,7 +467,7 @@ pub fn text(lab: &Lab, width: usize) -> String {
                     visible(&end_text(lab, link.ends[1]))
                 ));
             }
-            let imp = impairments(&link.model);
+            let imp = notes(link);
             details.push(if imp.is_empty() { "no impairment".to_string() } else { imp.join(", ") });
             let gap = " ".repeat(pad.saturating_sub(width_of(name)));
             out.push_str(&truncate(&format!("  {name}{gap}  {}", details.join(", ")), width));
