@@ -12,6 +12,8 @@ use tokio::net::UdpSocket;
 /// Buffers read in one call, each up to 64 KiB (one datagram, or a GRO run of equal ones).
 const RECV_BUFFERS: usize = 16;
 const RECV_BUFFER: usize = 64 * 1024;
+/// The socket buffers asked for, each way.
+const SOCKET_BUFFER: usize = 4 << 20;
 /// The most bytes a send batch gathers.
 const SEND_BYTES: usize = 60 * 1024;
 
@@ -33,6 +35,12 @@ pub(crate) struct UdpIo {
 
 impl UdpIo {
     pub fn new(sock: UdpSocket) -> io::Result<UdpIo> {
+        // Room for a burst: a lab without a rate limit sends a whole TCP window at once, and the
+        // system's default buffer (about 200 KiB) holds fewer than a hundred full-size datagrams.
+        // The system may grant less (its `rmem_max`, `wmem_max`); what it grants is enough to run.
+        let s = socket2::SockRef::from(&sock);
+        let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+        let _ = s.set_send_buffer_size(SOCKET_BUFFER);
         let state = UdpSocketState::new((&sock).into())?;
         Ok(UdpIo {
             sock,
