@@ -380,7 +380,7 @@ impl Driver {
                     refused.push(r);
                 }
             }
-            refused.extend(tun.flush().into_iter().map(|f| (f, crate::sim::DropReason::QueueFull)));
+            tun.flush();
             if self.sim.clients_done() {
                 tun.local_done();
             }

@@ -42,10 +42,13 @@ pub enum DropReason {
     TransportDown,
     /// Larger than a tunnel carries.
     TooLarge,
+    /// The tunnel could not take it: the lab sent faster than the tunnel carries, and its queue
+    /// was full.
+    TunnelFull,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::Loss,
         DropReason::QueueFull,
         DropReason::Mtu,
@@ -53,6 +56,7 @@ impl DropReason {
         DropReason::LinkDown,
         DropReason::TransportDown,
         DropReason::TooLarge,
+        DropReason::TunnelFull,
     ];
 
     #[must_use]
@@ -65,6 +69,7 @@ impl DropReason {
             DropReason::LinkDown => "link-down",
             DropReason::TransportDown => "transport-down",
             DropReason::TooLarge => "too-large",
+            DropReason::TunnelFull => "tunnel-full",
         }
     }
 }

@@ -29,8 +29,7 @@ use crate::topology::Transport;
 
 type Rd = Box<dyn AsyncRead + Unpin + Send>;
 type Wr = Box<dyn AsyncWrite + Unpin + Send>;
-type OutRx = Receiver<(usize, Out)>;
-type OutTx = Sender<(usize, Out)>;
+use super::tunnel::{out_queue, OutQueue as OutTx, OutRx};
 
 /// Bytes gathered before a stream write.
 const WRITE_BATCH: usize = 256 * 1024;
@@ -128,7 +127,7 @@ pub(crate) async fn spawn_all(
                 s.local_addr().map_or(listen.clone(), |a| a.to_string())
             ));
             // One task for the socket: every end it serves sends through one queue.
-            let (tx, rx) = mpsc::channel(256);
+            let (tx, rx) = out_queue(&ctx.ends);
             for &i in &udp_ends {
                 out[i].0 = tx.clone();
                 rxs[i] = None;

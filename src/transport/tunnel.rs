@@ -33,8 +33,8 @@ pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(100);
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Frames in one batch towards the driver.
 pub(crate) const BATCH: usize = 64;
-/// Batches waiting for an endpoint's task.
-const OUT_QUEUE: usize = 256;
+/// Frames waiting for an end's task; past that, frames are dropped as `tunnel-full`.
+pub(crate) const OUT_FRAMES: usize = 8192;
 /// Handshakes a listener runs at once; more connections are closed at once.
 pub(crate) const PENDING_HANDSHAKES: usize = 64;
 /// Lines of the tunnel log kept.
@@ -209,6 +209,8 @@ pub(crate) struct Shared {
     peer_addr: Mutex<Option<String>>,
     detail: Mutex<String>,
     pub peer_done: AtomicBool,
+    /// Frames the driver queued that the task has not taken yet.
+    pub queued: std::sync::atomic::AtomicUsize,
     /// The run is ending: what arrives now is not counted as refused.
     pub closing: AtomicBool,
     /// Every end's state changes, counted (shared by all ends): the driver looks again when it moves.
@@ -422,7 +424,46 @@ impl Ctx {
 }
 
 /// An end task's queue: what the driver sends it, with the end's index.
-pub(crate) type OutQueue = tokio::sync::mpsc::Sender<(usize, Out)>;
+pub(crate) type OutQueue = tokio::sync::mpsc::UnboundedSender<(usize, Out)>;
+
+/// What an end's task reads the driver's queue through: it keeps each end's count of frames
+/// queued (the queue is bounded in frames, not in messages, so that small batches do not fill it).
+pub(crate) struct OutRx {
+    rx: tokio::sync::mpsc::UnboundedReceiver<(usize, Out)>,
+    ends: Vec<Arc<Shared>>,
+}
+
+impl OutRx {
+    fn took(&self, m: &(usize, Out)) {
+        if let (e, Out::Frames(f)) = m {
+            if let Some(end) = self.ends.get(*e) {
+                end.queued.fetch_sub(f.len(), Ordering::AcqRel);
+            }
+        }
+    }
+
+    pub async fn recv(&mut self) -> Option<(usize, Out)> {
+        let m = self.rx.recv().await;
+        if let Some(m) = &m {
+            self.took(m);
+        }
+        m
+    }
+
+    pub fn try_recv(&mut self) -> Result<(usize, Out), tokio::sync::mpsc::error::TryRecvError> {
+        let m = self.rx.try_recv();
+        if let Ok(m) = &m {
+            self.took(m);
+        }
+        m
+    }
+}
+
+/// A queue from the driver to an end's task.
+pub(crate) fn out_queue(ends: &[Arc<Shared>]) -> (OutQueue, OutRx) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    (tx, OutRx { rx, ends: ends.to_vec() })
+}
 
 /// The driver's handle on a run's tunnels.
 pub struct Tunnels {
@@ -497,6 +538,7 @@ impl Tunnels {
                     detail: Mutex::new(String::new()),
                     peer_done: AtomicBool::new(false),
                     closing: AtomicBool::new(false),
+                    queued: std::sync::atomic::AtomicUsize::new(0),
                     changes: Arc::clone(&changes),
                 }));
             }
@@ -545,7 +587,7 @@ impl Tunnels {
         let mut out = Vec::new();
         let mut rxs = Vec::new();
         for _ in &ctx.ends {
-            let (tx, rx) = tokio::sync::mpsc::channel(OUT_QUEUE);
+            let (tx, rx) = out_queue(&ctx.ends);
             out.push((tx, Vec::new()));
             rxs.push(Some(rx));
         }
@@ -583,40 +625,37 @@ impl Tunnels {
         if f.frame.len() > MAX_FRAME {
             return Err((f, DropReason::TooLarge));
         }
-        if self.ctx.ends[i].state() != State::Up {
+        let end = &self.ctx.ends[i];
+        if end.state() != State::Up {
             return Err((f, DropReason::TransportDown));
         }
         let pending = &mut self.out[i].1;
+        if end.queued.load(Ordering::Acquire) + pending.len() >= OUT_FRAMES {
+            return Err((f, DropReason::TunnelFull));
+        }
         pending.push(f);
         if pending.len() >= BATCH {
-            return self.flush_one(i).map_err(|mut v| (v.swap_remove(0), DropReason::QueueFull));
+            self.flush_one(i);
         }
         Ok(())
     }
 
-    fn flush_one(&mut self, i: usize) -> Result<(), Vec<OutFrame>> {
+    /// Hands an end's gathered frames to its task (a closed queue, at the end of a run, loses them).
+    fn flush_one(&mut self, i: usize) {
         let (tx, pending) = &mut self.out[i];
         if pending.is_empty() {
-            return Ok(());
+            return;
         }
         let batch = std::mem::take(pending);
-        match tx.try_send((i, Out::Frames(batch))) {
-            Ok(()) => Ok(()),
-            Err(tokio::sync::mpsc::error::TrySendError::Full((_, Out::Frames(b))))
-            | Err(tokio::sync::mpsc::error::TrySendError::Closed((_, Out::Frames(b)))) => Err(b),
-            Err(_) => Ok(()),
-        }
+        self.ctx.ends[i].queued.fetch_add(batch.len(), Ordering::AcqRel);
+        let _ = tx.send((i, Out::Frames(batch)));
     }
 
-    /// Hands the step's frames to the endpoints' tasks; returns those that did not fit.
-    pub fn flush(&mut self) -> Vec<OutFrame> {
-        let mut refused = Vec::new();
+    /// Hands the step's frames to the ends' tasks.
+    pub fn flush(&mut self) {
         for i in 0..self.out.len() {
-            if let Err(mut b) = self.flush_one(i) {
-                refused.append(&mut b);
-            }
+            self.flush_one(i);
         }
-        refused
     }
 
     /// Tells every peer that this process's client apps have finished (once).
@@ -627,7 +666,7 @@ impl Tunnels {
         self.done_sent = true;
         self.ctx.local_done.store(true, Ordering::Release);
         for (i, (tx, _)) in self.out.iter().enumerate() {
-            let _ = tx.try_send((i, Out::Done));
+            let _ = tx.send((i, Out::Done));
         }
     }
 
@@ -695,7 +734,7 @@ impl Tunnels {
         let mut waiting = Vec::new();
         for (i, (tx, _)) in self.out.iter().enumerate() {
             if self.ctx.ends[i].state() == State::Up {
-                let _ = tx.try_send((i, Out::Bye));
+                let _ = tx.send((i, Out::Bye));
                 waiting.push(i);
             }
         }
