@@ -19,7 +19,7 @@ use tokio::sync::mpsc::{self, Receiver, Sender};
 use super::codec::{Framer, Message, MAX_WIRE, VERSION};
 use super::secure::{self, DatagramCipher, DatagramInitiator, DatagramResponder, StreamCipher, StreamHandshake};
 use super::tunnel::{
-    backoff, lock, noise, resolve, Ctx, InFrame, Out, Overrides, Placement, Role, Security, Shared, State, BATCH,
+    backoff, lock, noise, resolve, Ctx, InFrame, Out, Overrides, Placement, Role, Security, Shared, BATCH,
     HANDSHAKE_TIMEOUT, KEEPALIVE, PENDING_HANDSHAKES, SILENCE,
 };
 use super::udp::UdpIo;
@@ -35,8 +35,9 @@ use super::tunnel::{out_queue, OutQueue as OutTx, OutRx};
 const WRITE_BATCH: usize = 256 * 1024;
 /// A write that takes longer than this means the peer stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshake inits a listening UDP socket answers each second.
-const INITS_PER_SECOND: u32 = 200;
+/// Handshake inits a listening UDP socket answers each second, in all and from one IP address.
+const INITS_PER_SECOND: u32 = 1000;
+const INITS_PER_IP: u32 = 20;
 
 /// A stream that finished its handshake.
 struct Conn {
@@ -193,7 +194,13 @@ fn refuse_all(ctx: &Ctx, ends: &[usize], kind: &str, addr: &str, why: &str) {
     for &i in ends {
         ctx.ends[i].refuse(kind);
     }
-    ctx.log.limited(&format!("{kind} {addr}"), format!("refused {addr}: {why} ({kind})"));
+    // One line a second for each kind and sender's IP address (its ports are many in a flood).
+    ctx.log.limited(&format!("{kind} {}", ip_of(addr)), format!("refused {addr}: {why} ({kind})"));
+}
+
+/// The IP address of `ip:port` (`[v6]:port` too), or the text as it is.
+fn ip_of(addr: &str) -> &str {
+    addr.rsplit_once(':').map_or(addr, |(ip, _)| ip)
 }
 
 /// Waits `d` while dropping what the driver queues (the end is down); false when the run ends.
@@ -277,7 +284,7 @@ async fn stream_end(ctx: Arc<Ctx>, i: usize, mut rx: OutRx, mut dial: Dial) {
         };
         attempt = 0;
         end.set_peer_addr(&conn.addr);
-        end.set_state(State::Up, format!("up with {}", conn.addr));
+        end.session_up(format!("up with {}", conn.addr));
         ctx.log.line(format!("{}: up with {}", name(&ctx, &end), conn.addr));
         let replace = match &mut dial {
             Dial::Accept(crx) => Some(crx),
@@ -299,6 +306,24 @@ async fn stream_end(ctx: Arc<Ctx>, i: usize, mut rx: OutRx, mut dial: Dial) {
                 end.lost(why);
                 if matches!(dial, Dial::Stdio) {
                     ctx.stopping.store(true, Ordering::Release);
+                    return;
+                }
+                if matches!(dial, Dial::Exec(_)) && end.peer_done.load(Ordering::Acquire) {
+                    // The site the command started finished its apps and left: starting it again
+                    // would run its apps again. Nothing more to call.
+                    ctx.log.line(format!("{}: the peer finished; its command is not run again", name(&ctx, &end)));
+                    loop {
+                        match rx.recv().await {
+                            None | Some((_, Out::Bye)) => return,
+                            Some((_, Out::Frames(f))) => {
+                                end.lost_out.fetch_add(f.len() as u64, Ordering::Relaxed);
+                            }
+                            Some((_, Out::Done)) => {}
+                        }
+                    }
+                }
+                // A peer that drops each session at once is not called in a tight loop.
+                if !matches!(dial, Dial::Accept(_)) && !wait_down(&end, &mut rx, backoff(0)).await {
                     return;
                 }
             }
@@ -790,7 +815,7 @@ async fn udp_caller(ctx: Arc<Ctx>, i: usize, mut rx: OutRx, addr: String) {
         attempt = 0;
         let peer = target.to_string();
         end.set_peer_addr(&peer);
-        end.set_state(State::Up, format!("up with {peer}"));
+        end.session_up(format!("up with {peer}"));
         ctx.log.line(format!("{}: up with {peer}", name(&ctx, &end)));
         match udp_pump(&ctx, &end, &mut io, target, session, &mut rx).await {
             None => {
@@ -1015,7 +1040,10 @@ async fn udp_callee(ctx: Arc<Ctx>, sock: UdpSocket, site: usize, ends: Vec<usize
     // Handshake answers, sent once the datagrams of a read are taken.
     let mut replies: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
     let mut ka = tokio::time::interval(KEEPALIVE);
+    // Handshakes answered this second: in all, and from each sender's IP address (so that a flood
+    // from one address does not lock a real peer out).
     let (mut tokens, mut refill) = (INITS_PER_SECOND, Instant::now());
+    let mut per_ip: HashMap<std::net::IpAddr, u32> = HashMap::new();
     let mut next_index = noise();
     loop {
         tokio::select! {
@@ -1032,12 +1060,20 @@ async fn udp_callee(ctx: Arc<Ctx>, sock: UdpSocket, site: usize, ends: Vec<usize
                     } else if hello {
                         if refill.elapsed() >= Duration::from_secs(1) {
                             (tokens, refill) = (INITS_PER_SECOND, Instant::now());
+                            per_ip.clear();
                         }
-                        if tokens == 0 {
+                        // At most 4,096 addresses are remembered in a second; a flood from more is busy.
+                        if per_ip.len() >= 4096 && !per_ip.contains_key(&from.ip()) {
+                            refuse_all(&ctx, &ends, "busy", &addr, "too many handshakes this second");
+                            continue;
+                        }
+                        let from_ip = per_ip.entry(from.ip()).or_insert(0);
+                        if tokens == 0 || *from_ip >= INITS_PER_IP {
                             refuse_all(&ctx, &ends, "busy", &addr, "too many handshakes this second");
                             continue;
                         }
                         tokens -= 1;
+                        *from_ip += 1;
                         next_index = next_index.wrapping_add(1);
                         let answered = match responder.as_mut() {
                             Some(r) => r.respond(d, next_index).map(|(reply, c, id)| (reply, Session::Key(Box::new(c)), id.site)).map_err(|e| (e.kind(), e.to_string())),
@@ -1059,7 +1095,7 @@ async fn udp_callee(ctx: Arc<Ctx>, sock: UdpSocket, site: usize, ends: Vec<usize
                                     replies.push((from, reply));
                                     let end = &ctx.ends[e];
                                     end.set_peer_addr(&addr);
-                                    end.set_state(State::Up, format!("up with {addr}"));
+                                    end.session_up(format!("up with {addr}"));
                                     ctx.log.line(format!("{}: up with {addr}", name(&ctx, end)));
                                     let mut p = Peer { session, addr: from, index: next_index, last_rx: Instant::now(), last_tx: Instant::now() };
                                     if ctx.local_done.load(Ordering::Acquire) {
@@ -1104,7 +1140,7 @@ async fn udp_callee(ctx: Arc<Ctx>, sock: UdpSocket, site: usize, ends: Vec<usize
                                     }
                                     Err(kind) => {
                                         end.refuse(kind);
-                                        ctx.log.limited(&format!("{kind} {addr}"), format!("refused {addr}: a datagram that does not open ({kind})"));
+                                        ctx.log.limited(&format!("{kind} {}", ip_of(&addr)), format!("refused {addr}: a datagram that does not open ({kind})"));
                                     }
                                 }
                             }

@@ -232,13 +232,16 @@ impl Shared {
         if self.state.swap(v, Ordering::AcqRel) != v {
             self.changes.fetch_add(1, Ordering::AcqRel);
             *lock(&self.since) = Instant::now();
-            if s == State::Up {
-                self.sessions.fetch_add(1, Ordering::Relaxed);
-                // A new session: a restarted peer says again when its apps are done.
-                self.peer_done.store(false, Ordering::Release);
-            }
         }
         *lock(&self.detail) = detail.into();
+    }
+
+    /// A new session with the peer (a first one, or one that replaces a live one: a restarted
+    /// peer): counted, and the peer says again when its apps are done.
+    pub fn session_up(&self, detail: impl Into<String>) {
+        self.sessions.fetch_add(1, Ordering::Relaxed);
+        self.peer_done.store(false, Ordering::Release);
+        self.set_state(State::Up, detail);
     }
 
     /// Marks the end down (or still connecting, if it never came up).
@@ -615,7 +618,15 @@ impl Tunnels {
 
     /// Echo the tunnel log to standard error as it is written.
     pub fn echo_log(&self, on: bool) {
-        self.ctx.log.echo.store(on, Ordering::Relaxed);
+        if on && !self.ctx.log.echo.swap(true, Ordering::Relaxed) {
+            // What was written before (where the sites listen) too.
+            for l in self.ctx.log.lines() {
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("tunnel: {l}\n").as_bytes());
+            }
+        }
+        if !on {
+            self.ctx.log.echo.store(false, Ordering::Relaxed);
+        }
     }
 
     /// Takes a frame from the core's outbox, to go out at the end of the step ([`Tunnels::flush`]).
