@@ -24,6 +24,7 @@
 
 pub mod bench;
 pub mod bench_scale;
+pub mod bench_tunnel;
 pub mod capture;
 pub mod graph;
 pub mod headless;

@@ -173,6 +173,10 @@ enum Command {
         /// Measure the CPU an idle lab costs over 10 s, paced at real time.
         #[arg(long, conflicts_with_all = ["bytes", "reps", "scale", "probes", "render"])]
         idle: bool,
+        /// Measure the tunnels between sites: frames a second over UDP and TCP, encrypted and
+        /// plaintext, and TCP goodput through them, against plain tokio sockets on loopback.
+        #[arg(long, conflicts_with_all = ["bytes", "reps", "scale", "probes", "render", "idle"])]
+        tunnel: bool,
         /// Sizes of the scale bench, in hosts.
         #[arg(long, requires = "scale", value_delimiter = ',', default_value = "10,100,1000,10000")]
         hosts: Vec<usize>,
@@ -358,6 +362,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Bench { scale: true, hosts, per_switch, scale_job, .. } => scale_bench(&hosts, per_switch, scale_job),
+        Command::Bench { tunnel: true, .. } => bench_exit(netlab::bench_tunnel::run_tunnel(
+            3,
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(2),
+            &mut std::io::stdout(),
+        )),
         Command::Bench { idle: true, .. } => bench_exit(netlab::bench::run_idle(10, &mut std::io::stdout())),
         Command::Bench { render: true, .. } => bench_exit(netlab::bench::run_render(200, &mut std::io::stdout())),
         Command::Bench { probes: true, .. } => bench_exit(netlab::bench::run_probes(&mut std::io::stdout())),
