@@ -534,9 +534,18 @@ impl Driver {
             if self.stop.load(Ordering::Relaxed) || self.stopped_by_control {
                 return Wait::Interrupted;
             }
-            // A peer site that says its apps are done, or left, can end the run while nothing is due.
-            if self.tunnels.is_some() && self.should_end().is_some() {
-                return Wait::Interrupted;
+            if self.tunnels.is_some() {
+                // A peer site that says its apps are done, or left, can end the run while nothing
+                // is due.
+                if self.should_end().is_some() {
+                    return Wait::Interrupted;
+                }
+                // Frames from peers join the lab as they come, even while events are due back to
+                // back: a driver that only read them when it had time to wait would hand over a
+                // busy stretch's frames all at once, late.
+                if self.poll_controls(target) {
+                    return Wait::Interrupted;
+                }
             }
             let now = Instant::now();
             let left = if self.pacer.paused() {
