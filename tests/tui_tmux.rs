@@ -227,3 +227,42 @@ fn sigterm_restores_the_terminal() {
     assert!(end.contains("EXITED 0") && end.contains("stopped by signal"), "{end}");
     assert!(cooked(&stty), "the terminal is back in cooked mode with echo");
 }
+
+/// Two sites, each in its own terminal UI: the first waits for its tunnel (and says so), then both
+/// show the tunnel up, the lab runs across it, and each quits on `q`.
+#[test]
+fn each_site_shows_its_tunnel() {
+    if !tool("tmux") {
+        return;
+    }
+    let key =
+        String::from_utf8(Command::new(env!("CARGO_BIN_EXE_netlab")).arg("key").output().expect("netlab key").stdout)
+            .expect("utf-8");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).expect("a port").port();
+    let line = |site: &str, how: &str| {
+        format!(
+            "cd '{}' && NETLAB_KEY={} '{}' run labs/two-site.json --no-capture --site {site} {how}; echo EXITED $?; sleep 60",
+            root().display(),
+            key.trim(),
+            env!("CARGO_BIN_EXE_netlab"),
+        )
+    };
+    let hq = Tmux::start(&line("hq", &format!("--listen 127.0.0.1:{port}")));
+    hq.wait("hq waiting for its tunnel", |s| {
+        s.contains("waiting for the tunnels") && s.contains("hq<->branch udp connecting")
+    });
+    let branch = Tmux::start(&line("branch", &format!("--connect hq=127.0.0.1:{port}")));
+    for (t, name) in [(&hq, "hq<->branch"), (&branch, "branch<->hq")] {
+        let s = t.wait("the tunnel up and the lab running", |s| {
+            s.contains(&format!("{name} udp up")) && s.contains("running") && s.contains("udp up")
+        });
+        assert!(!s.contains("waiting for the tunnels"), "{s}");
+    }
+    // The transfer crossed: hq sent its 2 MiB through the tunnel.
+    hq.wait("the transfer through the tunnel", |s| s.contains("hq<->branch udp up") && s.contains("2.1 MiB out"));
+    for t in [&hq, &branch] {
+        t.keys(&["q"]);
+        let end = t.wait("the exit", |s| s.contains("EXITED"));
+        assert!(end.contains("EXITED 0"), "{end}");
+    }
+}

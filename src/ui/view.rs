@@ -117,9 +117,15 @@ struct StatusBar<'a>(&'a App);
 impl Widget for StatusBar<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let app = self.0;
+        // A site whose clock has not started yet waits for its tunnels to come up.
+        let waiting = app
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.steps == 0 && s.tunnels.iter().any(|t| t.state != crate::transport::State::Up));
         let state = match (&app.ended, app.paused) {
             (Some(e), _) => e.clone(),
             (None, true) => "paused".into(),
+            (None, false) if waiting => "waiting for the tunnels".into(),
             (None, false) => "running".into(),
         };
         let late = app.snapshot.as_ref().map_or(0.0, |s| s.max_lateness_ms);
