@@ -506,7 +506,7 @@ impl Driver {
             Control::Frame { link, from, packet, frame } => self.inject(link, from, packet, &frame),
             Control::Frames(batch) => {
                 for f in batch {
-                    self.inject(f.link, f.from, Some(f.packet), &f.frame);
+                    self.inject(f.link, f.from, f.packet, &f.frame);
                 }
             }
             Control::Capture { link, on } => {
@@ -708,7 +708,7 @@ impl Driver {
                         let mut obs =
                             ((&mut self.counters, self.capture.as_mut()), (self.feed.as_mut(), self.flows.as_mut()));
                         for f in batch {
-                            self.sim.inject(f.link, f.from, SimTime::ZERO, Some(f.packet), &f.frame, &mut obs);
+                            self.sim.inject(f.link, f.from, SimTime::ZERO, f.packet, &f.frame, &mut obs);
                         }
                     }
                     Err(_) => {}

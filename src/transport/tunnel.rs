@@ -45,7 +45,9 @@ const LOG_LINES: usize = 200;
 pub struct InFrame {
     pub link: LinkId,
     pub from: Side,
-    pub packet: PacketId,
+    /// Its packet id, when the peer's site could have made it (its origin is a node of that site);
+    /// otherwise the lab gives it an id of its own, from outside.
+    pub packet: Option<PacketId>,
     pub frame: Vec<u8>,
 }
 
@@ -403,6 +405,9 @@ impl Ctx {
                 if end.accepts(link, from) {
                     end.frames_in.fetch_add(1, Ordering::Relaxed);
                     end.bytes_in.fetch_add(frame.len() as u64, Ordering::Relaxed);
+                    // A packet keeps its identity across sites, but only one the peer could have
+                    // made: an id claiming a node of another site is not believed.
+                    let packet = packet.origin().filter(|n| self.lab.node_site(*n) == Some(end.peer)).map(|_| packet);
                     batch.push(InFrame { link, from, packet, frame });
                     if batch.len() >= BATCH {
                         self.deliver(end, batch);
