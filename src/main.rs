@@ -335,7 +335,18 @@ fn main() -> ExitCode {
                     eprintln!("{warnings} found (denied by --deny-warnings)");
                     return ExitCode::from(2);
                 }
-                out(&if n == 0 { format!("ok: {l}\n") } else { format!("ok: {l}, {warnings}\n") });
+                // A lab of several sites says how they are joined: `2 sites, 1 tunnel (udp)`.
+                let sites = if l.sites.len() > 1 {
+                    let t = l.tunnels.len();
+                    let kinds: std::collections::BTreeSet<&str> =
+                        l.tunnels.iter().map(|t| t.transport.as_str()).collect();
+                    let kinds = kinds.into_iter().collect::<Vec<_>>().join(", ");
+                    let kinds = if kinds.is_empty() { String::new() } else { format!(" ({kinds})") };
+                    format!(", {} sites, {t} tunnel{}{kinds}", l.sites.len(), if t == 1 { "" } else { "s" })
+                } else {
+                    String::new()
+                };
+                out(&if n == 0 { format!("ok: {l}{sites}\n") } else { format!("ok: {l}{sites}, {warnings}\n") });
                 ExitCode::SUCCESS
             }
             Err(code) => code,
