@@ -343,7 +343,7 @@ pub fn mpsc_baseline(d: Duration) -> anyhow::Result<Rate> {
 /// The tunnels' datagram cipher alone: a frame message (a 1514-byte frame and its header) sealed
 /// and opened again, one after the other on one thread, for `d`.
 pub fn cipher_baseline(d: Duration) -> anyhow::Result<Rate> {
-    let psk = Psk::random();
+    let psk = Psk::random()?;
     let id = |site: &str| Identity {
         version: codec::VERSION,
         lab: "tunnel-bench".into(),
@@ -351,7 +351,7 @@ pub fn cipher_baseline(d: Duration) -> anyhow::Result<Rate> {
         site: site.into(),
         time_ns: now_ns(),
     };
-    let (mut init, hello) = DatagramInitiator::initiate(&psk, &id("one"), 1);
+    let (mut init, hello) = DatagramInitiator::initiate(&psk, &id("one"), 1)?;
     let (reply, mut b, _) =
         DatagramResponder::new(&psk, id("two")).respond(&hello, 2).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (mut a, _) = init.read_response(&reply).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -414,7 +414,7 @@ fn security(encrypted: bool) -> anyhow::Result<Security> {
     if !encrypted {
         return Ok(Security::Plain);
     }
-    let text = Psk::generate_hex();
+    let text = Psk::generate_hex()?;
     let psk = Psk::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(Security::Key { psk: Arc::new(psk), text })
 }
@@ -576,7 +576,7 @@ pub fn goodput(transport: Option<Transport>, encrypted: bool, d: Duration) -> an
     let opts = RunOptions { duration: Some(d), capture: CaptureChoice::Off, ..RunOptions::default() };
     let key: Option<PathBuf> = if encrypted {
         let p = std::env::temp_dir().join(format!("netlab-tunnel-bench-{}.key", std::process::id()));
-        std::fs::write(&p, Psk::generate_hex())?;
+        std::fs::write(&p, Psk::generate_hex()?)?;
         Some(p)
     } else {
         None

@@ -444,10 +444,16 @@ fn main() -> ExitCode {
             connect: Vec::new(),
             stdio: true,
         }),
-        Command::Key => {
-            out(&(netlab::transport::secure::Psk::generate_hex() + "\n"));
-            ExitCode::SUCCESS
-        }
+        Command::Key => match netlab::transport::secure::Psk::generate_hex() {
+            Ok(key) => {
+                out(&(key + "\n"));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                errln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 

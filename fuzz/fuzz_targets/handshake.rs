@@ -25,7 +25,7 @@ fn me(site: &str) -> Identity {
 /// A session set up once per thread: the sender's end and the receiver's.
 fn session() -> (DatagramCipher, DatagramCipher) {
     let mut resp = DatagramResponder::new(&psk(), me("responder"));
-    let (mut init, msg) = DatagramInitiator::initiate(&psk(), &me("initiator"), 1);
+    let (mut init, msg) = DatagramInitiator::initiate(&psk(), &me("initiator"), 1).expect("a handshake starts");
     let (reply, theirs, _) = resp.respond(&msg, 2).expect("a genuine init");
     let (mine, _) = init.read_response(&reply).expect("a genuine response");
     (mine, theirs)
@@ -41,9 +41,9 @@ fuzz_target!(|data: &[u8]| {
         id.encode(&mut again);
         assert_eq!(again, data, "an identity encodes back to its bytes");
     }
-    assert!(StreamHandshake::respond(&psk(), &me("responder")).read(data).is_err());
+    assert!(StreamHandshake::respond(&psk(), &me("responder")).expect("a responder starts").read(data).is_err());
     assert!(DatagramResponder::new(&psk(), me("responder")).respond(data, 3).is_err());
-    let mut init = DatagramInitiator::initiate(&psk(), &me("initiator"), 1).0;
+    let mut init = DatagramInitiator::initiate(&psk(), &me("initiator"), 1).expect("a handshake starts").0;
     assert!(init.read_response(data).is_err());
 
     SESSION.with(|s| {

@@ -17,7 +17,9 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc::{self, Receiver, Sender};
 
 use super::codec::{Framer, Message, MAX_WIRE, VERSION};
-use super::secure::{self, DatagramCipher, DatagramInitiator, DatagramResponder, StreamCipher, StreamHandshake};
+use super::secure::{
+    self, DatagramCipher, DatagramInitiator, DatagramResponder, Refusal, StreamCipher, StreamHandshake,
+};
 use super::tunnel::{
     backoff, lock, noise, resolve, Ctx, InFrame, Out, Overrides, Placement, Role, Security, Shared, BATCH,
     HANDSHAKE_TIMEOUT, KEEPALIVE, PENDING_HANDSHAKES, SILENCE,
@@ -422,25 +424,18 @@ async fn call(
     let work = async {
         match &ctx.security {
             Security::Key { psk, .. } => {
-                let (hs, m1) = StreamHandshake::initiate(psk, &ctx.identity(end.local));
+                let (hs, m1) = StreamHandshake::initiate(psk, &ctx.identity(end.local)).map_err(|e| e.to_string())?;
                 write_message(&mut wr, &m1).await.map_err(|e| e.to_string())?;
                 let m2 = read_message(&mut rd).await?;
-                match hs.read(&m2) {
-                    Ok(secure::Step::Done { cipher, peer: id }) if id.site == peer => Ok(Some(cipher)),
-                    Ok(secure::Step::Done { peer: id, .. }) => {
-                        end.refuse("wrong-site");
-                        Err(format!("{addr} is site `{}`, not `{}`", shown(&id.site), shown(&peer)))
-                    }
-                    Ok(secure::Step::Reply { .. }) => Err("an unexpected handshake step".into()),
-                    Err(r) => {
-                        end.refuse(r.kind());
-                        Err(format!("{addr} refused or was refused: {r}"))
-                    }
-                }
+                let done = match hs.read(&m2) {
+                    Ok(secure::Step::Done { cipher, peer }) => Ok((cipher, peer)),
+                    Ok(secure::Step::Reply { .. }) => Err(Refusal::Malformed("an unexpected handshake step")),
+                    Err(r) => Err(r),
+                };
+                answered(end, &addr, &peer, done).map(Some)
             }
             Security::Plain => {
-                let mut m = Vec::new();
-                ctx.hello(end.local).encode(&mut m);
+                let m = ctx.hello(end.local);
                 write_message(&mut wr, &m).await.map_err(|e| e.to_string())?;
                 let reply = read_message(&mut rd).await?;
                 check_hello(ctx, &reply, Some(&peer)).map_err(|(kind, why)| {
@@ -454,6 +449,22 @@ async fn call(
     let cipher =
         tokio::time::timeout(HANDSHAKE_TIMEOUT, work).await.map_err(|_| format!("no handshake from {addr}"))??;
     Ok(Conn { rd, wr, cipher, addr, _child: child })
+}
+
+/// The caller's side of a handshake's answer: the cipher, if the answer came from the site called
+/// (`peer`); else the refusal, counted.
+fn answered<C>(end: &Shared, addr: &str, peer: &str, r: Result<(C, secure::Identity), Refusal>) -> Result<C, String> {
+    match r {
+        Ok((cipher, id)) if id.site == peer => Ok(cipher),
+        Ok((_, id)) => {
+            end.refuse("wrong-site");
+            Err(format!("{addr} is site `{}`, not `{}`", shown(&id.site), shown(peer)))
+        }
+        Err(r) => {
+            end.refuse(r.kind());
+            Err(format!("{addr} refused or was refused: {r}"))
+        }
+    }
 }
 
 /// Checks a plaintext hello: the peer's format version, lab and site. Returns the peer's site.
@@ -498,7 +509,8 @@ async fn answer(
     let (i, cipher) = match &ctx.security {
         Security::Key { psk, .. } => {
             let me = ctx.identity(site);
-            match StreamHandshake::respond(psk, &me).read(&m1) {
+            let hs = StreamHandshake::respond(psk, &me).map_err(|e| ("local-error", e.to_string()))?;
+            match hs.read(&m1) {
                 Ok(secure::Step::Reply { reply, cipher, peer }) => {
                     let i = find(&peer.site)?;
                     lock(&ctx.stream_guard).accept(&peer.site, peer.time_ns).map_err(|r| {
@@ -514,8 +526,7 @@ async fn answer(
         Security::Plain => {
             let peer = check_hello(ctx, &m1, None)?;
             let i = find(&peer)?;
-            let mut m = Vec::new();
-            ctx.hello(site).encode(&mut m);
+            let m = ctx.hello(site);
             write_message(&mut wr, &m).await.map_err(|e| ("malformed", e.to_string()))?;
             (i, None)
         }
@@ -855,25 +866,16 @@ async fn udp_call(ctx: &Ctx, end: &Shared, addr: &str) -> Result<(UdpIo, SocketA
     let send = |e: (usize, std::io::Error)| format!("cannot send to {addr}: {}", e.1);
     match &ctx.security {
         Security::Key { psk, .. } => {
-            let (mut init, m) = DatagramInitiator::initiate(psk, &ctx.identity(end.local), noise());
+            let (mut init, m) =
+                DatagramInitiator::initiate(psk, &ctx.identity(end.local), noise()).map_err(|e| e.to_string())?;
             io.send(target, &m).await.map_err(send)?;
             io.flush().await.map_err(send)?;
             let d = udp_answer(&mut io, target, addr).await?;
-            match init.read_response(&d) {
-                Ok((cipher, id)) if id.site == peer => Ok((io, target, Session::Key(Box::new(cipher)))),
-                Ok((_, id)) => {
-                    end.refuse("wrong-site");
-                    Err(format!("{addr} is site `{}`, not `{}`", shown(&id.site), shown(&peer)))
-                }
-                Err(r) => {
-                    end.refuse(r.kind());
-                    Err(format!("{addr}: {r}"))
-                }
-            }
+            let cipher = answered(end, addr, &peer, init.read_response(&d))?;
+            Ok((io, target, Session::Key(Box::new(cipher))))
         }
         Security::Plain => {
-            let mut m = Vec::new();
-            ctx.hello(end.local).encode(&mut m);
+            let m = ctx.hello(end.local);
             io.send(target, &m).await.map_err(send)?;
             io.flush().await.map_err(send)?;
             let d = udp_answer(&mut io, target, addr).await?;
@@ -1078,8 +1080,7 @@ async fn udp_callee(ctx: Arc<Ctx>, sock: UdpSocket, site: usize, ends: Vec<usize
                         let answered = match responder.as_mut() {
                             Some(r) => r.respond(d, next_index).map(|(reply, c, id)| (reply, Session::Key(Box::new(c)), id.site)).map_err(|e| (e.kind(), e.to_string())),
                             None => check_hello(&ctx, d, None).map(|s| {
-                                let mut m = Vec::new();
-                                ctx.hello(site).encode(&mut m);
+                                let m = ctx.hello(site);
                                 (m, Session::Plain, s)
                             }),
                         };

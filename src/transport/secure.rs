@@ -84,6 +84,21 @@ pub enum KeyError {
          or a passphrase of at least {MIN_PASSPHRASE} characters"
     )]
     TooShort(usize),
+    /// The system gave no random bytes for a new key.
+    #[error("the system's source of randomness failed: {0}")]
+    NoRandomness(String),
+}
+
+/// Why a handshake could not start on this side (not the peer's doing): the Noise state could not
+/// be built, or the system gave no random bytes for an ephemeral key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the Noise handshake could not start: {0}")]
+pub struct HandshakeError(String);
+
+impl From<snow::Error> for HandshakeError {
+    fn from(e: snow::Error) -> Self {
+        HandshakeError(e.to_string())
+    }
 }
 
 impl fmt::Debug for Psk {
@@ -116,24 +131,19 @@ impl Psk {
     }
 
     /// A fresh random key, for a run that holds every site in one process.
-    ///
-    /// # Panics
-    /// When the system has no source of randomness (as the handshakes need one too).
-    #[must_use]
-    pub fn random() -> Psk {
+    pub fn random() -> Result<Psk, KeyError> {
         let mut key = [0u8; 32];
-        getrandom::fill(&mut key).expect("the system's source of randomness");
-        Psk(key)
+        getrandom::fill(&mut key).map_err(|e| KeyError::NoRandomness(e.to_string()))?;
+        Ok(Psk(key))
     }
 
     /// 64 lowercase hex digits of a fresh random key, for `netlab key`.
-    #[must_use]
-    pub fn generate_hex() -> String {
+    pub fn generate_hex() -> Result<String, KeyError> {
         use std::fmt::Write;
-        Psk::random().0.iter().fold(String::with_capacity(64), |mut s, b| {
+        Ok(Psk::random()?.0.iter().fold(String::with_capacity(64), |mut s, b| {
             let _ = write!(s, "{b:02x}");
             s
-        })
+        }))
     }
 }
 
@@ -281,6 +291,9 @@ pub enum Refusal {
     /// A data datagram, or a handshake response, for no live session.
     #[error("a message for no live session")]
     UnknownSession,
+    /// Not the peer's doing: this side could not answer (its handshake state could not be built).
+    #[error("this side could not answer: {0}")]
+    Local(String),
 }
 
 impl Refusal {
@@ -296,6 +309,7 @@ impl Refusal {
             Refusal::Replay => "replay",
             Refusal::Malformed(_) => "malformed",
             Refusal::UnknownSession => "unknown-session",
+            Refusal::Local(_) => "local-error",
         }
     }
 }
@@ -343,21 +357,16 @@ fn check_peer(me: &Identity, peer: &Identity) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn builder<'a>(psk: &'a Psk, prologue: &'a [u8]) -> snow::Builder<'a> {
-    let params = PATTERN.parse().expect("the Noise protocol name is valid");
-    snow::Builder::new(params)
-        .psk(0, &psk.0)
-        .expect("psk0 is a valid PSK slot")
-        .prologue(prologue)
-        .expect("a prologue is set once")
+fn builder<'a>(psk: &'a Psk, prologue: &'a [u8]) -> Result<snow::Builder<'a>, snow::Error> {
+    snow::Builder::new(PATTERN.parse()?).psk(0, &psk.0)?.prologue(prologue)
 }
 
-fn initiator(psk: &Psk, prologue: &[u8]) -> HandshakeState {
-    builder(psk, prologue).build_initiator().expect("the Noise protocol is built in")
+fn initiator(psk: &Psk, prologue: &[u8]) -> Result<HandshakeState, snow::Error> {
+    builder(psk, prologue)?.build_initiator()
 }
 
-fn responder(psk: &Psk, prologue: &[u8]) -> HandshakeState {
-    builder(psk, prologue).build_responder().expect("the Noise protocol is built in")
+fn responder(psk: &Psk, prologue: &[u8]) -> Result<HandshakeState, snow::Error> {
+    builder(psk, prologue)?.build_responder()
 }
 
 /// Appends a handshake message: `header`, then Noise's message with `payload`.
@@ -407,20 +416,17 @@ impl fmt::Debug for StreamHandshake {
 
 impl StreamHandshake {
     /// The dialling side: returns the handshake and its first message (type 0x10).
-    ///
-    /// # Panics
-    /// When the system has no source of randomness for the ephemeral key.
-    pub fn initiate(psk: &Psk, me: &Identity) -> (StreamHandshake, Vec<u8>) {
-        let mut state = initiator(psk, STREAM_PROLOGUE);
+    pub fn initiate(psk: &Psk, me: &Identity) -> Result<(StreamHandshake, Vec<u8>), HandshakeError> {
+        let mut state = initiator(psk, STREAM_PROLOGUE)?;
         let mut payload = Vec::new();
         me.encode(&mut payload);
-        let msg = write_handshake(&mut state, &[HANDSHAKE_INIT], &payload).expect("a fresh ephemeral key");
-        (StreamHandshake { state, me: me.clone() }, msg)
+        let msg = write_handshake(&mut state, &[HANDSHAKE_INIT], &payload)?;
+        Ok((StreamHandshake { state, me: me.clone() }, msg))
     }
 
     /// The listening side, waiting for the first message.
-    pub fn respond(psk: &Psk, me: &Identity) -> StreamHandshake {
-        StreamHandshake { state: responder(psk, STREAM_PROLOGUE), me: me.clone() }
+    pub fn respond(psk: &Psk, me: &Identity) -> Result<StreamHandshake, HandshakeError> {
+        Ok(StreamHandshake { state: responder(psk, STREAM_PROLOGUE)?, me: me.clone() })
     }
 
     /// Reads the peer's handshake message. The responder checks the peer's [`Identity`] against
@@ -553,18 +559,19 @@ impl DatagramInitiator {
     /// session at the initiator: the responder's data datagrams carry it. `me.time_ns` must be
     /// newer than that of any init this site sent before under this key ([`now_ns`]): a
     /// responder refuses an init that is not, as a replay. A retry is a new `initiate`.
-    ///
-    /// # Panics
-    /// When the system has no source of randomness for the ephemeral key.
-    pub fn initiate(psk: &Psk, me: &Identity, local_index: u32) -> (DatagramInitiator, Vec<u8>) {
-        let mut state = initiator(psk, DATAGRAM_PROLOGUE);
+    pub fn initiate(
+        psk: &Psk,
+        me: &Identity,
+        local_index: u32,
+    ) -> Result<(DatagramInitiator, Vec<u8>), HandshakeError> {
+        let mut state = initiator(psk, DATAGRAM_PROLOGUE)?;
         let mut header = [0u8; DATAGRAM_INIT_HEADER];
         header[0] = HANDSHAKE_INIT;
         header[1..5].copy_from_slice(&local_index.to_be_bytes());
         let mut payload = header.to_vec();
         me.encode(&mut payload);
-        let msg = write_handshake(&mut state, &header, &payload).expect("a fresh ephemeral key");
-        (DatagramInitiator { state: Some(state), me: me.clone(), local_index }, msg)
+        let msg = write_handshake(&mut state, &header, &payload)?;
+        Ok((DatagramInitiator { state: Some(state), me: me.clone(), local_index }, msg))
     }
 
     /// Reads the response (0x11 · sender index u32 · receiver index u32 · noise message 2); the
@@ -697,7 +704,7 @@ impl DatagramResponder {
         }
         let header = &dgram[..DATAGRAM_INIT_HEADER];
         let peer_index = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-        let mut state = responder(&self.psk, DATAGRAM_PROLOGUE);
+        let mut state = responder(&self.psk, DATAGRAM_PROLOGUE).map_err(|e| Refusal::Local(e.to_string()))?;
         let payload = read_handshake(&mut state, &dgram[DATAGRAM_INIT_HEADER..])?;
         let peer = decode_after_header(&payload, header)?;
         check_peer(&self.me, &peer)?;
@@ -864,8 +871,9 @@ mod tests {
 
     /// A stream tunnel that is up: the initiator's cipher, the responder's, and what each saw.
     fn stream_pair(psk: &Psk) -> (StreamCipher, StreamCipher) {
-        let (init, msg) = StreamHandshake::initiate(psk, &id("hq"));
-        let Ok(Step::Reply { reply, cipher: theirs, peer }) = StreamHandshake::respond(psk, &id("branch")).read(&msg)
+        let (init, msg) = StreamHandshake::initiate(psk, &id("hq")).expect("a handshake starts");
+        let Ok(Step::Reply { reply, cipher: theirs, peer }) =
+            StreamHandshake::respond(psk, &id("branch")).expect("a responder starts").read(&msg)
         else {
             panic!("the responder accepts a genuine init");
         };
@@ -879,7 +887,7 @@ mod tests {
 
     fn datagram_pair() -> (DatagramCipher, DatagramCipher) {
         let mut resp = DatagramResponder::new(&psk(), id("branch"));
-        let (mut init, msg) = DatagramInitiator::initiate(&psk(), &id("hq"), 7);
+        let (mut init, msg) = DatagramInitiator::initiate(&psk(), &id("hq"), 7).expect("a handshake starts");
         let (reply, theirs, peer) = resp.respond(&msg, 42).unwrap();
         assert_eq!(peer.site, "hq");
         let (mine, peer) = init.read_response(&reply).unwrap();
@@ -915,13 +923,13 @@ mod tests {
 
     #[test]
     fn generated_keys_are_fresh_hex_that_parses() {
-        let (a, b) = (Psk::generate_hex(), Psk::generate_hex());
+        let (a, b) = (Psk::generate_hex().expect("random bytes"), Psk::generate_hex().expect("random bytes"));
         assert_eq!(a.len(), 64);
         assert!(a.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)), "{a}");
         assert_ne!(a, b);
         let parsed = Psk::parse(&a).unwrap();
         assert_eq!(parsed.0.iter().map(|b| format!("{b:02x}")).collect::<String>(), a);
-        assert_ne!(Psk::random().0, Psk::random().0);
+        assert_ne!(Psk::random().expect("random bytes").0, Psk::random().expect("random bytes").0);
     }
 
     #[test]
@@ -1025,8 +1033,12 @@ mod tests {
 
     #[test]
     fn a_stream_responder_answers_no_one_without_the_key() {
-        let (_, msg) = StreamHandshake::initiate(&Psk::random(), &id("hq"));
-        assert_eq!(StreamHandshake::respond(&psk(), &id("branch")).read(&msg).err(), Some(Refusal::WrongKey));
+        let (_, msg) =
+            StreamHandshake::initiate(&Psk::random().expect("random bytes"), &id("hq")).expect("a handshake starts");
+        assert_eq!(
+            StreamHandshake::respond(&psk(), &id("branch")).expect("a responder starts").read(&msg).err(),
+            Some(Refusal::WrongKey)
+        );
     }
 
     #[test]
@@ -1040,8 +1052,11 @@ mod tests {
             ),
         ];
         for (theirs, want) in cases {
-            let (_, msg) = StreamHandshake::initiate(&psk(), &theirs);
-            assert_eq!(StreamHandshake::respond(&psk(), &id("branch")).read(&msg).err(), Some(want));
+            let (_, msg) = StreamHandshake::initiate(&psk(), &theirs).expect("a handshake starts");
+            assert_eq!(
+                StreamHandshake::respond(&psk(), &id("branch")).expect("a responder starts").read(&msg).err(),
+                Some(want)
+            );
         }
     }
 
@@ -1052,8 +1067,8 @@ mod tests {
             (Identity { lab: "other".into(), ..id("branch") }, Refusal::WrongLab { theirs: "other".into() }),
             (Identity { version: 7, ..id("branch") }, Refusal::WrongVersion { theirs: 7 }),
         ] {
-            let (init, msg) = StreamHandshake::initiate(&psk(), &id("hq"));
-            let mut rogue = responder(&psk(), STREAM_PROLOGUE);
+            let (init, msg) = StreamHandshake::initiate(&psk(), &id("hq")).expect("a handshake starts");
+            let mut rogue = responder(&psk(), STREAM_PROLOGUE).expect("a responder starts");
             read_handshake(&mut rogue, &msg[1..]).unwrap();
             let mut payload = Vec::new();
             theirs.encode(&mut payload);
@@ -1065,8 +1080,11 @@ mod tests {
     #[test]
     fn an_unencrypted_peer_is_told_as_such() {
         let mut out = Vec::new();
-        assert_eq!(StreamHandshake::respond(&psk(), &id("b")).read(&hello()).err(), Some(Refusal::Plaintext));
-        let (init, _) = StreamHandshake::initiate(&psk(), &id("hq"));
+        assert_eq!(
+            StreamHandshake::respond(&psk(), &id("b")).expect("a responder starts").read(&hello()).err(),
+            Some(Refusal::Plaintext)
+        );
+        let (init, _) = StreamHandshake::initiate(&psk(), &id("hq")).expect("a handshake starts");
         assert_eq!(init.read(&hello()).err(), Some(Refusal::Plaintext));
         let (mut a, _) = stream_pair(&psk());
         assert_eq!(a.open(&hello(), &mut out), Err(Refusal::Plaintext));
@@ -1107,18 +1125,20 @@ mod tests {
     #[test]
     fn a_stream_message_cut_short_is_refused() {
         // Every prefix of an init, of a response and of a data message.
-        let (_, init) = StreamHandshake::initiate(&psk(), &id("hq"));
+        let (_, init) = StreamHandshake::initiate(&psk(), &id("hq")).expect("a handshake starts");
         for n in 0..init.len() {
-            let r = StreamHandshake::respond(&psk(), &id("b")).read(&init[..n]).err();
+            let r = StreamHandshake::respond(&psk(), &id("b")).expect("a responder starts").read(&init[..n]).err();
             assert!(matches!(r, Some(Refusal::Malformed(_) | Refusal::WrongKey)), "{n}: {r:?}");
         }
-        let (i, init) = StreamHandshake::initiate(&psk(), &id("hq"));
-        let Ok(Step::Reply { reply, .. }) = StreamHandshake::respond(&psk(), &id("b")).read(&init) else {
+        let (i, init) = StreamHandshake::initiate(&psk(), &id("hq")).expect("a handshake starts");
+        let Ok(Step::Reply { reply, .. }) =
+            StreamHandshake::respond(&psk(), &id("b")).expect("a responder starts").read(&init)
+        else {
             panic!("a genuine init");
         };
         drop(i);
         for n in 0..reply.len() {
-            let (i, _) = StreamHandshake::initiate(&psk(), &id("hq"));
+            let (i, _) = StreamHandshake::initiate(&psk(), &id("hq")).expect("a handshake starts");
             let r = i.read(&reply[..n]).err();
             assert!(matches!(r, Some(Refusal::Malformed(_) | Refusal::WrongKey)), "{n}: {r:?}");
         }
@@ -1133,10 +1153,13 @@ mod tests {
         // The whole message still opens: a refused one did not move the count.
         assert_eq!(b.open(&msg, &mut got), Ok(()));
         // A message of the wrong type at the wrong time.
-        let (i, init) = StreamHandshake::initiate(&psk(), &id("hq"));
+        let (i, init) = StreamHandshake::initiate(&psk(), &id("hq")).expect("a handshake starts");
         assert!(matches!(i.read(&init), Err(Refusal::Malformed(_))));
         assert!(matches!(b.open(&init, &mut got), Err(Refusal::Malformed(_))));
-        assert!(matches!(StreamHandshake::respond(&psk(), &id("b")).read(&msg), Err(Refusal::Malformed(_))));
+        assert!(matches!(
+            StreamHandshake::respond(&psk(), &id("b")).expect("a responder starts").read(&msg),
+            Err(Refusal::Malformed(_))
+        ));
         // Too long, before anything else.
         let long = vec![DATA; MAX_SEALED + 1];
         assert!(matches!(b.open(&long, &mut got), Err(Refusal::Malformed(_))));
@@ -1144,9 +1167,12 @@ mod tests {
 
     #[test]
     fn stream_and_datagram_handshakes_do_not_mix() {
-        let (_, stream_init) = StreamHandshake::initiate(&psk(), &id("hq"));
-        let (_, dgram_init) = DatagramInitiator::initiate(&psk(), &id("hq"), 1);
-        assert_eq!(StreamHandshake::respond(&psk(), &id("b")).read(&dgram_init).err(), Some(Refusal::WrongKey));
+        let (_, stream_init) = StreamHandshake::initiate(&psk(), &id("hq")).expect("a handshake starts");
+        let (_, dgram_init) = DatagramInitiator::initiate(&psk(), &id("hq"), 1).expect("a handshake starts");
+        assert_eq!(
+            StreamHandshake::respond(&psk(), &id("b")).expect("a responder starts").read(&dgram_init).err(),
+            Some(Refusal::WrongKey)
+        );
         let mut resp = DatagramResponder::new(&psk(), id("b"));
         assert_eq!(resp.respond(&stream_init, 1).err(), Some(Refusal::WrongKey));
     }
@@ -1241,7 +1267,7 @@ mod tests {
         let d2 = sealed(&mut a, b"frame");
         assert_eq!(a.open(&d2, &mut got), Err(Refusal::UnknownSession));
         assert_eq!(data_index(&hello()), None);
-        let (_, init) = DatagramInitiator::initiate(&psk(), &id("hq"), 1);
+        let (_, init) = DatagramInitiator::initiate(&psk(), &id("hq"), 1).expect("a handshake starts");
         assert_eq!(data_index(&init), None);
         assert_eq!(data_index(&vec![DATA; MAX_SEALED + 1]), None);
     }
@@ -1267,21 +1293,21 @@ mod tests {
     fn a_replayed_datagram_init_gets_no_response() {
         let mut resp = DatagramResponder::new(&psk(), id("branch"));
         let me = id("hq");
-        let (_, init) = DatagramInitiator::initiate(&psk(), &me, 1);
+        let (_, init) = DatagramInitiator::initiate(&psk(), &me, 1).expect("a handshake starts");
         assert!(resp.respond(&init, 10).is_ok());
         assert_eq!(resp.respond(&init, 11).err(), Some(Refusal::Replay));
         // The same time in a new init is no newer either; a later one is.
-        let (_, same) = DatagramInitiator::initiate(&psk(), &me, 2);
+        let (_, same) = DatagramInitiator::initiate(&psk(), &me, 2).expect("a handshake starts");
         assert_eq!(resp.respond(&same, 12).err(), Some(Refusal::Replay));
         let earlier = Identity { time_ns: me.time_ns - 1, ..me.clone() };
-        let (_, old) = DatagramInitiator::initiate(&psk(), &earlier, 3);
+        let (_, old) = DatagramInitiator::initiate(&psk(), &earlier, 3).expect("a handshake starts");
         assert_eq!(resp.respond(&old, 13).err(), Some(Refusal::Replay));
-        let (mut init2, later) = DatagramInitiator::initiate(&psk(), &id("hq"), 4);
+        let (mut init2, later) = DatagramInitiator::initiate(&psk(), &id("hq"), 4).expect("a handshake starts");
         let (reply, _, _) = resp.respond(&later, 14).unwrap();
         assert!(init2.read_response(&reply).is_ok());
         // Another site's clock is its own.
         let other = Identity { time_ns: 5, ..id("lab-2") };
-        let (_, init3) = DatagramInitiator::initiate(&psk(), &other, 5);
+        let (_, init3) = DatagramInitiator::initiate(&psk(), &other, 5).expect("a handshake starts");
         assert!(resp.respond(&init3, 15).is_ok());
     }
 
@@ -1289,18 +1315,18 @@ mod tests {
     fn a_datagram_responder_refuses_what_a_stream_one_does() {
         let mut resp = DatagramResponder::new(&psk(), id("branch"));
         let cases = [
-            (Psk::random(), id("hq"), Refusal::WrongKey),
+            (Psk::random().expect("random bytes"), id("hq"), Refusal::WrongKey),
             (psk(), Identity { lab: "other".into(), ..id("hq") }, Refusal::WrongLab { theirs: "other".into() }),
             (psk(), Identity { links: [0; 32], ..id("hq") }, Refusal::WrongLab { theirs: "campus".into() }),
             (psk(), Identity { version: 3, ..id("hq") }, Refusal::WrongVersion { theirs: 3 }),
         ];
         for (key, me, want) in cases {
-            let (_, init) = DatagramInitiator::initiate(&key, &me, 1);
+            let (_, init) = DatagramInitiator::initiate(&key, &me, 1).expect("a handshake starts");
             assert_eq!(resp.respond(&init, 2).err(), Some(want));
         }
         // None of them counted as an init from "hq": a genuine one is still new.
         assert!(resp.guard.is_empty());
-        let (_, init) = DatagramInitiator::initiate(&psk(), &id("hq"), 1);
+        let (_, init) = DatagramInitiator::initiate(&psk(), &id("hq"), 1).expect("a handshake starts");
         for n in 0..init.len() {
             let r = resp.respond(&init[..n], 2).err();
             assert!(matches!(r, Some(Refusal::Malformed(_) | Refusal::WrongKey)), "{n}: {r:?}");
@@ -1315,7 +1341,7 @@ mod tests {
     #[test]
     fn a_datagram_initiator_waits_through_stray_responses() {
         let mut resp = DatagramResponder::new(&psk(), id("branch"));
-        let (mut init, msg) = DatagramInitiator::initiate(&psk(), &id("hq"), 7);
+        let (mut init, msg) = DatagramInitiator::initiate(&psk(), &id("hq"), 7).expect("a handshake starts");
         let (reply, mut theirs, _) = resp.respond(&msg, 42).unwrap();
         // For another session; cut short; forged; with its sender index changed.
         let mut other = reply.clone();
@@ -1346,14 +1372,14 @@ mod tests {
     #[test]
     fn a_datagram_response_with_a_changed_index_is_refused() {
         let mut resp = DatagramResponder::new(&psk(), id("branch"));
-        let (mut init, msg) = DatagramInitiator::initiate(&psk(), &id("hq"), 7);
+        let (mut init, msg) = DatagramInitiator::initiate(&psk(), &id("hq"), 7).expect("a handshake starts");
         let (reply, _, _) = resp.respond(&msg, 42).unwrap();
         let mut moved = reply.clone();
         moved[2] ^= 1;
         assert_eq!(init.read_response(&moved).err(), Some(Refusal::WrongKey));
         assert_eq!(init.read_response(&reply).err(), Some(Refusal::UnknownSession));
         // A new handshake is the cure.
-        let (mut init, msg) = DatagramInitiator::initiate(&psk(), &id("hq"), 8);
+        let (mut init, msg) = DatagramInitiator::initiate(&psk(), &id("hq"), 8).expect("a handshake starts");
         let (reply, _, _) = resp.respond(&msg, 43).unwrap();
         assert_eq!(init.read_response(&reply).map(|(c, _)| c.peer_index()), Ok(43));
     }
@@ -1361,9 +1387,9 @@ mod tests {
     /// A responder that holds the key but answers with another lab: the initiator checks it.
     #[test]
     fn a_datagram_initiator_refuses_a_responder_of_another_lab() {
-        let (mut init, msg) = DatagramInitiator::initiate(&psk(), &id("hq"), 7);
+        let (mut init, msg) = DatagramInitiator::initiate(&psk(), &id("hq"), 7).expect("a handshake starts");
         // A responder's own check would refuse first: answer by hand, as a rogue key holder would.
-        let mut rogue = responder(&psk(), DATAGRAM_PROLOGUE);
+        let mut rogue = responder(&psk(), DATAGRAM_PROLOGUE).expect("a responder starts");
         let payload = read_handshake(&mut rogue, &msg[DATAGRAM_INIT_HEADER..]).unwrap();
         assert_eq!(decode_after_header(&payload, &msg[..DATAGRAM_INIT_HEADER]).unwrap().site, "hq");
         let header = [HANDSHAKE_RESPONSE, 0, 0, 0, 1, 0, 0, 0, 7];
@@ -1407,12 +1433,12 @@ mod tests {
                 *first = 0x0f + kind; // a type byte of this format, to get past the first check
             }
             let _ = Identity::decode(&bytes);
-            proptest::prop_assert!(StreamHandshake::respond(&psk(), &id("b")).read(&bytes).is_err());
-            let (init, _) = StreamHandshake::initiate(&psk(), &id("hq"));
+            proptest::prop_assert!(StreamHandshake::respond(&psk(), &id("b")).expect("a responder starts").read(&bytes).is_err());
+            let (init, _) = StreamHandshake::initiate(&psk(), &id("hq")).expect("a handshake starts");
             proptest::prop_assert!(init.read(&bytes).is_err());
             let mut resp = DatagramResponder::new(&psk(), id("b"));
             proptest::prop_assert!(resp.respond(&bytes, 1).is_err());
-            let (mut dinit, _) = DatagramInitiator::initiate(&psk(), &id("hq"), 7);
+            let (mut dinit, _) = DatagramInitiator::initiate(&psk(), &id("hq"), 7).expect("a handshake starts");
             if bytes.len() > 8 && kind == 4 {
                 bytes[5..9].copy_from_slice(&7u32.to_be_bytes());
             }

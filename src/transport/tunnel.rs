@@ -75,7 +75,7 @@ impl Security {
         };
         let text = match text {
             Some(t) => t.trim().to_string(),
-            None if one_process => Psk::generate_hex(),
+            None if one_process => Psk::generate_hex()?,
             None => bail!(
                 "the lab's tunnels are encrypted and need a key shared by every site: set NETLAB_KEY or pass \
                  --key-file (make one with `netlab key`), or write `\"insecure\": true` in the lab for plaintext"
@@ -339,6 +339,8 @@ pub(crate) enum Out {
 /// Everything a task needs to know about its run.
 pub(crate) struct Ctx {
     pub lab: Arc<Lab>,
+    /// The site of each node, by index (looked up for every frame from a peer).
+    pub node_sites: Vec<Option<usize>>,
     pub security: Security,
     pub log: Arc<Log>,
     pub ends: Vec<Arc<Shared>>,
@@ -365,13 +367,16 @@ impl Ctx {
         }
     }
 
-    /// The plaintext hello of a site.
-    pub fn hello(&self, local: usize) -> codec::Message {
+    /// The plaintext hello of a site, as a message's bytes.
+    pub fn hello(&self, local: usize) -> Vec<u8> {
+        let mut m = Vec::new();
         codec::Message::Hello {
             version: codec::VERSION,
             lab: self.lab.tunnel_digest(),
             site: self.lab.sites[local].name.clone(),
         }
+        .encode(&mut m);
+        m
     }
 
     /// The endpoint of `local` towards the site named `peer`, over `transport`.
@@ -407,7 +412,10 @@ impl Ctx {
                     end.bytes_in.fetch_add(frame.len() as u64, Ordering::Relaxed);
                     // A packet keeps its identity across sites, but only one the peer could have
                     // made: an id claiming a node of another site is not believed.
-                    let packet = packet.origin().filter(|n| self.lab.node_site(*n) == Some(end.peer)).map(|_| packet);
+                    let packet = packet
+                        .origin()
+                        .filter(|n| self.node_sites.get(n.index()).copied().flatten() == Some(end.peer))
+                        .map(|_| packet);
                     batch.push(InFrame { link, from, packet, frame });
                     if batch.len() >= BATCH {
                         self.deliver(end, batch);
@@ -583,6 +591,7 @@ impl Tunnels {
             .context("cannot start the tunnels' runtime")?;
         let ctx = Arc::new(Ctx {
             lab: Arc::new(lab.clone()),
+            node_sites: lab.nodes.iter().map(|n| lab.node_site(n.id)).collect(),
             security,
             log: Arc::new(Log::default()),
             ends,
