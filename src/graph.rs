@@ -135,6 +135,7 @@ pub fn dot(lab: &Lab) -> String {
         let shape = match n.kind {
             NodeKind::Host(_) => "box",
             NodeKind::Switch(_) => "hexagon",
+            NodeKind::Router(_) => "octagon",
         };
         let _ = writeln!(out, "{indent}\"{}\" [shape={shape}];", dot_escape(&n.name));
     };
@@ -201,6 +202,7 @@ pub fn mermaid(lab: &Lab) -> String {
         let _ = match n.kind {
             NodeKind::Host(_) => writeln!(out, "{indent}n{i}[\"{name}\"]"),
             NodeKind::Switch(_) => writeln!(out, "{indent}n{i}{{{{\"{name}\"}}}}"),
+            NodeKind::Router(_) => writeln!(out, "{indent}n{i}((\"{name}\"))"),
         };
     };
     let (sites, none) = by_site(lab);
@@ -265,6 +267,7 @@ fn node_label(lab: &Lab, i: usize, max: usize) -> String {
     match n.kind {
         NodeKind::Switch(_) => format!("[{}]", truncate(&name, max.saturating_sub(2).max(1))),
         NodeKind::Host(_) => truncate(&name, max.max(1)),
+        NodeKind::Router(_) => format!("({})", truncate(&name, max.saturating_sub(2).max(1))),
     }
 }
 

@@ -32,7 +32,7 @@ fn generated_labs_are_separate_segments_of_their_own_subnets() {
     assert_eq!(idle.nodes.len(), 235);
     assert!(idle.nodes.iter().all(|n| match &n.kind {
         NodeKind::Host(h) => h.apps.is_empty(),
-        NodeKind::Switch(_) => true,
+        NodeKind::Switch(_) | NodeKind::Router(_) => true,
     }));
 }
 

@@ -129,7 +129,7 @@ impl CommandSpec {
             let n = lab.node_by_name(name).ok_or_else(|| CommandError::NoNode(name.into()))?;
             match n.kind {
                 NodeKind::Host(_) => Ok(n),
-                NodeKind::Switch(_) => Err(CommandError::NotAHost(name.into())),
+                NodeKind::Switch(_) | NodeKind::Router(_) => Err(CommandError::NotAHost(name.into())),
             }
         };
         Ok(match self {

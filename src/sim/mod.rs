@@ -17,6 +17,7 @@ pub mod host;
 pub mod link;
 pub mod observe;
 pub mod packet;
+pub mod router;
 pub mod snapshot;
 pub mod switch;
 
@@ -32,6 +33,7 @@ use host::Host;
 use link::Direction;
 pub use observe::{DropReason, Fate, FrameEvent, Observer};
 pub use packet::PacketId;
+use router::Router;
 pub use snapshot::Snapshot;
 use switch::{MacTable, Switch};
 
@@ -46,6 +48,7 @@ const ROUNDS_PER_STEP: usize = 256;
 enum NodeState {
     Host(Box<Host>),
     Switch(Switch),
+    Router(Box<Router>),
     /// A node of another site: its link ends are remote.
     Remote,
 }
@@ -231,6 +234,7 @@ impl Sim {
                     ports: s.ports.len() as u32,
                     table: MacTable::new(s.mac_ageing),
                 }),
+                NodeKind::Router(r) => NodeState::Router(Box::new(Router::new(n.id, &n.name, r, lab.checksum_offload))),
             })
             .collect();
         let links = lab
@@ -300,6 +304,11 @@ impl Sim {
             let mut frames = 0;
             self.sched.take_due(&mut ready);
             for &n in &ready {
+                if let NodeState::Router(r) = &mut self.nodes[n as usize] {
+                    r.poll(now, &mut self.fabric, self.pool.get_mut(), obs);
+                    self.sched.set_timer(n, r.next_wake());
+                    continue;
+                }
                 let NodeState::Host(h) = &mut self.nodes[n as usize] else { continue };
                 if h.due(now, &self.fabric) {
                     let was_done = h.clients_done();
@@ -348,6 +357,10 @@ impl Sim {
                     }
                 },
                 NodeState::Switch(s) => s.receive(&arr, frame, &mut self.fabric, pool, obs),
+                NodeState::Router(r) => {
+                    r.receive(&arr, frame, &mut self.fabric, pool, obs);
+                    self.sched.set_timer(node.0, r.next_wake());
+                }
                 NodeState::Remote => pool.give(frame),
             }
         }
@@ -480,6 +493,7 @@ impl Sim {
             Some(NodeState::Host(h)) => Ok(h),
             Some(NodeState::Remote) => Err(CommandError::Remote(node.0.to_string())),
             Some(NodeState::Switch(s)) => Err(CommandError::NotAHost(s.name.clone())),
+            Some(NodeState::Router(r)) => Err(CommandError::NotAHost(r.name.clone())),
             None => Err(CommandError::NoNode(node.0.to_string())),
         }
     }

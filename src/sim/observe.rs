@@ -45,10 +45,16 @@ pub enum DropReason {
     /// The tunnel could not take it: the lab sent faster than the tunnel carries, and its queue
     /// was full.
     TunnelFull,
+    /// A router had no route to the destination.
+    NoRoute,
+    /// A router received it with TTL (hop limit) 1 or 0.
+    Ttl,
+    /// A router could not resolve the next hop's link-layer address (ARP or NDP went unanswered).
+    NeighbourTimeout,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::Loss,
         DropReason::QueueFull,
         DropReason::Mtu,
@@ -57,6 +63,9 @@ impl DropReason {
         DropReason::TransportDown,
         DropReason::TooLarge,
         DropReason::TunnelFull,
+        DropReason::NoRoute,
+        DropReason::Ttl,
+        DropReason::NeighbourTimeout,
     ];
 
     #[must_use]
@@ -70,6 +79,9 @@ impl DropReason {
             DropReason::TransportDown => "transport-down",
             DropReason::TooLarge => "too-large",
             DropReason::TunnelFull => "tunnel-full",
+            DropReason::NoRoute => "no-route",
+            DropReason::Ttl => "ttl",
+            DropReason::NeighbourTimeout => "neighbour-timeout",
         }
     }
 }

@@ -24,6 +24,10 @@ pub const MTU_MAX: u32 = 9000;
 pub const ADDRESSES_MAX: usize = 4;
 /// Interfaces on one host.
 pub const INTERFACES_MAX: usize = 1;
+/// Interfaces on one router.
+pub const ROUTER_INTERFACES_MAX: usize = 64;
+/// Static routes on one router.
+pub const ROUTES_MAX: usize = 1024;
 
 /// Frames a link direction may queue.
 pub const QUEUE_MIN: u32 = 1;

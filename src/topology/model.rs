@@ -90,6 +90,55 @@ pub struct Node {
 pub enum NodeKind {
     Host(Host),
     Switch(Switch),
+    Router(Router),
+}
+
+impl NodeKind {
+    /// The interfaces of a host or router; a switch has ports, not interfaces.
+    #[must_use]
+    pub fn interfaces(&self) -> &[Interface] {
+        match self {
+            NodeKind::Host(h) => &h.interfaces,
+            NodeKind::Router(r) => &r.interfaces,
+            NodeKind::Switch(_) => &[],
+        }
+    }
+
+    #[must_use]
+    pub fn interfaces_mut(&mut self) -> Option<&mut Vec<Interface>> {
+        match self {
+            NodeKind::Host(h) => Some(&mut h.interfaces),
+            NodeKind::Router(r) => Some(&mut r.interfaces),
+            NodeKind::Switch(_) => None,
+        }
+    }
+
+    /// `host`, `switch` or `router`.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            NodeKind::Host(_) => "host",
+            NodeKind::Switch(_) => "switch",
+            NodeKind::Router(_) => "router",
+        }
+    }
+}
+
+/// A router: interfaces, and static routes besides the connected ones its interfaces give.
+#[derive(Debug, Clone)]
+pub struct Router {
+    pub interfaces: Vec<Interface>,
+    /// Static routes, in lab order; a default route is `0.0.0.0/0` or `::/0`.
+    pub routes: Vec<Route>,
+}
+
+/// A static route: packets to `to` leave by interface `dev` (an index in the node's interfaces),
+/// to the next hop `via`, or straight to their destination when `via` is `None` (on-link).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub to: IpCidr,
+    pub via: Option<smoltcp::wire::IpAddress>,
+    pub dev: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -166,7 +215,7 @@ impl Side {
 /// Where a link end plugs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attachment {
-    /// A host's interface, by index in [`Host::interfaces`].
+    /// An interface of a host or router, by index in its `interfaces`.
     HostInterface { node: NodeId, interface: usize },
     /// A switch port, by index in [`Switch::ports`].
     SwitchPort { node: NodeId, port: usize },

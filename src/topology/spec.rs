@@ -96,6 +96,45 @@ pub enum NodeSpec {
     Host(HostSpec),
     /// A learning Ethernet switch.
     Switch(SwitchSpec),
+    /// An IP router: forwards between its interfaces by longest-prefix match over connected and
+    /// static routes, IPv4 and IPv6.
+    Router(RouterSpec),
+}
+
+/// A router: interfaces (each on its own subnet) and static routes.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouterSpec {
+    /// The site (process) this node runs in; see a host's `site`.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// Network interfaces keyed by name, such as `eth0`; each gives the router a connected route to its subnets.
+    #[serde(default)]
+    #[schemars(extend(
+        "propertyNames" = { "pattern": limits::NAME_PATTERN, "maxLength": limits::NAME_MAX_LEN },
+        "maxProperties" = limits::ROUTER_INTERFACES_MAX,
+    ))]
+    pub interfaces: IndexMap<String, InterfaceSpec>,
+    /// Static routes besides the connected ones, such as `{ "to": "10.3.0.0/24", "via": "10.2.0.2" }`.
+    #[serde(default)]
+    #[schemars(length(max = limits::ROUTES_MAX))]
+    pub routes: Vec<RouteSpec>,
+}
+
+/// A static route.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// The destination prefix, such as `10.3.0.0/24` or `fd00:3::/64`; `default` is `0.0.0.0/0` or `::/0`
+    /// (the family of `via`; both families with `dev` alone).
+    pub to: String,
+    /// The next hop: an address on the subnet of one of the node's interfaces.
+    #[serde(default)]
+    #[schemars(regex(pattern = limits::ip_pattern()))]
+    pub via: Option<String>,
+    /// The interface to send by; without `via`, the destination is on that interface's link.
+    #[serde(default)]
+    pub dev: Option<String>,
 }
 
 /// A host: one smoltcp interface per network interface, and apps.

@@ -11,7 +11,7 @@ use serde_json::Value;
 use smoltcp::wire::{EthernetAddress, IpAddress};
 
 use super::fields::{
-    either, APP_KINDS, HOST_FIELDS, HOST_OBJECTS, LINK_OBJECTS, NODE_KINDS, SWITCH_FIELDS, TOP_FIELDS,
+    either, APP_KINDS, HOST_FIELDS, HOST_OBJECTS, LINK_OBJECTS, NODE_KINDS, ROUTER_FIELDS, SWITCH_FIELDS, TOP_FIELDS,
 };
 use super::interfaces::address_part;
 use super::links::link_words;
@@ -19,11 +19,11 @@ use super::read::Read;
 use super::segments::Segments;
 use super::{Cx, Status};
 use crate::topology::diag::{did_you_mean, shown, JsonPath};
-use crate::topology::model::{Host, Lab, Node, NodeId, NodeKind, Switch, TcpConfig};
+use crate::topology::model::{Host, Lab, Node, NodeId, NodeKind, Router, Switch, TcpConfig};
 use crate::topology::parse;
 use crate::topology::spec::{
-    AppSpec, ByteSize, CaptureSpec, EchoSpec, HostSpec, InterfaceSpec, LinkSpec, PingSpec, ServerSpec, SiteSpec,
-    SwitchSpec, TcpSpec, TransferSpec,
+    AppSpec, ByteSize, CaptureSpec, EchoSpec, HostSpec, InterfaceSpec, LinkSpec, PingSpec, RouterSpec, ServerSpec,
+    SiteSpec, SwitchSpec, TcpSpec, TransferSpec,
 };
 
 /// A node as parsed, before links and targets are resolved.
@@ -36,6 +36,11 @@ pub(super) enum Parsed {
         complete: bool,
     },
     Switch(SwitchSpec),
+    Router {
+        spec: Box<RouterSpec>,
+        interfaces: Vec<(String, InterfaceSpec)>,
+        complete: bool,
+    },
 }
 
 impl Cx {
@@ -208,61 +213,7 @@ impl Cx {
                 let spec: HostSpec =
                     if self.objects_only(&obj, path, "a host", &HOST_OBJECTS) { self.de(obj, path) } else { None }
                         .unwrap_or_default();
-                let mut interfaces = Vec::new();
-                let mut complete = true;
-                match ifaces {
-                    None => {}
-                    Some(Value::Object(m)) => {
-                        for (iname, v) in m {
-                            let p = path.key("interfaces").key(&iname);
-                            if !parse::valid_name(&iname) {
-                                self.err_key(
-                                    p.clone(),
-                                    format!("`{}` is not a valid interface name", shown(&iname)),
-                                    Some(parse::name_hint(&iname, "use letters, digits, `-`, `_` and `.`")),
-                                );
-                            }
-                            // Every address written anywhere in the interface (`addresses`, or a
-                            // misspelt key): if the interface is not read whole, a target naming
-                            // one of them is not reported as unknown on top.
-                            let written: Vec<IpAddr> = v
-                                .as_object()
-                                .into_iter()
-                                .flat_map(|o| o.values())
-                                .flat_map(|x| x.as_array().map_or_else(|| vec![x], |a| a.iter().collect()))
-                                .filter_map(|a| address_part(a.as_str()?))
-                                .collect();
-                            let parsed = if self.objects_only(&v, &p, "an interface", &[]) {
-                                self.read::<InterfaceSpec>(v, &p)
-                            } else {
-                                Read::Failed
-                            };
-                            match parsed {
-                                Read::Clean(i) => interfaces.push((iname, i)),
-                                // Read without a mistyped field, which may have been its addresses
-                                // or gateways: checked, but what depends on it is not.
-                                Read::Repaired(i) => {
-                                    complete = false;
-                                    self.unaccepted_ips.extend(written);
-                                    interfaces.push((iname, i));
-                                }
-                                Read::Failed => {
-                                    complete = false;
-                                    self.unaccepted_ips.extend(written);
-                                    self.unread_interfaces.insert((name.to_string(), iname));
-                                }
-                            }
-                        }
-                    }
-                    Some(_) => {
-                        complete = false;
-                        self.err(
-                            path.key("interfaces"),
-                            "`interfaces` must be an object keyed by interface name",
-                            Some("`\"interfaces\": { \"eth0\": { \"addresses\": [\"10.0.0.1/24\"] } }`".into()),
-                        );
-                    }
-                }
+                let (interfaces, complete) = self.node_interfaces(name, ifaces, path);
                 let apps = match apps {
                     None => Vec::new(),
                     Some(Value::Array(a)) => {
@@ -286,17 +237,87 @@ impl Cx {
                 // A bad field is reported; the switch stays a switch for the links naming it.
                 Some(Parsed::Switch(self.de::<SwitchSpec>(Value::Object(obj), path).unwrap_or_default()))
             }
+            "router" => {
+                let ifaces = obj.remove("interfaces");
+                self.unknown_keys(&obj, &ROUTER_FIELDS, path);
+                obj.retain(|k, _| ROUTER_FIELDS.contains(k));
+                obj.remove("kind");
+                let spec: RouterSpec = self.de(Value::Object(obj), path).unwrap_or_default();
+                let (interfaces, complete) = self.node_interfaces(name, ifaces, path);
+                Some(Parsed::Router { spec: Box::new(spec), interfaces, complete })
+            }
             other => {
-                let hint = if other == "router" {
-                    Some("routers are not supported yet; join subnets with a switch".into())
-                } else {
-                    did_you_mean(other, NODE_KINDS.iter().map(String::as_str))
-                        .or_else(|| Some(format!("expected {}", either(NODE_KINDS.iter()))))
-                };
+                let hint = did_you_mean(other, NODE_KINDS.iter().map(String::as_str))
+                    .or_else(|| Some(format!("expected {}", either(NODE_KINDS.iter()))));
                 self.err(path.key("kind"), format!("unknown node kind `{}`", shown(other)), hint);
                 None
             }
         }
+    }
+
+    /// The interfaces of a host or router, each read on its own; and whether all of them parsed.
+    fn node_interfaces(
+        &mut self,
+        name: &str,
+        ifaces: Option<Value>,
+        path: &JsonPath,
+    ) -> (Vec<(String, InterfaceSpec)>, bool) {
+        let mut interfaces = Vec::new();
+        let mut complete = true;
+        match ifaces {
+            None => {}
+            Some(Value::Object(m)) => {
+                for (iname, v) in m {
+                    let p = path.key("interfaces").key(&iname);
+                    if !parse::valid_name(&iname) {
+                        self.err_key(
+                            p.clone(),
+                            format!("`{}` is not a valid interface name", shown(&iname)),
+                            Some(parse::name_hint(&iname, "use letters, digits, `-`, `_` and `.`")),
+                        );
+                    }
+                    // Every address written anywhere in the interface (`addresses`, or a
+                    // misspelt key): if the interface is not read whole, a target naming
+                    // one of them is not reported as unknown on top.
+                    let written: Vec<IpAddr> = v
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|o| o.values())
+                        .flat_map(|x| x.as_array().map_or_else(|| vec![x], |a| a.iter().collect()))
+                        .filter_map(|a| address_part(a.as_str()?))
+                        .collect();
+                    let parsed = if self.objects_only(&v, &p, "an interface", &[]) {
+                        self.read::<InterfaceSpec>(v, &p)
+                    } else {
+                        Read::Failed
+                    };
+                    match parsed {
+                        Read::Clean(i) => interfaces.push((iname, i)),
+                        // Read without a mistyped field, which may have been its addresses
+                        // or gateways: checked, but what depends on it is not.
+                        Read::Repaired(i) => {
+                            complete = false;
+                            self.unaccepted_ips.extend(written);
+                            interfaces.push((iname, i));
+                        }
+                        Read::Failed => {
+                            complete = false;
+                            self.unaccepted_ips.extend(written);
+                            self.unread_interfaces.insert((name.to_string(), iname));
+                        }
+                    }
+                }
+            }
+            Some(_) => {
+                complete = false;
+                self.err(
+                    path.key("interfaces"),
+                    "`interfaces` must be an object keyed by interface name",
+                    Some("`\"interfaces\": { \"eth0\": { \"addresses\": [\"10.0.0.1/24\"] } }`".into()),
+                );
+            }
+        }
+        (interfaces, complete)
     }
 
     pub(super) fn app(&mut self, v: Value, path: &JsonPath) -> Option<AppSpec> {
@@ -451,6 +472,23 @@ impl Cx {
                     }
                     let tcp = self.tcp(spec.tcp.as_ref(), &path);
                     (spec.site.clone(), Some(NodeKind::Host(Host { interfaces: out, tcp, apps: Vec::new() })))
+                }
+                Some(Parsed::Router { spec, interfaces, complete }) => {
+                    if !complete {
+                        st = Status::Incomplete;
+                    }
+                    let mut out = Vec::new();
+                    for (iname, ispec) in interfaces {
+                        let ipath = path.key("interfaces").key(iname);
+                        let (iface, all_addresses) =
+                            self.interface(node_name, iname, ispec, &ipath, &mut seen_ip, &mut seen_mac);
+                        if !all_addresses {
+                            st = Status::Incomplete;
+                        }
+                        out.push(iface);
+                    }
+                    let routes = self.routes(node_name, &spec.routes, &mut out, &path);
+                    (spec.site.clone(), Some(NodeKind::Router(Router { interfaces: out, routes })))
                 }
             };
             nodes.push(Node {

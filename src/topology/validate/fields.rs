@@ -21,6 +21,7 @@ static NODES: LazyLock<Vec<Shape>> = LazyLock::new(Shape::variants::<NodeSpec>);
 pub(super) static NODE_KINDS: LazyLock<Vec<String>> = LazyLock::new(|| kinds(&NODES));
 pub(super) static HOST_FIELDS: LazyLock<Vec<String>> = LazyLock::new(|| variant(&NODES, "host").fields);
 pub(super) static SWITCH_FIELDS: LazyLock<Vec<String>> = LazyLock::new(|| variant(&NODES, "switch").fields);
+pub(super) static ROUTER_FIELDS: LazyLock<Vec<String>> = LazyLock::new(|| variant(&NODES, "router").fields);
 /// Host fields whose value is a struct, which serde would also read from an array.
 pub(super) static HOST_OBJECTS: LazyLock<Vec<String>> = LazyLock::new(|| variant(&NODES, "host").structs);
 
@@ -128,7 +129,8 @@ mod tests {
         assert_eq!(*TOP_FIELDS, keys(minimal_lab()));
         assert_eq!(*HOST_FIELDS, keys(NodeSpec::Host(HostSpec::default())));
         assert_eq!(*SWITCH_FIELDS, keys(NodeSpec::Switch(SwitchSpec::default())));
-        assert_eq!(*NODE_KINDS, ["host", "switch"]);
+        assert_eq!(*NODE_KINDS, ["host", "switch", "router"]);
+        assert_eq!(*ROUTER_FIELDS, keys(NodeSpec::Router(crate::topology::spec::RouterSpec::default())));
         assert!(HOST_OBJECTS.iter().all(|f| HOST_FIELDS.contains(f)) && HOST_OBJECTS.contains(&"tcp".to_string()));
         assert!(LINK_OBJECTS.contains(&"impair".to_string()) && !LINK_OBJECTS.contains(&"a".to_string()));
         // serde knows every kind the schema lists.

@@ -8,7 +8,7 @@ use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address
 
 use super::Cx;
 use crate::topology::diag::{shown, JsonPath};
-use crate::topology::model::{Interface, Node, NodeKind};
+use crate::topology::model::{Interface, Node};
 use crate::topology::parse;
 use crate::topology::spec::InterfaceSpec;
 
@@ -209,9 +209,6 @@ pub(super) fn address_part(s: &str) -> Option<IpAddr> {
 }
 
 pub(super) fn host_addrs(n: &Node) -> impl Iterator<Item = IpCidr> + '_ {
-    let ifaces: &[Interface] = match &n.kind {
-        NodeKind::Host(h) => &h.interfaces,
-        NodeKind::Switch(_) => &[],
-    };
+    let ifaces: &[Interface] = n.kind.interfaces();
     ifaces.iter().flat_map(|i| i.addresses.iter().copied())
 }

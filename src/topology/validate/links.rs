@@ -44,10 +44,7 @@ impl Cx {
         let interfaces: HashMap<(usize, String), usize> = nodes
             .iter()
             .enumerate()
-            .flat_map(|(n, node)| match &node.kind {
-                NodeKind::Host(h) => h.interfaces.iter().enumerate().map(|(k, i)| ((n, i.name.clone()), k)).collect(),
-                NodeKind::Switch(_) => Vec::new(),
-            })
+            .flat_map(|(n, node)| node.kind.interfaces().iter().enumerate().map(move |(k, i)| ((n, i.name.clone()), k)))
             .collect();
         for (i, l) in specs.iter().enumerate() {
             let Some(l) = l else { continue };
@@ -134,8 +131,10 @@ impl Cx {
             for (att, side) in ends.iter_mut().zip([Side::A, Side::B]) {
                 let ni = att.node().index();
                 match (att, &mut nodes[ni].kind) {
-                    (Attachment::HostInterface { interface, .. }, NodeKind::Host(h)) => {
-                        h.interfaces[*interface].link = Some((id, side));
+                    (Attachment::HostInterface { interface, .. }, kind) => {
+                        if let Some(i) = kind.interfaces_mut().and_then(|v| v.get_mut(*interface)) {
+                            i.link = Some((id, side));
+                        }
                     }
                     (Attachment::SwitchPort { port, .. }, NodeKind::Switch(s)) => {
                         *port = s.ports.len();
@@ -231,9 +230,11 @@ impl Cx {
                 // The port number is given when the link is plugged in.
                 Some(Attachment::SwitchPort { node: node.id, port: 0 })
             }
-            NodeKind::Host(h) => {
+            NodeKind::Host(_) | NodeKind::Router(_) => {
+                let kind = node.kind.name();
+                let ifaces = node.kind.interfaces();
                 let Some(i) = iface else {
-                    let hint = match h.interfaces.first() {
+                    let hint = match ifaces.first() {
                         Some(f) => format!("write `{}:{}`", shown(node_name), shown(&f.name)),
                         None if ends.status[idx] == Status::Incomplete => {
                             format!("write `{}:<interface>`", shown(node_name))
@@ -242,14 +243,14 @@ impl Cx {
                     };
                     self.err(
                         path(),
-                        format!("link end `{}` is a host but names no interface", shown(text)),
+                        format!("link end `{}` is a {kind} but names no interface", shown(text)),
                         Some(hint),
                     );
                     return None;
                 };
                 let Some(&k) = ends.interfaces.get(&(idx, i.to_string())) else {
-                    let inames: Vec<&str> = h.interfaces.iter().map(|i| i.name.as_str()).collect();
-                    let unknown_interfaces = ends.status[idx] == Status::Incomplete && h.interfaces.is_empty();
+                    let inames: Vec<&str> = ifaces.iter().map(|i| i.name.as_str()).collect();
+                    let unknown_interfaces = ends.status[idx] == Status::Incomplete && ifaces.is_empty();
                     if unknown_interfaces || self.unread_interfaces.contains(&(node_name.to_string(), i.to_string())) {
                         // This interface (or every one of this host) failed to parse and is reported.
                         return None;
@@ -268,7 +269,7 @@ impl Cx {
                     self.err(path(), format!("`{}` has no interface `{}`", shown(node_name), shown(i)), hint);
                     return None;
                 };
-                if let Some((other, _)) = h.interfaces[k].link {
+                if let Some((other, _)) = ifaces[k].link {
                     let first = ends.spec_index.get(other.index()).copied().unwrap_or(other.index());
                     self.err(
                         path(),

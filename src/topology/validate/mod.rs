@@ -23,6 +23,7 @@ mod fields;
 mod interfaces;
 mod links;
 mod read;
+mod routes;
 mod segments;
 mod sites;
 mod targets;

@@ -11,10 +11,11 @@ use std::net::IpAddr;
 
 use smoltcp::wire::IpCidr;
 
+use super::routes::interfaces;
 use super::targets::LabView;
 use super::Cx;
 use crate::topology::diag::{shown, JsonPath};
-use crate::topology::model::{Interface, Link, Node, NodeKind};
+use crate::topology::model::{Attachment, Link, Node, NodeKind};
 
 /// Disjoint sets of indices, joined by size, with paths halved on the way to a root: near-constant
 /// time per operation.
@@ -52,30 +53,52 @@ impl Sets {
     }
 }
 
-/// The segment of every node.
+/// The segment of every node, and of every router interface: a router is an L3 boundary, so each
+/// of its interfaces is on a segment of its own.
 pub(super) struct Segments {
-    /// A representative node of each node's segment.
-    of: Vec<usize>,
+    /// A representative point of each point's segment: nodes first, then router interfaces.
+    pub(super) of: Vec<usize>,
+    /// The point of each router interface (node, interface).
+    iface: HashMap<(usize, usize), usize>,
 }
 
 impl Segments {
     pub(super) fn new(nodes: &[Node], links: &[Link]) -> Segments {
-        let mut sets = Sets::new(nodes.len());
-        for l in links {
-            sets.join(l.ends[0].node().index(), l.ends[1].node().index());
+        let mut iface = HashMap::new();
+        let mut n = nodes.len();
+        for (i, node) in nodes.iter().enumerate() {
+            if let NodeKind::Router(r) = &node.kind {
+                for d in 0..r.interfaces.len() {
+                    iface.insert((i, d), n);
+                    n += 1;
+                }
+            }
         }
-        Segments { of: (0..nodes.len()).map(|i| sets.root(i)).collect() }
+        let mut sets = Sets::new(n);
+        let point = |a: Attachment| match a {
+            Attachment::HostInterface { node, interface } => {
+                iface.get(&(node.index(), interface)).copied().unwrap_or(node.index())
+            }
+            Attachment::SwitchPort { node, .. } => node.index(),
+        };
+        for l in links {
+            sets.join(point(l.ends[0]), point(l.ends[1]));
+        }
+        Segments { of: (0..n).map(|i| sets.root(i)).collect(), iface }
     }
 
-    fn same(&self, a: usize, b: usize) -> bool {
-        self.of[a] == self.of[b]
+    /// The segment of interface `d` of `node` (a host's interfaces share the node's).
+    pub(super) fn of_iface(&self, node: usize, d: usize) -> usize {
+        self.iface.get(&(node, d)).map_or(self.of[node], |p| self.of[*p])
     }
-}
 
-fn interfaces(n: &Node) -> &[Interface] {
-    match &n.kind {
-        NodeKind::Host(h) => &h.interfaces,
-        NodeKind::Switch(_) => &[],
+    /// The segment of the interface of `node` that has address `ip`.
+    pub(super) fn of_addr(&self, node: usize, ip: IpAddr, nodes: &[Node]) -> Option<usize> {
+        let ip = smoltcp::wire::IpAddress::from(ip);
+        interfaces(&nodes[node])
+            .iter()
+            .position(|i| i.addresses.iter().any(|c| c.address() == ip))
+            .map(|d| self.of_iface(node, d))
     }
 }
 
@@ -119,7 +142,7 @@ impl Cx {
         }
         let ifaces = interfaces(me_node);
         if ifaces.iter().flat_map(|i| &i.addresses).any(|c| c.contains_addr(&ip.into())) {
-            if !segments.same(me, to) {
+            if segments.of_addr(to, ip, lab.nodes) != Some(segments.of[me]) {
                 self.err(
                     tp.clone(),
                     format!(
@@ -142,8 +165,15 @@ impl Cx {
             IpAddr::V6(_) => i.gateway_v6.map(IpAddr::from),
         });
         let Some(gateway) = gateway else { return true };
-        if lab.owners.get(&gateway).is_some_and(|&g| segments.same(me, g)) {
-            return true;
+        if let Some(&g) = lab.owners.get(&gateway) {
+            if segments.of_addr(g, gateway, lab.nodes) == Some(segments.of[me]) {
+                if !matches!(lab.nodes[g].kind, NodeKind::Router(_)) {
+                    // A host as gateway: netlab does not look past it.
+                    return true;
+                }
+                return self.route_walk(g, ip, to, lab, segments, tp, "packets")
+                    && self.reply_path(me, to, ip, lab, segments, tp);
+            }
         }
         let family = if ip.is_ipv6() { "IPv6" } else { "IPv4" };
         self.err(
@@ -162,6 +192,69 @@ impl Cx {
         false
     }
 
+    /// Whether replies from `to` (reached at `ip`) find their way back to `me`, through routers.
+    fn reply_path(
+        &mut self,
+        me: usize,
+        to: usize,
+        ip: IpAddr,
+        lab: &LabView<'_>,
+        segments: &Segments,
+        tp: &JsonPath,
+    ) -> bool {
+        let nodes = lab.nodes;
+        let Some(back) = interfaces(&nodes[me])
+            .iter()
+            .flat_map(|i| &i.addresses)
+            .map(|c| IpAddr::from(c.address()))
+            .find(|a| a.is_ipv6() == ip.is_ipv6())
+        else {
+            return true;
+        };
+        if matches!(nodes[to].kind, NodeKind::Router(_)) {
+            return self.route_walk(to, back, me, lab, segments, tp, "replies");
+        }
+        let ifaces = interfaces(&nodes[to]);
+        if ifaces.iter().flat_map(|i| &i.addresses).any(|c| c.contains_addr(&back.into())) {
+            return true;
+        }
+        let gateway = ifaces.iter().find_map(|i| match back {
+            IpAddr::V4(_) => i.gateway_v4.map(IpAddr::from),
+            IpAddr::V6(_) => i.gateway_v6.map(IpAddr::from),
+        });
+        let family = if back.is_ipv6() { "IPv6" } else { "IPv4" };
+        let Some(gateway) = gateway else {
+            self.err(
+                tp.clone(),
+                format!(
+                    "replies from `{}` cannot reach {back} (`{}`): `{}` has no {family} gateway",
+                    shown(&nodes[to].name),
+                    shown(&nodes[me].name),
+                    shown(&nodes[to].name)
+                ),
+                Some(format!("give `{}` a gateway under its interface's `gateways`", shown(&nodes[to].name))),
+            );
+            return false;
+        };
+        match lab.owners.get(&gateway) {
+            Some(&g) if matches!(nodes[g].kind, NodeKind::Router(_)) => {
+                if segments.of_addr(g, gateway, nodes) != Some(segments.of[to]) {
+                    self.err(
+                        tp.clone(),
+                        format!(
+                            "replies from `{}` go to its gateway {gateway}, which is not on its segment",
+                            shown(&nodes[to].name)
+                        ),
+                        Some("a gateway must be on the host's own link".into()),
+                    );
+                    return false;
+                }
+                self.route_walk(g, back, me, lab, segments, tp, "replies")
+            }
+            _ => true,
+        }
+    }
+
     /// Warns of hosts on one segment whose subnets overlap with different prefixes, and of a
     /// segment that joins hosts of different MTUs.
     pub(super) fn segment_warnings(&mut self, nodes: &[Node], links: &[Link], segments: &Segments) {
@@ -177,7 +270,7 @@ impl Cx {
             for (i, iface) in interfaces(node).iter().enumerate() {
                 for (k, c) in iface.addresses.iter().enumerate() {
                     let (v6, net, len) = network(*c);
-                    entries.push((segments.of[n], v6, net, len, n, i, k));
+                    entries.push((segments.of_iface(n, i), v6, net, len, n, i, k));
                 }
             }
         }
@@ -234,8 +327,10 @@ impl Cx {
         // `None` once the segment is warned of: one warning a segment.
         let mut first: HashMap<usize, Option<(usize, usize)>> = HashMap::new();
         for (n, node) in nodes.iter().enumerate() {
-            let Some(iface) = interfaces(node).iter().find(|i| i.link.is_some()) else { continue };
-            let seg = segments.of[n];
+            let Some((d, iface)) = interfaces(node).iter().enumerate().find(|(_, i)| i.link.is_some()) else {
+                continue;
+            };
+            let seg = segments.of_iface(n, d);
             let entry = first.entry(seg).or_insert(Some((n, iface.mtu)));
             let Some((f, mtu)) = *entry else { continue };
             if mtu == iface.mtu {

@@ -68,7 +68,7 @@ impl Cx {
         // netlab hosts do not fragment: a ping or datagram must fit the sender's MTU.
         let mtu = match &nodes[me].kind {
             NodeKind::Host(h) => h.interfaces.first().map_or(1500, |i| i.mtu),
-            NodeKind::Switch(_) => 1500,
+            NodeKind::Switch(_) | NodeKind::Router(_) => 1500,
         };
         let fits_mtu = |cx: &mut Cx, size: usize, to: IpAddr, what: &str| {
             let (family, header) = if to.is_ipv6() { ("IPv6", 48) } else { ("IPv4", 28) };
@@ -267,7 +267,7 @@ impl Cx {
                     // The node itself is reported.
                     return None;
                 }
-                if !matches!(n.kind, NodeKind::Host(_)) {
+                if matches!(n.kind, NodeKind::Switch(_)) {
                     let hint =
                         (!hosts.is_empty()).then(|| format!("a target is a host: {}", listing(hosts.iter().copied())));
                     self.err(tp, format!("target `{}` is a switch; it has no address", shown(&name)), hint);
