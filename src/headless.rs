@@ -144,6 +144,22 @@ pub fn summary(r: &Report) -> String {
             drops(&l.a_to_b, &l.b_to_a)
         );
     }
+    if !r.routers.is_empty() {
+        let _ = writeln!(s, "\nrouters");
+        let rw = r.routers.iter().map(|x| x.name.len()).max().unwrap_or(0);
+        for x in &r.routers {
+            let c = &x.counters;
+            let drops: Vec<String> = c.dropped.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            let _ = writeln!(
+                s,
+                "  {:rw$}  forwarded {}, ICMP errors sent {}, dropped {}",
+                crate::topology::diag::shown(&x.name),
+                c.forwarded,
+                c.icmp_sent,
+                if drops.is_empty() { "0".to_string() } else { drops.join(", ") }
+            );
+        }
+    }
     if !r.tunnels.is_empty() {
         let _ = writeln!(
             s,

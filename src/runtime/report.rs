@@ -79,6 +79,8 @@ pub struct Report {
     pub tunnels: Vec<crate::transport::TunnelStatus>,
     /// What happened to the tunnels' connections, and what they refused from where (rate-limited).
     pub tunnel_log: Vec<String>,
+    /// Each router: routes, neighbours, packets forwarded and dropped by reason, ICMP errors sent.
+    pub routers: Vec<crate::sim::snapshot::RouterSnapshot>,
 }
 
 /// Conversations a report keeps track of; the least recently seen go first.
@@ -177,6 +179,7 @@ impl Report {
             site: None,
             tunnels: Vec::new(),
             tunnel_log: Vec::new(),
+            routers: sim.snapshot().routers,
         }
     }
 }

@@ -593,6 +593,14 @@ impl Sim {
                     _ => None,
                 })
                 .collect(),
+            routers: self
+                .nodes
+                .iter()
+                .filter_map(|n| match n {
+                    NodeState::Router(r) => Some(snapshot::router(r, self.now)),
+                    _ => None,
+                })
+                .collect(),
         }
     }
 }

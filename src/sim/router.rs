@@ -271,6 +271,12 @@ impl Plane {
             .map(IpCidr::address)
     }
 
+    /// Packets waiting for a neighbour's address.
+    #[must_use]
+    pub fn waiting(&self) -> usize {
+        self.resolving.values().map(|r| r.packets.len()).sum()
+    }
+
     /// When the plane next needs a poll (a retry or a timeout of a resolution).
     #[must_use]
     pub fn next_wake(&self) -> Option<SimTime> {

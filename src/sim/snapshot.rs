@@ -19,6 +19,39 @@ pub struct Snapshot {
     pub links: Vec<LinkSnapshot>,
     pub hosts: Vec<HostSnapshot>,
     pub switches: Vec<SwitchSnapshot>,
+    pub routers: Vec<RouterSnapshot>,
+}
+
+/// A router: its interfaces, routes, neighbours and counters.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouterSnapshot {
+    pub name: String,
+    pub interfaces: Vec<InterfaceSnapshot>,
+    /// Longest prefix first, as the router looks them up.
+    pub routes: Vec<RouteSnapshot>,
+    /// Resolved neighbours per interface.
+    pub neighbours: Vec<RouterNeighbour>,
+    /// Packets waiting for a neighbour's address.
+    pub waiting: usize,
+    pub counters: super::router::RouterCounters,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteSnapshot {
+    pub to: String,
+    pub dev: String,
+    /// The next hop; `None` on-link.
+    pub via: Option<String>,
+    /// From an interface's own subnet.
+    pub connected: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RouterNeighbour {
+    pub dev: String,
+    pub ip: IpAddr,
+    pub mac: String,
+    pub age_ns: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -246,5 +279,47 @@ pub(crate) fn switch(s: &Switch) -> SwitchSnapshot {
             .entries()
             .map(|(m, port)| MacEntry { mac: mac_text(smoltcp::wire::EthernetAddress(m)), port })
             .collect(),
+    }
+}
+
+pub(crate) fn router(r: &super::router::Router, now: SimTime) -> RouterSnapshot {
+    let p = &r.plane;
+    RouterSnapshot {
+        name: r.name.clone(),
+        interfaces: p
+            .ports
+            .iter()
+            .map(|i| InterfaceSnapshot {
+                name: i.name.clone(),
+                mac: mac_text(i.mac),
+                mtu: i.mtu,
+                addresses: i.addresses.iter().map(ToString::to_string).collect(),
+            })
+            .collect(),
+        routes: p
+            .routes
+            .iter()
+            .map(|rt| RouteSnapshot {
+                to: rt.to.to_string(),
+                dev: p.ports.get(rt.port).map(|x| x.name.clone()).unwrap_or_default(),
+                via: rt.via.map(|v| v.to_string()),
+                connected: rt.connected,
+            })
+            .collect(),
+        neighbours: p
+            .neighbours
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| {
+                t.iter().map(move |(ip, n)| RouterNeighbour {
+                    dev: p.ports.get(i).map(|x| x.name.clone()).unwrap_or_default(),
+                    ip: IpAddr::from(*ip),
+                    mac: mac_text(n.mac),
+                    age_ns: (now - n.seen).as_nanos() as u64,
+                })
+            })
+            .collect(),
+        waiting: p.waiting(),
+        counters: p.counters.clone(),
     }
 }

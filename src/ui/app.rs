@@ -138,7 +138,8 @@ pub struct App {
     /// Where the Overview draws each node.
     pub layout: crate::layout::Layout,
     /// Each node's name, escaped, and whether it is a switch.
-    pub nodes: Vec<(String, bool)>,
+    /// Each node's escaped name and its mark on the map: ■ host, ◆ switch, ⊕ router.
+    pub nodes: Vec<(String, &'static str)>,
     /// Each link's two nodes, by index.
     pub link_ends: Vec<[usize; 2]>,
     /// Draw without colours (`NO_COLOR`).
@@ -204,7 +205,14 @@ impl App {
             nodes: lab
                 .nodes
                 .iter()
-                .map(|n| (escape(&n.name), matches!(n.kind, crate::topology::NodeKind::Switch(_))))
+                .map(|n| {
+                    let mark = match n.kind {
+                        crate::topology::NodeKind::Switch(_) => "◆",
+                        crate::topology::NodeKind::Router(_) => "⊕",
+                        crate::topology::NodeKind::Host(_) => "■",
+                    };
+                    (escape(&n.name), mark)
+                })
                 .collect(),
             link_ends: lab.links.iter().map(|l| [l.ends[0].node().index(), l.ends[1].node().index()]).collect(),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
@@ -433,7 +441,11 @@ impl App {
                 }
             }
             Tab::Nodes => {
-                let n = self.snapshot.as_ref().map_or(0, |s| s.sim.hosts.len() + s.sim.switches.len()) as i64;
+                let n = self
+                    .snapshot
+                    .as_ref()
+                    .map_or(0, |s| s.sim.hosts.len() + s.sim.switches.len() + s.sim.routers.len())
+                    as i64;
                 if n > 0 {
                     self.selected_node = (self.selected_node as i64 + by).clamp(0, n - 1) as usize;
                 }

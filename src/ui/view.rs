@@ -319,9 +319,8 @@ impl Widget for TopologyMap<'_> {
                     }
                 }
                 ctx.layer();
-                for (i, (name, switch)) in app.nodes.iter().enumerate() {
+                for (i, (name, mark)) in app.nodes.iter().enumerate() {
                     let (x, y) = pos(i);
-                    let mark = if *switch { "◆" } else { "■" };
                     ctx.print(x, y, Span::raw(format!("{mark} {name}")).bold());
                 }
             })
@@ -634,6 +633,7 @@ impl Widget for Nodes<'_> {
             .iter()
             .map(|h| escape(&h.name))
             .chain(s.sim.switches.iter().map(|w| format!("{} (switch)", escape(&w.name))))
+            .chain(s.sim.routers.iter().map(|r| format!("{} (router)", escape(&r.name))))
             .collect();
         let lines: Vec<Line> = names
             .iter()
@@ -705,6 +705,41 @@ impl Widget for Nodes<'_> {
             text.push(Line::from("MAC table").bold());
             for e in &w.table {
                 text.push(Line::from(format!("  {} on port {}", e.mac, e.port)));
+            }
+        } else if let Some(r) =
+            s.sim.routers.get(app.selected_node.saturating_sub(s.sim.hosts.len() + s.sim.switches.len()))
+        {
+            for i in &r.interfaces {
+                text.push(
+                    Line::from(format!("{} {} mtu {}: {}", escape(&i.name), i.mac, i.mtu, i.addresses.join(", ")))
+                        .bold(),
+                );
+            }
+            let c = &r.counters;
+            let drops: Vec<String> = c.dropped.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            text.push(Line::from(format!(
+                "forwarded {}, to itself {}, ICMP errors sent {} ({} rate-limited), waiting {}, dropped: {}",
+                c.forwarded,
+                c.local,
+                c.icmp_sent,
+                c.icmp_rate_limited,
+                r.waiting,
+                if drops.is_empty() { "none".into() } else { drops.join(", ") }
+            )));
+            text.push(Line::from("routes").bold());
+            for rt in &r.routes {
+                let via = rt.via.as_deref().map_or_else(|| "on-link".to_string(), |v| format!("via {v}"));
+                text.push(Line::from(format!("  {} {via} dev {}", rt.to, escape(&rt.dev))));
+            }
+            text.push(Line::from("neighbours").bold());
+            for n in &r.neighbours {
+                text.push(Line::from(format!(
+                    "  {} at {} on {} ({:.1} s ago)",
+                    n.ip,
+                    n.mac,
+                    escape(&n.dev),
+                    n.age_ns as f64 / 1e9
+                )));
             }
         }
         Paragraph::new(text).wrap(Wrap { trim: false }).render(detail, buf);
