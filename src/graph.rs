@@ -438,7 +438,8 @@ struct Rung {
 }
 
 /// The lab's layered layout as a picture at most `width` columns wide (at least [`MIN_WIDTH`]),
-/// then its links with their impairments: layers left to right, switches in brackets, link names
+/// then its links with their impairments: layers left to right, switches in brackets, routers in
+/// parentheses, link names
 /// on the links where they were given and there is room.
 #[must_use]
 pub fn text(lab: &Lab, width: usize) -> String {
@@ -446,7 +447,13 @@ pub fn text(lab: &Lab, width: usize) -> String {
     let l = layout::layout(lab);
     let mut out = String::new();
     let switches = lab.nodes.iter().any(|n| matches!(n.kind, NodeKind::Switch(_)));
-    let head = format!("{}: {lab}{}", visible(&lab.name), if switches { ", switches in [brackets]" } else { "" });
+    let routers = lab.nodes.iter().any(|n| matches!(n.kind, NodeKind::Router(_)));
+    let head = format!(
+        "{}: {lab}{}{}",
+        visible(&lab.name),
+        if switches { ", switches in [brackets]" } else { "" },
+        if routers { ", routers in (parentheses)" } else { "" }
+    );
     out.push_str(&truncate(&head, width));
     out.push('\n');
     if lab.nodes.is_empty() {

@@ -153,7 +153,7 @@ pub fn summary(r: &Report) -> String {
             let _ = writeln!(
                 s,
                 "  {:rw$}  forwarded {}, ICMP errors sent {}, dropped {}",
-                crate::topology::diag::shown(&x.name),
+                crate::topology::diag::shown(&x.name).to_string(),
                 c.forwarded,
                 c.icmp_sent,
                 if drops.is_empty() { "0".to_string() } else { drops.join(", ") }

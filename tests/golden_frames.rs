@@ -11,9 +11,10 @@ use common::{frames_digest, read_pcapng, run_lab};
 /// (lab, frames, SHA-256 of every frame's link, timestamp and bytes).
 const GOLDEN: &[(&str, usize, &str)] = &[
     ("labs/single-lan.json", 12259, "144600aaf7efd5edebdec34b0214ff304d0699eddbec30757865ba77db188543"),
-    ("labs/two-site.json", 9372, "07a5bc1b0a820a5b2b95a470bf9cf9cf7035e06f54e0bcec2e31cfff72d6a451"),
+    ("labs/two-site.json", 15616, "51a7b5ba21fd1ce508833606845c5a75665a47d59ca55287a8a5818e1f1c4902"),
     // The same lab over a TCP tunnel: in memory, the same frames.
-    ("labs/two-site-tcp.json", 9372, "07a5bc1b0a820a5b2b95a470bf9cf9cf7035e06f54e0bcec2e31cfff72d6a451"),
+    ("labs/two-site-tcp.json", 15616, "51a7b5ba21fd1ce508833606845c5a75665a47d59ca55287a8a5818e1f1c4902"),
+    ("labs/routed.json", 6975, "9bcde0ba145e29595f706d788737181a1c0470226cb380f9c5c3ab8e5470b865"),
 ];
 
 #[test]
