@@ -605,15 +605,7 @@ impl App {
                 let model = |l: usize, side: Side| {
                     snapshot
                         .and_then(|s| s.sim.links.get(l))
-                        .map(|l| {
-                            let m = if side == Side::A { &l.a_to_b.model } else { &l.b_to_a.model };
-                            crate::topology::LinkModel {
-                                latency: std::time::Duration::from_nanos(m.latency_ns),
-                                rate_bps: m.rate_bps,
-                                loss: m.loss,
-                                queue_frames: m.queue_frames,
-                            }
-                        })
+                        .map(|l| if side == Side::A { l.a_to_b.model.to_model() } else { l.b_to_a.model.to_model() })
                         .unwrap_or_default()
                 };
                 let parsed = super::prompt::parse(&input.text)

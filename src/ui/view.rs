@@ -336,6 +336,8 @@ fn fate(f: Fate) -> String {
         Fate::ToRemote => "to remote".into(),
         Fate::Tunneled => "into tunnel".into(),
         Fate::Dropped(r) => format!("dropped: {}", r.as_str()),
+        Fate::Corrupted => "corrupted (a bit flipped)".into(),
+        Fate::Duplicated => "duplicated".into(),
     }
 }
 
