@@ -514,13 +514,18 @@ impl App {
                         .and_then(|s| s.sim.links.get(self.selected_link))
                         .map(|l| &l.a_to_b.model);
                     let hint = m.map(|m| {
-                        format!(
+                        let mut h = format!(
                             "now latency={}us rate={} loss={} queue={}",
                             m.latency_ns / 1000,
                             m.rate_bps.map_or("unlimited".into(), |r| r.to_string()),
                             m.loss,
                             m.queue_frames
-                        )
+                        );
+                        let more = crate::topology::impair::words(&m.to_model());
+                        if !more.is_empty() {
+                            h.push_str(&format!(" · {}", more.join(", ")));
+                        }
+                        h
                     });
                     self.input = Some(Input { text: format!("model {name} "), hint, ..Input::default() });
                 }
