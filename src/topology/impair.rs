@@ -54,23 +54,28 @@ pub fn apply(m: &mut LinkModel, spec: &ImpairSpec, out: &mut Vec<Problem>) {
     if let Some(r) = spec.reorder {
         m.reorder = r;
     }
-    if spec.loss.is_some() && spec.loss_model.is_some() {
-        out.push(Problem {
-            field: "loss_model",
-            message: "`loss` and `loss_model` are both given".into(),
-            hint: "a direction has one loss model: keep `loss` for random loss or `loss_model` for bursts".into(),
-        });
-    } else if spec.loss.is_some() {
-        m.loss_model = None;
-    } else if let Some(LossModelSpec::GilbertElliott(ge)) = spec.loss_model {
+    let bursty = spec.loss_model.map(|LossModelSpec::GilbertElliott(ge)| {
         let p = probability("loss_model.p", "p", ge.p, out);
         let r = probability("loss_model.r", "r", ge.r, out);
         let good = probability("loss_model.loss_good", "loss_good", ge.loss_good.unwrap_or(0.0), out);
         let bad = probability("loss_model.loss_bad", "loss_bad", ge.loss_bad.unwrap_or(1.0), out);
-        if let (Some(p), Some(r), Some(loss_good), Some(loss_bad)) = (p, r, good, bad) {
-            m.loss_model = Some(GilbertElliott { p, r, loss_good, loss_bad });
+        match (p, r, good, bad) {
+            (Some(p), Some(r), Some(loss_good), Some(loss_bad)) => Some(GilbertElliott { p, r, loss_good, loss_bad }),
+            _ => None,
+        }
+    });
+    match (spec.loss, bursty) {
+        (Some(_), Some(_)) => out.push(Problem {
+            field: "loss_model",
+            message: "`loss` and `loss_model` are both given".into(),
+            hint: "a direction has one loss model: keep `loss` for random loss or `loss_model` for bursts".into(),
+        }),
+        (Some(_), None) => m.loss_model = None,
+        (None, Some(Some(ge))) => {
+            m.loss_model = Some(ge);
             m.loss = 0.0;
         }
+        (None, Some(None) | None) => {}
     }
     if let Some(v) = spec.duplicate.and_then(|v| probability("duplicate", "duplicate", v, out)) {
         m.duplicate = v;
