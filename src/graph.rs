@@ -68,7 +68,7 @@ fn notes(link: &crate::topology::Link) -> Vec<String> {
         // Each direction its own: `a→b 10ms`, `b→a 30ms, 1% loss`.
         for (arrow, m) in [("a→b", &link.model), ("b→a", &link.model_b_to_a)] {
             let words = impairments(m);
-            v.push(format!("{arrow} {}", if words.is_empty() { "clear".into() } else { words.join(" ") }));
+            v.push(format!("{arrow} {}", if words.is_empty() { "clear".into() } else { words.join(", ") }));
         }
     }
     if !link.up {
