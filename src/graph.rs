@@ -62,7 +62,18 @@ fn notes(link: &crate::topology::Link) -> Vec<String> {
     if link.transport != crate::topology::Transport::Mem {
         v.push(format!("{} tunnel", link.transport.as_str()));
     }
-    v.extend(impairments(&link.model));
+    if link.model == link.model_b_to_a {
+        v.extend(impairments(&link.model));
+    } else {
+        // Each direction its own: `a→b 10ms`, `b→a 30ms, 1% loss`.
+        for (arrow, m) in [("a→b", &link.model), ("b→a", &link.model_b_to_a)] {
+            let words = impairments(m);
+            v.push(format!("{arrow} {}", if words.is_empty() { "clear".into() } else { words.join(", ") }));
+        }
+    }
+    if !link.up {
+        v.push("starts down".into());
+    }
     v
 }
 
@@ -77,6 +88,7 @@ pub fn impairments(m: &LinkModel) -> Vec<String> {
     if m.loss > 0.0 {
         out.push(format!("{}% loss", decimal(m.loss * 100.0, 4)));
     }
+    out.extend(crate::topology::impair::words(m));
     out
 }
 
@@ -711,6 +723,7 @@ mod tests {
             rate_bps: Some(1_000_000_000),
             loss: 0.001,
             queue_frames: 10,
+            ..LinkModel::default()
         };
         assert_eq!(impairments(&m), ["1ms 500us", "1 Gbit/s", "0.1% loss"]);
         assert!(impairments(&LinkModel::default()).is_empty());

@@ -217,10 +217,20 @@ pub fn drops(a: &DirCounters, b: &DirCounters) -> String {
     for (k, v) in &b.drops {
         *all.entry(k).or_default() += v;
     }
-    if all.is_empty() {
+    let mut words: Vec<String> = all.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    // Not drops of the link, but what its model did to frames it delivered: a receiver that checks
+    // checksums drops a corrupt one, and a duplicate arrives twice.
+    for (n, what) in
+        [(a.corrupted_frames + b.corrupted_frames, "corrupt"), (a.duplicated_frames + b.duplicated_frames, "duplicate")]
+    {
+        if n > 0 {
+            words.push(format!("{n} {what}"));
+        }
+    }
+    if words.is_empty() {
         return "0".into();
     }
-    all.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
+    words.join(", ")
 }
 
 fn rtt(r: Option<&RttStats>) -> String {

@@ -426,6 +426,8 @@ mod tests {
                 ends: [end(a), end(b)],
                 transport: Transport::Mem,
                 model: LinkModel::default(),
+                model_b_to_a: LinkModel::default(),
+                up: true,
             })
             .collect();
         Lab {

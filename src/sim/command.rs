@@ -19,6 +19,9 @@ pub enum Command {
     SetLink { link: LinkId, up: bool },
     /// Change the model of one direction of a link (`from`: the side that sends), or of both.
     SetModel { link: LinkId, from: Option<Side>, model: LinkModel },
+    /// Change the models of both directions of a link at once, each to its own (a change of some
+    /// fields of a link whose directions differ).
+    SetModels { link: LinkId, a_to_b: LinkModel, b_to_a: LinkModel },
     /// Start an app on a host.
     StartApp { node: NodeId, app: topology::App },
     /// Stop an app of a host, by its index among the host's apps.
@@ -142,7 +145,14 @@ impl CommandSpec {
                     DirectionSpec::BToA => Side::B,
                 });
                 let model = merge_model(current(id, from.unwrap_or(Side::A)), impair).map_err(CommandError::Invalid)?;
-                Command::SetModel { link: id, from, model }
+                let b_to_a = current(id, Side::B);
+                if from.is_none() && current(id, Side::A) != b_to_a {
+                    // The directions differ: each keeps the fields the command does not give.
+                    let b_to_a = merge_model(b_to_a, impair).map_err(CommandError::Invalid)?;
+                    Command::SetModels { link: id, a_to_b: model, b_to_a }
+                } else {
+                    Command::SetModel { link: id, from, model }
+                }
             }
             CommandSpec::StartApp { node, app } => {
                 let n = host(node)?;
@@ -183,6 +193,11 @@ pub fn merge_model(base: LinkModel, impair: &ImpairSpec) -> Result<LinkModel, St
             return Err(format!("queue: {q} frames is out of range 1 to 65536"));
         }
         m.queue_frames = q as usize;
+    }
+    let mut problems = Vec::new();
+    topology::impair::apply(&mut m, impair, &mut problems);
+    if !problems.is_empty() {
+        return Err(topology::impair::one_line(&problems));
     }
     Ok(m)
 }

@@ -82,7 +82,9 @@ impl<O: Observer> phy::Device for NetDevice<'_, O> {
     }
 
     fn transmit(&mut self, _: Instant) -> Option<TxToken<'_, O>> {
-        if !self.fabric.has_room(self.now, self.port) {
+        // Room for the largest frame the interface sends: with a queue in bytes, a host waits
+        // rather than have a frame dropped.
+        if !self.fabric.has_room_for(self.now, self.port, self.mtu + 14) {
             self.blocked = true;
             return None;
         }

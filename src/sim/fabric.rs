@@ -144,7 +144,14 @@ impl Fabric {
     /// (and drops) anything; only a full queue pushes back.
     #[must_use]
     pub fn has_room(&self, now: SimTime, port: Port) -> bool {
-        self.out_dir(port).is_none_or(|(l, d)| !l.up || d.has_room(now))
+        self.has_room_for(now, port, 0)
+    }
+
+    /// Whether a frame of `len` bytes sent from `port` now would be taken: as
+    /// [`has_room`](Self::has_room), and within a queue in bytes. A host asks for its largest frame.
+    #[must_use]
+    pub fn has_room_for(&self, now: SimTime, port: Port, len: usize) -> bool {
+        self.out_dir(port).is_none_or(|(l, d)| !l.up || d.has_room_for(now, len))
     }
 
     /// When the link out of `port` next frees a queue slot.
@@ -171,7 +178,7 @@ impl Fabric {
         if !link.up {
             d.report(now, packet, Fate::Dropped(DropReason::LinkDown), &frame, obs);
             pool.give(frame);
-        } else if d.has_room(now) {
+        } else if d.has_room_for(now, frame.len()) {
             d.push(now, packet, frame, obs);
             Self::arm(&mut self.arrivals, d);
         } else {
@@ -180,12 +187,16 @@ impl Fabric {
         }
     }
 
-    /// Makes sure the scheduler holds the arrival of a direction's first frame.
+    /// Makes sure the scheduler holds the arrival of a direction's first frame: a frame that came
+    /// to the front ahead of the armed one (a reordering link) is armed too, and the later event
+    /// goes stale.
     fn arm(arrivals: &mut BinaryHeap<Reverse<ArrivalKey>>, d: &mut Direction) {
-        if !d.armed && !d.held {
+        if !d.held {
             if let Some(at) = d.next_arrival() {
-                d.armed = true;
-                arrivals.push(Reverse(ArrivalKey { at, link: d.link.0, side: d.from.index() as u8 }));
+                if d.armed.is_none_or(|armed| d.model().reorder && at < armed) {
+                    d.armed = Some(at);
+                    arrivals.push(Reverse(ArrivalKey { at, link: d.link.0, side: d.from.index() as u8 }));
+                }
             }
         }
     }
@@ -232,7 +243,11 @@ impl Fabric {
             let link = &mut self.links[li as usize];
             let far = link.ends[side.other().index()];
             let d = &mut link.dirs[side.index()];
-            d.armed = false;
+            if d.armed != Some(at) {
+                // Stale: a frame that arrives earlier was armed since.
+                continue;
+            }
+            d.armed = None;
             let got = d.pop_due(now, obs);
             Self::arm(&mut self.arrivals, d);
             let (packet, frame, crossed) = match got {
@@ -311,7 +326,7 @@ impl Fabric {
         }
         // Its arrival events are gone: keep the heap free of stale entries.
         let links = &self.links;
-        self.arrivals.retain(|Reverse(k)| links[k.link as usize].dirs[usize::from(k.side)].armed);
+        self.arrivals.retain(|Reverse(k)| links[k.link as usize].dirs[usize::from(k.side)].armed == Some(k.at));
     }
 
     /// Sets the model of one direction, or both.

@@ -314,7 +314,7 @@ impl Host {
     pub fn due(&self, now: SimTime, fabric: &Fabric) -> bool {
         !self.rx.is_empty()
             || self.wake.is_some_and(|w| w <= now)
-            || (self.blocked && fabric.has_room(now, self.port()))
+            || (self.blocked && fabric.has_room_for(now, self.port(), self.mtu + 14))
     }
 
     /// When the host next needs a poll with no traffic: its timer, or, when it is blocked on a full

@@ -242,14 +242,14 @@ impl Sim {
             .iter()
             .map(|l| LinkState {
                 ends: l.ends.map(|a| if remote(a.node()) { End::Remote(port_of(a)) } else { End::Local(port_of(a)) }),
-                up: true,
+                up: l.up,
                 tunneled: false,
                 reachable: true,
                 dirs: [Side::A, Side::B].map(|side| {
                     Direction::new(
                         l.id,
                         side,
-                        l.model,
+                        *l.model_from(side),
                         derive_seed(seed, 2, u64::from(l.id.0) * 2 + side.index() as u64),
                     )
                 }),
@@ -461,6 +461,13 @@ impl Sim {
                     return Err(CommandError::NoLink(link.0.to_string()));
                 }
                 self.fabric.set_model(*link, *from, *model);
+            }
+            Command::SetModels { link, a_to_b, b_to_a } => {
+                if link.index() >= self.fabric.links.len() {
+                    return Err(CommandError::NoLink(link.0.to_string()));
+                }
+                self.fabric.set_model(*link, Some(Side::A), *a_to_b);
+                self.fabric.set_model(*link, Some(Side::B), *b_to_a);
             }
             Command::StartApp { node, app } => {
                 let h = self.host_mut(*node)?;

@@ -22,6 +22,12 @@ pub enum Fate {
     Tunneled,
     /// Lost on the way, for this reason.
     Dropped(DropReason),
+    /// Reached the far end with a bit flipped by the link model (`corrupt`); the bytes are the
+    /// corrupted ones. Not final: a `Delivered` (or `ToRemote`) of the same frame follows.
+    Corrupted,
+    /// A second copy of a frame the link model duplicates (`duplicate`), put on the link after
+    /// it: its own `Delivered` (or drop) follows.
+    Duplicated,
 }
 
 /// Why a frame was dropped.

@@ -10,7 +10,7 @@ use super::apps::{AppState, Outcome};
 use super::host::Host;
 use super::switch::Switch;
 use crate::time::SimTime;
-use crate::topology::{parse::mac_text, LinkModel};
+use crate::topology::{parse::mac_text, Distribution, GilbertElliott, LinkModel};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
@@ -79,15 +79,52 @@ pub struct ModelSnapshot {
     pub rate_bps: Option<u64>,
     pub loss: f64,
     pub queue_frames: usize,
+    pub jitter_ns: u64,
+    /// `uniform`, `normal`, `pareto` or `paretonormal`.
+    pub distribution: Distribution,
+    pub reorder: bool,
+    /// Gilbert-Elliott loss, when set: `p`, `r`, `loss_good`, `loss_bad`.
+    pub loss_model: Option<[f64; 4]>,
+    pub duplicate: f64,
+    pub corrupt: f64,
+    pub queue_bytes: Option<u64>,
 }
 
 impl From<&LinkModel> for ModelSnapshot {
     fn from(m: &LinkModel) -> Self {
+        let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         ModelSnapshot {
-            latency_ns: u64::try_from(m.latency.as_nanos()).unwrap_or(u64::MAX),
+            latency_ns: ns(m.latency),
             rate_bps: m.rate_bps,
             loss: m.loss,
             queue_frames: m.queue_frames,
+            jitter_ns: ns(m.jitter),
+            distribution: m.distribution,
+            reorder: m.reorder,
+            loss_model: m.loss_model.map(|g| [g.p, g.r, g.loss_good, g.loss_bad]),
+            duplicate: m.duplicate,
+            corrupt: m.corrupt,
+            queue_bytes: m.queue_bytes,
+        }
+    }
+}
+
+impl ModelSnapshot {
+    /// The model again, as the core holds it.
+    #[must_use]
+    pub fn to_model(&self) -> LinkModel {
+        LinkModel {
+            latency: std::time::Duration::from_nanos(self.latency_ns),
+            rate_bps: self.rate_bps,
+            loss: self.loss,
+            queue_frames: self.queue_frames,
+            jitter: std::time::Duration::from_nanos(self.jitter_ns),
+            distribution: self.distribution,
+            reorder: self.reorder,
+            loss_model: self.loss_model.map(|[p, r, loss_good, loss_bad]| GilbertElliott { p, r, loss_good, loss_bad }),
+            duplicate: self.duplicate,
+            corrupt: self.corrupt,
+            queue_bytes: self.queue_bytes,
         }
     }
 }

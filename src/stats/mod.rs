@@ -17,6 +17,17 @@ pub struct DirCounters {
     pub delivered_bytes: u64,
     /// Drops by reason (`loss`, `queue-full`, `mtu`, `malformed`).
     pub drops: BTreeMap<&'static str, u64>,
+    /// Frames the link model corrupted (delivered, with a bit flipped).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub corrupted_frames: u64,
+    /// Extra copies the link model made (each delivered as a frame of its own).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub duplicated_frames: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl DirCounters {
@@ -93,6 +104,8 @@ impl Observer for Counters {
                 self.bytes += len;
             }
             Fate::Dropped(r) => *d.drops.entry(r.as_str()).or_default() += 1,
+            Fate::Corrupted => d.corrupted_frames += 1,
+            Fate::Duplicated => d.duplicated_frames += 1,
             // In a tunnel between sites of this process: counted when it comes out, delivered.
             Fate::Tunneled => {}
         }
@@ -121,6 +134,9 @@ mod tests {
         c.frame(&ev(Side::A, Fate::Delivered));
         c.frame(&ev(Side::B, Fate::Sent));
         c.frame(&ev(Side::B, Fate::Dropped(DropReason::Loss)));
+        c.frame(&ev(Side::B, Fate::Corrupted));
+        c.frame(&ev(Side::A, Fate::Duplicated));
+        assert_eq!((c.links[0].b_to_a.corrupted_frames, c.links[0].a_to_b.duplicated_frames), (1, 1));
         assert_eq!(c.links[0].a_to_b.delivered_bytes, 60);
         assert_eq!(c.links[0].b_to_a.delivered_frames, 0);
         assert_eq!(c.links[0].b_to_a.dropped(), 1);

@@ -35,6 +35,11 @@ pub const QUEUE_MAX: u32 = 65_536;
 /// A link's loss probability.
 pub const LOSS_MIN: f64 = 0.0;
 pub const LOSS_MAX: f64 = 1.0;
+/// Bytes a link direction may queue (`queue_bytes`).
+pub const QUEUE_BYTES_MIN: u64 = 64;
+pub const QUEUE_BYTES_MAX: u64 = 1 << 30;
+/// The largest `jitter`.
+pub const JITTER_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Ports an app listens on or sends to.
 pub const PORT_MIN: u16 = 1;

@@ -2,6 +2,7 @@
 //! `diag` places every problem at `file:line:col` with its JSON path. Nothing here runs a lab.
 
 pub mod diag;
+pub mod impair;
 pub mod limits;
 pub mod model;
 pub mod parse;

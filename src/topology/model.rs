@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use smoltcp::wire::{EthernetAddress, IpCidr, Ipv4Address, Ipv6Address};
 
-pub use super::spec::{CaptureFormat, Congestion};
+pub use super::spec::{CaptureFormat, Congestion, Distribution};
 
 macro_rules! id_type {
     ($(#[$m:meta])* $name:ident) => {
@@ -237,7 +237,23 @@ pub struct Link {
     /// `ends[0]` is side A, `ends[1]` side B.
     pub ends: [Attachment; 2],
     pub transport: Transport,
+    /// The model of frames from A to B (of both directions, unless `b_to_a` says otherwise).
     pub model: LinkModel,
+    /// The model of frames from B to A.
+    pub model_b_to_a: LinkModel,
+    /// The link is up when the lab starts (`"state": "down"` starts it down).
+    pub up: bool,
+}
+
+impl Link {
+    /// The model of the direction that `from` sends on.
+    #[must_use]
+    pub fn model_from(&self, from: Side) -> &LinkModel {
+        match from {
+            Side::A => &self.model,
+            Side::B => &self.model_b_to_a,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,13 +353,63 @@ pub struct LinkModel {
     pub latency: Duration,
     /// Bits per second; `None` is unlimited.
     pub rate_bps: Option<u64>,
+    /// Probability of random loss (unused while `loss_model` is set).
     pub loss: f64,
     pub queue_frames: usize,
+    /// Variation of the delay: the half-width of a uniform draw, or the standard deviation of the
+    /// other distributions.
+    pub jitter: Duration,
+    pub distribution: Distribution,
+    /// Frames may overtake each other (with jitter); otherwise each arrives after the one before.
+    pub reorder: bool,
+    /// Bursty loss; when set it replaces `loss`.
+    pub loss_model: Option<GilbertElliott>,
+    /// Probability that a frame arrives twice.
+    pub duplicate: f64,
+    /// Probability that a frame arrives with a bit flipped.
+    pub corrupt: f64,
+    /// Bytes that may wait for the wire; `None`: no byte limit.
+    pub queue_bytes: Option<u64>,
+}
+
+/// A Gilbert-Elliott loss model: a good and a bad state, each with its loss probability.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GilbertElliott {
+    /// P(good → bad) after a frame.
+    pub p: f64,
+    /// P(bad → good) after a frame.
+    pub r: f64,
+    pub loss_good: f64,
+    pub loss_bad: f64,
+}
+
+impl GilbertElliott {
+    /// The long-run share of frames lost: the stationary share of each state times its loss.
+    #[must_use]
+    pub fn mean_loss(&self) -> f64 {
+        if self.p + self.r <= 0.0 {
+            return self.loss_good;
+        }
+        let bad = self.p / (self.p + self.r);
+        (1.0 - bad) * self.loss_good + bad * self.loss_bad
+    }
 }
 
 impl Default for LinkModel {
     fn default() -> Self {
-        LinkModel { latency: Duration::ZERO, rate_bps: None, loss: 0.0, queue_frames: 1000 }
+        LinkModel {
+            latency: Duration::ZERO,
+            rate_bps: None,
+            loss: 0.0,
+            queue_frames: 1000,
+            jitter: Duration::ZERO,
+            distribution: Distribution::Uniform,
+            reorder: false,
+            loss_model: None,
+            duplicate: 0.0,
+            corrupt: 0.0,
+            queue_bytes: None,
+        }
     }
 }
 

@@ -385,6 +385,26 @@ pub struct LinkSpec {
     /// Link model, applied to each direction.
     #[serde(default)]
     pub impair: Option<ImpairSpec>,
+    /// The model of frames from `a` to `b`: each field given here overrides `impair` for that
+    /// direction.
+    #[serde(default)]
+    pub a_to_b: Option<ImpairSpec>,
+    /// The model of frames from `b` to `a`: each field given here overrides `impair` for that
+    /// direction.
+    #[serde(default)]
+    pub b_to_a: Option<ImpairSpec>,
+    /// `up` (the default) or `down`: the link's state when the lab starts. A down link drops what
+    /// is sent on it until a `link-up` command.
+    #[serde(default)]
+    pub state: Option<LinkStateSpec>,
+}
+
+/// A link's state when the lab starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkStateSpec {
+    Up,
+    Down,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -416,6 +436,80 @@ pub struct ImpairSpec {
     #[serde(default)]
     #[schemars(range(min = limits::QUEUE_MIN, max = limits::QUEUE_MAX))]
     pub queue: Option<u32>,
+    /// Variation of the delay, such as `2ms`, drawn for each frame from `distribution`: with
+    /// `uniform`, the delay is `latency` ± `jitter`; with the others, `jitter` is the standard
+    /// deviation. The delay is never negative. At most `10s`. Default `0s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub jitter: Option<String>,
+    /// How `jitter` is drawn: `uniform` (default), `normal`, `pareto` or `paretonormal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<Distribution>,
+    /// Let a frame whose jitter makes it faster overtake the frames sent before it. Default false:
+    /// frames arrive in the order they were sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reorder: Option<bool>,
+    /// Bursty loss, instead of `loss`: `{ "kind": "gilbert-elliott", "p": 0.01, "r": 0.3 }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_model: Option<LossModelSpec>,
+    /// Probability that a frame arrives twice, 0.0 to 1.0. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = limits::LOSS_MIN, max = limits::LOSS_MAX))]
+    pub duplicate: Option<f64>,
+    /// Probability that a frame arrives with a bit flipped after its IP header (a receiver that
+    /// checks checksums drops it), 0.0 to 1.0. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = limits::LOSS_MIN, max = limits::LOSS_MAX))]
+    pub corrupt: Option<f64>,
+    /// Bytes that may wait for the wire, such as `64KiB` (as well as `queue` frames). Default no
+    /// byte limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minimum" = limits::QUEUE_BYTES_MIN, "maximum" = limits::QUEUE_BYTES_MAX))]
+    pub queue_bytes: Option<ByteSize>,
+}
+
+/// The distribution jitter is drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Distribution {
+    /// Evenly between `latency - jitter` and `latency + jitter`.
+    #[default]
+    Uniform,
+    /// Normal, with `jitter` as its standard deviation.
+    Normal,
+    /// Pareto (heavy tail above the latency), with `jitter` as its standard deviation.
+    Pareto,
+    /// A mix of normal (a quarter) and Pareto (three quarters), with `jitter` as its standard deviation.
+    Paretonormal,
+}
+
+/// A loss model with memory.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum LossModelSpec {
+    /// Two states, good and bad, each with its loss probability; the state may change after
+    /// each frame.
+    GilbertElliott(GilbertElliottSpec),
+}
+
+/// The parameters of a Gilbert-Elliott loss model, per frame.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GilbertElliottSpec {
+    /// Probability of going from the good state to the bad one, 0.0 to 1.0.
+    #[schemars(range(min = limits::LOSS_MIN, max = limits::LOSS_MAX))]
+    pub p: f64,
+    /// Probability of going from the bad state back to the good one, 0.0 to 1.0.
+    #[schemars(range(min = limits::LOSS_MIN, max = limits::LOSS_MAX))]
+    pub r: f64,
+    /// Loss probability in the good state. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = limits::LOSS_MIN, max = limits::LOSS_MAX))]
+    pub loss_good: Option<f64>,
+    /// Loss probability in the bad state. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = limits::LOSS_MIN, max = limits::LOSS_MAX))]
+    pub loss_bad: Option<f64>,
 }
 
 /// Capture settings.

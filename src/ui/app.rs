@@ -526,13 +526,18 @@ impl App {
                         .and_then(|s| s.sim.links.get(self.selected_link))
                         .map(|l| &l.a_to_b.model);
                     let hint = m.map(|m| {
-                        format!(
+                        let mut h = format!(
                             "now latency={}us rate={} loss={} queue={}",
                             m.latency_ns / 1000,
                             m.rate_bps.map_or("unlimited".into(), |r| r.to_string()),
                             m.loss,
                             m.queue_frames
-                        )
+                        );
+                        let more = crate::topology::impair::words(&m.to_model());
+                        if !more.is_empty() {
+                            h.push_str(&format!(" · {}", more.join(", ")));
+                        }
+                        h
                     });
                     self.input = Some(Input { text: format!("model {name} "), hint, ..Input::default() });
                 }
@@ -617,15 +622,7 @@ impl App {
                 let model = |l: usize, side: Side| {
                     snapshot
                         .and_then(|s| s.sim.links.get(l))
-                        .map(|l| {
-                            let m = if side == Side::A { &l.a_to_b.model } else { &l.b_to_a.model };
-                            crate::topology::LinkModel {
-                                latency: std::time::Duration::from_nanos(m.latency_ns),
-                                rate_bps: m.rate_bps,
-                                loss: m.loss,
-                                queue_frames: m.queue_frames,
-                            }
-                        })
+                        .map(|l| if side == Side::A { l.a_to_b.model.to_model() } else { l.b_to_a.model.to_model() })
                         .unwrap_or_default()
                 };
                 let parsed = super::prompt::parse(&input.text)

@@ -4,13 +4,15 @@
 //! ```text
 //! down wan                         up wan
 //! model wan latency=50ms loss=0.01 model wan a-to-b rate=1Mbit queue=20
+//! model wan jitter=5ms distribution=normal reorder=true duplicate=0.01 corrupt=0.001
+//! model wan burst=0.01,0.3 queue_bytes=64KiB
 //! ping laptop server count=5       echo laptop server:7     transfer laptop server:9 bytes=1MiB
 //! stop laptop laptop/ping
 //! ```
 
 use crate::sim::command::DirectionSpec;
 use crate::sim::CommandSpec;
-use crate::topology::spec::ImpairSpec;
+use crate::topology::spec::{ByteSize, GilbertElliottSpec, ImpairSpec, LossModelSpec};
 use crate::topology::{Lab, LinkModel, NodeKind, Side};
 
 /// The verbs, for completion and for the help line.
@@ -47,7 +49,27 @@ pub fn parse(line: &str) -> Result<CommandSpec, String> {
                     "rate" => impair.rate = Some(v.to_string()),
                     "loss" => impair.loss = Some(v.parse().map_err(|_| format!("loss `{v}` is not a number"))?),
                     "queue" => impair.queue = Some(v.parse().map_err(|_| format!("queue `{v}` is not a number"))?),
-                    other => return Err(format!("`{other}` is not latency, rate, loss or queue")),
+                    "jitter" => impair.jitter = Some(v.to_string()),
+                    "distribution" => {
+                        impair.distribution = Some(
+                            serde_json::from_value(v.into())
+                                .map_err(|_| format!("distribution `{v}` is not uniform, normal, pareto or paretonormal"))?,
+                        );
+                    }
+                    "reorder" => impair.reorder = Some(v.parse().map_err(|_| format!("reorder `{v}` is not true or false"))?),
+                    "duplicate" => {
+                        impair.duplicate = Some(v.parse().map_err(|_| format!("duplicate `{v}` is not a number"))?);
+                    }
+                    "corrupt" => impair.corrupt = Some(v.parse().map_err(|_| format!("corrupt `{v}` is not a number"))?),
+                    "queue_bytes" => {
+                        impair.queue_bytes = Some(v.parse().map_or_else(|_| ByteSize::Text(v.into()), ByteSize::Bytes));
+                    }
+                    "burst" => impair.loss_model = Some(burst(v)?),
+                    other => {
+                        return Err(format!(
+                            "`{other}` is not latency, rate, loss, queue, jitter, distribution, reorder, duplicate, corrupt, queue_bytes or burst"
+                        ))
+                    }
                 }
             }
             Ok(CommandSpec::SetModel { link: args[0].to_string(), direction, impair })
@@ -77,6 +99,18 @@ pub fn parse(line: &str) -> Result<CommandSpec, String> {
     }
 }
 
+/// `burst=P,R[,GOOD,BAD]`: Gilbert-Elliott loss, as a lab file's `loss_model`.
+fn burst(v: &str) -> Result<LossModelSpec, String> {
+    let usage = || format!("burst `{v}` is not P,R or P,R,LOSS_GOOD,LOSS_BAD (such as burst=0.01,0.3)");
+    let n: Vec<f64> = v.split(',').map(|x| x.trim().parse().map_err(|_| usage())).collect::<Result<_, _>>()?;
+    let (p, r, loss_good, loss_bad) = match n[..] {
+        [p, r] => (p, r, None, None),
+        [p, r, g, b] => (p, r, Some(g), Some(b)),
+        _ => return Err(usage()),
+    };
+    Ok(LossModelSpec::GilbertElliott(GilbertElliottSpec { p, r, loss_good, loss_bad }))
+}
+
 /// Checks a command against the lab as the core will, so that the line says what is wrong before
 /// anything is sent. `model` gives a link direction's current model.
 pub fn check(cmd: &CommandSpec, lab: &Lab, model: impl Fn(usize, Side) -> LinkModel) -> Result<(), String> {
@@ -102,8 +136,25 @@ pub fn complete(line: &str, lab: &Lab) -> String {
             }
         }
         names.extend(
-            ["a-to-b", "b-to-a", "latency=", "rate=", "loss=", "queue=", "count=", "interval=", "bytes="]
-                .map(String::from),
+            [
+                "a-to-b",
+                "b-to-a",
+                "latency=",
+                "rate=",
+                "loss=",
+                "queue=",
+                "jitter=",
+                "distribution=",
+                "reorder=",
+                "duplicate=",
+                "corrupt=",
+                "queue_bytes=",
+                "burst=",
+                "count=",
+                "interval=",
+                "bytes=",
+            ]
+            .map(String::from),
         );
         names
     };
@@ -145,6 +196,18 @@ mod tests {
         assert!(parse("").is_err());
         assert!(parse("fly wan").unwrap_err().contains("unknown command"));
         assert!(parse("model wan speed=9").unwrap_err().contains("not latency"));
+        let Ok(CommandSpec::SetModel { impair, .. }) =
+            parse("model wan jitter=2ms distribution=normal reorder=true duplicate=0.1 corrupt=0.2 queue_bytes=64KiB burst=0.01,0.3")
+        else {
+            panic!()
+        };
+        assert_eq!(impair.jitter.as_deref(), Some("2ms"));
+        assert_eq!(impair.distribution, Some(crate::topology::Distribution::Normal));
+        assert_eq!((impair.reorder, impair.duplicate, impair.corrupt), (Some(true), Some(0.1), Some(0.2)));
+        assert_eq!(impair.queue_bytes, Some(ByteSize::Text("64KiB".into())));
+        assert!(matches!(impair.loss_model, Some(LossModelSpec::GilbertElliott(g)) if g.p == 0.01 && g.r == 0.3));
+        assert!(parse("model wan distribution=gauss").unwrap_err().contains("not uniform"));
+        assert!(parse("model wan burst=0.1").unwrap_err().contains("P,R"));
         assert!(parse("down").unwrap_err().contains("usage"));
     }
 
@@ -157,6 +220,9 @@ mod tests {
         assert_eq!(check(&parse("ping laptop pc").unwrap(), &lab, model), Ok(()));
         assert!(check(&parse("ping hq-sw pc").unwrap(), &lab, model).unwrap_err().contains("not a host"));
         assert!(check(&parse("model wan loss=3").unwrap(), &lab, model).unwrap_err().contains("probability"));
+        let err = check(&parse("model wan corrupt=2").unwrap(), &lab, model).unwrap_err();
+        assert!(err.contains("corrupt") && err.contains("probability"), "{err}");
+        assert!(check(&parse("model wan jitter=1h").unwrap(), &lab, model).unwrap_err().contains("jitter"));
     }
 
     #[test]

@@ -245,8 +245,11 @@ impl Widget for Overview<'_> {
             .render(links, buf);
         if let (Some(r), Some(name)) = (app.rates.get(app.selected_link), app.links.get(app.selected_link)) {
             let data: Vec<u64> = r.history.iter().copied().collect();
+            let model = s.sim.links.get(app.selected_link).map_or_else(String::new, model_brief);
             Sparkline::default()
-                .block(Block::new().borders(Borders::TOP).title(format!(" {name}: rate, last {} s ", data.len())))
+                .block(
+                    Block::new().borders(Borders::TOP).title(format!(" {name}: rate, last {} s{model} ", data.len())),
+                )
                 .data(&data)
                 .render(spark, buf);
         }
@@ -328,6 +331,23 @@ impl Widget for TopologyMap<'_> {
     }
 }
 
+/// A link's model in a few words, for the title of its rate: ` · 10ms, 50 Mbit/s`, or each
+/// direction's when they differ (` · a→b 10ms · b→a 30ms ±5ms normal`); nothing for a clear link.
+fn model_brief(l: &crate::sim::snapshot::LinkSnapshot) -> String {
+    let words = |m: &crate::sim::snapshot::ModelSnapshot| crate::graph::impairments(&m.to_model()).join(", ");
+    if l.a_to_b.model == l.b_to_a.model {
+        let w = words(&l.a_to_b.model);
+        if w.is_empty() {
+            String::new()
+        } else {
+            format!(" · {w}")
+        }
+    } else {
+        let or_clear = |w: String| if w.is_empty() { "clear".to_string() } else { w };
+        format!(" · a→b {} · b→a {}", or_clear(words(&l.a_to_b.model)), or_clear(words(&l.b_to_a.model)))
+    }
+}
+
 fn fate(f: Fate) -> String {
     match f {
         Fate::Sent => "sent".into(),
@@ -335,6 +355,8 @@ fn fate(f: Fate) -> String {
         Fate::ToRemote => "to remote".into(),
         Fate::Tunneled => "into tunnel".into(),
         Fate::Dropped(r) => format!("dropped: {}", r.as_str()),
+        Fate::Corrupted => "corrupted (a bit flipped)".into(),
+        Fate::Duplicated => "duplicated".into(),
     }
 }
 

@@ -7,8 +7,8 @@ use super::segments::Sets;
 use super::{Cx, Status};
 use crate::topology::diag::{did_you_mean, listing, shown, JsonPath, Suggestions};
 use crate::topology::model::{Attachment, Link, LinkId, LinkModel, Node, NodeKind, Side, Transport};
-use crate::topology::parse;
-use crate::topology::spec::{ImpairSpec, LinkSpec, TransportKind};
+use crate::topology::spec::{ImpairSpec, LinkSpec, LinkStateSpec, TransportKind};
+use crate::topology::{impair, parse};
 
 /// What a link end is resolved against.
 struct Ends<'a> {
@@ -60,7 +60,7 @@ impl Cx {
             };
             let a = self.endpoint(&l.a, &ends, &path, "a");
             let b = self.endpoint(&l.b, &ends, &path, "b");
-            let model = self.impair(l.impair.as_ref(), &path);
+            let (model, model_b_to_a) = self.link_models(l, &path);
             let default_name = format!("{}<->{}", l.a.trim(), l.b.trim());
             let lname = match l.name.as_deref() {
                 Some(n) if n.trim().is_empty() => {
@@ -149,27 +149,41 @@ impl Cx {
                 TransportKind::Tcp => Transport::Tcp,
                 TransportKind::Exec => Transport::Exec,
             };
-            out_links.push(Link { id, name: lname, ends, transport, model });
+            let up = l.state != Some(LinkStateSpec::Down);
+            out_links.push(Link { id, name: lname, ends, transport, model, model_b_to_a, up });
             spec_index.push(i);
         }
         (out_links, spec_index)
     }
 
-    /// The model of the link at `link`.
-    fn impair(&mut self, spec: Option<&ImpairSpec>, link: &JsonPath) -> LinkModel {
-        let d = LinkModel::default();
-        let Some(s) = spec else { return d };
-        let path = &link.key("impair");
+    /// The model of each direction of the link at `link`: `impair`, then `a_to_b` or `b_to_a` over it.
+    fn link_models(&mut self, l: &LinkSpec, link: &JsonPath) -> (LinkModel, LinkModel) {
+        let shared = match &l.impair {
+            Some(s) => self.impair(LinkModel::default(), s, &link.key("impair")),
+            None => LinkModel::default(),
+        };
+        let one_way = |cx: &mut Cx, spec: Option<&ImpairSpec>, key: &str| match spec {
+            Some(s) => cx.impair(shared, s, &link.key(key)),
+            None => shared,
+        };
+        let a_to_b = one_way(self, l.a_to_b.as_ref(), "a_to_b");
+        let b_to_a = one_way(self, l.b_to_a.as_ref(), "b_to_a");
+        (a_to_b, b_to_a)
+    }
+
+    /// `base` with the fields given in the impair object at `path`.
+    fn impair(&mut self, base: LinkModel, s: &ImpairSpec, path: &JsonPath) -> LinkModel {
+        let d = base;
         let latency = self.duration(s.latency.as_ref(), d.latency, path, "latency");
         let rate_bps = match s.rate.as_ref().map(|r| parse::rate_bps(r)) {
-            None => None,
+            None => d.rate_bps,
             Some(Ok(r)) => Some(r),
             Some(Err(e)) => {
                 self.err(path.key("rate"), e, Some("such as `100Mbit` or `1Gbit`".into()));
-                None
+                d.rate_bps
             }
         };
-        let loss = s.loss.unwrap_or(0.0);
+        let loss = s.loss.unwrap_or(d.loss);
         if !(0.0..=1.0).contains(&loss) {
             self.err(
                 path.key("loss"),
@@ -177,7 +191,7 @@ impl Cx {
                 Some("write 0.0 to 1.0; 0.01 is 1 % loss".into()),
             );
         }
-        let queue = s.queue.unwrap_or(1000);
+        let queue = s.queue.map_or(d.queue_frames, |q| q as usize);
         if !(1..=65_536).contains(&queue) {
             self.err(
                 path.key("queue"),
@@ -185,7 +199,14 @@ impl Cx {
                 Some("leave `queue` out for the default of 1000 frames".into()),
             );
         }
-        LinkModel { latency, rate_bps, loss: loss.clamp(0.0, 1.0), queue_frames: queue.max(1) as usize }
+        let mut m = LinkModel { latency, rate_bps, loss: loss.clamp(0.0, 1.0), queue_frames: queue.max(1), ..d };
+        let mut problems = Vec::new();
+        impair::apply(&mut m, s, &mut problems);
+        for p in problems {
+            let at = p.field.split('.').fold(path.clone(), |at, k| at.key(k));
+            self.err(at, p.message, Some(p.hint));
+        }
+        m
     }
 
     /// End `key` (`a` or `b`) of the link at `link`, written `text`.

@@ -101,7 +101,8 @@ impl Cx {
             if path.0.last() != Some(&Seg::Key(field.to_string())) {
                 path = path.key(field);
             }
-            let hint = did_you_mean(field, options.iter().copied())
+            let hint = link_field_misplaced(&path, field)
+                .or_else(|| did_you_mean(field, options.iter().copied()))
                 .or_else(|| (!options.is_empty()).then(|| format!("known fields: {}", options.join(", "))));
             self.err_key(path, format!("unknown field `{}`", shown(field)), hint);
         } else if let Some(rest) = msg.strip_prefix("missing field `") {
@@ -112,6 +113,14 @@ impl Cx {
             let options: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
             let hint = if path.0.last() == Some(&Seg::Key("transport".into())) {
                 Some("`mem` (in memory, within a site), or between sites `udp`, `tcp` or `exec`".into())
+            } else if path.0.last() == Some(&Seg::Key("distribution".into())) {
+                let gauss = word.to_ascii_lowercase().starts_with("gauss");
+                (if gauss {
+                    Some("did you mean `normal`?".into())
+                } else {
+                    did_you_mean(word, options.iter().copied())
+                })
+                .or_else(|| Some("one of `uniform` (the default), `normal`, `pareto` or `paretonormal`".into()))
             } else {
                 did_you_mean(word, options.iter().copied())
                     .or_else(|| Some(format!("expected one of: {}", options.join(", "))))
@@ -177,6 +186,27 @@ impl Cx {
                 self.err_key(path.key(k), format!("unknown field `{}`", shown(k)), hint);
             }
         }
+    }
+}
+
+/// A field of a link written inside one of its impair objects (`"impair": { "b_to_a": … }`).
+fn link_field_misplaced(path: &JsonPath, field: &str) -> Option<String> {
+    let n = path.0.len();
+    let inside = match path.0.get(n.wrapping_sub(2)) {
+        Some(Seg::Key(k)) if matches!(k.as_str(), "impair" | "a_to_b" | "b_to_a") => k.as_str(),
+        _ => return None,
+    };
+    let in_link = matches!(path.0.first(), Some(Seg::Key(k)) if k == "links");
+    match field {
+        "a_to_b" | "b_to_a" | "state" if in_link => Some(format!(
+            "`{field}` is a field of the link, beside `{inside}`: {}",
+            if field == "state" {
+                "`\"state\": \"down\"` starts the whole link down"
+            } else {
+                "`\"a_to_b\": { … }` and `\"b_to_a\": { … }` each override `impair` for one direction"
+            }
+        )),
+        _ => None,
     }
 }
 
