@@ -98,7 +98,7 @@ mod tests {
     fn capture_defaults_to_every_link_in_the_lab_folder() {
         let lab = two_site();
         assert!(lab.capture.enabled);
-        assert_eq!(lab.capture.links.len(), 5);
+        assert_eq!(lab.capture.links.len(), 7);
         assert_eq!(lab.capture.dir, PathBuf::from("captures/two-site"));
         assert_eq!(lab.capture.format, CaptureFormat::Pcapng);
         assert!(!lab.checksum_offload);

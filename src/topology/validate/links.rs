@@ -328,15 +328,19 @@ mod tests {
     #[test]
     fn links_plug_into_interfaces_and_numbered_switch_ports() {
         let lab = two_site();
-        assert_eq!(lab.to_string(), "6 nodes, 5 links");
+        assert_eq!(lab.to_string(), "8 nodes, 7 links");
         let hq = lab.node_by_name("hq-sw").expect("hq-sw");
         let NodeKind::Switch(sw) = &hq.kind else { panic!("hq-sw is a switch") };
-        // laptop, nas, then the WAN: ports in link order.
-        assert_eq!(sw.ports, vec![(LinkId(0), Side::B), (LinkId(1), Side::B), (LinkId(4), Side::A)]);
+        // laptop, nas, then the router: ports in link order.
+        assert_eq!(sw.ports, vec![(LinkId(0), Side::B), (LinkId(1), Side::B), (LinkId(2), Side::B)]);
         assert_eq!(sw.mac_ageing, Duration::from_secs(300));
-        let wan = lab.link(LinkId(4));
+        let wan = lab.link(LinkId(6));
         assert_eq!(wan.name, "wan");
-        assert_eq!(wan.ends[1], Attachment::SwitchPort { node: lab.node_by_name("branch-sw").unwrap().id, port: 2 });
+        // A router's interface, by its index among the router's interfaces.
+        assert_eq!(
+            wan.ends[1],
+            Attachment::HostInterface { node: lab.node_by_name("branch-r").unwrap().id, interface: 1 }
+        );
         assert_eq!(wan.model.latency, Duration::from_millis(10));
         assert_eq!(wan.model.rate_bps, Some(50_000_000));
         assert_eq!(wan.model.queue_frames, 200);

@@ -400,7 +400,7 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             })
             .collect();
-        assert_eq!(to, ["10.10.2.10", "fd00:10::2:10", "10.10.2.10:9 2097152"]);
+        assert_eq!(to, ["10.10.2.10", "fd00:10:2::10", "10.10.2.10:9 2097152"]);
         assert_eq!(h.apps[1].start, Duration::from_secs(1));
         assert_eq!(h.apps[0].label, "laptop/ping");
     }
