@@ -48,9 +48,9 @@ fn live_commands_replay_into_the_same_frames() {
         ctl.send(Control::Resume).expect("send");
         ctl.send(Control::Apply(CommandSpec::LinkUp { link: "wan".into() })).expect("send");
         ctl.send(Control::SetSpeed(Speed::Factor(5.0))).expect("send");
-        // A runt from outside: the switch at the far end counts it as malformed.
+        // A runt from outside: the router at the far end counts it as malformed.
         ctl.send(Control::Frame {
-            link: netlab::topology::LinkId(4),
+            link: netlab::topology::LinkId(6),
             from: Side::B,
             packet: None,
             frame: vec![1, 2, 3],
@@ -65,14 +65,14 @@ fn live_commands_replay_into_the_same_frames() {
     // Paused means paused: simulated time did not move between the two snapshots.
     assert!(paused.paused && still.paused);
     assert_eq!(paused.sim.now_ns, still.sim.now_ns);
-    assert!(!paused.sim.links[4].up, "the WAN is down in the snapshot");
+    assert!(!paused.sim.links[6].up, "the WAN is down in the snapshot");
     let cmds = &live.commands;
     assert_eq!(cmds.len(), 2, "{cmds:?}");
     // Typed 150 ms into a run at 2x: about 300 ms simulated (more on a loaded machine, never less
     // than the paced clock allows).
     assert!((200_000_000..1_000_000_000).contains(&cmds[0].at_ns), "{cmds:?}");
     assert!(cmds[1].at_ns >= cmds[0].at_ns);
-    let wan = &live.links[4];
+    let wan = &live.links[6];
     assert_eq!(wan.b_to_a.drops.get("malformed"), Some(&1), "{wan:?}");
 
     // Replay the log in virtual time: the same frames, but for the runt that came from outside.

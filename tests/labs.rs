@@ -349,7 +349,7 @@ fn the_report_lists_the_conversations_with_flows() {
     assert!(tcp["packets_a_to_b"].as_u64().unwrap() < laptop.as_u64().unwrap());
     let udp = flows.iter().find(|f| f["protocol"] == "UDP").expect("the UDP echo");
     assert_eq!((udp["packets_a_to_b"].as_u64(), udp["packets_b_to_a"].as_u64()), (Some(20), Some(20)));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("flows (9), most bytes first"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("flows (16), most bytes first"));
     // Without --flows, no table is kept.
     let (_, r) = run_lab("labs/two-site.json", &["--virtual-time", "--no-capture"], dir.path());
     assert!(r["flows"].is_null());

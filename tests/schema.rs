@@ -48,6 +48,10 @@ const NOT_JSON: &[&str] = &[
 /// shape, every value of the right form, and wrong only in what `check` works out from several
 /// values or from the lab as a whole.
 const BEYOND_THE_SCHEMA: &[&str] = &[
+    // A router plugged in without naming an interface, and routes checked against the lab: host
+    // bits of a prefix, next hops on a subnet, interfaces by name, paths followed hop by hop.
+    "10-router-node-kind.json",
+    "95-routes.json",
     // A duplicate key: a JSON parser keeps one of the two, and the schema sees only that one.
     "21-duplicate-json-key.json",
     // An address and its prefix together: the network or broadcast address of the subnet.
