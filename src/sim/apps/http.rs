@@ -191,7 +191,10 @@ impl HttpServer {
                         }
                         Parse::Done(req, used) => {
                             c.buf.drain(..used);
-                            c.discard = req.body;
+                            // The body may have come with the head: what is read is dropped now.
+                            let read = c.buf.len().min(usize::try_from(req.body).unwrap_or(usize::MAX));
+                            c.buf.drain(..read);
+                            c.discard = req.body - read as u64;
                             self.requests += 1;
                             let close = !req.keep_alive || !self.keep_alive;
                             match req.method {
@@ -807,5 +810,312 @@ mod tests {
         let (head, body) = s.response(400, false, true);
         let Parse::Done(r, _) = http1::parse_response(&head) else { panic!() };
         assert_eq!((r.status, r.length, r.close, body), (400, Some(0), true, 0));
+    }
+}
+
+/// HTTP against peers of other shapes: a scripted server answering with canned bytes (HTTP/1.0,
+/// chunked, interim responses, cut or garbage responses), and a scripted client sending hostile
+/// requests to the server. Both run in a lab of two hosts, in place of an app of the lab.
+#[cfg(test)]
+mod peers {
+    use std::sync::{Arc, Mutex};
+
+    use proptest::prelude::*;
+    use smoltcp::iface::SocketHandle;
+    use smoltcp::socket::tcp;
+
+    use super::super::{App, AppCx, Outcome};
+    use super::http1::{self, Parse};
+    use crate::sim::{NodeState, Sim};
+    use crate::time::SimTime;
+
+    /// Client `c` (10.0.0.1) and server `s` (10.0.0.2), 1 ms apart.
+    fn lab(c_apps: &str, s_apps: &str) -> crate::topology::Lab {
+        let text = format!(
+            r#"{{ "name": "t", "nodes": {{
+                "c": {{ "kind": "host", "interfaces": {{ "eth0": {{ "addresses": ["10.0.0.1/24"] }} }}, "apps": [{c_apps}] }},
+                "s": {{ "kind": "host", "interfaces": {{ "eth0": {{ "addresses": ["10.0.0.2/24"] }} }}, "apps": [{s_apps}] }} }},
+              "links": [ {{ "a": "c:eth0", "b": "s:eth0", "impair": {{ "latency": "1ms" }} }} ] }}"#
+        );
+        crate::topology::load_str(&text, "t.json").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn replace(sim: &mut Sim, node: usize, slot: usize, app: Box<dyn App>) {
+        match &mut sim.nodes[node] {
+            NodeState::Host(h) => h.apps[slot].app = app,
+            _ => panic!("node {node} is not a host"),
+        }
+    }
+
+    /// Runs until the clients are done or `secs` of simulated time have passed.
+    fn run(sim: &mut Sim, secs: u64) {
+        let limit = SimTime::from_millis(secs * 1000);
+        let mut now = SimTime::ZERO;
+        for _ in 0..10_000_000 {
+            sim.step(now, &mut ());
+            if sim.clients_done() && sim.app_reports().iter().any(|a| a.label == "c/http-get") {
+                return;
+            }
+            match sim.next_deadline() {
+                Some(t) if t <= limit => now = t,
+                _ => return,
+            }
+        }
+        panic!("the lab did not settle");
+    }
+
+    fn outcome(sim: &Sim, label: &str) -> Outcome {
+        sim.app_reports().into_iter().find(|a| a.label == label).map(|a| a.outcome).expect("app")
+    }
+
+    /// A server that answers each request head (up to its empty line) with `response`, and then
+    /// closes the connection if `close`; `None` never answers.
+    struct ScriptServer {
+        response: Option<Vec<u8>>,
+        close: bool,
+        conns: Vec<(SocketHandle, Vec<u8>, usize)>,
+    }
+
+    impl App for ScriptServer {
+        fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime> {
+            let listening = self.conns.iter().any(|c| cx.sockets.get::<tcp::Socket>(c.0).state() == tcp::State::Listen);
+            if !listening {
+                let h = cx.new_tcp_socket();
+                cx.sockets.get_mut::<tcp::Socket>(h).listen(80).expect("listen");
+                self.conns.push((h, Vec::new(), 0));
+            }
+            for (h, got, written) in &mut self.conns {
+                let s = cx.sockets.get_mut::<tcp::Socket>(*h);
+                while s.can_recv() {
+                    let _ = s.recv(|b| {
+                        got.extend_from_slice(b);
+                        (b.len(), ())
+                    });
+                }
+                let Some(resp) = &self.response else { continue };
+                // One answer per request head.
+                let heads = got.windows(4).filter(|w| *w == b"\r\n\r\n").count();
+                let due = heads * resp.len();
+                while *written < due && s.may_send() {
+                    let at = *written % resp.len();
+                    let n = s.send_slice(&resp[at..]).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    *written += n;
+                }
+                if self.close && heads > 0 && *written == due && s.state() == tcp::State::Established {
+                    s.close();
+                }
+            }
+            None
+        }
+        fn stop(&mut self, _: &mut AppCx<'_>) {}
+        fn done(&self) -> bool {
+            false
+        }
+        fn outcome(&self) -> Outcome {
+            Outcome::TcpSink { port: 80, connections: 0, peak_connections: 0, bytes: 0, corrupt_bytes: 0 }
+        }
+    }
+
+    /// What the `http-get` of `get` (fields after `"to": "s:80"`) made of `response`.
+    fn get_from(response: Option<&[u8]>, close: bool, get: &str) -> Outcome {
+        let l = lab(
+            &format!(r#"{{ "kind": "http-get", "to": "s:80", "timeout": "1s" {get} }}"#),
+            r#"{ "kind": "tcp-sink", "port": 80 }"#,
+        );
+        let mut sim = Sim::new(&l, None);
+        replace(
+            &mut sim,
+            1,
+            0,
+            Box::new(ScriptServer { response: response.map(<[u8]>::to_vec), close, conns: Vec::new() }),
+        );
+        run(&mut sim, 30);
+        outcome(&sim, "c/http-get")
+    }
+
+    fn got(o: &Outcome) -> (u32, u32, Option<u16>, u64, u32, Option<String>) {
+        let Outcome::HttpGet { completed, failed, status, body_bytes, connections, error, .. } = o else { panic!() };
+        (*completed, *failed, *status, *body_bytes, *connections, error.clone())
+    }
+
+    #[test]
+    fn an_http_1_0_server_that_ends_the_body_by_closing() {
+        let resp = [&b"HTTP/1.0 200 OK\r\nServer: old\r\n\r\n"[..], &[b'x'; 5000]].concat();
+        let o = get_from(Some(&resp), true, r#", "count": 2"#);
+        assert_eq!(got(&o), (2, 0, Some(200), 10_000, 2, None), "{o:?}");
+    }
+
+    #[test]
+    fn a_chunked_body_with_extensions_and_trailers_on_one_connection() {
+        let mut resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n".to_vec();
+        for n in [1usize, 100, 4096, 5803] {
+            resp.extend_from_slice(format!("{n:x};name=value\r\n").as_bytes());
+            resp.extend(std::iter::repeat_n(b'y', n));
+            resp.extend_from_slice(b"\r\n");
+        }
+        resp.extend_from_slice(b"0\r\nX-Checksum: 1\r\n\r\n");
+        let o = get_from(Some(&resp), false, r#", "count": 3"#);
+        assert_eq!(got(&o), (3, 0, Some(200), 30_000, 1, None), "{o:?}");
+    }
+
+    #[test]
+    fn interim_responses_are_skipped_and_a_204_has_no_body() {
+        let resp = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+        assert_eq!(got(&get_from(Some(resp), false, "")), (1, 0, Some(200), 5, 1, None));
+        let resp = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(got(&get_from(Some(resp), false, r#", "count": 2"#)), (2, 0, Some(204), 0, 1, None));
+    }
+
+    #[test]
+    fn cut_garbage_and_silent_servers_are_errors() {
+        let cut = [&b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"[..], &[b'z'; 50]].concat();
+        let (done, failed, _, _, _, err) = got(&get_from(Some(&cut), true, ""));
+        assert_eq!((done, failed), (0, 1));
+        assert!(err.as_deref().unwrap_or("").contains("50 bytes short"), "{err:?}");
+
+        let (done, failed, _, _, _, err) = got(&get_from(Some(b"SSH-2.0-OpenSSH_9.6\r\n"), false, ""));
+        assert_eq!((done, failed), (0, 1));
+        assert!(err.as_deref().unwrap_or("").starts_with("malformed response"), "{err:?}");
+
+        let (done, failed, _, _, _, err) = got(&get_from(None, false, ""));
+        assert_eq!((done, failed), (0, 1));
+        assert_eq!(err.as_deref(), Some("no whole response within 1s (waiting for the response head)"));
+    }
+
+    /// What a client that sends `request` receives from an `http-server`, and whether the
+    /// server closed the connection.
+    #[derive(Default)]
+    struct Received {
+        bytes: Vec<u8>,
+        closed: bool,
+    }
+
+    struct ScriptClient {
+        request: Vec<u8>,
+        sent: usize,
+        handle: Option<SocketHandle>,
+        out: Arc<Mutex<Received>>,
+    }
+
+    impl App for ScriptClient {
+        fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime> {
+            let h = match self.handle {
+                Some(h) => h,
+                None => {
+                    let (h, _) = cx.connect_tcp(("10.0.0.2".parse().unwrap(), 80)).expect("connect");
+                    self.handle = Some(h);
+                    h
+                }
+            };
+            let s = cx.sockets.get_mut::<tcp::Socket>(h);
+            if self.sent < self.request.len() && s.may_send() {
+                self.sent += s.send_slice(&self.request[self.sent..]).unwrap_or(0);
+            }
+            let mut out = self.out.lock().unwrap();
+            while s.can_recv() {
+                let _ = s.recv(|b| {
+                    out.bytes.extend_from_slice(b);
+                    (b.len(), ())
+                });
+            }
+            out.closed |= s.state() != tcp::State::SynSent && !s.may_recv();
+            None
+        }
+        fn stop(&mut self, _: &mut AppCx<'_>) {}
+        fn done(&self) -> bool {
+            false
+        }
+        fn outcome(&self) -> Outcome {
+            Outcome::TcpSink { port: 0, connections: 0, peak_connections: 0, bytes: 0, corrupt_bytes: 0 }
+        }
+    }
+
+    /// Sends `request` to an `http-server` with a body of 10 bytes; returns what came back, split
+    /// into responses (status, body length), whether the server closed, and its outcome.
+    fn send(request: &[u8]) -> (Vec<(u16, usize)>, bool, Outcome) {
+        let l = lab(r#"{ "kind": "tcp-sink", "port": 9 }"#, r#"{ "kind": "http-server", "port": 80, "body": 10 }"#);
+        let mut sim = Sim::new(&l, None);
+        let out = Arc::new(Mutex::new(Received::default()));
+        replace(
+            &mut sim,
+            0,
+            0,
+            Box::new(ScriptClient { request: request.to_vec(), sent: 0, handle: None, out: out.clone() }),
+        );
+        run(&mut sim, 3);
+        let r = out.lock().unwrap();
+        let mut responses = Vec::new();
+        let mut rest = &r.bytes[..];
+        while !rest.is_empty() {
+            let Parse::Done(resp, used) = http1::parse_response(rest) else { panic!("not a response: {rest:?}") };
+            let len = usize::try_from(resp.length.expect("a length")).unwrap();
+            // A HEAD's response says the length of a body it does not carry.
+            let body = if rest[used..].starts_with(b"HTTP/") { 0 } else { len };
+            responses.push((resp.status, body));
+            rest = &rest[used + body..];
+        }
+        (responses, r.closed, outcome(&sim, "s/http-server"))
+    }
+
+    fn server_counts(o: &Outcome) -> (u64, u64) {
+        let Outcome::HttpServer { requests, bad_requests, .. } = o else { panic!() };
+        (*requests, *bad_requests)
+    }
+
+    #[test]
+    fn pipelined_requests_bodies_and_heads_are_answered_in_order() {
+        let req = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloHEAD /c HTTP/1.1\r\nHost: x\r\n\r\nGET /d HTTP/1.0\r\n\r\n";
+        let (responses, closed, o) = send(req);
+        assert_eq!(responses, [(200, 10), (405, 0), (200, 0), (200, 10)]);
+        assert!(closed, "HTTP/1.0 without keep-alive: the server closes");
+        assert_eq!(server_counts(&o), (4, 0));
+    }
+
+    #[test]
+    fn hostile_requests_get_an_error_status_and_a_close() {
+        let long_header = [&b"GET / HTTP/1.1\r\nHost: x\r\nX: "[..], &[b'a'; 9000], b"\r\n\r\n"].concat();
+        let cases: Vec<(Vec<u8>, u16)> = vec![
+            (vec![0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00], 400),
+            (b"GET / HTTP/1.1\r\n\r\n".to_vec(), 400),
+            (b"GET / HTTP/3.0\r\nHost: x\r\n\r\n".to_vec(), 505),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), 501),
+            (long_header, 431),
+            (vec![b'A'; 20_000], 431),
+            (b"\r\n".repeat(5000), 400),
+        ];
+        for (req, status) in cases {
+            let (responses, closed, o) = send(&req);
+            assert_eq!(responses, [(status, 0)], "{:?}", String::from_utf8_lossy(&req[..20.min(req.len())]));
+            assert!(closed);
+            assert_eq!(server_counts(&o), (0, 1));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+
+        /// Whatever a client sends, the server answers with HTTP responses or nothing, and does
+        /// not panic.
+        #[test]
+        fn any_bytes_sent_to_the_server(
+            req in proptest::collection::vec(prop_oneof![
+                Just(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
+                Just(b"\r\n".to_vec()),
+                Just(b"Content-Length: 3\r\n".to_vec()),
+                proptest::collection::vec(any::<u8>(), 0..64),
+            ], 0..6)
+        ) {
+            let l = lab(r#"{ "kind": "tcp-sink", "port": 9 }"#, r#"{ "kind": "http-server", "port": 80, "body": 10 }"#);
+            let mut sim = Sim::new(&l, None);
+            let out = Arc::new(Mutex::new(Received::default()));
+            let request = req.concat();
+            replace(&mut sim, 0, 0, Box::new(ScriptClient { request, sent: 0, handle: None, out: out.clone() }));
+            run(&mut sim, 2);
+            let r = out.lock().unwrap();
+            prop_assert!(r.bytes.is_empty() || r.bytes.starts_with(b"HTTP/1.1 "), "{:?}", String::from_utf8_lossy(&r.bytes));
+        }
     }
 }

@@ -181,17 +181,51 @@ fn fields<'a>(mut lines: impl Iterator<Item = &'a [u8]>) -> Result<Fields, (u16,
     Ok(f)
 }
 
+/// The request line: method and minor version, or the status to refuse it with.
+fn request_line(line: &[u8]) -> Result<(Method, u8), (u16, &'static str)> {
+    let mut parts = line.split(|b| *b == b' ');
+    let (Some(method), Some(target), Some(ver), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err((400, "a request line that is not `METHOD target HTTP/1.1`"));
+    };
+    if !is_token(method) {
+        return Err((400, "a method that is not a token"));
+    }
+    if target.is_empty() || !target.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return Err((400, "a request target with control characters or none at all"));
+    }
+    let minor = match version(ver) {
+        Ok(m) => m,
+        Err(505) => return Err((505, "an HTTP version other than 1.x")),
+        Err(_) => return Err((400, "a request line without an HTTP version")),
+    };
+    let method = match method {
+        b"GET" => Method::Get,
+        b"HEAD" => Method::Head,
+        _ => Method::Other,
+    };
+    Ok((method, minor))
+}
+
 /// Reads a request head from the start of `buf` (empty lines before it are skipped and counted in
-/// what it took).
+/// what it took). A request line that cannot be one is refused as soon as it is seen, before the
+/// rest of the head comes (a TLS hello, a stray binary protocol).
 #[must_use]
 pub fn parse_request(buf: &[u8]) -> Parse<Request> {
     let skip = buf.iter().position(|b| !matches!(b, b'\r' | b'\n')).unwrap_or(buf.len());
     let rest = &buf[skip..];
     let Some(end) = head_end(rest) else {
-        return if rest.len() >= MAX_REQUEST_HEAD {
-            Parse::Bad(431, "the request head is too long")
-        } else {
-            Parse::Partial
+        let first = match rest.iter().position(|b| *b == b'\n') {
+            Some(nl) => request_line(rest[..nl].strip_suffix(b"\r").unwrap_or(&rest[..nl])).err(),
+            // Not a whole line yet: at least what is there of the method must be a token.
+            None => {
+                let m = rest.split(|b| *b == b' ').next().unwrap_or_default();
+                (!m.iter().all(|b| is_tchar(*b))).then_some((400, "a method that is not a token"))
+            }
+        };
+        return match first {
+            Some((status, why)) => Parse::Bad(status, why),
+            None if rest.len() >= MAX_REQUEST_HEAD => Parse::Bad(431, "the request head is too long"),
+            None => Parse::Partial,
         };
     };
     if end > MAX_REQUEST_HEAD {
@@ -199,20 +233,9 @@ pub fn parse_request(buf: &[u8]) -> Parse<Request> {
     }
     let mut ls = lines(&rest[..end]);
     let Some(first) = ls.next() else { return Parse::Bad(400, "an empty request") };
-    let mut parts = first.split(|b| *b == b' ');
-    let (Some(method), Some(target), Some(ver), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Parse::Bad(400, "a request line that is not `METHOD target HTTP/1.1`");
-    };
-    if !is_token(method) {
-        return Parse::Bad(400, "a method that is not a token");
-    }
-    if target.is_empty() || !target.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        return Parse::Bad(400, "a request target with control characters or none at all");
-    }
-    let minor = match version(ver) {
+    let (method, minor) = match request_line(first) {
         Ok(m) => m,
-        Err(505) => return Parse::Bad(505, "an HTTP version other than 1.x"),
-        Err(_) => return Parse::Bad(400, "a request line without an HTTP version"),
+        Err((status, why)) => return Parse::Bad(status, why),
     };
     let f = match fields(ls) {
         Ok(f) => f,
@@ -228,11 +251,6 @@ pub fn parse_request(buf: &[u8]) -> Parse<Request> {
         // The server does not read request bodies in codings; it cannot find the next request.
         return Parse::Bad(501, "a request body in a transfer coding");
     }
-    let method = match method {
-        b"GET" => Method::Get,
-        b"HEAD" => Method::Head,
-        _ => Method::Other,
-    };
     let keep_alive = !f.close && (minor == 1 || f.keep_alive);
     Parse::Done(Request { method, minor, keep_alive, body: f.length.unwrap_or(0) }, skip + end)
 }
@@ -498,6 +516,12 @@ mod tests {
         // A head that never ends is refused once it is too long, not buffered for ever.
         assert_eq!(bad(parse_request(&vec![b'a'; MAX_REQUEST_HEAD])), 431);
         assert_eq!(parse_request(&vec![b'a'; MAX_REQUEST_HEAD - 1]), Parse::Partial);
+        // A first line that cannot be a request line is refused at once.
+        assert_eq!(bad(parse_request(b"\x16\x03\x01")), 400);
+        assert_eq!(bad(parse_request(b"GET / HTTP/1.1 extra\r\nHost: a")), 400);
+        assert_eq!(bad(parse_request(b"GET / HTTP/9.9\r\n")), 505);
+        assert_eq!(parse_request(b"GET / HTTP/1.1\r\nHo"), Parse::Partial);
+        assert_eq!(parse_request(b"GE"), Parse::Partial);
     }
 
     #[test]

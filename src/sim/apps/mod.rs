@@ -454,7 +454,7 @@ pub fn build(kind: &AppKind, start: Duration) -> Box<dyn App> {
             Box::new(http::HttpServer::new(port, status, body, keep_alive))
         }
         AppKind::HttpGet(ref g) => Box::new(http::HttpGet::new(start, g.clone())),
-        AppKind::UdpStream(u) => Box::new(stream::StreamSender::new(start, u)),
+        AppKind::UdpStream(u) => Box::new(stream::StreamSender::new(u)),
         AppKind::UdpStreamServer { port } => Box::new(stream::StreamServer::new(port)),
         AppKind::Traceroute(t) => Box::new(trace::Traceroute::new(t)),
     }

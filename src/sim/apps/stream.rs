@@ -4,6 +4,10 @@
 //! Each datagram starts with a header of 28 bytes, big-endian: the magic `NLS1`, its sequence
 //! number (from 0), the stream's datagram count, the simulated time it was sent and the time the
 //! sender stops (its last send and its linger), both in nanoseconds; the stream pattern follows.
+//!
+//! Before the stream, the sender sends a hello (a bare header numbered `u32::MAX`, count 0) and
+//! starts one datagram interval after it has left the host: so the first datagrams do not wait
+//! for ARP or NDP, nor behind the hello, which would show as jitter. It waits at most [`HELLO_WAIT`].
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -20,6 +24,11 @@ use crate::topology::UdpStream as StreamConfig;
 
 pub const MAGIC: [u8; 4] = *b"NLS1";
 pub const HEADER: usize = 28;
+
+/// The hello's sequence number (its count is 0).
+pub const HELLO_SEQ: u32 = u32::MAX;
+/// How long the sender waits for its hello to leave before it starts anyway.
+pub const HELLO_WAIT: Duration = Duration::from_secs(1);
 
 /// Streams a receiver tells apart (by sender address and port); datagrams of more are counted apart.
 pub const MAX_STREAMS: usize = 64;
@@ -63,10 +72,13 @@ fn udp_socket(cx: &mut AppCx<'_>, packets: usize) -> SocketHandle {
     cx.sockets.add(udp::Socket::new(buf(), buf()))
 }
 
-/// Sends `count` datagrams of `size` bytes, datagram `k` at `start + k × size × 8 / rate`.
+/// Sends `count` datagrams of `size` bytes, datagram `k` at `start + k × size × 8 / rate`, where
+/// `start` is when its hello left.
 pub struct StreamSender {
     cfg: StreamConfig,
-    start: SimTime,
+    /// When the hello was sent, until the stream starts.
+    hello: Option<SimTime>,
+    start: Option<SimTime>,
     handle: Option<SocketHandle>,
     next: u32,
     sent: u32,
@@ -79,10 +91,11 @@ pub struct StreamSender {
 }
 
 impl StreamSender {
-    pub fn new(start: SimTime, cfg: StreamConfig) -> Self {
+    pub fn new(cfg: StreamConfig) -> Self {
         StreamSender {
             cfg,
-            start,
+            hello: None,
+            start: None,
             handle: None,
             next: 0,
             sent: 0,
@@ -95,16 +108,16 @@ impl StreamSender {
         }
     }
 
-    /// When datagram `k` is due.
-    fn due(&self, k: u32) -> SimTime {
+    /// When datagram `k` is due, the stream having started at `start`.
+    fn due(&self, start: SimTime, k: u32) -> SimTime {
         let bits = self.cfg.size as u128 * 8 * 1_000_000_000;
         let ns = u128::from(k) * bits / u128::from(self.cfg.rate_bps.max(1));
-        self.start + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+        start + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
     }
 
     /// When the sender stops: its last datagram, then its linger.
-    fn end(&self) -> SimTime {
-        self.due(self.cfg.count.saturating_sub(1)) + self.cfg.linger
+    fn end(&self, start: SimTime) -> SimTime {
+        self.due(start, self.cfg.count.saturating_sub(1)) + self.cfg.linger
     }
 }
 
@@ -126,8 +139,27 @@ impl App for StreamSender {
             }
         };
         let remote = (IpAddress::from(self.cfg.to.0), self.cfg.to.1);
-        let end_ns = self.end().as_nanos();
-        while self.next < self.cfg.count && self.due(self.next) <= cx.now {
+        let start = match (self.start, self.hello) {
+            (Some(t), _) => t,
+            (None, None) => {
+                let mut hello = [0u8; HEADER];
+                Header { seq: HELLO_SEQ, total: 0, sent_ns: cx.now.as_nanos(), end_ns: 0 }.write(&mut hello);
+                let _ = cx.sockets.get_mut::<udp::Socket>(h).send_slice(&hello, remote);
+                self.hello = Some(cx.now);
+                // Sent at once if the neighbour is known: the host polls its apps again then.
+                return Some(cx.now + HELLO_WAIT);
+            }
+            (None, Some(sent)) => {
+                if cx.sockets.get::<udp::Socket>(h).send_queue() > 0 && cx.now < sent + HELLO_WAIT {
+                    return Some(sent + HELLO_WAIT);
+                }
+                let start = self.due(cx.now, 1);
+                self.start = Some(start);
+                start
+            }
+        };
+        let end_ns = self.end(start).as_nanos();
+        while self.next < self.cfg.count && self.due(start, self.next) <= cx.now {
             let header = Header { seq: self.next, total: self.cfg.count, sent_ns: cx.now.as_nanos(), end_ns };
             header.write(&mut self.msg);
             fill_pattern(&mut self.msg[HEADER..], u64::from(self.next));
@@ -142,13 +174,13 @@ impl App for StreamSender {
             self.next += 1;
         }
         if self.next < self.cfg.count {
-            return Some(self.due(self.next));
+            return Some(self.due(start, self.next).max(cx.now));
         }
-        if cx.now >= self.end() {
+        if cx.now >= self.end(start) {
             self.finished = true;
             return None;
         }
-        Some(self.end())
+        Some(self.end(start))
     }
 
     fn stop(&mut self, cx: &mut AppCx<'_>) {
@@ -414,6 +446,9 @@ impl App for StreamServer {
                 self.malformed += 1;
                 continue;
             };
+            if header.seq == HELLO_SEQ && header.total == 0 {
+                continue;
+            }
             let from = (IpAddr::from(meta.endpoint.addr), meta.endpoint.port);
             if !self.streams.contains_key(&from) && self.streams.len() >= MAX_STREAMS {
                 self.ignored += 1;
