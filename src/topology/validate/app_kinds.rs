@@ -277,6 +277,65 @@ pub fn check_http_path(p: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::topology::model::{Lab, NodeKind};
+    use crate::topology::validate::load_str;
+
+    fn apps_of(lab: &Lab, node: &str) -> Vec<AppKind> {
+        let NodeKind::Host(h) = &lab.node_by_name(node).expect("node").kind else { panic!("not a host") };
+        h.apps.iter().map(|a| a.kind.clone()).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let text = r#"{ "name": "d", "nodes": {
+            "a": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.1/24", "fd00::1/64"] } },
+                   "apps": [ { "kind": "http-get", "to": "b:8080" },
+                             { "kind": "udp-stream", "to": "b:5001" },
+                             { "kind": "udp-stream", "to": "b:5001", "rate": "100kbit", "size": 28, "count": 3, "linger": "0s" },
+                             { "kind": "traceroute", "to": "b", "family": "ipv6" } ] },
+            "b": { "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.2/24", "fd00::2/64"] } },
+                   "apps": [ { "kind": "http-server", "port": 8080 }, { "kind": "http-server", "port": 81, "status": 304 },
+                             { "kind": "udp-stream-server", "port": 5001 } ] } },
+          "links": [ { "a": "a:eth0", "b": "b:eth0" } ] }"#;
+        let lab = load_str(text, "d.json").unwrap_or_else(|e| panic!("{e}"));
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let a = apps_of(&lab, "a");
+        let AppKind::HttpGet(g) = &a[0] else { panic!() };
+        assert_eq!(
+            *g,
+            HttpGet {
+                to: (b, 8080),
+                path: "/".into(),
+                count: 1,
+                interval: Duration::ZERO,
+                timeout: Duration::from_secs(10),
+                keep_alive: true
+            }
+        );
+        // 5 s of 1 Mbit/s in 1000-byte datagrams.
+        let AppKind::UdpStream(u) = a[1] else { panic!() };
+        assert_eq!((u.rate_bps, u.size, u.count, u.linger), (1_000_000, 1000, 625, Duration::from_secs(1)));
+        let AppKind::UdpStream(u) = a[2] else { panic!() };
+        assert_eq!((u.rate_bps, u.size, u.count, u.linger), (100_000, 28, 3, Duration::ZERO));
+        let AppKind::Traceroute(t) = a[3] else { panic!() };
+        assert_eq!(
+            t,
+            Traceroute {
+                to: "fd00::2".parse().unwrap(),
+                proto: TraceProto::Udp,
+                max_hops: 30,
+                probes: 3,
+                timeout: Duration::from_secs(1)
+            }
+        );
+        let b = apps_of(&lab, "b");
+        assert!(matches!(b[0], AppKind::HttpServer { port: 8080, status: 200, body: 1024, keep_alive: true }));
+        // A 304 has no body.
+        assert!(matches!(b[1], AppKind::HttpServer { status: 304, body: 0, .. }));
+        assert!(matches!(b[2], AppKind::UdpStreamServer { port: 5001 }));
+        assert_eq!(b[2].listens_on(), Some(("UDP", 5001)));
+        assert!(b[0].is_server() && !a[0].is_server() && !a[3].is_server());
+    }
 
     #[test]
     fn a_stream_counts_the_datagrams_due_before_its_end() {

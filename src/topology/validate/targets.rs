@@ -179,10 +179,16 @@ impl Cx {
         let nodes = lab.nodes;
         let tp = path.key("to");
         let hosts = lab.hosts.candidates();
+        // The port a hint shows: the usual one of the app's server.
+        let port_eg = match app {
+            "http-get" => 80,
+            "udp-stream" => 5001,
+            _ => 7,
+        };
         let example = match (hosts.iter().find(|h| **h != nodes[me].name), want_port) {
-            (Some(h), true) => format!("`{}:7`", shown(h)),
+            (Some(h), true) => format!("`{}:{port_eg}`", shown(h)),
             (Some(h), false) => format!("`{}`", shown(h)),
-            (None, true) => "`server:7`".to_string(),
+            (None, true) => format!("`server:{port_eg}`"),
             (None, false) => "`server`".to_string(),
         };
         let t = match parse::target(to) {
@@ -216,14 +222,14 @@ impl Cx {
                         (in_lab(ip) && last.parse::<u16>().is_ok()).then(|| format!("[{head}]:{last}"))
                     });
                     let hint = meant.map_or_else(
-                        || format!("an IPv6 address with a port is written `[{bare}]:7`"),
+                        || format!("an IPv6 address with a port is written `[{bare}]:{port_eg}`"),
                         |m| format!("an IPv6 address with a port is written in brackets: `{m}`"),
                     );
                     self.err(tp.clone(), format!("`{}` has no port", shown(to)), Some(hint));
                     return None;
                 }
-                parse::Target::Addr(IpAddr::V6(_), _) => format!("write `[{bare}]:7`"),
-                _ => format!("write `{}:7`", shown(&bare)),
+                parse::Target::Addr(IpAddr::V6(_), _) => format!("write `[{bare}]:{port_eg}`"),
+                _ => format!("write `{}:{port_eg}`", shown(&bare)),
             };
             self.err(tp.clone(), format!("`{}` has no port", shown(to)), Some(hint));
             port_ok = false;
