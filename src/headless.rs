@@ -270,8 +270,9 @@ pub fn outcome_line(o: &Outcome) -> String {
             let by_status: Vec<String> = responses.iter().map(|(s, n)| format!("{n}× {s}")).collect();
             let bad = if *bad_requests > 0 { format!(", {bad_requests} bad") } else { String::new() };
             format!(
-                "http-server :{port}: {}, {requests} requests{bad}, answered {}, {} of body sent",
+                "http-server :{port}: {}, {requests} request{}{bad}, answered {}, {} of body sent",
                 connections_text(*connections, *peak_connections),
+                if *requests == 1 { "" } else { "s" },
                 if by_status.is_empty() { "none".to_string() } else { by_status.join(", ") },
                 human_bytes(*body_bytes)
             )

@@ -14,6 +14,7 @@ const GOLDEN: &[(&str, usize, &str)] = &[
     ("labs/two-site.json", 9372, "07a5bc1b0a820a5b2b95a470bf9cf9cf7035e06f54e0bcec2e31cfff72d6a451"),
     // The same lab over a TCP tunnel: in memory, the same frames.
     ("labs/two-site-tcp.json", 9372, "07a5bc1b0a820a5b2b95a470bf9cf9cf7035e06f54e0bcec2e31cfff72d6a451"),
+    ("labs/services.json", 9814, "3d3c13c22e1af108a64b7f37226576fb0bd06da697cd1fb953758b60b6f40b95"),
 ];
 
 #[test]
