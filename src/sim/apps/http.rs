@@ -19,7 +19,8 @@ fn peer_done(s: &tcp::Socket<'_>) -> bool {
     !s.may_recv() && !matches!(s.state(), tcp::State::Listen | tcp::State::SynSent | tcp::State::SynReceived)
 }
 
-/// A connection that sends nothing for this long while the server waits for a request is closed.
+/// A connection that sends nothing for this long while the server waits for a request is closed;
+/// one that makes no progress for this long while the server writes or closes it is reset.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Work on one connection in one poll, at most: heads parsed and responses written.
@@ -104,7 +105,14 @@ impl HttpServer {
             let c = &mut self.conns[i];
             let s = cx.sockets.get_mut::<tcp::Socket>(c.handle);
             match &mut c.state {
-                ServerState::Closing => return,
+                ServerState::Closing => {
+                    // A lingering close: what the client still sends is read and dropped, so that it
+                    // is not stuck behind a full window before it reads our answer and closes.
+                    while s.can_recv() {
+                        let _ = s.recv(|b| (b.len(), ()));
+                    }
+                    return;
+                }
                 ServerState::Writing { head, at, body_at, body_left, close_after } => {
                     if *at < head.len() {
                         *at += s.send_slice(&head[*at..]).unwrap_or(0);
@@ -124,6 +132,7 @@ impl HttpServer {
                         *body_at += n as u64;
                         *body_left -= n as u64;
                         self.body_bytes += n as u64;
+                        c.last_active = now;
                     }
                     if *at < head.len() || *body_left > 0 {
                         return;
@@ -156,6 +165,7 @@ impl HttpServer {
                         if peer_done(s) {
                             s.close();
                             c.state = ServerState::Closing;
+                            c.last_active = now;
                         }
                         return;
                     }
@@ -182,6 +192,7 @@ impl HttpServer {
                                 // The client closed without a whole request.
                                 s.close();
                                 c.state = ServerState::Closing;
+                                c.last_active = now;
                             }
                             return;
                         }
@@ -265,14 +276,22 @@ impl App for HttpServer {
             }
             self.serve(cx, i);
             let c = &mut self.conns[i];
-            if matches!(c.state, ServerState::Reading) {
-                let s = cx.sockets.get_mut::<tcp::Socket>(c.handle);
-                if cx.now - c.last_active >= IDLE_TIMEOUT {
-                    s.close();
-                    c.state = ServerState::Closing;
-                } else if s.state() == tcp::State::Established {
-                    wake = min_wake(wake, Some(c.last_active + IDLE_TIMEOUT));
-                }
+            // A connection that does nothing for IDLE_TIMEOUT: one waiting for a request is
+            // closed, one stuck writing (the client reads nothing) or closing (it does not close)
+            // is reset.
+            let s = cx.sockets.get_mut::<tcp::Socket>(c.handle);
+            if matches!(s.state(), tcp::State::Closed | tcp::State::TimeWait | tcp::State::Listen) {
+                continue;
+            }
+            if cx.now - c.last_active < IDLE_TIMEOUT {
+                wake = min_wake(wake, Some(c.last_active + IDLE_TIMEOUT));
+            } else if matches!(c.state, ServerState::Reading) {
+                s.close();
+                c.state = ServerState::Closing;
+                c.last_active = cx.now;
+                wake = min_wake(wake, Some(cx.now + IDLE_TIMEOUT));
+            } else {
+                s.abort();
             }
         }
         let open = self.conns.iter().filter(|c| c.counted).count();
@@ -849,8 +868,12 @@ mod peers {
 
     /// Runs until the clients are done or `secs` of simulated time have passed.
     fn run(sim: &mut Sim, secs: u64) {
+        run_from(sim, 0, secs);
+    }
+
+    fn run_from(sim: &mut Sim, from: u64, secs: u64) {
         let limit = SimTime::from_millis(secs * 1000);
-        let mut now = SimTime::ZERO;
+        let mut now = SimTime::from_millis(from * 1000).max(sim.next_deadline().unwrap_or(SimTime::ZERO));
         for _ in 0..10_000_000 {
             sim.step(now, &mut ());
             if sim.clients_done() && sim.app_reports().iter().any(|a| a.label == "c/http-get") {
@@ -1091,6 +1114,35 @@ mod peers {
             assert_eq!(responses, [(status, 0)], "{:?}", String::from_utf8_lossy(&req[..20.min(req.len())]));
             assert!(closed);
             assert_eq!(server_counts(&o), (0, 1));
+        }
+    }
+
+    /// The TCP states of the server's sockets.
+    fn server_sockets(sim: &Sim) -> Vec<String> {
+        let snap = sim.snapshot();
+        let s = snap.hosts.iter().find(|h| h.name == "s").expect("s");
+        s.sockets.iter().filter(|k| k.kind == "tcp").map(|k| k.state.clone().unwrap_or_default()).collect()
+    }
+
+    #[test]
+    fn idle_and_stuck_connections_are_closed_then_reset() {
+        // Nothing sent: closed after 30 s. Garbage, and a client that never closes: answered 400,
+        // and reset 30 s later. Either way only the listening socket is left.
+        for request in [&b""[..], b"\x00\x01 garbage"] {
+            let l = lab(r#"{ "kind": "tcp-sink", "port": 9 }"#, r#"{ "kind": "http-server", "port": 80, "body": 10 }"#);
+            let mut sim = Sim::new(&l, None);
+            let out = Arc::new(Mutex::new(Received::default()));
+            replace(
+                &mut sim,
+                0,
+                0,
+                Box::new(ScriptClient { request: request.to_vec(), sent: 0, handle: None, out: out.clone() }),
+            );
+            run(&mut sim, 20);
+            assert_eq!(server_sockets(&sim).len(), 2, "{:?}", server_sockets(&sim));
+            run_from(&mut sim, 20, 70);
+            assert_eq!(server_sockets(&sim), ["LISTEN"]);
+            assert!(out.lock().unwrap().closed);
         }
     }
 
