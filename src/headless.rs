@@ -128,6 +128,9 @@ pub fn summary(r: &Report) -> String {
             AppState::Finished | AppState::Serving => outcome_line(&a.outcome),
         };
         let _ = writeln!(s, "  {:w$}  {line}", a.app);
+        for d in outcome_details(&a.outcome) {
+            let _ = writeln!(s, "  {:w$}    {d}", "");
+        }
     }
     let lw = r.links.iter().map(|l| l.name.len()).max().unwrap_or(0);
     let _ =
@@ -259,8 +262,11 @@ pub fn outcome_line(o: &Outcome) -> String {
                 rtt(r.as_ref())
             )
         }
-        Outcome::TcpTransfer { to, bytes, acked, seconds, goodput_mbps, error } => {
-            let e = error.as_ref().map_or(String::new(), |e| format!(", error: {e}"));
+        Outcome::TcpTransfer { to, bytes, acked, seconds, goodput_mbps, error, retransmissions, .. } => {
+            let mut e = error.as_ref().map_or(String::new(), |e| format!(", error: {e}"));
+            if *retransmissions > 0 {
+                e = format!(", {retransmissions} retransmitted{e}");
+            }
             let t = match (seconds, goodput_mbps) {
                 (Some(s), Some(g)) if *g < 1.0 => format!(" in {s:.3}s, goodput {:.1} kbit/s", g * 1e3),
                 (Some(s), Some(g)) => format!(" in {s:.3}s, goodput {g:.1} Mbit/s"),
@@ -286,6 +292,122 @@ pub fn outcome_line(o: &Outcome) -> String {
         Outcome::UdpEchoServer { port, datagrams, bytes } => {
             format!("udp-echo-server :{port}: {datagrams} datagrams, {} echoed", human_bytes(*bytes))
         }
+        Outcome::HttpServer { port, connections, peak_connections, requests, bad_requests, responses, body_bytes } => {
+            let by_status: Vec<String> = responses.iter().map(|(s, n)| format!("{n}× {s}")).collect();
+            let bad = if *bad_requests > 0 { format!(", {bad_requests} bad") } else { String::new() };
+            format!(
+                "http-server :{port}: {}, {requests} request{}{bad}, answered {}, {} of body sent",
+                connections_text(*connections, *peak_connections),
+                if *requests == 1 { "" } else { "s" },
+                if by_status.is_empty() { "none".to_string() } else { by_status.join(", ") },
+                human_bytes(*body_bytes)
+            )
+        }
+        Outcome::HttpGet { to, path, sent, completed, failed, statuses, body_bytes, ttfb, ttlb, error, .. } => {
+            let by_status: Vec<String> = statuses.iter().map(|(s, n)| format!("{n}× {s}")).collect();
+            let times = |name: &str, t: &Option<RttStats>| match t {
+                Some(t) if t.min_ms == t.max_ms => format!(", {name} {:.3} ms", t.min_ms),
+                Some(t) => format!(", {name} min/avg/max {:.3}/{:.3}/{:.3} ms", t.min_ms, t.avg_ms, t.max_ms),
+                None => String::new(),
+            };
+            let failed = if *failed > 0 { format!(", {failed} failed") } else { String::new() };
+            let e = error.as_ref().map_or(String::new(), |e| format!(", error: {e}"));
+            format!(
+                "http-get {to}{}: {completed} of {sent} answered{}, {} of body{}{}{failed}{e}",
+                crate::topology::diag::shown(path),
+                if by_status.is_empty() { String::new() } else { format!(" ({})", by_status.join(", ")) },
+                human_bytes(*body_bytes),
+                times("ttfb", ttfb),
+                times("ttlb", ttlb)
+            )
+        }
+        Outcome::UdpStream { to, count, sent, send_errors, rate_mbps, seconds, .. } => {
+            let refused =
+                if *send_errors > 0 { format!(", {send_errors} not sent (socket buffer full)") } else { String::new() };
+            format!(
+                "udp-stream {to}: {sent} of {count} datagrams sent at {} in {seconds:.3}s{refused}",
+                rate_text(*rate_mbps)
+            )
+        }
+        Outcome::UdpStreamServer {
+            port,
+            streams,
+            received,
+            lost,
+            loss_pct,
+            duplicates,
+            reordered,
+            corrupt,
+            malformed,
+            jitter_us,
+            delay,
+            ..
+        } => {
+            let mut extra = String::new();
+            if *corrupt > 0 {
+                extra += &format!(", {corrupt} corrupt");
+            }
+            if *malformed > 0 {
+                extra += &format!(", {malformed} malformed");
+            }
+            let delay = delay.as_ref().map_or(String::new(), |d| {
+                format!(", delay min/avg/max {:.3}/{:.3}/{:.3} ms", d.min_ms, d.avg_ms, d.max_ms)
+            });
+            format!(
+                "udp-stream-server :{port}: {streams} stream(s), {received} received, {lost} lost ({loss_pct:.1}%), \
+                 jitter {jitter_us:.1} us, {reordered} reordered, {duplicates} duplicates{extra}{delay}"
+            )
+        }
+        Outcome::Traceroute { to, proto, reached, hop_count, hops } => {
+            let last = hops.last().map_or(String::new(), |h| format!(": {}", hop_text(h)));
+            format!(
+                "traceroute {to} ({proto}): {} after {hop_count} hop{}{last}",
+                if *reached { "reached" } else { "not reached" },
+                if *hop_count == 1 { "" } else { "s" }
+            )
+        }
+    }
+}
+
+/// The lines under an app's outcome that list what one line cannot: a traceroute's hops.
+#[must_use]
+pub fn outcome_details(o: &Outcome) -> Vec<String> {
+    match o {
+        Outcome::Traceroute { hops, .. } if hops.len() > 1 => hops.iter().map(hop_text).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `2  10.0.1.1  0.512 ms  *  0.530 ms`, as traceroute prints a hop.
+fn hop_text(h: &crate::sim::apps::TraceHop) -> String {
+    let mut s = format!("{:>2} ", h.ttl);
+    let mut last = None;
+    for p in &h.probes {
+        match (p.from, p.rtt_ms) {
+            (Some(from), Some(ms)) => {
+                if last != Some(from) {
+                    let _ = write!(s, " {from}");
+                    last = Some(from);
+                }
+                let _ = write!(s, "  {ms:.3} ms");
+            }
+            _ => s.push_str("  *"),
+        }
+    }
+    if let Some(n) = &h.note {
+        let _ = write!(s, " {n}");
+    }
+    s
+}
+
+/// `1.0 Mbit/s`, `250 kbit/s`.
+fn rate_text(mbps: f64) -> String {
+    if mbps >= 1000.0 {
+        format!("{:.1} Gbit/s", mbps / 1e3)
+    } else if mbps >= 1.0 {
+        format!("{mbps:.1} Mbit/s")
+    } else {
+        format!("{:.1} kbit/s", mbps * 1e3)
     }
 }
 

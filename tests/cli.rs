@@ -39,7 +39,20 @@ fn schema_describes_the_lab_format() {
     assert_eq!(schema["required"], serde_json::json!(["name", "nodes"]));
     // Every app kind is in the schema, as the `kind` tag of a variant.
     let text = out.as_str();
-    for kind in ["ping", "tcp-echo-server", "tcp-echo", "udp-echo-server", "udp-echo", "tcp-sink", "tcp-transfer"] {
+    for kind in [
+        "ping",
+        "tcp-echo-server",
+        "tcp-echo",
+        "udp-echo-server",
+        "udp-echo",
+        "tcp-sink",
+        "tcp-transfer",
+        "http-server",
+        "http-get",
+        "udp-stream",
+        "udp-stream-server",
+        "traceroute",
+    ] {
         assert!(text.contains(&format!("\"const\": \"{kind}\"")), "schema lacks app kind {kind}");
     }
     // Every key used by the shipped labs is described.

@@ -23,7 +23,7 @@ fn capture(lab: &str) -> (tempfile::TempDir, PathBuf, Vec<CapturedFrame>) {
 
 #[test]
 fn every_frame_of_the_shipped_labs_decodes() {
-    for lab in ["labs/single-lan.json", "labs/two-site.json"] {
+    for lab in ["labs/single-lan.json", "labs/two-site.json", "labs/services.json"] {
         let (_dir, _, frames) = capture(lab);
         assert!(frames.len() > 1000, "{lab}: {} frames", frames.len());
         for (i, f) in frames.iter().enumerate() {

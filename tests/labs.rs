@@ -44,6 +44,22 @@ fn assert_clean_results(lab: &str, r: &Value) {
         })
         .sum();
     assert_eq!(sunk, sent, "{lab}: bytes received by sinks equal bytes sent");
+    for g in apps(r, "http-get") {
+        assert_eq!((g["failed"].as_u64(), &g["error"]), (Some(0), &Value::Null), "{lab}: {g}");
+        assert_eq!(g["completed"], g["sent"], "{lab}: {g}");
+    }
+    for t in apps(r, "traceroute") {
+        assert_eq!((t["reached"].as_bool(), t["hop_count"].as_u64()), (Some(true), Some(1)), "{lab}: {t}");
+    }
+    let streamed: u64 = apps(r, "udp-stream").iter().map(|u| u["sent"].as_u64().unwrap()).sum();
+    let stream_in: u64 = apps(r, "udp-stream-server")
+        .iter()
+        .map(|s| {
+            assert_eq!((s["lost"].as_u64(), s["corrupt"].as_u64()), (Some(0), Some(0)), "{lab}: {s}");
+            s["received"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(stream_in, streamed, "{lab}: datagrams received by stream servers equal those sent");
     // Every link carried traffic, and nothing was dropped on these clean links.
     for l in r["links"].as_array().expect("links") {
         assert!(l["a_to_b"]["delivered_frames"].as_u64() > Some(0), "{lab}: {l}");

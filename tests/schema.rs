@@ -483,3 +483,75 @@ fn patterns_agree_with_the_parsers() {
         &[],
     );
 }
+
+/// The HTTP, UDP stream and traceroute apps: at each bound and just past it, `check` and the
+/// schema agree.
+#[test]
+fn schema_and_check_agree_on_the_http_stream_and_traceroute_apps() {
+    let v = validator();
+    let base = json!({
+        "name": "more-apps",
+        "nodes": {
+            "a": {
+                "kind": "host",
+                "interfaces": { "eth0": { "addresses": ["10.0.0.1/24"] } },
+                "apps": [
+                    { "kind": "http-get", "to": "b:80" },
+                    { "kind": "udp-stream", "to": "b:5001", "count": 10 },
+                    { "kind": "traceroute", "to": "b" }
+                ]
+            },
+            "b": {
+                "kind": "host",
+                "interfaces": { "eth0": { "addresses": ["10.0.0.2/24"] } },
+                "apps": [{ "kind": "http-server", "port": 80 }, { "kind": "udp-stream-server", "port": 5001 }]
+            }
+        },
+        "links": [{ "a": "a:eth0", "b": "b:eth0" }]
+    });
+    let (check, schema, why) = verdicts(&v, &base);
+    assert!(check && schema, "the base lab must be valid\n{why}");
+    let path = |n: usize| format!("/{}", "p".repeat(n - 1));
+    let cases: Vec<(&str, Value, bool)> = vec![
+        ("/nodes/b/apps/0/status", json!(limits::HTTP_STATUS_MIN), true),
+        ("/nodes/b/apps/0/status", json!(limits::HTTP_STATUS_MIN - 1), false),
+        ("/nodes/b/apps/0/status", json!(limits::HTTP_STATUS_MAX), true),
+        ("/nodes/b/apps/0/status", json!(limits::HTTP_STATUS_MAX + 1), false),
+        ("/nodes/b/apps/0/body", json!("1MiB"), true),
+        ("/nodes/b/apps/0/body", json!("1 parsec"), false),
+        ("/nodes/a/apps/0/count", json!(limits::HTTP_COUNT_MAX), true),
+        ("/nodes/a/apps/0/count", json!(limits::HTTP_COUNT_MAX + 1), false),
+        ("/nodes/a/apps/0/path", json!("/a/b?c=d"), true),
+        ("/nodes/a/apps/0/path", json!("index.html"), false),
+        ("/nodes/a/apps/0/path", json!("/a b"), false),
+        ("/nodes/a/apps/0/path", json!(path(limits::HTTP_PATH_MAX_LEN)), true),
+        ("/nodes/a/apps/0/path", json!(path(limits::HTTP_PATH_MAX_LEN + 1)), false),
+        ("/nodes/a/apps/1/size", json!(limits::STREAM_SIZE_MIN), true),
+        ("/nodes/a/apps/1/size", json!(limits::STREAM_SIZE_MIN - 1), false),
+        ("/nodes/a/apps/1/rate", json!("250kbit"), true),
+        ("/nodes/a/apps/1/rate", json!("fast"), false),
+        ("/nodes/a/apps/1/count", json!(limits::COUNT_MAX), true),
+        ("/nodes/a/apps/1/count", json!(limits::COUNT_MAX + 1), false),
+        ("/nodes/a/apps/2/max_hops", json!(1), true),
+        ("/nodes/a/apps/2/max_hops", json!(0), false),
+        ("/nodes/a/apps/2/max_hops", json!(limits::TRACE_HOPS_MAX), true),
+        ("/nodes/a/apps/2/max_hops", json!(limits::TRACE_HOPS_MAX + 1), false),
+        ("/nodes/a/apps/2/probes", json!(1), true),
+        ("/nodes/a/apps/2/probes", json!(0), false),
+        ("/nodes/a/apps/2/probes", json!(limits::TRACE_PROBES_MAX), true),
+        ("/nodes/a/apps/2/probes", json!(limits::TRACE_PROBES_MAX + 1), false),
+        ("/nodes/a/apps/2/proto", json!("icmp"), true),
+        ("/nodes/a/apps/2/proto", json!("tcp"), false),
+    ];
+    let mut wrong = Vec::new();
+    for (at, value, accepted) in cases {
+        let mut lab = base.clone();
+        let (parent, key) = at.rsplit_once('/').expect("a path");
+        lab.pointer_mut(parent).and_then(Value::as_object_mut).expect(parent).insert(key.into(), value.clone());
+        let (check, schema, why) = verdicts(&v, &lab);
+        if (check, schema) != (accepted, accepted) {
+            wrong.push(format!("{at} = {value}: check {check}, schema {schema}, expected {accepted}\n{why}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}

@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use smoltcp::phy::{self, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
+use super::apps::SentWatch;
 use super::fabric::{Fabric, Port};
 use super::observe::Observer;
 use super::packet::PacketIds;
@@ -48,6 +49,8 @@ pub struct NetDevice<'a, O: Observer> {
     pub checksum_offload: bool,
     pub blocked: bool,
     pub frames: usize,
+    /// The host's watch of its own TCP segments, when an app reads it.
+    pub watch: Option<&'a mut SentWatch>,
 }
 
 impl<O: Observer> NetDevice<'_, O> {
@@ -60,6 +63,7 @@ impl<O: Observer> NetDevice<'_, O> {
             obs: &mut *self.obs,
             packets: &mut *self.packets,
             frames: &mut self.frames,
+            watch: self.watch.as_deref_mut(),
         }
     }
 }
@@ -124,6 +128,7 @@ pub struct TxToken<'a, O: Observer> {
     obs: &'a mut O,
     packets: &'a mut PacketIds,
     frames: &'a mut usize,
+    watch: Option<&'a mut SentWatch>,
 }
 
 impl<O: Observer> phy::TxToken for TxToken<'_, O> {
@@ -132,6 +137,9 @@ impl<O: Observer> phy::TxToken for TxToken<'_, O> {
         buf.resize(len, 0);
         let r = f(&mut buf);
         *self.frames += 1;
+        if let Some(w) = self.watch {
+            w.outgoing(&buf);
+        }
         // A packet's identity is born here, when its host first sends it. Only a reply built
         // from a receive token can meet a full queue here (smoltcp asked for no transmit token of
         // its own), so the host is not backpressured and the fabric drops it.

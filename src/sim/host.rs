@@ -14,7 +14,7 @@ use smoltcp::wire::{
     Icmpv6Repr, IpProtocol, Ipv4Packet, Ipv6Packet, NdiscRepr, RawHardwareAddress, TcpPacket,
 };
 
-use super::apps::{self, App, AppCx, AppState, HostIds, TcpWire};
+use super::apps::{self, App, AppCx, AppState, HostIds, SentWatch, TcpWire};
 use super::device::{FramePool, NetDevice};
 use super::fabric::{Arrived, Fabric, Port};
 use super::observe::{DropReason, Fate, Observer};
@@ -170,7 +170,13 @@ impl Host {
             blocked: false,
             neighbours: BTreeMap::new(),
             watch_tcp: h.apps.iter().any(|a| uses_tcp(&a.kind)),
-            wire: TcpWire::default(),
+            wire: TcpWire {
+                sent: SentWatch {
+                    targets: h.apps.iter().filter_map(|a| watched(&a.kind)).collect(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
             held: Vec::new(),
         }
     }
@@ -198,6 +204,9 @@ impl Host {
                 self.learn(arr.at, &eth);
                 if self.watch_tcp {
                     self.watch(arr.at, &eth);
+                    if !self.wire.sent.targets.is_empty() {
+                        self.wire.sent.incoming(&frame);
+                    }
                 }
                 arr.report(Fate::Delivered, &frame, obs);
                 self.rx.push_back(frame);
@@ -338,24 +347,13 @@ impl Host {
     ) -> usize {
         let ts = now.to_smoltcp();
         let port = self.port();
-        let mut dev = NetDevice {
-            now,
-            rx: &mut self.rx,
-            fabric,
-            port,
-            pool,
-            obs,
-            packets: &mut self.packets,
-            mtu: self.mtu,
-            checksum_offload: self.checksum_offload,
-            blocked: false,
-            frames: 0,
-        };
+        let watch_sent = !self.wire.sent.targets.is_empty();
         // Apps, then the stack, again while frames move: what the stack just received (an echo,
         // an ACK that frees buffer space) is for the apps to act on at once. The rounds are
         // bounded; if frames still moved in the last one, the host asks to be polled again now.
         let mut app_wake = None;
         let mut moved = false;
+        let (mut frames, mut blocked) = (0, false);
         for _ in 0..POLL_ROUNDS {
             let mut cx = AppCx {
                 now,
@@ -364,29 +362,50 @@ impl Host {
                 ids: &mut self.ids,
                 tcp: &self.tcp,
                 wire: &self.wire,
+                checksum_offload: self.checksum_offload,
             };
             app_wake = None;
             for slot in &mut self.apps {
                 app_wake = apps::min_wake(app_wake, slot.poll(&mut cx));
             }
-            let before = dev.frames;
+            let mut dev = NetDevice {
+                now,
+                rx: &mut self.rx,
+                fabric: &mut *fabric,
+                port,
+                pool,
+                obs: &mut *obs,
+                packets: &mut self.packets,
+                mtu: self.mtu,
+                checksum_offload: self.checksum_offload,
+                blocked: false,
+                frames: 0,
+                watch: watch_sent.then_some(&mut self.wire.sent),
+            };
             self.iface.poll(ts, &mut dev, &mut self.sockets);
-            moved = dev.frames != before;
+            frames += dev.frames;
+            blocked |= dev.blocked;
+            moved = dev.frames != 0;
             if !moved {
                 break;
             }
         }
-        self.blocked = dev.blocked;
+        self.blocked = blocked;
         // The stack has handled the SYNs it received: they have their listeners or their resets.
         self.wire.syns.clear();
         let stack = self.iface.poll_at(ts, &self.sockets).map(SimTime::from_smoltcp);
         self.wake = apps::min_wake(apps::min_wake(stack, app_wake), moved.then_some(now));
-        dev.frames
+        frames
     }
 
     /// Starts an app (a command): it runs from its start time, or at once if that has passed.
     pub fn start_app(&mut self, now: SimTime, app: &topology::App) {
         self.watch_tcp |= uses_tcp(&app.kind);
+        if let Some(to) = watched(&app.kind) {
+            if !self.wire.sent.targets.contains(&to) {
+                self.wire.sent.targets.push(to);
+            }
+        }
         self.apps.push(AppSlot::new(app));
         self.wake = Some(now);
     }
@@ -405,6 +424,7 @@ impl Host {
             ids: &mut self.ids,
             tcp: &self.tcp,
             wire: &self.wire,
+            checksum_offload: self.checksum_offload,
         };
         slot.app.stop(&mut cx);
         // The stack has a RST or a FIN to send.
@@ -421,7 +441,23 @@ impl Host {
 
 fn uses_tcp(kind: &topology::AppKind) -> bool {
     use topology::AppKind as K;
-    matches!(kind, K::TcpEcho { .. } | K::TcpEchoServer { .. } | K::TcpSink { .. } | K::TcpTransfer { .. })
+    matches!(
+        kind,
+        K::TcpEcho { .. }
+            | K::TcpEchoServer { .. }
+            | K::TcpSink { .. }
+            | K::TcpTransfer { .. }
+            | K::HttpServer { .. }
+            | K::HttpGet(_)
+    )
+}
+
+/// The remote endpoint whose connections an app counts the retransmissions of.
+fn watched(kind: &topology::AppKind) -> Option<(IpAddr, u16)> {
+    match kind {
+        topology::AppKind::TcpTransfer { to, .. } => Some(*to),
+        _ => None,
+    }
 }
 
 /// A device that only answers smoltcp's questions while the interface is built.

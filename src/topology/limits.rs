@@ -54,6 +54,19 @@ pub const TCP_ECHO_SIZE_MAX: u32 = 65_536;
 pub const UDP_ECHO_SIZE_MAX: u32 = 9000;
 /// Bytes a `tcp-transfer` sends.
 pub const TRANSFER_BYTES_MIN: u64 = 1;
+/// An `http-server`'s status: a final status, not an interim (1xx) one.
+pub const HTTP_STATUS_MIN: u16 = 200;
+pub const HTTP_STATUS_MAX: u16 = 599;
+/// An `http-get`'s request target: `/` and printable ASCII without spaces.
+pub const HTTP_PATH_PATTERN: &str = "^/[!-~]*$";
+pub const HTTP_PATH_MAX_LEN: usize = 2048;
+/// Requests an `http-get` makes.
+pub const HTTP_COUNT_MAX: u32 = 100_000;
+/// A `udp-stream` datagram: at least its header (magic, sequence number, count, send and end times).
+pub const STREAM_SIZE_MIN: u32 = 28;
+/// A traceroute's highest TTL and probes per hop.
+pub const TRACE_HOPS_MAX: u32 = 255;
+pub const TRACE_PROBES_MAX: u32 = 10;
 /// A TCP socket buffer.
 pub const TCP_BUFFER_MIN: u64 = 1024;
 pub const TCP_BUFFER_MAX: u64 = 1 << 30;

@@ -439,6 +439,46 @@ pub enum AppKind {
     UdpEcho { to: (IpAddr, u16), count: u32, size: usize, interval: Duration, timeout: Duration },
     TcpSink { port: u16 },
     TcpTransfer { to: (IpAddr, u16), bytes: u64 },
+    HttpServer { port: u16, status: u16, body: u64, keep_alive: bool },
+    HttpGet(HttpGet),
+    UdpStream(UdpStream),
+    UdpStreamServer { port: u16 },
+    Traceroute(Traceroute),
+}
+
+/// An `http-get`: requests for `path` on `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpGet {
+    pub to: (IpAddr, u16),
+    /// The request target, printable ASCII starting with `/`.
+    pub path: String,
+    pub count: u32,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub keep_alive: bool,
+}
+
+/// A `udp-stream`: `count` datagrams of `size` bytes at `rate_bps`, then `linger`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpStream {
+    pub to: (IpAddr, u16),
+    pub rate_bps: u64,
+    pub size: usize,
+    pub count: u32,
+    pub linger: Duration,
+}
+
+/// What a traceroute probes with.
+pub use super::spec::TraceProto;
+
+/// A `traceroute` to `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Traceroute {
+    pub to: IpAddr,
+    pub proto: TraceProto,
+    pub max_hops: u8,
+    pub probes: u32,
+    pub timeout: Duration,
 }
 
 impl AppKind {
@@ -452,6 +492,11 @@ impl AppKind {
             AppKind::UdpEcho { .. } => "udp-echo",
             AppKind::TcpSink { .. } => "tcp-sink",
             AppKind::TcpTransfer { .. } => "tcp-transfer",
+            AppKind::HttpServer { .. } => "http-server",
+            AppKind::HttpGet(_) => "http-get",
+            AppKind::UdpStream(_) => "udp-stream",
+            AppKind::UdpStreamServer { .. } => "udp-stream-server",
+            AppKind::Traceroute(_) => "traceroute",
         }
     }
 
@@ -467,6 +512,8 @@ impl AppKind {
         match *self {
             AppKind::TcpEchoServer { port } | AppKind::TcpSink { port } => Some(("TCP", port)),
             AppKind::UdpEchoServer { port } => Some(("UDP", port)),
+            AppKind::HttpServer { port, .. } => Some(("TCP", port)),
+            AppKind::UdpStreamServer { port } => Some(("UDP", port)),
             _ => None,
         }
     }

@@ -265,6 +265,16 @@ pub enum AppSpec {
     TcpSink(ServerSpec),
     /// Bulk TCP transfer of `bytes` to a `tcp-sink`; reports goodput.
     TcpTransfer(TransferSpec),
+    /// Serves HTTP/1.1: every request gets `status` and a body of `body` bytes.
+    HttpServer(HttpServerSpec),
+    /// HTTP GET requests: reports each status, body size, time to first and last byte.
+    HttpGet(HttpGetSpec),
+    /// A paced stream of numbered, timestamped UDP datagrams to a `udp-stream-server`.
+    UdpStream(UdpStreamSpec),
+    /// Receives `udp-stream`s: reports loss, jitter (RFC 3550), reordering, duplicates.
+    UdpStreamServer(ServerSpec),
+    /// Lists the hops to a host: probes with growing TTL (hop limit), answered by ICMP.
+    Traceroute(TracerouteSpec),
 }
 
 /// `udp-echo` takes the fields of `tcp-echo`, but a datagram is smaller than a TCP message.
@@ -359,6 +369,132 @@ pub struct TransferSpec {
     /// Bytes to send, such as `16MiB`.
     #[schemars(extend("minimum" = limits::TRANSFER_BYTES_MIN))]
     pub bytes: ByteSize,
+    #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub start: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpServerSpec {
+    /// Port to listen on.
+    #[schemars(range(min = limits::PORT_MIN, max = limits::PORT_MAX))]
+    pub port: u16,
+    /// Bytes of the body of every response, such as `1MiB`. Default `1KiB` (0 with status 204 or 304).
+    #[serde(default)]
+    pub body: Option<ByteSize>,
+    /// The status of every response, 200 to 599. Default 200.
+    #[serde(default)]
+    #[schemars(range(min = limits::HTTP_STATUS_MIN, max = limits::HTTP_STATUS_MAX))]
+    pub status: Option<u16>,
+    /// Keep connections open for further requests (HTTP/1.1 keep-alive). Default true.
+    #[serde(default)]
+    pub keep_alive: Option<bool>,
+    #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub start: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpGetSpec {
+    /// `address:port` or `node:port` of an HTTP server.
+    #[schemars(regex(pattern = limits::target_pattern()))]
+    pub to: String,
+    #[serde(default)]
+    pub family: Option<Family>,
+    /// The request target: `/` followed by printable ASCII without spaces. Default `/`.
+    #[serde(default)]
+    #[schemars(regex(pattern = limits::HTTP_PATH_PATTERN), length(max = limits::HTTP_PATH_MAX_LEN))]
+    pub path: Option<String>,
+    /// Requests to make. Default 1.
+    #[serde(default)]
+    #[schemars(range(min = limits::COUNT_MIN, max = limits::HTTP_COUNT_MAX))]
+    pub count: Option<u32>,
+    /// Time from the start of one request to the start of the next. Default `0s`: the next
+    /// request starts when the previous one ends.
+    #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub interval: Option<String>,
+    /// How long a request may take, from its start to the last byte of its body. Default `10s`.
+    #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub timeout: Option<String>,
+    /// Reuse the connection for the next request when the server allows it. Default true.
+    #[serde(default)]
+    pub keep_alive: Option<bool>,
+    #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub start: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UdpStreamSpec {
+    /// `address:port` or `node:port` of a `udp-stream-server`.
+    #[schemars(regex(pattern = limits::target_pattern()))]
+    pub to: String,
+    #[serde(default)]
+    pub family: Option<Family>,
+    /// Rate of UDP payload, such as `1Mbit`. Default `1Mbit`.
+    #[serde(default)]
+    #[schemars(regex(pattern = limits::rate_pattern()))]
+    pub rate: Option<String>,
+    /// Bytes per datagram (UDP payload), at least 28 (the stream header) and within the MTU. Default 1000.
+    #[serde(default)]
+    #[schemars(range(min = limits::STREAM_SIZE_MIN, max = limits::UDP_ECHO_SIZE_MAX))]
+    pub size: Option<u32>,
+    /// How long to send, such as `5s`; give this or `count`. Default `5s`.
+    #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub duration: Option<String>,
+    /// Datagrams to send; give this or `duration`.
+    #[serde(default)]
+    #[schemars(range(min = limits::COUNT_MIN, max = limits::COUNT_MAX))]
+    pub count: Option<u32>,
+    /// How long the sender stays after its last datagram, so that the run ends after the last
+    /// ones arrive. Default `1s`.
+    #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub linger: Option<String>,
+    #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub start: Option<String>,
+}
+
+/// What a traceroute probes with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceProto {
+    /// UDP datagrams to high ports; the destination answers ICMP port unreachable.
+    Udp,
+    /// ICMP echo requests; the destination answers echo replies.
+    Icmp,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TracerouteSpec {
+    /// Address or node name.
+    #[schemars(regex(pattern = limits::target_pattern()))]
+    pub to: String,
+    #[serde(default)]
+    pub family: Option<Family>,
+    /// `udp` (default) or `icmp`.
+    #[serde(default)]
+    pub proto: Option<TraceProto>,
+    /// The highest TTL (hop limit) to try, 1 to 255. Default 30.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = limits::TRACE_HOPS_MAX))]
+    pub max_hops: Option<u32>,
+    /// Probes per hop, 1 to 10. Default 3.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = limits::TRACE_PROBES_MAX))]
+    pub probes: Option<u32>,
+    /// How long to wait for the answer to each probe. Default `1s`.
+    #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub timeout: Option<String>,
     #[serde(default)]
     #[schemars(regex(pattern = limits::duration_pattern()))]
     pub start: Option<String>,

@@ -705,6 +705,9 @@ impl Widget for Nodes<'_> {
                     serde_json::to_value(a.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
                 text.push(Line::from(format!("  {} ({state})", escape(&a.label))));
                 text.push(Line::from(format!("    {}", crate::headless::outcome_line(&a.outcome))));
+                for d in crate::headless::outcome_details(&a.outcome) {
+                    text.push(Line::from(format!("      {d}")));
+                }
             }
         } else if let Some(w) = s.sim.switches.get(app.selected_node.saturating_sub(s.sim.hosts.len())) {
             // Its ports: the links that end on it, in, out and dropped as seen from the switch.

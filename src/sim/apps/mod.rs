@@ -2,9 +2,14 @@
 //! Each reports an outcome a user can check: bytes, round trips, RTTs, loss, errors.
 
 mod echo;
+mod http;
+pub mod http1;
 mod ping;
 mod probe;
+mod stream;
+pub mod trace;
 mod transfer;
+mod wire;
 
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -15,6 +20,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
+
+pub use http::HttpRequestResult;
+pub use stream::{Jitter, StreamReport};
+pub use trace::{TraceHop, TraceProbe};
+pub use wire::{ConnKey, SentSegments, SentWatch};
 
 use crate::time::SimTime;
 use crate::topology::{AppKind, Congestion, TcpConfig};
@@ -28,6 +38,8 @@ pub struct AppCx<'a> {
     pub tcp: &'a TcpConfig,
     /// What the host saw of TCP on the wire since its last poll.
     pub wire: &'a TcpWire,
+    /// The host neither computes nor verifies checksums (the lab's `checksum_offload`).
+    pub checksum_offload: bool,
 }
 
 /// What a host notices of TCP in the frames it receives, for its apps: connection requests waiting
@@ -39,6 +51,8 @@ pub struct TcpWire {
     pub syns: std::collections::BTreeMap<u16, u32>,
     /// The last RST received for each local port, and when.
     pub resets: std::collections::BTreeMap<u16, SimTime>,
+    /// The segments the host sent on connections to the endpoints its apps watch (retransmissions).
+    pub sent: SentWatch,
 }
 
 /// Ephemeral ports and ICMP idents of one host, handed out in turn from a seeded start, so that two
@@ -195,6 +209,19 @@ impl Rtts {
         self.sum += d;
         self.n += 1;
     }
+    /// Adds the samples of `other`.
+    pub fn merge(&mut self, other: &Rtts) {
+        if other.n == 0 {
+            return;
+        }
+        if self.n == 0 || other.min < self.min {
+            self.min = other.min;
+        }
+        self.max = self.max.max(other.max);
+        self.sum += other.sum;
+        self.n += other.n;
+    }
+
     pub fn stats(&self) -> Option<RttStats> {
         // Whole nanoseconds divided once, so that the JSON reads `2.003776`, not `2.0037760000000002`.
         let ms = |ns: u128| ns as f64 / 1e6;
@@ -203,6 +230,56 @@ impl Rtts {
             avg_ms: ms(self.sum.as_nanos() / u128::from(self.n)),
             max_ms: ms(self.max.as_nanos()),
         })
+    }
+}
+
+/// An amount counted per interval from an app's start: `values[i]` in
+/// `[i × interval_ms, (i + 1) × interval_ms)`. The interval starts at 100 ms; a series that would
+/// pass [`Series::MAX_LEN`] intervals merges them in pairs and doubles the interval, so its sum
+/// is kept and its memory bounded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Series {
+    pub interval_ms: u64,
+    pub values: Vec<u64>,
+    #[serde(skip)]
+    last_total: u64,
+}
+
+impl Default for Series {
+    fn default() -> Self {
+        Series { interval_ms: Self::FIRST_INTERVAL_MS, values: Vec::new(), last_total: 0 }
+    }
+}
+
+impl Series {
+    pub const FIRST_INTERVAL_MS: u64 = 100;
+    pub const MAX_LEN: usize = 6000;
+
+    /// A running total reached at `since` from the start: what it grew by goes to its interval.
+    pub fn record(&mut self, since: Duration, total: u64) {
+        let delta = total.saturating_sub(self.last_total);
+        if delta == 0 {
+            return;
+        }
+        self.last_total = total;
+        let ms = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
+        let mut i = ms / self.interval_ms;
+        while i >= Self::MAX_LEN as u64 {
+            self.values = self.values.chunks(2).map(|p| p.iter().sum()).collect();
+            self.interval_ms = self.interval_ms.saturating_mul(2);
+            i = ms / self.interval_ms;
+        }
+        let i = usize::try_from(i).unwrap_or(usize::MAX);
+        if self.values.len() <= i {
+            self.values.resize(i + 1, 0);
+        }
+        self.values[i] += delta;
+    }
+
+    /// The sum over every interval.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.values.iter().sum()
     }
 }
 
@@ -244,6 +321,13 @@ pub enum Outcome {
         seconds: Option<f64>,
         goodput_mbps: Option<f64>,
         error: Option<String>,
+        /// Segments the host sent again (data, SYN or FIN below the highest sequence sent).
+        retransmissions: u64,
+        retransmitted_bytes: u64,
+        /// Segments sent that carried data, SYN or FIN.
+        segments: u64,
+        /// Bytes acknowledged in each interval from the app's start.
+        acked_series: Series,
     },
     TcpSink {
         port: u16,
@@ -265,6 +349,87 @@ pub enum Outcome {
         datagrams: u64,
         bytes: u64,
     },
+    HttpServer {
+        port: u16,
+        connections: u32,
+        /// The most connections open at once.
+        peak_connections: u32,
+        /// Requests read whole (a bad one is not counted here).
+        requests: u64,
+        /// Requests refused as malformed (400, 431, 501, 505), each answered and its connection closed.
+        bad_requests: u64,
+        /// Responses sent, by status.
+        responses: std::collections::BTreeMap<u16, u64>,
+        /// Body bytes written.
+        body_bytes: u64,
+    },
+    HttpGet {
+        to: String,
+        path: String,
+        /// Requests started.
+        sent: u32,
+        /// Requests answered with a whole response.
+        completed: u32,
+        /// Requests that ended in an error (refused, reset, timed out, malformed).
+        failed: u32,
+        /// Connections opened.
+        connections: u32,
+        /// The status of the last whole response.
+        status: Option<u16>,
+        /// Whole responses by status.
+        statuses: std::collections::BTreeMap<u16, u32>,
+        /// Body bytes received, over every request.
+        body_bytes: u64,
+        /// Time to the first byte and to the last byte, over the requests that got them.
+        ttfb: Option<RttStats>,
+        ttlb: Option<RttStats>,
+        /// The first requests, one by one.
+        requests: Vec<HttpRequestResult>,
+        /// The last request's error.
+        error: Option<String>,
+    },
+    UdpStream {
+        to: String,
+        /// Datagrams the stream was to send.
+        count: u32,
+        sent: u32,
+        /// Datagrams the socket refused (its buffer full): not sent.
+        send_errors: u32,
+        bytes: u64,
+        /// The rate asked for, in Mbit/s of UDP payload.
+        rate_mbps: f64,
+        /// From the first send to the last.
+        seconds: f64,
+    },
+    UdpStreamServer {
+        port: u16,
+        streams: u32,
+        /// Datagrams received, duplicates left out.
+        received: u64,
+        bytes: u64,
+        expected: u64,
+        lost: u64,
+        loss_pct: f64,
+        duplicates: u64,
+        reordered: u64,
+        corrupt: u64,
+        /// Datagrams that are not stream datagrams (or of a stream past the 64th).
+        malformed: u64,
+        /// RFC 3550 interarrival jitter in microseconds: the highest of the streams'.
+        jitter_us: f64,
+        /// One-way delay over every stream, min/avg/max in ms.
+        delay: Option<RttStats>,
+        per_stream: Vec<StreamReport>,
+    },
+    Traceroute {
+        to: IpAddr,
+        proto: &'static str,
+        /// The destination answered.
+        reached: bool,
+        /// Hops listed: the TTL of the last one probed.
+        hop_count: u32,
+        hops: Vec<TraceHop>,
+    },
 }
 
 /// Builds the app a lab describes.
@@ -285,6 +450,13 @@ pub fn build(kind: &AppKind, start: Duration) -> Box<dyn App> {
             Box::new(echo::UdpEchoClient::new(start, echo::EchoParams { to, count, size, interval, timeout }))
         }
         AppKind::TcpTransfer { to, bytes } => Box::new(transfer::TcpTransfer::new(start, to, bytes)),
+        AppKind::HttpServer { port, status, body, keep_alive } => {
+            Box::new(http::HttpServer::new(port, status, body, keep_alive))
+        }
+        AppKind::HttpGet(ref g) => Box::new(http::HttpGet::new(start, g.clone())),
+        AppKind::UdpStream(u) => Box::new(stream::StreamSender::new(u)),
+        AppKind::UdpStreamServer { port } => Box::new(stream::StreamServer::new(port)),
+        AppKind::Traceroute(t) => Box::new(trace::Traceroute::new(t)),
     }
 }
 
@@ -345,6 +517,23 @@ mod tests {
             assert_eq!(count_mismatch(&b, off), 0);
             assert!(count_mismatch(&b, off + 1) > 39_000);
         }
+    }
+
+    #[test]
+    fn a_series_keeps_its_sum_when_it_coarsens() {
+        let mut s = Series::default();
+        s.record(Duration::from_millis(50), 10);
+        s.record(Duration::from_millis(99), 15);
+        s.record(Duration::from_millis(350), 40);
+        assert_eq!((s.interval_ms, s.values.clone()), (100, vec![15, 0, 0, 25]));
+        // Past 6000 intervals (600 s), intervals double.
+        s.record(Duration::from_secs(700), 100);
+        assert_eq!(s.interval_ms, 200);
+        assert_eq!(s.values.len(), 3501);
+        assert_eq!((s.values[0], s.values[1], s.values[3500]), (15, 25, 60));
+        assert_eq!(s.total(), 100);
+        s.record(Duration::from_secs(100_000), 101);
+        assert!(s.values.len() <= Series::MAX_LEN && s.total() == 101, "{}", s.values.len());
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Bulk TCP transfer of a known pattern; goodput runs from the connect to the ACK of the last byte.
+//! The bytes acknowledged are counted per interval (a series), and the host counts the segments it
+//! sent again (retransmissions, which smoltcp does not count).
 
 use std::net::IpAddr;
 
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 
-use super::{closed_reason, endpoint_str, fill_pattern, App, AppCx, Outcome};
+use super::{closed_reason, endpoint_str, fill_pattern, App, AppCx, Outcome, SentSegments, Series};
 use crate::time::SimTime;
 
 pub struct TcpTransfer {
@@ -21,6 +23,8 @@ pub struct TcpTransfer {
     established: bool,
     local_port: u16,
     connect_at: SimTime,
+    series: Series,
+    sent: SentSegments,
 }
 
 impl TcpTransfer {
@@ -38,6 +42,8 @@ impl TcpTransfer {
             established: false,
             local_port: 0,
             connect_at: start,
+            series: Series::default(),
+            sent: SentSegments::default(),
         }
     }
 }
@@ -94,6 +100,10 @@ impl App for TcpTransfer {
             tcp::State::Established => self.established = true,
             _ => {}
         }
+        self.series.record(cx.now - self.start, self.acked);
+        if let Some(sent) = cx.wire.sent.get((self.local_port, self.to.0, self.to.1)) {
+            self.sent = *sent;
+        }
         None
     }
 
@@ -116,6 +126,10 @@ impl App for TcpTransfer {
             seconds,
             goodput_mbps: seconds.filter(|s| *s > 0.0).map(|s| self.bytes as f64 * 8.0 / s / 1e6),
             error: self.error.clone(),
+            retransmissions: self.sent.retransmissions,
+            retransmitted_bytes: self.sent.retransmitted_bytes,
+            segments: self.sent.segments,
+            acked_series: self.series.clone(),
         }
     }
 }

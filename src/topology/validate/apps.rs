@@ -368,8 +368,10 @@ mod tests {
 
     /// Any JSON value: a few levels of arrays and objects over scalars, with the keys an app uses.
     fn any_json() -> impl Strategy<Value = Value> {
-        let key =
-            proptest::sample::select(vec!["kind", "to", "port", "count", "size", "bytes", "start", "family", "x"]);
+        let key = proptest::sample::select(vec![
+            "kind", "to", "port", "count", "size", "bytes", "start", "family", "x", "path", "status", "body", "rate",
+            "duration", "proto", "max_hops", "probes",
+        ]);
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::from),
@@ -381,6 +383,11 @@ mod tests {
                 "tcp-echo",
                 "tcp-sink",
                 "tcp-transfer",
+                "http-get",
+                "http-server",
+                "udp-stream",
+                "udp-stream-server",
+                "traceroute",
                 "server",
                 "server:7",
                 "10.0.0.2",

@@ -25,6 +25,7 @@ use crate::topology::spec::{
     AppSpec, ByteSize, CaptureSpec, EchoSpec, HostSpec, InterfaceSpec, LinkSpec, PingSpec, RouterSpec, ServerSpec,
     SiteSpec, SwitchSpec, TcpSpec, TransferSpec,
 };
+use crate::topology::spec::{HttpGetSpec, HttpServerSpec, TracerouteSpec, UdpStreamSpec};
 
 /// A node as parsed, before links and targets are resolved.
 pub(super) enum Parsed {
@@ -360,6 +361,11 @@ impl Cx {
             "udp-echo" => AppSpec::UdpEcho(self.de::<EchoSpec>(v, path)?),
             "tcp-sink" => AppSpec::TcpSink(self.de::<ServerSpec>(v, path)?),
             "tcp-transfer" => AppSpec::TcpTransfer(self.de::<TransferSpec>(v, path)?),
+            "http-server" => AppSpec::HttpServer(self.de::<HttpServerSpec>(v, path)?),
+            "http-get" => AppSpec::HttpGet(self.de::<HttpGetSpec>(v, path)?),
+            "udp-stream" => AppSpec::UdpStream(self.de::<UdpStreamSpec>(v, path)?),
+            "udp-stream-server" => AppSpec::UdpStreamServer(self.de::<ServerSpec>(v, path)?),
+            "traceroute" => AppSpec::Traceroute(self.de::<TracerouteSpec>(v, path)?),
             other => {
                 let hint = did_you_mean(other, APP_KINDS.iter().map(String::as_str))
                     .or_else(|| Some(format!("one of: {}", APP_KINDS.join(", "))));

@@ -11,11 +11,13 @@
 //! - `interfaces`: addresses, MACs, MTUs and gateways, unique across the lab.
 //! - `links`: link ends, models and names; no loop among switches.
 //! - `targets`: what an app means: its target resolved, its numbers checked.
+//! - `app_kinds`: the same for the HTTP, UDP stream and traceroute apps.
 //! - `segments`: the hosts that frames pass between; whether a target can be reached on them, and
 //!   warnings of mixed prefixes and MTUs.
 //! - `apps`: each host's apps together (one server per port), and [`app_for_host`] for one more.
 //! - `capture`: which links to capture.
 
+mod app_kinds;
 mod apps;
 mod capture;
 mod elements;
@@ -28,6 +30,7 @@ mod segments;
 mod sites;
 mod targets;
 
+pub use app_kinds::{check_http_path, stream_count, TRACE_UDP_PORT};
 pub use apps::app_for_host;
 pub use sites::valid_host_port;
 

@@ -161,6 +161,13 @@ impl Cx {
         let Some(Seg::Key(key)) = path.0.last() else { return None };
         let fits_mtu = "that fits the MTU (at most MTU − 28 over IPv4, − 48 over IPv6)";
         Some(match (key.as_str(), self.app_kind.as_deref()) {
+            ("count", Some("http-get")) => ("from 1 to 100000", "1"),
+            ("size", Some("udp-stream")) => {
+                ("from 28 to 9000 that fits the MTU (at most MTU − 28 over IPv4, − 48 over IPv6)", "1000")
+            }
+            ("status", Some("http-server")) => ("from 200 to 599", "200"),
+            ("max_hops", Some(_)) => ("from 1 to 255", "30"),
+            ("probes", Some(_)) => ("from 1 to 10", "3"),
             ("count", Some(_)) => ("from 1 to 1000000", "4"),
             ("port", Some(_)) => ("from 1 to 65535", "7"),
             ("size", Some("tcp-echo")) => ("from 1 to 65536", "64"),

@@ -83,10 +83,13 @@ impl Cx {
                 );
             }
         };
+        if let Some(more) = self.resolve_more_app(a, me, lab, path) {
+            return more;
+        }
         let kind = match a {
             AppSpec::Ping(p) => {
                 let st = start(self, &p.start);
-                let to = self.target(&p.to, p.family, false, me, lab, path);
+                let to = self.target(&p.to, p.family, false, "ping", me, lab, path);
                 let count = positive(self, p.count, "count", 4, 1_000_000);
                 let size = p.size.unwrap_or(56) as usize;
                 let interval = self.duration(p.interval.as_ref(), secs(1), path, "interval");
@@ -101,7 +104,7 @@ impl Cx {
             AppSpec::TcpEcho(e) | AppSpec::UdpEcho(e) => {
                 let udp = matches!(a, AppSpec::UdpEcho(_));
                 let st = start(self, &e.start);
-                let to = self.target(&e.to, e.family, true, me, lab, path);
+                let to = self.target(&e.to, e.family, true, if udp { "udp-echo" } else { "tcp-echo" }, me, lab, path);
                 let count = positive(self, e.count, "count", 10, 1_000_000);
                 let problems = self.problems.len();
                 let size = positive(self, e.size, "size", 64, if udp { 9000 } else { 65_536 }) as usize;
@@ -127,7 +130,7 @@ impl Cx {
             }
             AppSpec::TcpTransfer(t) => {
                 let st = start(self, &t.start);
-                let to = self.target(&t.to, t.family, true, me, lab, path);
+                let to = self.target(&t.to, t.family, true, "tcp-transfer", me, lab, path);
                 let bytes = match &t.bytes {
                     ByteSize::Bytes(n) => Ok(*n),
                     ByteSize::Text(s) => parse::bytes(s),
@@ -150,17 +153,25 @@ impl Cx {
                 let (ip, p) = to?;
                 (st, AppKind::TcpTransfer { to: (ip, p.unwrap_or(9)), bytes })
             }
+            // Resolved above.
+            AppSpec::HttpServer(_)
+            | AppSpec::HttpGet(_)
+            | AppSpec::UdpStream(_)
+            | AppSpec::UdpStreamServer(_)
+            | AppSpec::Traceroute(_) => return None,
         };
         Some(kind)
     }
 
     /// Resolves an app's `to` to an address (and the port written, if any) that the app's host,
     /// `me`, can send to.
-    fn target(
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn target(
         &mut self,
         to: &str,
         family: Option<Family>,
         want_port: bool,
+        app: &str,
         me: usize,
         lab: &LabView<'_>,
         path: &JsonPath,
@@ -168,10 +179,16 @@ impl Cx {
         let nodes = lab.nodes;
         let tp = path.key("to");
         let hosts = lab.hosts.candidates();
+        // The port a hint shows: the usual one of the app's server.
+        let port_eg = match app {
+            "http-get" => 80,
+            "udp-stream" => 5001,
+            _ => 7,
+        };
         let example = match (hosts.iter().find(|h| **h != nodes[me].name), want_port) {
-            (Some(h), true) => format!("`{}:7`", shown(h)),
+            (Some(h), true) => format!("`{}:{port_eg}`", shown(h)),
             (Some(h), false) => format!("`{}`", shown(h)),
-            (None, true) => "`server:7`".to_string(),
+            (None, true) => format!("`server:{port_eg}`"),
             (None, false) => "`server`".to_string(),
         };
         let t = match parse::target(to) {
@@ -205,14 +222,14 @@ impl Cx {
                         (in_lab(ip) && last.parse::<u16>().is_ok()).then(|| format!("[{head}]:{last}"))
                     });
                     let hint = meant.map_or_else(
-                        || format!("an IPv6 address with a port is written `[{bare}]:7`"),
+                        || format!("an IPv6 address with a port is written `[{bare}]:{port_eg}`"),
                         |m| format!("an IPv6 address with a port is written in brackets: `{m}`"),
                     );
                     self.err(tp.clone(), format!("`{}` has no port", shown(to)), Some(hint));
                     return None;
                 }
-                parse::Target::Addr(IpAddr::V6(_), _) => format!("write `[{bare}]:7`"),
-                _ => format!("write `{}:7`", shown(&bare)),
+                parse::Target::Addr(IpAddr::V6(_), _) => format!("write `[{bare}]:{port_eg}`"),
+                _ => format!("write `{}:{port_eg}`", shown(&bare)),
             };
             self.err(tp.clone(), format!("`{}` has no port", shown(to)), Some(hint));
             port_ok = false;
@@ -220,7 +237,7 @@ impl Cx {
         if !want_port && port.is_some() {
             self.err(
                 tp.clone(),
-                format!("`{}` has a port, which ping does not use", shown(to)),
+                format!("`{}` has a port, which {app} does not use", shown(to)),
                 Some(format!("write just `{}`", shown(&bare))),
             );
             port_ok = false;
