@@ -14,7 +14,7 @@ const GOLDEN: &[(&str, usize, &str)] = &[
     ("labs/two-site.json", 15616, "51a7b5ba21fd1ce508833606845c5a75665a47d59ca55287a8a5818e1f1c4902"),
     // The same lab over a TCP tunnel: in memory, the same frames.
     ("labs/two-site-tcp.json", 15616, "51a7b5ba21fd1ce508833606845c5a75665a47d59ca55287a8a5818e1f1c4902"),
-    ("labs/routed.json", 6975, "9bcde0ba145e29595f706d788737181a1c0470226cb380f9c5c3ab8e5470b865"),
+    ("labs/routed.json", 7130, "26abf2291a80a9f6eef517c53acd00d992d41f9a60b7e0b495a66cfeafa6bfc6"),
     ("labs/services.json", 9814, "3d3c13c22e1af108a64b7f37226576fb0bd06da697cd1fb953758b60b6f40b95"),
 ];
 
