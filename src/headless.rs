@@ -215,7 +215,7 @@ fn rtt(r: Option<&RttStats>) -> String {
 #[must_use]
 pub fn outcome_line(o: &Outcome) -> String {
     match o {
-        Outcome::Ping { to, sent, received, loss_pct, corrupt, send_errors, rtt: r } => {
+        Outcome::Ping { to, sent, received, loss_pct, corrupt, send_errors, rtt: r, .. } => {
             let mut bad = if *corrupt > 0 { format!(", {corrupt} corrupt") } else { String::new() };
             if *send_errors > 0 {
                 bad += &format!(", {send_errors} not sent (socket buffer full)");

@@ -3,6 +3,7 @@
 
 pub mod diag;
 pub mod limits;
+pub mod metrics;
 pub mod model;
 pub mod parse;
 pub mod spec;

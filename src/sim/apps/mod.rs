@@ -176,6 +176,10 @@ pub struct RttStats {
     pub min_ms: f64,
     pub avg_ms: f64,
     pub max_ms: f64,
+    /// The median and the 95th percentile, by nearest rank: the least sample that at least half
+    /// (95 %) of the samples are at most.
+    pub p50_ms: f64,
+    pub p95_ms: f64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -184,6 +188,8 @@ pub(crate) struct Rtts {
     sum: Duration,
     min: Duration,
     max: Duration,
+    /// Every sample, in nanoseconds, for the percentiles (an app takes at most a million).
+    samples: Vec<u64>,
 }
 
 impl Rtts {
@@ -194,14 +200,23 @@ impl Rtts {
         self.max = self.max.max(d);
         self.sum += d;
         self.n += 1;
+        self.samples.push(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     }
     pub fn stats(&self) -> Option<RttStats> {
         // Whole nanoseconds divided once, so that the JSON reads `2.003776`, not `2.0037760000000002`.
         let ms = |ns: u128| ns as f64 / 1e6;
+        let mut samples = self.samples.clone();
+        let mut rank = |p: usize| {
+            // Nearest rank: the ceil(p/100 × n)th smallest, from 1.
+            let k = (p * samples.len()).div_ceil(100).clamp(1, samples.len());
+            u128::from(*samples.select_nth_unstable(k - 1).1)
+        };
         (self.n > 0).then(|| RttStats {
             min_ms: ms(self.min.as_nanos()),
             avg_ms: ms(self.sum.as_nanos() / u128::from(self.n)),
             max_ms: ms(self.max.as_nanos()),
+            p50_ms: ms(rank(50)),
+            p95_ms: ms(rank(95)),
         })
     }
 }
@@ -219,6 +234,9 @@ pub enum Outcome {
         /// Requests the socket refused (its buffer full while ARP/NDP was pending); counted as lost.
         send_errors: u32,
         rtt: Option<RttStats>,
+        /// The numbers (from 0, the ICMP sequence number below 65,536) of the requests lost:
+        /// refused, unanswered in time, or answered corrupt; the first 1,000, in order.
+        lost_seqs: Vec<u32>,
     },
     TcpEcho {
         to: String,
@@ -353,6 +371,13 @@ mod tests {
         assert_eq!(r.stats(), None);
         r.add(Duration::from_millis(2));
         r.add(Duration::from_millis(4));
-        assert_eq!(r.stats(), Some(RttStats { min_ms: 2.0, avg_ms: 3.0, max_ms: 4.0 }));
+        assert_eq!(r.stats(), Some(RttStats { min_ms: 2.0, avg_ms: 3.0, max_ms: 4.0, p50_ms: 2.0, p95_ms: 4.0 }));
+        // Nearest rank over 1 to 20 ms, added out of order: the 10th and the 19th.
+        let mut r = Rtts::default();
+        for i in (1..=20).rev() {
+            r.add(Duration::from_millis(i));
+        }
+        let s = r.stats().expect("samples");
+        assert_eq!((s.p50_ms, s.p95_ms, s.max_ms), (10.0, 19.0, 20.0));
     }
 }

@@ -157,7 +157,7 @@ impl Cx {
     }
 
     /// The model of the link at `link`.
-    fn impair(&mut self, spec: Option<&ImpairSpec>, link: &JsonPath) -> LinkModel {
+    pub(super) fn impair(&mut self, spec: Option<&ImpairSpec>, link: &JsonPath) -> LinkModel {
         let d = LinkModel::default();
         let Some(s) = spec else { return d };
         let path = &link.key("impair");

@@ -15,10 +15,13 @@
 //!   warnings of mixed prefixes and MTUs.
 //! - `apps`: each host's apps together (one server per port), and [`app_for_host`] for one more.
 //! - `capture`: which links to capture.
+//! - `events` and `expect`: changes at simulated times, and what must hold at the end of a run.
 
 mod apps;
 mod capture;
 mod elements;
+mod events;
+mod expect;
 mod fields;
 mod interfaces;
 mod links;
