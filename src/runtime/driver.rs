@@ -883,6 +883,9 @@ impl Driver {
         if !speed.is_max() {
             report.max_lateness_ms = Some(self.max_lateness.as_secs_f64() * 1e3);
         }
+        let site = report.site.as_deref().and_then(|s| self.lab.site_index(s));
+        report.expectations =
+            super::expect::evaluate(&self.lab, &report, |n| site.is_none_or(|s| self.lab.node_site(n) == Some(s)));
         report
     }
 }
