@@ -374,3 +374,29 @@ fn the_schema_holds_events_to_what_check_takes() {
     bad["expect"][0]["maximum"] = json!(1);
     assert!(!schema.is_valid(&bad));
 }
+
+/// The JSON block of `doc` that starts with `"{key}": [`.
+fn doc_block(doc: &str, key: &str) -> Value {
+    let start = format!("```json\n\"{key}\": [");
+    let at = doc.find(&start).unwrap_or_else(|| panic!("no {key} example")) + "```json\n".len();
+    let block = &doc[at..at + doc[at..].find("```").expect("a closed block")];
+    let v: Value = serde_json::from_str(&format!("{{{block}}}")).expect("the example is JSON");
+    v[key].clone()
+}
+
+#[test]
+fn the_examples_of_the_lab_format_run_on_two_site() {
+    let doc = std::fs::read_to_string(common::root().join("docs/lab-format.md")).expect("docs");
+    let text = std::fs::read_to_string(common::root().join("labs/two-site.json")).expect("lab");
+    let mut lab: Value = serde_json::from_str(&text).expect("JSON");
+    lab["events"] = doc_block(&doc, "events");
+    lab["expect"] = doc_block(&doc, "expect");
+    let lab = netlab::topology::load_str(&lab.to_string(), "two-site.json").unwrap_or_else(|e| panic!("{e}")).in_memory();
+    assert_eq!((lab.events.len(), lab.expect.len()), (8, 8));
+    let opts = netlab::runtime::RunOptions { speed: netlab::runtime::Speed::Max, ..Default::default() };
+    let r = netlab::runtime::run(&lab, &opts, &mut ()).expect("runs");
+    assert!(r.command_errors.is_empty(), "{:?}", r.command_errors);
+    // The flap's three downs and ups, and a partition that cuts the WAN.
+    assert_eq!(r.commands.len(), 2 + 6 + 1 + 1 + 1 + 1 + 1, "{:#?}", r.commands);
+    assert_eq!(r.expectations.len(), 8);
+}
