@@ -391,7 +391,8 @@ fn the_examples_of_the_lab_format_run_on_two_site() {
     let mut lab: Value = serde_json::from_str(&text).expect("JSON");
     lab["events"] = doc_block(&doc, "events");
     lab["expect"] = doc_block(&doc, "expect");
-    let lab = netlab::topology::load_str(&lab.to_string(), "two-site.json").unwrap_or_else(|e| panic!("{e}")).in_memory();
+    let lab =
+        netlab::topology::load_str(&lab.to_string(), "two-site.json").unwrap_or_else(|e| panic!("{e}")).in_memory();
     assert_eq!((lab.events.len(), lab.expect.len()), (8, 8));
     let opts = netlab::runtime::RunOptions { speed: netlab::runtime::Speed::Max, ..Default::default() };
     let r = netlab::runtime::run(&lab, &opts, &mut ()).expect("runs");

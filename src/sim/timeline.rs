@@ -162,11 +162,13 @@ impl Timeline {
             }
             EventAction::Flap { link: l, down, every, count } => {
                 // Down at `at + k × every`, up `down` later; then the next time, if any.
+                // Past the end of time, a time is the end of time (a lab may write `1000000d`).
                 let start = SimTime::from_duration(e.at);
+                let nth = |k: u32| every.checked_mul(k).map_or(SimTime::MAX, |d| start + d);
                 let next = if up {
-                    (k + 1 < *count).then(|| (start + *every * (k + 1), k + 1, false))
+                    (k + 1 < *count).then(|| (nth(k + 1), k + 1, false))
                 } else {
-                    Some((start + *every * k + *down, k, true))
+                    Some((nth(k) + *down, k, true))
                 };
                 if let Some((at, k, up)) = next {
                     self.queue.push(Reverse(Entry {
@@ -310,6 +312,17 @@ mod tests {
         let cmds: Vec<String> = f.commands.iter().map(ToString::to_string).collect();
         assert_eq!(cmds, ["link-up lb"]);
         assert!(t.pop_due(SimTime::MAX, up).is_none());
+    }
+
+    #[test]
+    fn a_flap_past_the_end_of_time_stays_there() {
+        let l = lab(serde_json::json!([
+            { "at": "1s", "kind": "flap", "link": "la", "down": "1s", "every": "10000000000d", "count": 1000000 }
+        ]));
+        let mut t = Timeline::of_lab(&l, |_| true);
+        assert!(t.pop_due(SimTime::from_millis(1000), |_| true).is_some());
+        assert!(t.pop_due(SimTime::from_millis(2000), |_| true).is_some());
+        assert_eq!(t.next_at(), Some(SimTime::MAX));
     }
 
     #[test]

@@ -413,25 +413,6 @@ pub enum EventAction {
     Heal { name: String },
 }
 
-impl Event {
-    /// The event in a few words: `flap wan`, `partition split`.
-    #[must_use]
-    pub fn describe(&self, lab: &Lab) -> String {
-        let link = |l: &LinkId| lab.links.get(l.index()).map_or("?", |l| l.name.as_str());
-        let node = |n: &NodeId| lab.nodes.get(n.index()).map_or("?", |n| n.name.as_str());
-        match &self.action {
-            EventAction::SetLink { link: l, up: true } => format!("link-up {}", link(l)),
-            EventAction::SetLink { link: l, up: false } => format!("link-down {}", link(l)),
-            EventAction::SetModel { link: l, .. } => format!("set {}", link(l)),
-            EventAction::Flap { link: l, .. } => format!("flap {}", link(l)),
-            EventAction::StartApp { node: n, label, .. } => format!("start {} {label}", node(n)),
-            EventAction::StopApp { node: n, app } => format!("stop {} {app}", node(n)),
-            EventAction::Partition { name, .. } => format!("partition {name}"),
-            EventAction::Heal { name } => format!("heal {name}"),
-        }
-    }
-}
-
 /// What must hold at the end of a run (an entry of `expect`), checked against the lab.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expectation {
@@ -527,5 +508,25 @@ pub fn split_selector(selector: &str) -> Option<(&str, usize)> {
     match selector.rsplit_once('#') {
         Some((label, n)) => n.parse::<usize>().ok().filter(|n| *n >= 1).map(|n| (label, n)),
         None => Some((selector, 1)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{select_app, split_selector};
+
+    #[test]
+    fn apps_are_selected_by_label_nth_or_index() {
+        let labels = ["a/ping", "a/tcp-echo", "a/ping"];
+        assert_eq!(select_app(labels, "a/ping"), Some(0));
+        assert_eq!(select_app(labels, "a/ping#1"), Some(0));
+        assert_eq!(select_app(labels, "a/ping#2"), Some(2));
+        assert_eq!(select_app(labels, "a/ping#3"), None);
+        assert_eq!(select_app(labels, "a/tcp-echo"), Some(1));
+        assert_eq!(select_app(labels, "1"), Some(1));
+        assert_eq!(select_app(labels, "3"), None);
+        assert_eq!(select_app(labels, "a/ping#0"), None);
+        assert_eq!(select_app(labels, "a/ping#x"), None);
+        assert_eq!(split_selector("a/ping#12"), Some(("a/ping", 12)));
     }
 }

@@ -190,6 +190,8 @@ pub(crate) struct Rtts {
     max: Duration,
     /// Every sample, in nanoseconds, for the percentiles (an app takes at most a million).
     samples: Vec<u64>,
+    /// The percentiles for the first `n` samples, once worked out: a UI asks again and again.
+    ranks: std::cell::Cell<Option<(u32, u64, u64)>>,
 }
 
 impl Rtts {
@@ -205,18 +207,29 @@ impl Rtts {
     pub fn stats(&self) -> Option<RttStats> {
         // Whole nanoseconds divided once, so that the JSON reads `2.003776`, not `2.0037760000000002`.
         let ms = |ns: u128| ns as f64 / 1e6;
-        let mut samples = self.samples.clone();
-        let mut rank = |p: usize| {
-            // Nearest rank: the ceil(p/100 × n)th smallest, from 1.
-            let k = (p * samples.len()).div_ceil(100).clamp(1, samples.len());
-            u128::from(*samples.select_nth_unstable(k - 1).1)
+        if self.n == 0 {
+            return None;
+        }
+        let (p50, p95) = match self.ranks.get() {
+            Some((n, p50, p95)) if n == self.n => (p50, p95),
+            _ => {
+                let mut samples = self.samples.clone();
+                let mut rank = |p: usize| {
+                    // Nearest rank: the ceil(p/100 × n)th smallest, from 1.
+                    let k = (p * samples.len()).div_ceil(100).clamp(1, samples.len());
+                    *samples.select_nth_unstable(k - 1).1
+                };
+                let (p50, p95) = (rank(50), rank(95));
+                self.ranks.set(Some((self.n, p50, p95)));
+                (p50, p95)
+            }
         };
-        (self.n > 0).then(|| RttStats {
+        Some(RttStats {
             min_ms: ms(self.min.as_nanos()),
             avg_ms: ms(self.sum.as_nanos() / u128::from(self.n)),
             max_ms: ms(self.max.as_nanos()),
-            p50_ms: ms(rank(50)),
-            p95_ms: ms(rank(95)),
+            p50_ms: ms(u128::from(p50)),
+            p95_ms: ms(u128::from(p95)),
         })
     }
 }
@@ -379,5 +392,9 @@ mod tests {
         }
         let s = r.stats().expect("samples");
         assert_eq!((s.p50_ms, s.p95_ms, s.max_ms), (10.0, 19.0, 20.0));
+        // Worked out again once a sample is added.
+        r.add(Duration::from_millis(30));
+        let s = r.stats().expect("samples");
+        assert_eq!((s.p50_ms, s.p95_ms, s.max_ms), (11.0, 20.0, 30.0));
     }
 }

@@ -157,6 +157,7 @@ impl Cx {
         let written = super::events::Written {
             events: self.read_events(top.remove("events")),
             expect: self.read_expect(top.remove("expect")),
+            links_known,
         };
 
         let lab = self.build(

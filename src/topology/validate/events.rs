@@ -23,6 +23,8 @@ use crate::topology::spec::{EventSpec, ExpectSpec, ImpairSpec};
 pub(super) struct Written {
     pub(super) events: Vec<Option<EventSpec>>,
     pub(super) expect: Vec<Option<ExpectSpec>>,
+    /// `links` was an array: the lab's links are those read.
+    pub(super) links_known: bool,
 }
 
 /// What the events add to the lab's hosts, for the expectations that name it.
@@ -116,7 +118,7 @@ impl Cx {
         if let Some(l) = links.iter().find(|l| l.name == name) {
             return Some(l.id);
         }
-        if self.unaccepted_links.contains(name) || self.misspelt_shape {
+        if self.unaccepted_links.contains(name) || self.misspelt_shape || self.links_unknown {
             return None;
         }
         let names = Suggestions::new(links.iter().map(|l| l.name.as_str()));
@@ -135,6 +137,8 @@ impl Cx {
     /// except those of a node that failed to parse (reported already).
     pub(super) fn node_named(&mut self, name: &str, lab: &LabView<'_>, at: JsonPath, host: bool) -> Option<usize> {
         match lab.by_name.get(name) {
+            // No node was read (`nodes` is wrong, reported): any name would seem unknown.
+            None if lab.by_name.is_empty() => None,
             Some(&i) if lab.status[i] == Status::Broken => None,
             Some(&i) if host && !matches!(lab.nodes[i].kind, NodeKind::Host(_)) => {
                 let hosts = lab.hosts.candidates();
@@ -489,6 +493,7 @@ impl Cx {
         if written.events.is_empty() && written.expect.is_empty() {
             return (Vec::new(), Vec::new());
         }
+        self.links_unknown = !written.links_known;
         let by_name: BTreeMap<&str, usize> = parsed.keys().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
         let hosts: Vec<&str> = parsed
             .iter()
@@ -501,5 +506,61 @@ impl Cx {
         let (events, started) = self.resolve_events(&written.events, &view, links, parsed);
         let expect = self.resolve_expect(&written.expect, &view, links, parsed, &started);
         (events, expect)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::topology::validate::load_str;
+
+    fn errors(lab: &serde_json::Value) -> Vec<String> {
+        match load_str(&lab.to_string(), "t.json") {
+            Ok(_) => Vec::new(),
+            Err(d) => d.0.iter().map(|d| format!("{}: {}", d.path, d.message)).collect(),
+        }
+    }
+
+    #[test]
+    fn names_that_only_seem_unknown_after_another_mistake_are_not_reported() {
+        let host = json!({ "kind": "host", "interfaces": { "eth0": { "addresses": ["10.0.0.1/24"] } } });
+        // `links` is no array: which links there are is unknown.
+        let lab = json!({
+            "name": "t", "nodes": { "a": host }, "links": { "a": "a:eth0" },
+            "events": [{ "at": "1s", "kind": "link-down", "link": "wan" }],
+            "expect": [{ "link": "wan", "drops": "all", "max": 0 }]
+        });
+        assert_eq!(errors(&lab), ["links: `links` must be an array"]);
+        // A link that failed is reported at the link.
+        let lab = json!({
+            "name": "t", "nodes": { "a": host }, "links": [{ "name": "wan", "a": "a:eth0", "b": "nowhere" }],
+            "events": [{ "at": "1s", "kind": "link-down", "link": "wan" }]
+        });
+        let e = errors(&lab);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("links[0].b"), "{e:?}");
+        // No node was read: the names of events are not reported as unknown.
+        let lab = json!({
+            "name": "t", "nodes": [], "events": [{ "at": "1s", "kind": "partition", "name": "p", "nodes": ["a"] }]
+        });
+        assert_eq!(errors(&lab), ["nodes: `nodes` must be an object keyed by node name"]);
+    }
+
+    #[test]
+    fn events_are_kept_in_the_order_they_apply() {
+        let host = |ip: &str| json!({ "kind": "host", "interfaces": { "eth0": { "addresses": [ip] } } });
+        let lab = json!({
+            "name": "t", "nodes": { "a": host("10.0.0.1/24"), "b": host("10.0.0.2/24") },
+            "links": [{ "name": "wan", "a": "a:eth0", "b": "b:eth0" }],
+            "events": [
+                { "at": "2s", "kind": "link-up", "link": "wan" },
+                { "at": "1s", "kind": "link-down", "link": "wan" },
+                { "at": "2s", "kind": "set", "link": "wan", "impair": { "latency": "5ms" } }
+            ]
+        });
+        let lab = load_str(&lab.to_string(), "t.json").unwrap_or_else(|e| panic!("{e}"));
+        let order: Vec<usize> = lab.events.iter().map(|e| e.index).collect();
+        assert_eq!(order, [1, 0, 2]);
     }
 }

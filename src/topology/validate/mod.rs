@@ -229,6 +229,9 @@ struct Cx {
     /// The kind of the app being read, whose fields' ranges depend on it (a ping's `size` is not
     /// a TCP echo's).
     app_kind: Option<String>,
+    /// `links` is not an array: the links are unknown, and a name that seems to name none may
+    /// name one of them.
+    links_unknown: bool,
 }
 
 /// How much of a node parsed: a broken node (unknown kind, not an object) is a placeholder, and an
