@@ -4,12 +4,9 @@
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
 
-use crate::runtime::{Ended, Presenter, Progress, Report};
+use crate::runtime::{Ended, Presenter, Progress, Report, LATE_WARNING_MS};
 use crate::sim::apps::{AppState, Outcome, RttStats};
 use crate::stats::DirCounters;
-
-/// Lateness on the wall clock worth a warning in the summary.
-const LATE_WARNING_MS: f64 = 5.0;
 
 /// Prints a progress line on standard error: rewritten in place on a terminal, one per line
 /// otherwise.
@@ -35,6 +32,14 @@ impl Presenter for ProgressLine {
             text.push('\n');
         }
         // A closed standard error (`2>&1 | head`) is no reason to stop the run: the line is dropped.
+        let mut e = std::io::stderr().lock();
+        let _ = e.write_all(text.as_bytes()).and_then(|()| e.flush());
+    }
+
+    fn event(&mut self, at: crate::time::SimTime, what: &str) {
+        // A line of its own, above the progress line on a terminal (which the next tick draws again).
+        let line = format!("[{:>10.3}s simulated] {}", at.as_secs_f64(), crate::topology::diag::printable(what));
+        let text = if std::io::stderr().is_terminal() { format!("\r\x1b[K{line}\n") } else { format!("{line}\n") };
         let mut e = std::io::stderr().lock();
         let _ = e.write_all(text.as_bytes()).and_then(|()| e.flush());
     }
@@ -210,6 +215,24 @@ pub fn summary(r: &Report) -> String {
     if let Some(c) = &r.capture {
         let _ = writeln!(s, "\ncapture: {} ({} frames)", c.files.join(", "), c.frames);
     }
+    s.push_str(&expectations(r));
+    s
+}
+
+/// The expectations, each with what the run measured: `PASS laptop/ping loss: 0% (at most 1%)`.
+#[must_use]
+pub fn expectations(r: &Report) -> String {
+    let mut s = String::new();
+    if r.expectations.is_empty() {
+        return s;
+    }
+    let held = r.expectations.iter().filter(|e| e.ok).count();
+    let _ = writeln!(s, "\nexpectations: {held} of {} hold", r.expectations.len());
+    for e in &r.expectations {
+        let p = crate::topology::diag::printable;
+        let verdict = if e.ok { "PASS" } else { "FAIL" };
+        let _ = writeln!(s, "  {verdict} {}: {} (expected {})", p(&e.what), p(&e.measured), p(&e.bound));
+    }
     s
 }
 
@@ -244,7 +267,7 @@ fn rtt(r: Option<&RttStats>) -> String {
 #[must_use]
 pub fn outcome_line(o: &Outcome) -> String {
     match o {
-        Outcome::Ping { to, sent, received, loss_pct, corrupt, send_errors, rtt: r } => {
+        Outcome::Ping { to, sent, received, loss_pct, corrupt, send_errors, rtt: r, .. } => {
             let mut bad = if *corrupt > 0 { format!(", {corrupt} corrupt") } else { String::new() };
             if *send_errors > 0 {
                 bad += &format!(", {send_errors} not sent (socket buffer full)");

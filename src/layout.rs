@@ -439,6 +439,8 @@ mod tests {
             sites: Vec::new(),
             tunnels: Vec::new(),
             insecure: false,
+            events: Vec::new(),
+            expect: Vec::new(),
             nodes,
             links,
             capture: CaptureConfig {

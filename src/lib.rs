@@ -6,6 +6,7 @@
 //!  main.rs    CLI: parse args, load the lab, run it in the UI or headless
 //!  ui/        front end: the terminal UI (ratatui, crossterm); model, keymap, pure views
 //!  headless.rs front end: the progress line and the summary
+//!  junit.rs   front end: the expectations as JUnit XML, for CI
 //!  runtime/   the driver: owns the core, its observers and the paced clock; controls, replay, report
 //!  output.rs  output files written whole (temporary name, then rename), paths checked for clashes
 //!  sim/       PURE CORE: nodes with ports, the fabric of links, a scheduler, commands, snapshots;
@@ -29,6 +30,7 @@ pub mod capture;
 pub mod graph;
 pub mod headless;
 pub mod inspect;
+pub mod junit;
 pub mod layout;
 pub mod output;
 pub mod runtime;

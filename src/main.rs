@@ -81,6 +81,10 @@ enum Command {
         /// to standard error).
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Write the lab's expectations, measured, as JUnit XML to this file (for CI): a test case
+        /// each, a failure for each that does not hold.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
         /// No progress line.
         #[arg(long, short)]
         quiet: bool,
@@ -197,6 +201,11 @@ enum GraphFormat {
     Text,
 }
 
+/// The exit code of a run that ended, whose expectations do not all hold: 1, as for a run that
+/// could not start or finish (a CI job fails either way; the summary says which); 2 stays a wrong
+/// lab or command line.
+const EXPECTATIONS_FAILED: u8 = 1;
+
 /// The least `bench` measures (`bench::run_all` refuses less).
 const BENCH_MIN_BYTES: u64 = 1 << 20;
 
@@ -296,29 +305,38 @@ fn bench_exit(r: anyhow::Result<()>) -> ExitCode {
 
 /// Says why the report cannot be written to `path`, in words, with what to do about it.
 fn report_error(path: &Path, e: &std::io::Error) -> String {
+    output_error(("the report", "--report", "report.json", " (`-` for standard output)"), path, e)
+}
+
+/// Says why the JUnit file cannot be written to `path`.
+fn junit_error(path: &Path, e: &std::io::Error) -> String {
+    output_error(("the JUnit file", "--junit", "junit.xml", ""), path, e)
+}
+
+/// Says why an output (`what`, given by option `flag`; `file` a name for it; `or` another way to
+/// write it) cannot be written to `path`.
+fn output_error((what, flag, file, or): (&str, &str, &str, &str), path: &Path, e: &std::io::Error) -> String {
     use std::io::ErrorKind as K;
     let p = path.display();
     let (why, hint) = match e.kind() {
         K::StorageFull | K::QuotaExceeded => (
             "the disk or device is full".to_string(),
-            "free some space, or give `--report` a file on another disk (`-` for standard output)".to_string(),
+            format!("free some space, or give `{flag}` a file on another disk{or}"),
         ),
-        K::PermissionDenied => (
-            "permission denied".to_string(),
-            "give `--report` a file in a folder you may write to (`-` for standard output)".to_string(),
-        ),
-        K::ReadOnlyFilesystem => (
-            "the file system is read-only".to_string(),
-            "give `--report` a file on a writable disk (`-` for standard output)".to_string(),
-        ),
-        K::IsADirectory => ("it is a folder".to_string(), format!("name a file in it: `--report {p}/report.json`")),
+        K::PermissionDenied => {
+            ("permission denied".to_string(), format!("give `{flag}` a file in a folder you may write to{or}"))
+        }
+        K::ReadOnlyFilesystem => {
+            ("the file system is read-only".to_string(), format!("give `{flag}` a file on a writable disk{or}"))
+        }
+        K::IsADirectory => ("it is a folder".to_string(), format!("name a file in it: `{flag} {p}/{file}`")),
         // The system's words, without their number: `Not a directory (os error 20)`.
         _ => (
             e.to_string().split(" (os error").next().unwrap_or_default().to_string(),
-            "give `--report` a regular file that can be written (`-` for standard output)".to_string(),
+            format!("give `{flag}` a regular file that can be written{or}"),
         ),
     };
-    format!("error: cannot write the report to {p}: {why}\n    hint: {hint}\n")
+    format!("error: cannot write {what} to {p}: {why}\n    hint: {hint}\n")
 }
 
 fn main() -> ExitCode {
@@ -346,7 +364,17 @@ fn main() -> ExitCode {
                 } else {
                     String::new()
                 };
-                out(&if n == 0 { format!("ok: {l}{sites}\n") } else { format!("ok: {l}{sites}, {warnings}\n") });
+                // Events and expectations, when the lab has them: `, 4 events, 2 expectations`.
+                let count = |n: usize, what: &str| format!(", {n} {what}{}", if n == 1 { "" } else { "s" });
+                let mut timed = String::new();
+                if !l.events.is_empty() || !l.expect.is_empty() {
+                    timed = count(l.events.len(), "event") + &count(l.expect.len(), "expectation");
+                }
+                out(&if n == 0 {
+                    format!("ok: {l}{sites}{timed}\n")
+                } else {
+                    format!("ok: {l}{sites}{timed}, {warnings}\n")
+                });
                 ExitCode::SUCCESS
             }
             Err(code) => code,
@@ -396,6 +424,7 @@ fn main() -> ExitCode {
             deny_warnings,
             flows,
             report,
+            junit,
             quiet,
             site,
             in_memory,
@@ -415,6 +444,7 @@ fn main() -> ExitCode {
             deny_warnings,
             flows,
             report,
+            junit,
             quiet,
             site,
             in_memory,
@@ -436,6 +466,7 @@ fn main() -> ExitCode {
             deny_warnings: false,
             flows: false,
             report,
+            junit: None,
             quiet: true,
             site: Some(site),
             in_memory: false,
@@ -471,6 +502,7 @@ struct RunArgs {
     deny_warnings: bool,
     flows: bool,
     report: Option<PathBuf>,
+    junit: Option<PathBuf>,
     quiet: bool,
     site: Option<String>,
     in_memory: bool,
@@ -495,6 +527,7 @@ fn run_lab(a: RunArgs) -> ExitCode {
         deny_warnings,
         flows,
         report,
+        junit,
         quiet,
         site,
         in_memory,
@@ -504,7 +537,7 @@ fn run_lab(a: RunArgs) -> ExitCode {
         stdio,
     } = a;
     let lab_path = lab;
-    let lab = match load(&lab_path) {
+    let mut lab = match load(&lab_path) {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -555,6 +588,10 @@ fn run_lab(a: RunArgs) -> ExitCode {
         errln!("error: --listen `{}` is not an address to listen on, such as 0.0.0.0:7450", topology::diag::shown(l));
         return ExitCode::from(2);
     }
+    if replay.is_some() {
+        // The log holds every command of the run it replays, its events' too.
+        lab.events.clear();
+    }
     let replay = match replay.as_deref().map(|p| (p, std::fs::read_to_string(p))) {
         None => Vec::new(),
         Some((p, Err(e))) => {
@@ -596,6 +633,7 @@ fn run_lab(a: RunArgs) -> ExitCode {
     let mut uses = vec![("the lab file", lab_path.as_path())];
     uses.extend(capture.as_deref().filter(|_| !no_capture).map(|p| ("--capture", p)));
     uses.extend(report.as_deref().map(|p| ("--report", p)));
+    uses.extend(junit.as_deref().map(|p| ("--junit", p)));
     if let Some((a, b, path)) = netlab::output::clash(&uses) {
         errln!("error: {a} and {b} are the same file ({})", path.display());
         errln!("    hint: give each output a path of its own");
@@ -608,6 +646,19 @@ fn run_lab(a: RunArgs) -> ExitCode {
         Some((_, Ok(f))) => Some(f),
         Some((p, Err(e))) => {
             err(&report_error(p, &e));
+            return ExitCode::from(1);
+        }
+    };
+    if junit.as_deref().is_some_and(is_stdout) {
+        errln!("error: `--junit` writes a file, not standard output");
+        errln!("    hint: give it a path, such as `--junit results.xml`");
+        return ExitCode::from(2);
+    }
+    let junit_file = match junit.as_deref().map(|p| (p, AtomicFile::create(p))) {
+        None => None,
+        Some((_, Ok(f))) => Some(f),
+        Some((p, Err(e))) => {
+            err(&junit_error(p, &e));
             return ExitCode::from(1);
         }
     };
@@ -653,6 +704,12 @@ fn run_lab(a: RunArgs) -> ExitCode {
                     return ExitCode::from(1);
                 }
             }
+            if let Some(f) = junit_file {
+                if let Err(e) = f.write_all_and_commit(netlab::junit::junit(&r).as_bytes()) {
+                    err(&junit_error(junit.as_deref().unwrap_or(Path::new("-")), &e));
+                    return ExitCode::from(1);
+                }
+            }
             // With the capture or the report on standard output, the summary goes to
             // standard error.
             if to_stdout || report_to_stdout || stdio {
@@ -667,11 +724,15 @@ fn run_lab(a: RunArgs) -> ExitCode {
                 errln!("error: the capture failed: {e}");
                 return ExitCode::from(1);
             }
+            if !r.expectations_hold() {
+                return ExitCode::from(EXPECTATIONS_FAILED);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
             // The run did not happen: the report's temporary file goes, an old report stays.
             drop(report_file);
+            drop(junit_file);
             errln!("error: {e:#}");
             ExitCode::from(1)
         }

@@ -99,6 +99,9 @@ const BEYOND_THE_SCHEMA: &[&str] = &[
     "42-capture-no-link.json",
     "49-capture-in-lab-without-links.json",
     "94-sites-and-tunnels.json",
+    // Events and expectations name links, nodes, apps and their metrics: resolved against the lab.
+    "95-events-naming-nothing.json",
+    "98-expectations.json",
 ];
 
 #[test]

@@ -125,6 +125,7 @@ fn a_link_taken_down_is_marked_on_the_map_and_in_the_table() {
     let down = netlab::sim::LoggedCommand {
         at_ns: 650_000_000,
         command: netlab::sim::CommandSpec::LinkDown { link: "wan".into() },
+        event: None,
     };
     let (early, _) = run_with(600, vec![down.clone()]);
     let (now, events) = run_with(700, vec![down]);
@@ -194,6 +195,7 @@ fn a_dropped_packet_s_journey_ends_with_its_reason() {
     let down = netlab::sim::LoggedCommand {
         at_ns: 650_000_000,
         command: netlab::sim::CommandSpec::LinkDown { link: "wan".into() },
+        event: None,
     };
     let (now, events) = run_with(700, vec![down]);
     let mut app = App::new(&lab(), 1, Speed::Factor(1.0));

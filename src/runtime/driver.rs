@@ -19,6 +19,7 @@ use super::pacer::{Due, Pacer, Speed};
 use super::report::{Ended, Report};
 use super::{CaptureChoice, RunOptions, VIRTUAL_TIME_LIMIT};
 use crate::capture::{self, Capture, Sink};
+use crate::sim::timeline::Timeline;
 use crate::sim::{CommandError, CommandSpec, LoggedCommand, Sim, Snapshot, Stepped};
 use crate::sim::{Observer, PacketId};
 use crate::stats::{Counters, LinkCounters};
@@ -35,6 +36,8 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 const WAKE_AT_LEAST: Duration = Duration::from_millis(100);
 /// How long a lab whose sites all run here waits for its tunnels to come up before it starts.
 const PEERS_IN_ONE_PROCESS: Duration = Duration::from_secs(10);
+/// Events a snapshot lists, the most recent.
+const RECENT_EVENTS: usize = 64;
 /// Controls that may wait for the driver; a UI that sends more waits (backpressure). Tunnels
 /// never wait: a batch of frames that does not fit is dropped and counted.
 const CONTROL_QUEUE: usize = 256;
@@ -87,6 +90,9 @@ pub struct LabSnapshot {
     pub capturing: Vec<bool>,
     /// Each tunnel end this process runs.
     pub tunnels: Vec<crate::transport::TunnelStatus>,
+    /// Events of the lab file applied so far, and the most recent of them (`0.500s events[1] …`).
+    pub events_applied: u64,
+    pub recent_events: Vec<String>,
 }
 
 /// What a presenter hears about a run in progress.
@@ -104,6 +110,8 @@ pub struct Progress {
 /// Shows a run in progress: a headless progress line, or nothing.
 pub trait Presenter {
     fn progress(&mut self, p: &Progress);
+    /// An event of the lab file applied at `at` (`events[2] flap wan 1/3 down`).
+    fn event(&mut self, _at: SimTime, _what: &str) {}
 }
 
 impl Presenter for () {
@@ -127,8 +135,13 @@ pub struct Driver {
     pacer: Pacer,
     end: Option<SimTime>,
     has_clients: bool,
-    /// Commands to apply at their times (a replay), in order.
-    scheduled: VecDeque<LoggedCommand>,
+    /// Commands to apply at their times: the lab's events, or a replayed log.
+    timeline: Timeline,
+    /// Events applied and not yet told to the presenter.
+    untold: Vec<(SimTime, String)>,
+    /// The last events applied, for a UI: how many so far, and the most recent.
+    events_applied: u64,
+    recent_events: VecDeque<String>,
     /// Commands applied, with their times: the run's command log.
     log: Vec<LoggedCommand>,
     /// Commands that could not be applied, with why.
@@ -272,6 +285,12 @@ impl Driver {
             Some(s) => Sim::with_remote(lab, Some(seed), |n| lab.node_site(n) != Some(s)),
         };
         let lab_has_clients = if site.is_some() { Sim::new(lab, Some(seed)).has_clients() } else { sim.has_clients() };
+        // A replayed log holds every command the run applied, its events' too.
+        let timeline = if opts.replay.is_empty() {
+            Timeline::of_lab(lab, |n| site.is_none_or(|s| lab.node_site(n) == Some(s)))
+        } else {
+            Timeline::of_log(lab, &opts.replay)
+        };
         let (control_tx, inbox) = sync_channel(CONTROL_QUEUE);
         let tunnels = if tunneled {
             if site.is_none() {
@@ -293,7 +312,10 @@ impl Driver {
             capture,
             pacer: Pacer::new(opts.speed, now),
             end: opts.duration.map(SimTime::from_duration),
-            scheduled: opts.replay.iter().cloned().collect(),
+            timeline,
+            untold: Vec::new(),
+            events_applied: 0,
+            recent_events: VecDeque::new(),
             log: Vec::new(),
             command_errors: Vec::new(),
             max_lateness: Duration::ZERO,
@@ -417,9 +439,10 @@ impl Driver {
         }
     }
 
-    /// The next time anything happens: an event of the core, a replayed command, or the end.
+    /// The next time anything happens: an event of the core, an event of the lab or a replayed
+    /// command, or the end.
     fn next_target(&self) -> Option<SimTime> {
-        [self.next_deadline(), self.scheduled.front().map(LoggedCommand::at), self.end].into_iter().flatten().min()
+        [self.next_deadline(), self.timeline.next_at(), self.end].into_iter().flatten().min()
     }
 
     /// Steps every event due by `t`, so that a command applied next sees the lab settled at `t`.
@@ -431,29 +454,56 @@ impl Driver {
 
     /// Applies a command at the core's current time and logs it.
     pub fn apply(&mut self, spec: CommandSpec) -> Result<(), CommandError> {
-        let sim = &self.sim;
-        let result = spec.resolve(&self.lab, |l, side| sim.link_model(l, side).unwrap_or_default()).and_then(|cmd| {
+        self.apply_from(spec, None)
+    }
+
+    /// Applies a command and logs it with the event that applied it, if one did.
+    fn apply_from(&mut self, spec: CommandSpec, event: Option<String>) -> Result<(), CommandError> {
+        let result = spec.resolve_in(&self.lab, &self.sim).and_then(|cmd| {
             let mut obs = ((&mut self.counters, self.capture.as_mut()), (self.feed.as_mut(), self.flows.as_mut()));
-            self.sim.apply(&cmd, &mut obs)
+            self.sim.apply(&cmd, &mut obs)?;
+            if matches!(cmd, crate::sim::Command::StartApp { .. }) {
+                // A client started by a command is one the run waits for.
+                self.has_clients = self.sim.has_clients();
+            }
+            Ok(())
         });
         let at_ns = self.sim.now().as_nanos();
         match &result {
-            Ok(()) => self.log.push(LoggedCommand { at_ns, command: spec }),
+            Ok(()) => self.log.push(LoggedCommand { at_ns, command: spec, event }),
             Err(e) => self.command_errors.push(format!("{:.6}s {spec}: {e}", SimTime::from_nanos(at_ns).as_secs_f64())),
         }
         result
     }
 
-    /// Applies the replayed commands that are due, once the lab has settled at their time.
+    /// Applies the commands of the timeline that are due, once the lab has settled at their time.
     fn apply_scheduled(&mut self) -> bool {
         let now = self.sim.now();
         let mut any = false;
-        while self.scheduled.front().is_some_and(|c| c.at() <= now) && self.next_deadline().is_none_or(|d| d > now) {
-            let Some(c) = self.scheduled.pop_front() else { break };
-            let _ = self.apply(c.command);
+        while self.timeline.next_at().is_some_and(|t| t <= now) && self.next_deadline().is_none_or(|d| d > now) {
+            let sim = &self.sim;
+            let Some(fired) = self.timeline.pop_due(now, |l| sim.link_up(l).unwrap_or(false)) else { break };
+            for spec in fired.commands {
+                let _ = self.apply_from(spec, fired.event.clone());
+            }
+            if let Some(what) = fired.event {
+                self.events_applied += 1;
+                if self.recent_events.len() == RECENT_EVENTS {
+                    self.recent_events.pop_front();
+                }
+                self.recent_events.push_back(format!("{now} {what}"));
+                self.untold.push((now, what));
+            }
             any = true;
         }
         any
+    }
+
+    /// Tells the presenter of the events applied since it last heard.
+    fn tell_events(&mut self, presenter: &mut impl Presenter) {
+        for (at, what) in self.untold.drain(..) {
+            presenter.event(at, &what);
+        }
     }
 
     /// The simulated time the paced clock shows now, never before the core's own time nor past
@@ -626,9 +676,13 @@ impl Driver {
             None if self.site.is_some() => (self.lab_has_clients
                 && !self.keep_running
                 && self.sim.clients_done()
+                && self.timeline.is_empty()
                 && self.tunnels.as_ref().is_none_or(crate::transport::Tunnels::peers_done))
             .then_some(Ended::AppsFinished),
-            None if self.has_clients && !self.keep_running && self.sim.clients_done() => Some(Ended::AppsFinished),
+            // Events still to come may start apps, or change what the apps measure.
+            None if self.has_clients && !self.keep_running && self.sim.clients_done() && self.timeline.is_empty() => {
+                Some(Ended::AppsFinished)
+            }
             _ => None,
         };
         ended.or(stdio_closed.then_some(Ended::PeerLeft))
@@ -650,6 +704,7 @@ impl Driver {
         loop {
             let paced = !self.pacer.speed().is_max();
             self.apply_scheduled();
+            self.tell_events(presenter);
             if let Some(e) = self.should_end() {
                 return e;
             }
@@ -785,6 +840,8 @@ impl Driver {
                 .as_ref()
                 .map_or_else(|| vec![false; self.lab.links.len()], |c| c.links_on().to_vec()),
             tunnels: self.tunnels.as_ref().map(crate::transport::Tunnels::status).unwrap_or_default(),
+            events_applied: self.events_applied,
+            recent_events: self.recent_events.iter().cloned().collect(),
         }
     }
 
@@ -826,6 +883,9 @@ impl Driver {
         if !speed.is_max() {
             report.max_lateness_ms = Some(self.max_lateness.as_secs_f64() * 1e3);
         }
+        let site = report.site.as_deref().and_then(|s| self.lab.site_index(s));
+        report.expectations =
+            super::expect::evaluate(&self.lab, &report, |n| site.is_none_or(|s| self.lab.node_site(n) == Some(s)));
         report
     }
 }

@@ -6,6 +6,7 @@
 //! it; what a person reads (progress lines, summaries) lives with each front end, not here.
 
 mod driver;
+mod expect;
 mod pacer;
 mod report;
 
@@ -15,8 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub use driver::{Control, Driver, FeedEvent, LabSnapshot, Presenter, Progress};
+pub use expect::{evaluate, ExpectationResult};
 pub use pacer::{Due, Pacer, Speed};
-pub use report::{AppEntry, Ended, FlowEntry, Report};
+pub use report::{AppEntry, Ended, FlowEntry, Report, LATE_WARNING_MS};
 
 use crate::sim::LoggedCommand;
 use crate::time::SimTime;

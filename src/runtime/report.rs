@@ -81,7 +81,13 @@ pub struct Report {
     pub tunnel_log: Vec<String>,
     /// Each router: routes, neighbours, packets forwarded and dropped by reason, ICMP errors sent.
     pub routers: Vec<crate::sim::snapshot::RouterSnapshot>,
+    /// The lab's expectations (`expect`), each measured: what, the value, the bound, and whether
+    /// it holds.
+    pub expectations: Vec<super::expect::ExpectationResult>,
 }
+
+/// Lateness on the wall clock worth a warning.
+pub const LATE_WARNING_MS: f64 = 5.0;
 
 /// Conversations a report keeps track of; the least recently seen go first.
 pub const FLOWS_KEPT: usize = 65_536;
@@ -180,6 +186,25 @@ impl Report {
             tunnels: Vec::new(),
             tunnel_log: Vec::new(),
             routers: sim.snapshot().routers,
+            expectations: Vec::new(),
         }
+    }
+
+    /// What the run warns of: a paced run that fell behind the wall clock, commands that could
+    /// not be applied.
+    #[must_use]
+    pub fn run_warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if let Some(late) = self.max_lateness_ms.filter(|ms| *ms > LATE_WARNING_MS) {
+            w.push(format!("events ran up to {late:.1} ms behind the wall clock"));
+        }
+        w.extend(self.command_errors.iter().map(|e| format!("a command was not applied: {e}")));
+        w
+    }
+
+    /// Whether every expectation holds (a lab with none: yes).
+    #[must_use]
+    pub fn expectations_hold(&self) -> bool {
+        self.expectations.iter().all(|e| e.ok)
     }
 }

@@ -47,13 +47,8 @@ pub enum CommandError {
     Invalid(String),
 }
 
-/// Which way a model change applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DirectionSpec {
-    AToB,
-    BToA,
-}
+/// Which way a model change applies (the lab file's events name it too).
+pub use crate::topology::spec::DirectionSpec;
 
 /// A command as logged and replayed: names from the lab file, values as a lab file writes them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -112,6 +107,9 @@ pub struct LoggedCommand {
     /// Simulated nanoseconds since the start of the run.
     pub at_ns: u64,
     pub command: CommandSpec,
+    /// The lab file's event that applied it (`events[3] flap wan`), if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
 }
 
 impl LoggedCommand {
@@ -125,6 +123,24 @@ impl CommandSpec {
     /// Resolves names against the lab and checks values. `current` gives a link direction's model
     /// now, for a model change that names only some fields.
     pub fn resolve(&self, lab: &Lab, current: impl Fn(LinkId, Side) -> LinkModel) -> Result<Command, CommandError> {
+        self.resolve_with(lab, current, |node| match &lab.node(node).kind {
+            NodeKind::Host(h) => h.apps.iter().map(|a| a.label.clone()).collect(),
+            NodeKind::Switch(_) | NodeKind::Router(_) => Vec::new(),
+        })
+    }
+
+    /// [`resolve`](Self::resolve) against a running lab: models as they are now, and an app to
+    /// stop among the host's apps now, those started by commands included.
+    pub fn resolve_in(&self, lab: &Lab, sim: &super::Sim) -> Result<Command, CommandError> {
+        self.resolve_with(lab, |l, side| sim.link_model(l, side).unwrap_or_default(), |n| sim.app_labels(n))
+    }
+
+    fn resolve_with(
+        &self,
+        lab: &Lab,
+        current: impl Fn(LinkId, Side) -> LinkModel,
+        apps: impl Fn(NodeId) -> Vec<String>,
+    ) -> Result<Command, CommandError> {
         let link = |name: &str| {
             lab.links.iter().find(|l| l.name == name).map(|l| l.id).ok_or_else(|| CommandError::NoLink(name.into()))
         };
@@ -161,11 +177,8 @@ impl CommandSpec {
             }
             CommandSpec::StopApp { node, app } => {
                 let n = host(node)?;
-                let NodeKind::Host(h) = &n.kind else { return Err(CommandError::NotAHost(node.clone())) };
-                let index = app
-                    .parse::<usize>()
-                    .ok()
-                    .or_else(|| h.apps.iter().position(|a| &a.label == app))
+                let labels = apps(n.id);
+                let index = topology::select_app(labels.iter().map(String::as_str), app)
                     .ok_or_else(|| CommandError::NoApp { node: node.clone(), app: app.clone() })?;
                 Command::StopApp { node: n.id, app: index }
             }

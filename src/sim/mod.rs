@@ -20,6 +20,7 @@ pub mod packet;
 pub mod router;
 pub mod snapshot;
 pub mod switch;
+pub mod timeline;
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -472,7 +473,11 @@ impl Sim {
             Command::StartApp { node, app } => {
                 let h = self.host_mut(*node)?;
                 let was_done = h.clients_done();
-                h.start_app(now, app);
+                // A start already past is now: the app's schedule (a ping's requests) begins
+                // here, rather than catching up on what it would have sent since.
+                let mut app = app.clone();
+                app.start = app.start.max(now.as_duration());
+                h.start_app(now, &app);
                 let is_done = h.clients_done();
                 Self::count_done(&mut self.unfinished, was_done, is_done);
                 self.sched.make_due(node.0);
@@ -509,6 +514,16 @@ impl Sim {
     #[must_use]
     pub fn link_model(&self, link: LinkId, from: Side) -> Option<crate::topology::LinkModel> {
         self.fabric.links.get(link.index()).map(|l| *l.dirs[from.index()].model())
+    }
+
+    /// The labels of a host's apps, in order (its own, then those started by commands); none for
+    /// a node that is not a host here.
+    #[must_use]
+    pub fn app_labels(&self, node: NodeId) -> Vec<String> {
+        match self.nodes.get(node.index()) {
+            Some(NodeState::Host(h)) => h.apps.iter().map(|a| a.label.clone()).collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// Whether a link is up.

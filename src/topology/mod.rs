@@ -4,6 +4,7 @@
 pub mod diag;
 pub mod impair;
 pub mod limits;
+pub mod metrics;
 pub mod model;
 pub mod parse;
 pub mod spec;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use smoltcp::wire::{EthernetAddress, IpCidr, Ipv4Address, Ipv6Address};
 
-pub use super::spec::{CaptureFormat, Congestion, Distribution};
+pub use super::metrics::{Metric, Unit};
+pub use super::spec::{CaptureFormat, Congestion, DirectionSpec, Distribution, ImpairSpec};
 
 macro_rules! id_type {
     ($(#[$m:meta])* $name:ident) => {
@@ -52,6 +53,10 @@ pub struct Lab {
     pub tunnels: Vec<Tunnel>,
     /// Tunnels carry frames in plaintext (`"insecure": true`).
     pub insecure: bool,
+    /// Changes at simulated times, in the order they apply (by time, then file order).
+    pub events: Vec<Event>,
+    /// What must hold at the end of a run, in file order.
+    pub expect: Vec<Expectation>,
 }
 
 /// A site: the nodes that run in one process, and its `sites` entry.
@@ -540,5 +545,150 @@ impl fmt::Display for Lab {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (n, l) = (self.nodes.len(), self.links.len());
         write!(f, "{n} node{}, {l} link{}", if n == 1 { "" } else { "s" }, if l == 1 { "" } else { "s" })
+    }
+}
+
+/// A change to the lab at a simulated time (an entry of `events`), checked against the lab.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub at: Duration,
+    /// Its index in the lab file's `events`.
+    pub index: usize,
+    pub action: EventAction,
+}
+
+#[derive(Debug, Clone)]
+pub enum EventAction {
+    /// A link down or up.
+    SetLink { link: LinkId, up: bool },
+    /// The `impair` fields given, for one direction or both.
+    SetModel { link: LinkId, direction: Option<DirectionSpec>, impair: ImpairSpec },
+    /// Down at `at + k × every` for `down`, for `k` from 0 to `count − 1`.
+    Flap { link: LinkId, down: Duration, every: Duration, count: u32 },
+    /// An app started on a host: as the lab file writes it (checked), and its label.
+    StartApp { node: NodeId, app: serde_json::Value, label: String },
+    /// An app stopped: its label (`node/kind` or `node/kind#n`) among the host's apps then.
+    StopApp { node: NodeId, app: String },
+    /// Every link between `nodes` and the rest goes down (`links`, in lab order).
+    Partition { name: String, nodes: Vec<NodeId>, links: Vec<LinkId> },
+    /// The partition `name` ends.
+    Heal { name: String },
+}
+
+/// What must hold at the end of a run (an entry of `expect`), checked against the lab.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectation {
+    /// Its index in the lab file's `expect`.
+    pub index: usize,
+    pub check: Check,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    /// A metric of the `nth` app (from 1) labelled `label` (`node/kind`).
+    App { label: String, nth: usize, metric: Metric, bound: Bound },
+    /// A link's drops of one reason (`None`: all reasons), one way (`Some(side that sends)`) or both.
+    Drops { link: LinkId, reason: Option<String>, from: Option<Side>, bound: Bound },
+    /// Whether `from` reaches `to`: by the pings of `from` to `addresses` (those of `to`).
+    Reachable { from: NodeId, to: NodeId, addresses: Vec<IpAddr>, reachable: bool },
+    /// No warning, of the lab or of the run.
+    NoWarnings,
+}
+
+/// Where a value must lie: at least `min`, at most `max`, or exactly `equals`, in `unit`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bound {
+    pub unit: Unit,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub equals: Option<f64>,
+}
+
+impl Bound {
+    /// Whether `v` lies within the bound.
+    #[must_use]
+    pub fn holds(&self, v: f64) -> bool {
+        self.min.is_none_or(|m| v >= m) && self.max.is_none_or(|m| v <= m) && self.equals.is_none_or(|e| v == e)
+    }
+}
+
+impl fmt::Display for Bound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let u = self.unit;
+        match (self.equals, self.min, self.max) {
+            (Some(e), _, _) => write!(f, "equal to {}", u.show(e)),
+            (None, Some(lo), Some(hi)) => write!(f, "from {} to {}", u.show(lo), u.show(hi)),
+            (None, Some(lo), None) => write!(f, "at least {}", u.show(lo)),
+            (None, None, Some(hi)) => write!(f, "at most {}", u.show(hi)),
+            (None, None, None) => write!(f, "any value"),
+        }
+    }
+}
+
+impl Expectation {
+    /// What it is about, in a few words: `laptop/ping loss`, `wan drops (loss)`,
+    /// `laptop reaches server`, `no warnings`.
+    #[must_use]
+    pub fn what(&self, lab: &Lab) -> String {
+        let node = |n: &NodeId| lab.nodes.get(n.index()).map_or("?", |n| n.name.as_str());
+        match &self.check {
+            Check::App { label, nth: 1, metric, .. } => format!("{label} {}", metric.name),
+            Check::App { label, nth, metric, .. } => format!("{label}#{nth} {}", metric.name),
+            Check::Drops { link, reason, from, .. } => {
+                let name = lab.links.get(link.index()).map_or("?", |l| l.name.as_str());
+                let way = match from {
+                    Some(Side::A) => " a-to-b",
+                    Some(Side::B) => " b-to-a",
+                    None => "",
+                };
+                format!("{name}{way} drops ({})", reason.as_deref().unwrap_or("all"))
+            }
+            Check::Reachable { from, to, reachable: true, .. } => format!("{} reaches {}", node(from), node(to)),
+            Check::Reachable { from, to, reachable: false, .. } => {
+                format!("{} does not reach {}", node(from), node(to))
+            }
+            Check::NoWarnings => "no warnings".to_string(),
+        }
+    }
+}
+
+/// The app that `selector` names among a host's apps, by their labels in order: `node/kind` (the
+/// first of that label), `node/kind#n` (the `n`th, from 1), or an index among them (`0`, `1`, …).
+#[must_use]
+pub fn select_app<'l>(labels: impl IntoIterator<Item = &'l str>, selector: &str) -> Option<usize> {
+    let labels: Vec<&str> = labels.into_iter().collect();
+    if let Ok(i) = selector.parse::<usize>() {
+        return (i < labels.len()).then_some(i);
+    }
+    let (label, nth) = split_selector(selector)?;
+    labels.iter().enumerate().filter(|(_, l)| **l == label).nth(nth - 1).map(|(i, _)| i)
+}
+
+/// `node/kind#n` as its label and `n` (from 1); `node/kind` is the first.
+#[must_use]
+pub fn split_selector(selector: &str) -> Option<(&str, usize)> {
+    match selector.rsplit_once('#') {
+        Some((label, n)) => n.parse::<usize>().ok().filter(|n| *n >= 1).map(|n| (label, n)),
+        None => Some((selector, 1)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{select_app, split_selector};
+
+    #[test]
+    fn apps_are_selected_by_label_nth_or_index() {
+        let labels = ["a/ping", "a/tcp-echo", "a/ping"];
+        assert_eq!(select_app(labels, "a/ping"), Some(0));
+        assert_eq!(select_app(labels, "a/ping#1"), Some(0));
+        assert_eq!(select_app(labels, "a/ping#2"), Some(2));
+        assert_eq!(select_app(labels, "a/ping#3"), None);
+        assert_eq!(select_app(labels, "a/tcp-echo"), Some(1));
+        assert_eq!(select_app(labels, "1"), Some(1));
+        assert_eq!(select_app(labels, "3"), None);
+        assert_eq!(select_app(labels, "a/ping#0"), None);
+        assert_eq!(select_app(labels, "a/ping#x"), None);
+        assert_eq!(split_selector("a/ping#12"), Some(("a/ping", 12)));
     }
 }

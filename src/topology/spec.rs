@@ -53,6 +53,16 @@ pub struct LabSpec {
     /// can read and inject frames. Default false: tunnels are authenticated and encrypted.
     #[serde(default)]
     pub insecure: bool,
+    /// Changes at simulated times: a link down or up, a link's model, a link that flaps, an app
+    /// started or stopped, a partition and its heal. Applied in order of `at` (in file order at
+    /// one time), on either clock.
+    #[serde(default)]
+    pub events: Vec<EventSpec>,
+    /// What must hold at the end of a run: an app's result within bounds, a link's drops, whether
+    /// one node reaches another, no warnings. `netlab run` says which hold and exits with 1 when
+    /// one does not.
+    #[serde(default)]
+    pub expect: Vec<ExpectSpec>,
 }
 
 /// How one site is reached, and how it reaches its peers.
@@ -671,4 +681,173 @@ pub struct CaptureSpec {
 pub enum CaptureFormat {
     Pcapng,
     Pcap,
+}
+
+/// Which way of a link a change applies to: the side that sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DirectionSpec {
+    AToB,
+    BToA,
+}
+
+/// A change to the lab at a simulated time (`at`).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum EventSpec {
+    /// Takes a link down: the frames on it are lost, what is sent on it is dropped.
+    LinkDown(LinkEventSpec),
+    /// Brings a link up again.
+    LinkUp(LinkEventSpec),
+    /// Changes the `impair` fields given of a link's model, both ways or one `direction`.
+    Set(SetEventSpec),
+    /// Takes a link down for `down`, every `every`, `count` times, from `at` on.
+    Flap(FlapEventSpec),
+    /// Starts an app on a host.
+    Start(StartEventSpec),
+    /// Stops an app of a host: its connections are reset.
+    Stop(StopEventSpec),
+    /// Takes down every link between the `nodes` and the rest of the lab.
+    Partition(PartitionEventSpec),
+    /// Ends the partition `name`: its links come back as they were before it.
+    Heal(HealEventSpec),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkEventSpec {
+    /// When, in simulated time from the start of the run, such as `2s`.
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub at: String,
+    /// The link, by name.
+    pub link: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetEventSpec {
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub at: String,
+    pub link: String,
+    /// `a-to-b` or `b-to-a`: the direction that sends from that side. Default: both.
+    #[serde(default)]
+    pub direction: Option<DirectionSpec>,
+    /// The fields of the model to change; the others keep their values.
+    pub impair: ImpairSpec,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlapEventSpec {
+    /// When the link first goes down.
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub at: String,
+    pub link: String,
+    /// How long each time it stays down, such as `500ms`; shorter than `every`.
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub down: String,
+    /// From one going down to the next, such as `2s`.
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub every: String,
+    /// How many times it goes down.
+    #[schemars(range(min = limits::COUNT_MIN, max = limits::COUNT_MAX))]
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartEventSpec {
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub at: String,
+    /// The host that runs it.
+    pub node: String,
+    /// The app, as a host's `apps` array holds it, without `start` (it starts at `at`).
+    #[schemars(with = "AppSpec")]
+    pub app: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StopEventSpec {
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub at: String,
+    pub node: String,
+    /// The app: its label `node/kind`, `node/kind#2` for the second of that kind on the host
+    /// (apps started by earlier events count, after the host's own).
+    pub app: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionEventSpec {
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub at: String,
+    /// Names the partition, for its `heal`.
+    #[schemars(regex(pattern = limits::NAME_PATTERN), length(max = limits::NAME_MAX_LEN))]
+    pub name: String,
+    /// The nodes cut off from the rest of the lab.
+    #[schemars(length(min = 1))]
+    pub nodes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealEventSpec {
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub at: String,
+    /// The partition to end.
+    #[schemars(regex(pattern = limits::NAME_PATTERN), length(max = limits::NAME_MAX_LEN))]
+    pub name: String,
+}
+
+/// What must hold at the end of a run: about one thing, an `app`'s `metric`, a `link`'s `drops`,
+/// `reachable` (from a node to another), or `no_warnings`; an app's or link's within `min`,
+/// `max` or `equals`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSpec {
+    /// An app, by its label `node/kind` (`node/kind#2` for the second of that kind on the host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// What of the app's result, such as `loss`, `rtt_p95` or `goodput`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    /// A link, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// With `link`: the drops of this reason (`loss`, `queue-full`, `link-down`, …), or `all`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drops: Option<String>,
+    /// With `link`: one way only (`a-to-b` or `b-to-a`). Default: both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<DirectionSpec>,
+    /// Whether `from` reaches `to`, told by a ping of `from` to an address of `to`: reachable
+    /// when one of its requests was answered, unreachable when none was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reachable: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// `true`: the lab has no warnings, and neither has the run (commands that could not be
+    /// applied, a paced run that fell behind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_warnings: Option<bool>,
+    /// The least the value may be: a number, or text with the metric's unit (`50Mbit`, `10ms`, `1%`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<BoundSpec>,
+    /// The most the value may be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<BoundSpec>,
+    /// The value it must be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<BoundSpec>,
+}
+
+/// A bound: a number, or text with a unit.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum BoundSpec {
+    Number(f64),
+    Text(String),
 }

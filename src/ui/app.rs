@@ -187,6 +187,8 @@ pub struct App {
     pub follow: bool,
     pub selected_node: usize,
     pub log: Vec<String>,
+    /// Events of the lab file the log shows so far.
+    events_seen: u64,
     pub speed: Speed,
     pub paused: bool,
     pub ended: Option<String>,
@@ -246,6 +248,7 @@ impl App {
             selected_field: 0,
             follow: true,
             selected_node: 0,
+            events_seen: 0,
             speed,
             paused: false,
             ended: None,
@@ -298,6 +301,13 @@ impl App {
                 }
             }
         }
+        // Events of the lab file applied since the last snapshot (the most recent, if many).
+        let new = usize::try_from(s.events_applied.saturating_sub(self.events_seen)).unwrap_or(usize::MAX);
+        let recent = &s.recent_events;
+        for line in recent.iter().skip(recent.len().saturating_sub(new)) {
+            self.log.push(escape(line));
+        }
+        self.events_seen = s.events_applied;
         let drops: Vec<u64> = s.links.iter().map(|l| l.a_to_b.dropped() + l.b_to_a.dropped()).collect();
         self.dropping = drops.iter().zip(&self.drops_before).map(|(now, before)| now > before).collect();
         self.drops_before = drops;

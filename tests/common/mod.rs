@@ -44,6 +44,7 @@ fn install_hint(tool: &str) -> String {
     match tool {
         "tshark" | "tmux" => format!("apt-get install {tool}"),
         "dot" => "apt-get install graphviz".to_string(),
+        "xmllint" => "apt-get install libxml2-utils".to_string(),
         _ => format!("install {tool}"),
     }
 }

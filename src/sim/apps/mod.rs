@@ -190,6 +190,10 @@ pub struct RttStats {
     pub min_ms: f64,
     pub avg_ms: f64,
     pub max_ms: f64,
+    /// The median and the 95th percentile, by nearest rank: the least sample that at least half
+    /// (95 %) of the samples are at most.
+    pub p50_ms: f64,
+    pub p95_ms: f64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -198,6 +202,10 @@ pub(crate) struct Rtts {
     sum: Duration,
     min: Duration,
     max: Duration,
+    /// Every sample, in nanoseconds, for the percentiles (an app takes at most a million).
+    samples: Vec<u64>,
+    /// The percentiles for the first `n` samples, once worked out: a UI asks again and again.
+    ranks: std::cell::Cell<Option<(u32, u64, u64)>>,
 }
 
 impl Rtts {
@@ -208,6 +216,7 @@ impl Rtts {
         self.max = self.max.max(d);
         self.sum += d;
         self.n += 1;
+        self.samples.push(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     }
     /// Adds the samples of `other`.
     pub fn merge(&mut self, other: &Rtts) {
@@ -220,15 +229,37 @@ impl Rtts {
         self.max = self.max.max(other.max);
         self.sum += other.sum;
         self.n += other.n;
+        self.samples.extend_from_slice(&other.samples);
+        self.ranks.set(None);
     }
 
     pub fn stats(&self) -> Option<RttStats> {
         // Whole nanoseconds divided once, so that the JSON reads `2.003776`, not `2.0037760000000002`.
         let ms = |ns: u128| ns as f64 / 1e6;
-        (self.n > 0).then(|| RttStats {
+        if self.n == 0 {
+            return None;
+        }
+        let (p50, p95) = match self.ranks.get() {
+            Some((n, p50, p95)) if n == self.n => (p50, p95),
+            _ if self.samples.is_empty() => (0, 0),
+            _ => {
+                let mut samples = self.samples.clone();
+                let mut rank = |p: usize| {
+                    // Nearest rank: the ceil(p/100 × n)th smallest, from 1.
+                    let k = (p * samples.len()).div_ceil(100).clamp(1, samples.len());
+                    *samples.select_nth_unstable(k - 1).1
+                };
+                let (p50, p95) = (rank(50), rank(95));
+                self.ranks.set(Some((self.n, p50, p95)));
+                (p50, p95)
+            }
+        };
+        Some(RttStats {
             min_ms: ms(self.min.as_nanos()),
             avg_ms: ms(self.sum.as_nanos() / u128::from(self.n)),
             max_ms: ms(self.max.as_nanos()),
+            p50_ms: ms(u128::from(p50)),
+            p95_ms: ms(u128::from(p95)),
         })
     }
 }
@@ -296,6 +327,9 @@ pub enum Outcome {
         /// Requests the socket refused (its buffer full while ARP/NDP was pending); counted as lost.
         send_errors: u32,
         rtt: Option<RttStats>,
+        /// The numbers (from 0, the ICMP sequence number below 65,536) of the requests lost:
+        /// refused, unanswered in time, or answered corrupt; the first 1,000, in order.
+        lost_seqs: Vec<u32>,
     },
     TcpEcho {
         to: String,
@@ -542,6 +576,17 @@ mod tests {
         assert_eq!(r.stats(), None);
         r.add(Duration::from_millis(2));
         r.add(Duration::from_millis(4));
-        assert_eq!(r.stats(), Some(RttStats { min_ms: 2.0, avg_ms: 3.0, max_ms: 4.0 }));
+        assert_eq!(r.stats(), Some(RttStats { min_ms: 2.0, avg_ms: 3.0, max_ms: 4.0, p50_ms: 2.0, p95_ms: 4.0 }));
+        // Nearest rank over 1 to 20 ms, added out of order: the 10th and the 19th.
+        let mut r = Rtts::default();
+        for i in (1..=20).rev() {
+            r.add(Duration::from_millis(i));
+        }
+        let s = r.stats().expect("samples");
+        assert_eq!((s.p50_ms, s.p95_ms, s.max_ms), (10.0, 19.0, 20.0));
+        // Worked out again once a sample is added.
+        r.add(Duration::from_millis(30));
+        let s = r.stats().expect("samples");
+        assert_eq!((s.p50_ms, s.p95_ms, s.max_ms), (11.0, 20.0, 30.0));
     }
 }

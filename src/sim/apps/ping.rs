@@ -122,6 +122,7 @@ impl App for Ping {
             corrupt: self.probes.corrupt,
             send_errors: self.probes.send_errors,
             rtt: self.probes.rtts.stats(),
+            lost_seqs: self.probes.lost_seqs(),
         }
     }
 }

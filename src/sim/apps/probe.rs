@@ -25,7 +25,12 @@ pub struct Probes {
     /// Probes the socket refused (its buffer full, for instance while ARP is pending).
     pub send_errors: u32,
     pub rtts: Rtts,
+    /// The first [`LOST_KEPT`] probes lost: refused, given up on, or answered corrupt.
+    lost: Vec<u32>,
 }
+
+/// How many lost probes are named.
+pub const LOST_KEPT: usize = 1000;
 
 impl Probes {
     pub fn new(start: SimTime, count: u32, interval: Duration, timeout: Duration) -> Self {
@@ -41,6 +46,7 @@ impl Probes {
             corrupt: 0,
             send_errors: 0,
             rtts: Rtts::default(),
+            lost: Vec::new(),
         }
     }
 
@@ -57,6 +63,7 @@ impl Probes {
             self.order.push_back((now, self.next_seq));
         } else {
             self.send_errors += 1;
+            self.lose(self.next_seq);
         }
         self.next_seq += 1;
         self.next_send = self.next_send + self.interval;
@@ -70,6 +77,7 @@ impl Probes {
                 self.rtts.add(now - sent);
             } else {
                 self.corrupt += 1;
+                self.lose(seq);
             }
         }
     }
@@ -97,12 +105,26 @@ impl Probes {
             } else if now - sent >= self.timeout {
                 self.waiting.remove(&seq);
                 self.order.pop_front();
+                self.lose(seq);
             } else {
                 break;
             }
         }
         let next_send = (self.next_seq < self.count).then_some(self.next_send);
         min_wake(next_send, self.order.front().map(|(t, _)| *t + self.timeout))
+    }
+
+    fn lose(&mut self, seq: u32) {
+        if self.lost.len() < LOST_KEPT {
+            self.lost.push(seq);
+        }
+    }
+
+    /// The probes lost so far (the first [`LOST_KEPT`]), in order.
+    pub fn lost_seqs(&self) -> Vec<u32> {
+        let mut v = self.lost.clone();
+        v.sort_unstable();
+        v
     }
 
     pub fn done(&self) -> bool {
@@ -149,6 +171,7 @@ mod tests {
         assert_eq!((p.sent_count(), p.answered, p.send_errors), (3, 1, 1));
         assert!((p.loss_pct() - 200.0 / 3.0).abs() < 1e-9);
         assert_eq!(p.rtts.stats().map(|s| s.min_ms), Some(120.0));
+        assert_eq!(p.lost_seqs(), [1, 2], "refused, then given up on");
     }
 
     #[test]

@@ -197,7 +197,7 @@ impl Servers {
     }
 }
 
-fn labelled(node: &str, start: Duration, kind: AppKind) -> App {
+pub(super) fn labelled(node: &str, start: Duration, kind: AppKind) -> App {
     App { label: format!("{node}/{}", kind.name()), start, kind }
 }
 

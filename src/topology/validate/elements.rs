@@ -160,6 +160,11 @@ impl Cx {
             Some(_) => None,
         };
         let insecure = top.remove("insecure").map_or(Some(false), |v| self.de::<bool>(v, &root.key("insecure")));
+        let written = super::events::Written {
+            events: self.read_events(top.remove("events")),
+            expect: self.read_expect(top.remove("expect")),
+            links_known,
+        };
 
         let lab = self.build(
             name.clone().unwrap_or_default(),
@@ -169,6 +174,7 @@ impl Cx {
             capture.as_ref(),
             sites.as_ref(),
             insecure.unwrap_or(false),
+            &written,
         );
         let lab = lab?;
         Some(Lab {
@@ -385,6 +391,7 @@ impl Cx {
         capture: Option<&CaptureSpec>,
         sites: Option<&IndexMap<String, SiteSpec>>,
         insecure: bool,
+        written: &super::events::Written,
     ) -> Option<Lab> {
         let (mut nodes, status) = self.nodes(parsed);
         let names: Vec<&str> = parsed.keys().map(String::as_str).collect();
@@ -412,6 +419,7 @@ impl Cx {
         // Apps last, now that every address is known.
         self.host_apps(parsed, &mut nodes, &status, segments.as_ref());
         let capture = self.capture(capture, &name, &nodes, &links);
+        let (events, expect) = self.timed(written, parsed, &nodes, &links, &status, segments.as_ref());
         if !self.problems.is_empty() {
             return None;
         }
@@ -427,6 +435,8 @@ impl Cx {
             sites,
             tunnels,
             insecure,
+            events,
+            expect,
         })
     }
 

@@ -28,6 +28,10 @@ pub(super) static HOST_OBJECTS: LazyLock<Vec<String>> = LazyLock::new(|| variant
 /// The values of an app's `kind`.
 pub(super) static APP_KINDS: LazyLock<Vec<String>> = LazyLock::new(|| kinds(&Shape::variants::<AppSpec>()));
 
+/// The values of an event's `kind`.
+pub(super) static EVENT_KINDS: LazyLock<Vec<String>> =
+    LazyLock::new(|| kinds(&Shape::variants::<crate::topology::spec::EventSpec>()));
+
 /// Link fields whose value is a struct, which serde would also read from an array.
 pub(super) static LINK_OBJECTS: LazyLock<Vec<String>> = LazyLock::new(|| Shape::of::<LinkSpec>().structs);
 

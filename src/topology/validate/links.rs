@@ -172,7 +172,7 @@ impl Cx {
     }
 
     /// `base` with the fields given in the impair object at `path`.
-    fn impair(&mut self, base: LinkModel, s: &ImpairSpec, path: &JsonPath) -> LinkModel {
+    pub(super) fn impair(&mut self, base: LinkModel, s: &ImpairSpec, path: &JsonPath) -> LinkModel {
         let d = base;
         let latency = self.duration(s.latency.as_ref(), d.latency, path, "latency");
         let rate_bps = match s.rate.as_ref().map(|r| parse::rate_bps(r)) {

@@ -16,11 +16,14 @@
 //!   warnings of mixed prefixes and MTUs.
 //! - `apps`: each host's apps together (one server per port), and [`app_for_host`] for one more.
 //! - `capture`: which links to capture.
+//! - `events` and `expect`: changes at simulated times, and what must hold at the end of a run.
 
 mod app_kinds;
 mod apps;
 mod capture;
 mod elements;
+mod events;
+mod expect;
 mod fields;
 mod interfaces;
 mod links;
@@ -230,6 +233,9 @@ struct Cx {
     /// The kind of the app being read, whose fields' ranges depend on it (a ping's `size` is not
     /// a TCP echo's).
     app_kind: Option<String>,
+    /// `links` is not an array: the links are unknown, and a name that seems to name none may
+    /// name one of them.
+    links_unknown: bool,
 }
 
 /// How much of a node parsed: a broken node (unknown kind, not an object) is a placeholder, and an
