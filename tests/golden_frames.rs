@@ -15,6 +15,8 @@ const GOLDEN: &[(&str, usize, &str)] = &[
     // The same lab over a TCP tunnel: in memory, the same frames.
     ("labs/two-site-tcp.json", 15616, "51a7b5ba21fd1ce508833606845c5a75665a47d59ca55287a8a5818e1f1c4902"),
     ("labs/routed.json", 7130, "26abf2291a80a9f6eef517c53acd00d992d41f9a60b7e0b495a66cfeafa6bfc6"),
+    ("labs/lossy-wan.json", 56584, "85b5cc5468226ffd8285a7e1bd1bdaa18780f530c21984faad19ea65d82ba113"),
+    ("labs/flapping.json", 506, "a037052367727370bfe38061854244bea85e7694f523ca794d753170e362636e"),
     ("labs/services.json", 9814, "3d3c13c22e1af108a64b7f37226576fb0bd06da697cd1fb953758b60b6f40b95"),
 ];
 

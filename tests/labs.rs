@@ -92,13 +92,24 @@ fn every_shipped_lab_checks_ok() {
 }
 
 #[test]
-fn every_shipped_lab_runs_in_virtual_time() {
+fn every_shipped_lab_runs_in_virtual_time_and_its_expectations_hold() {
+    // Labs whose every app must come out clean (no loss on any link); the others say what must
+    // hold of their losses in their `expect`.
+    const CLEAN: [&str; 4] = ["single-lan", "two-site", "two-site-tcp", "services"];
     for lab in shipped_labs() {
         let dir = tempfile::tempdir().expect("tmp");
-        let (_, r) = run_lab(&lab, &["--virtual-time", "--no-capture"], dir.path());
+        let (out, r) = run_lab(&lab, &["--virtual-time", "--no-capture"], dir.path());
         assert_eq!(r["mode"], "virtual-time");
         assert!(r["max_lateness_ms"].is_null(), "no lateness in virtual time");
-        assert_clean_results(&lab, &r);
+        // Every shipped lab says what must hold, and it does (run_lab asserted exit code 0).
+        let e = r["expectations"].as_array().expect("expectations");
+        assert!(e.len() >= 5, "{lab} carries an expect list: {e:?}");
+        assert!(e.iter().all(|x| x["ok"] == true), "{lab}: {e:#?}");
+        let summary = String::from_utf8_lossy(&out.stdout);
+        assert!(summary.contains(&format!("expectations: {n} of {n} hold", n = e.len())), "{summary}");
+        if CLEAN.iter().any(|c| lab.ends_with(&format!("/{c}.json"))) {
+            assert_clean_results(&lab, &r);
+        }
     }
 }
 
@@ -134,9 +145,15 @@ fn virtual_time_rtts_are_exact() {
 #[test]
 fn duration_bounds_a_run() {
     let dir = tempfile::tempdir().expect("tmp");
-    let (out, r) =
-        run_lab("labs/single-lan.json", &["--virtual-time", "--no-capture", "--duration", "300ms"], dir.path());
+    let (out, r) = common::run_lab_status(
+        "labs/single-lan.json",
+        &["--virtual-time", "--no-capture", "--duration", "300ms"],
+        dir.path(),
+    );
     assert_eq!(r["ended"], "duration");
+    // Cut short, the lab's expectations about its unfinished apps do not hold: exit code 1.
+    assert_eq!(out.status.code(), Some(1));
+    assert!(r["expectations"].as_array().expect("expectations").iter().any(|e| e["ok"] == false), "{r}");
     assert!((r["sim_seconds"].as_f64().unwrap() - 0.3).abs() < 1e-6, "{r}");
     // Pings every 200 ms: two sent by 300 ms.
     assert_eq!(apps(&r, "ping")[0]["sent"], 2);

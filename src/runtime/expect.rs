@@ -47,14 +47,12 @@ fn measure(lab: &Lab, r: &Report, e: &Expectation) -> ExpectationResult {
     let (measured, bound, ok) = match &e.check {
         Check::App { label, nth, metric, bound } => {
             let entry = r.apps.iter().filter(|a| &a.app == label).nth(nth - 1);
-            let value = entry
-                .and_then(|a| serde_json::to_value(a).ok())
-                .map(|v| {
-                    // A yes-or-no field (a trace that `reached`) counts as 1 or 0.
-                    v.pointer(metric.field)
-                        .and_then(|x| x.as_f64().or_else(|| x.as_bool().map(|b| f64::from(u8::from(b)))))
-                        .map(|x| x * metric.scale)
-                });
+            let value = entry.and_then(|a| serde_json::to_value(a).ok()).map(|v| {
+                // A yes-or-no field (a trace that `reached`) counts as 1 or 0.
+                v.pointer(metric.field)
+                    .and_then(|x| x.as_f64().or_else(|| x.as_bool().map(|b| f64::from(u8::from(b)))))
+                    .map(|x| x * metric.scale)
+            });
             match value {
                 None => ("the app did not run".to_string(), bound.to_string(), false),
                 Some(None) => ("not measured (the app has no such result yet)".to_string(), bound.to_string(), false),
