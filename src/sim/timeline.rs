@@ -27,7 +27,7 @@ pub struct Fired {
 #[derive(Debug, Clone)]
 enum Item {
     /// A command from a log, with the event it came from, if any.
-    Logged(CommandSpec, Option<String>),
+    Logged(Box<CommandSpec>, Option<String>),
     /// An event of the lab file; for a flap, its `k`th time down (`up`: its coming back up).
     Event { event: usize, k: u32, up: bool },
 }
@@ -102,7 +102,7 @@ impl Timeline {
             t.queue.push(Reverse(Entry {
                 at: c.at(),
                 order: (n, 0),
-                item: Item::Logged(c.command.clone(), c.event.clone()),
+                item: Item::Logged(Box::new(c.command.clone()), c.event.clone()),
             }));
         }
         t
@@ -137,7 +137,7 @@ impl Timeline {
         }
         let Reverse(entry) = self.queue.pop()?;
         let (event, k, up) = match entry.item {
-            Item::Logged(command, event) => return Some(Fired { at: entry.at, event, commands: vec![command] }),
+            Item::Logged(command, event) => return Some(Fired { at: entry.at, event, commands: vec![*command] }),
             Item::Event { event, k, up } => (event, k, up),
         };
         let e = self.events[event].clone();
