@@ -21,7 +21,9 @@ fn run(lab: &str, dir: &Path) -> serde_json::Value {
 
 /// tshark fields, one row a frame.
 fn fields(cap: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut args = vec!["-r", cap.to_str().expect("utf-8"), "-Y", filter, "-T", "fields", "-E", "separator=|"];
+    // The first occurrence of each field: an ICMP error quotes the packet it is about.
+    let mut args =
+        vec!["-r", cap.to_str().expect("utf-8"), "-Y", filter, "-T", "fields", "-E", "separator=|", "-E", "occurrence=f"];
     for f in fields {
         args.push("-e");
         args.push(f);
@@ -33,8 +35,13 @@ fn fields(cap: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
 fn routed_lab_pings_across_two_routers_and_the_ttl_drops_by_one_a_hop() {
     let dir = tempfile::tempdir().expect("tmp");
     let report = run("labs/routed.json", dir.path());
-    for p in apps(&report, "ping") {
+    // The small pings are all answered; the last two, too large for h3's link, none.
+    let pings = apps(&report, "ping");
+    for p in &pings[..3] {
         assert_eq!(p["sent"], p["received"], "{p}");
+    }
+    for p in &pings[3..] {
+        assert_eq!((p["sent"].as_u64(), p["received"].as_u64()), (Some(3), Some(0)), "{p}");
     }
     let routers = report["routers"].as_array().expect("routers");
     assert_eq!(routers.len(), 2);
@@ -46,7 +53,12 @@ fn routed_lab_pings_across_two_routers_and_the_ttl_drops_by_one_a_hop() {
     }
     let cap = capture_of(dir.path());
     // h1 → h2: the echo requests carry TTL 64 on h1's LAN, 63 on the transit link, 62 on h2's LAN.
-    let rows = fields(&cap, "icmp.type == 8 && ip.dst == 10.2.0.10", &["frame.interface_name", "ip.ttl"]);
+    // (Frames with one IP header only: an ICMP error quotes the request it is about.)
+    let rows = fields(
+        &cap,
+        "icmp.type == 8 && ip.dst == 10.2.0.10 && count(ip.ttl) == 1 && ip.ttl > 32",
+        &["frame.interface_name", "ip.ttl"],
+    );
     let mut ttl: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in rows {
         ttl.entry(r[0].clone()).or_default().push(r[1].clone());
@@ -56,9 +68,28 @@ fn routed_lab_pings_across_two_routers_and_the_ttl_drops_by_one_a_hop() {
     assert_eq!(on("transit"), vec!["63"; 5], "{ttl:?}");
     assert_eq!(on("h2:eth0<->sw2"), vec!["62"; 5], "{ttl:?}");
     // IPv6: the hop limit likewise.
-    let rows = fields(&cap, "icmpv6.type == 128 && ipv6.dst == fd00:3::10", &["frame.interface_name", "ipv6.hlim"]);
+    let rows = fields(
+        &cap,
+        "icmpv6.type == 128 && ipv6.dst == fd00:3::10 && count(ipv6.hlim) == 1 && ipv6.hlim > 32",
+        &["frame.interface_name", "ipv6.hlim"],
+    );
     let lan3: Vec<&str> = rows.iter().filter(|r| r[0] == "lan3").map(|r| r[1].as_str()).collect();
     assert!(!lan3.is_empty() && lan3.iter().all(|h| *h == "62"), "{rows:?}");
+    // Traceroute: time exceeded from each router in turn, as h1 receives them.
+    let te = fields(&cap, "icmp.type == 11 && frame.interface_name == \"h1:eth0<->sw1\"", &["ip.src"]);
+    let te: Vec<&str> = te.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(te, ["10.1.0.1", "10.1.0.1", "10.1.0.1", "10.0.12.2", "10.0.12.2", "10.0.12.2"], "{te:?}");
+    let te6 = fields(&cap, "icmpv6.type == 3 && frame.interface_name == \"h1:eth0<->sw1\"", &["ipv6.src"]);
+    let te6: Vec<&str> = te6.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(te6, ["fd00:1::1", "fd00:1::1", "fd00:1::1", "fd00:12::2", "fd00:12::2", "fd00:12::2"], "{te6:?}");
+    // The MTU step at r2: fragmentation needed and packet too big, with the next link's MTU, for
+    // each of the 3 + 3 large pings.
+    let frag = fields(&cap, "icmp.type == 3 && icmp.code == 4 && frame.interface_name == \"transit\"", &["ip.src", "icmp.mtu"]);
+    assert_eq!(frag.len(), 3, "{frag:?}");
+    assert!(frag.iter().all(|r| r[0] == "10.0.12.2" && r[1] == "1280"), "{frag:?}");
+    let ptb = fields(&cap, "icmpv6.type == 2 && frame.interface_name == \"transit\"", &["ipv6.src", "icmpv6.mtu"]);
+    assert_eq!(ptb.len(), 3, "{ptb:?}");
+    assert!(ptb.iter().all(|r| r[0] == "fd00:12::2" && r[1] == "1280"), "{ptb:?}");
     // Nothing malformed anywhere.
     assert_eq!(common::count(&cap, "_ws.malformed || _ws.expert.severity == error"), 0);
 }
@@ -99,10 +130,24 @@ fn a_lossy_wan_retransmits_and_a_clean_one_does_not() {
     if !tool("tshark") {
         return;
     }
+    // TCP analysis over one link's frames: the capture holds each segment once per link it crossed.
+    let retrans = |cap: &Path, link: &str| {
+        let read = format!("frame.interface_name == \"{link}\"");
+        let out = tshark(&[
+            "-2",
+            "-r",
+            cap.to_str().expect("utf-8"),
+            "-R",
+            &read,
+            "-Y",
+            "tcp.analysis.retransmission || tcp.analysis.fast_retransmission",
+        ]);
+        out.lines().count()
+    };
     let cap = capture_of(dir.path());
-    let retrans = common::count(&cap, "tcp.analysis.retransmission || tcp.analysis.fast_retransmission");
-    assert!(retrans > 10, "{retrans} retransmissions");
-    assert_eq!(common::count(&capture_of(clean.path()), "tcp.analysis.retransmission"), 0);
+    let n = retrans(&cap, "client:eth0<->sw-a");
+    assert!(n > 10, "{n} retransmissions");
+    assert_eq!(retrans(&capture_of(clean.path()), "h1:eth0<->sw1"), 0);
     assert_eq!(common::count(&cap, "_ws.malformed"), 0);
 }
 
