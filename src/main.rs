@@ -177,6 +177,10 @@ enum Command {
         /// plaintext, and TCP goodput through them, against plain tokio sockets on loopback.
         #[arg(long, conflicts_with_all = ["bytes", "reps", "scale", "probes", "render", "idle"])]
         tunnel: bool,
+        /// Measure routers: the frames a second one router forwards against a direct link (a
+        /// transfer of `--bytes`, `--reps` runs), and labs/routed.json in virtual time.
+        #[arg(long, conflicts_with_all = ["scale", "probes", "render", "idle", "tunnel"])]
+        router: bool,
         /// Sizes of the scale bench, in hosts.
         #[arg(long, requires = "scale", value_delimiter = ',', default_value = "10,100,1000,10000")]
         hosts: Vec<usize>,
@@ -377,6 +381,12 @@ fn main() -> ExitCode {
             3,
             std::time::Duration::from_secs(1),
             std::time::Duration::from_secs(2),
+            &mut std::io::stdout(),
+        )),
+        Command::Bench { router: true, bytes, reps, .. } => bench_exit(netlab::bench_router::run_router(
+            bytes,
+            reps,
+            netlab::bench_router::LAB_REPS,
             &mut std::io::stdout(),
         )),
         Command::Bench { idle: true, .. } => bench_exit(netlab::bench::run_idle(10, &mut std::io::stdout())),
