@@ -462,6 +462,22 @@ mod tests {
     }
 
     #[test]
+    fn the_whole_bench_runs_at_a_tiny_size() {
+        let mut out = Vec::new();
+        run_router(1 << 20, 1, 1, &mut out).expect("runs");
+        let out = String::from_utf8(out).expect("utf-8");
+        // Two tables (checksums, offload) of two rows, and the lab's two rows.
+        for (line, times) in
+            [("  direct link ", 2), ("  one router ", 2), ("  routed.json (2 routers) ", 1), ("  switched twin ", 1)]
+        {
+            assert_eq!(out.matches(line).count(), times, "{line}\n{out}");
+        }
+        assert_eq!(out.matches("goal, a router at 0.7 of a direct link or better").count(), 2, "{out}");
+        assert!(out.contains("goal, labs/routed.json at 1000x real time or faster: "), "{out}");
+        assert!(run_router(1 << 19, 1, 1, &mut Vec::new()).is_err(), "less than 1 MiB");
+    }
+
+    #[test]
     fn a_twin_needs_routers_and_a_broken_run_is_an_error() {
         assert!(switched_twin(&forward_lab_text(1 << 20, false, false)).is_err());
         // Every frame lost on h1's link: its pings and its transfer fail, and the bench must not
