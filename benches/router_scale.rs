@@ -4,7 +4,7 @@
 //! lab runs in a process of its own: this program again, with NETLAB_SCALE_JOB set.
 //! NETLAB_SCALE_HOSTS (such as `100,1000`) chooses the sizes.
 
-use netlab::bench_scale::{run_job, run_routed, Job, PER_SWITCH, ROUTED_SIZES};
+use netlab::bench_scale::{run_job, run_routed, Job, PER_SWITCH, ROUTED_ROUNDS, ROUTED_SIZES};
 
 const JOB: &str = "NETLAB_SCALE_JOB";
 
@@ -30,7 +30,7 @@ fn main() {
         c
     };
     let spawn: Option<&dyn Fn(Job) -> std::process::Command> = if exe.is_some() { Some(&spawn) } else { None };
-    if let Err(e) = run_routed(&sizes, PER_SWITCH, spawn, &mut std::io::stdout()) {
+    if let Err(e) = run_routed(&sizes, PER_SWITCH, ROUTED_ROUNDS, spawn, &mut std::io::stdout()) {
         eprintln!("bench failed: {e:#}");
         std::process::exit(1);
     }

@@ -725,17 +725,24 @@ pub fn run_all(
     Ok(())
 }
 
+/// Rounds of [`run_routed`] by default: each size's two labs measured back to back, this many
+/// times; the round of the median ratio is printed.
+pub const ROUTED_ROUNDS: usize = 3;
+
 /// Measures the scale lab and the routed lab ([`routed_lab`], [`PER_ROUTER`] switches to a router)
-/// of every size of `sizes`, each in a process of its own when `spawn` is given, and prints them
-/// side by side: build time, memory per host and frames a second, the routed lab's against the
-/// switch-only lab's of the same size.
+/// of every size of `sizes`, `rounds` times back to back, each in a process of its own when `spawn`
+/// is given, and prints them side by side: build time, memory per host and frames a second, the
+/// routed lab's against the switch-only lab's of the same size, from the round whose ratio of
+/// frames a second is the median.
 pub fn run_routed(
     sizes: &[usize],
     per_switch: usize,
+    rounds: usize,
     spawn: Option<&dyn Fn(Job) -> std::process::Command>,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     ensure!(!sizes.is_empty(), "no sizes to measure");
+    let rounds = rounds.max(1);
     writeln!(
         out,
         "netlab scale bench with routers: segments of at most {per_switch} hosts on a switch, each its own subnet; \
@@ -748,6 +755,11 @@ pub fn run_routed(
         out,
         "{}",
         if spawn.is_some() { "each lab in a process of its own" } else { "every lab in this one process" }
+    )?;
+    writeln!(
+        out,
+        "{rounds} round{} of each size, the round of the median fps x printed",
+        if rounds == 1 { "" } else { "s" }
     )?;
     writeln!(
         out,
@@ -769,8 +781,15 @@ pub fn run_routed(
     let opt = |v: Option<f64>, w: usize, p: usize| v.map_or(format!("{:>w$}", "-"), |v| format!("{v:>w$.p$}"));
     let mut ratios = Vec::new();
     for &n in sizes {
-        let switched: Row = job(Job::Scale(n), per_switch, spawn)?;
-        let routed: Row = job(Job::Routed(n), per_switch, spawn)?;
+        let mut pairs = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let switched: Row = job(Job::Scale(n), per_switch, spawn)?;
+            let routed: Row = job(Job::Routed(n), per_switch, spawn)?;
+            pairs.push((routed.fps() / switched.fps(), switched, routed));
+        }
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (low, high) = (pairs[0].0, pairs[rounds - 1].0);
+        let (ratio, switched, routed) = pairs.swap_remove(rounds / 2);
         for (name, r) in [("switched", &switched), ("routed", &routed)] {
             let vs = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
             writeln!(
@@ -791,7 +810,7 @@ pub fn run_routed(
             )?;
         }
         out.flush()?;
-        ratios.push((n, routed.fps() / switched.fps()));
+        ratios.push((n, ratio, low, high));
     }
     writeln!(
         out,
@@ -800,8 +819,11 @@ pub fn run_routed(
          first run (a routed ping crosses 4 links, a switched one 2); forwarded: packets the routers forwarded in it;\n\
          frames/s, sim s/wall s: over the stepping of every run; build x, KiB x, fps x: routed ÷ switched, same size"
     )?;
-    for (n, r) in ratios {
-        writeln!(out, "{n} hosts: the routed lab moves {r:.2} of the switch-only lab's frames a second")?;
+    for (n, r, low, high) in ratios {
+        writeln!(
+            out,
+            "{n} hosts: the routed lab moves {r:.2} of the switch-only lab's frames a second ({low:.2} to {high:.2} over {rounds} rounds)"
+        )?;
     }
     Ok(())
 }

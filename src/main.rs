@@ -261,8 +261,15 @@ fn is_stdout(p: &Path) -> bool {
 
 /// `netlab bench --scale`: every size in a child process of this program, or one `job` here.
 fn scale_bench(hosts: &[usize], per_switch: usize, job: Option<netlab::bench_scale::Job>, routers: bool) -> ExitCode {
-    use netlab::bench_scale::{run_all, run_job, run_routed, Job};
-    let run = if routers { run_routed } else { run_all };
+    use netlab::bench_scale::{run_all, run_job, run_routed, Job, ROUTED_ROUNDS};
+    let run =
+        |hosts: &[usize], per_switch, spawn: Option<&dyn Fn(Job) -> std::process::Command>, out: &mut dyn Write| {
+            if routers {
+                run_routed(hosts, per_switch, ROUTED_ROUNDS, spawn, out)
+            } else {
+                run_all(hosts, per_switch, spawn, out)
+            }
+        };
     if per_switch < 2 || hosts.iter().any(|&n| n < 2) {
         errln!("error: --hosts and --per-switch must be 2 or more");
         return ExitCode::from(2);

@@ -130,7 +130,7 @@ fn small_routed_labs_run_with_every_ping_answered_across_a_router() {
 fn the_routed_comparison_runs_at_a_tiny_size() {
     // 20 hosts in segments of 5: 4 segments, one router.
     let mut out = Vec::new();
-    run_routed(&[20], 5, None, &mut out).unwrap_or_else(|e| panic!("{e:#}"));
+    run_routed(&[20], 5, 1, None, &mut out).unwrap_or_else(|e| panic!("{e:#}"));
     let out = String::from_utf8(out).expect("utf-8");
     let row = |lab: &str| {
         out.lines()
