@@ -36,6 +36,10 @@ use crate::topology;
 pub const SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
 /// Hosts per switch (per LAN segment) by default.
 pub const PER_SWITCH: usize = 50;
+/// Switches joined by one router in the routed labs ([`routed_lab`]).
+pub const PER_ROUTER: usize = 4;
+/// The sizes measured with routers by default: 10 hosts are one segment, with nothing to route.
+pub const ROUTED_SIZES: [usize; 3] = [100, 1_000, 10_000];
 
 /// Echo requests of each ping, and the time between them.
 const PING_COUNT: u32 = 2;
@@ -72,14 +76,25 @@ struct Layout {
 
 impl Layout {
     fn new(hosts: usize, per_switch: usize) -> Self {
+        Self::with_reserved(hosts, per_switch, 2)
+    }
+
+    /// As [`Layout::new`], for segments with a router: one more address for its interface.
+    fn routed(hosts: usize, per_switch: usize) -> Self {
+        Self::with_reserved(hosts, per_switch, 3)
+    }
+
+    /// `reserved`: the addresses of a subnet that are not for its hosts (network, broadcast, and
+    /// a router's if there is one).
+    fn with_reserved(hosts: usize, per_switch: usize, reserved: u64) -> Self {
         assert!(hosts >= 2, "a scale lab needs at least 2 hosts (asked for {hosts})");
         assert!(per_switch >= 2, "a segment needs at least 2 hosts (asked for {per_switch})");
         let n = hosts.div_ceil(per_switch);
         let segments: Vec<usize> = (0..n).map(|k| hosts / n + usize::from(k < hosts % n)).collect();
         let largest = segments[0] as u64;
         // The smallest subnet that holds the largest segment besides its network and broadcast
-        // addresses, and never smaller than a /24.
-        let bits = (largest + 2).next_power_of_two().trailing_zeros().max(8);
+        // addresses (and its router's), and never smaller than a /24.
+        let bits = (largest + reserved).next_power_of_two().trailing_zeros().max(8);
         assert!((n as u64) << bits <= 1 << 24, "{hosts} hosts in segments of {per_switch} do not fit in 10.0.0.0/8");
         Layout { segments, prefix: 32 - bits, block: 1 << bits }
     }
@@ -87,6 +102,11 @@ impl Layout {
     /// The address of host `i` of segment `k`.
     fn address(&self, k: usize, i: usize) -> std::net::Ipv4Addr {
         std::net::Ipv4Addr::from(0x0a00_0000 + k as u32 * self.block + i as u32 + 1)
+    }
+
+    /// The address of segment `k`'s router: the last of its subnet before the broadcast address.
+    fn gateway(&self, k: usize) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::from(0x0a00_0000 + k as u32 * self.block + self.block - 2)
     }
 
     /// The two hosts of a segment's transfer: sender and sink. The sink is the host the sender
@@ -105,15 +125,38 @@ fn host_name(k: usize, i: usize) -> String {
 }
 
 /// The text of a scale lab of `hosts` hosts, `per_switch` to a switch at most (segments are
-/// balanced), with apps or without.
-fn lab_text(hosts: usize, per_switch: usize, apps: bool) -> String {
-    let layout = Layout::new(hosts, per_switch);
+/// balanced), with apps or without; with `per_router`, the switches are joined that many to a
+/// router, and the traffic crosses it (see [`routed_lab`]).
+fn lab_text(hosts: usize, per_switch: usize, apps: bool, per_router: Option<usize>) -> String {
+    let layout = if per_router.is_some() { Layout::routed(hosts, per_switch) } else { Layout::new(hosts, per_switch) };
+    let n = layout.segments.len();
+    let groups = per_router.map(|g| n.div_ceil(g.max(1))).unwrap_or(0);
+    // The segment whose hosts segment `k`'s hosts aim at: the next one of its router's group, or
+    // its own without routers.
+    let next = |k: usize| match per_router {
+        Some(g) => {
+            let g = g.max(1);
+            let first = k / g * g;
+            let len = g.min(n - first);
+            first + (k - first + 1) % len
+        }
+        None => k,
+    };
     let mut s = String::with_capacity(hosts * if apps { 400 } else { 200 });
-    let _ = write!(
-        s,
-        "{{\n  \"name\": \"scale-{hosts}\",\n  \"description\": \"{hosts} hosts, {} switches of at most {per_switch} hosts; generated\",\n  \"nodes\": {{\n",
-        layout.segments.len()
-    );
+    match per_router {
+        None => {
+            let _ = write!(
+                s,
+                "{{\n  \"name\": \"scale-{hosts}\",\n  \"description\": \"{hosts} hosts, {n} switches of at most {per_switch} hosts; generated\",\n  \"nodes\": {{\n"
+            );
+        }
+        Some(g) => {
+            let _ = write!(
+                s,
+                "{{\n  \"name\": \"scale-routed-{hosts}\",\n  \"description\": \"{hosts} hosts, {n} switches of at most {per_switch} hosts, {groups} routers of at most {g} switches; generated\",\n  \"nodes\": {{\n"
+            );
+        }
+    }
     let mut first = true;
     let mut sep = |s: &mut String| {
         if !first {
@@ -126,11 +169,17 @@ fn lab_text(hosts: usize, per_switch: usize, apps: bool) -> String {
         sep(&mut s);
         let _ = write!(s, "    \"sw{k}\": {{ \"kind\": \"switch\" }}");
         let (sender, sink) = Layout::transfer_pair();
+        let (to, to_size) = (next(k), layout.segments[next(k)]);
         for i in 0..size {
             sep(&mut s);
+            let gateway = if per_router.is_some() {
+                format!(", \"gateways\": [\"{}\"]", layout.gateway(k))
+            } else {
+                String::new()
+            };
             let _ = write!(
                 s,
-                "    \"{}\": {{ \"kind\": \"host\", \"interfaces\": {{ \"eth0\": {{ \"addresses\": [\"{}/{}\"] }} }}",
+                "    \"{}\": {{ \"kind\": \"host\", \"interfaces\": {{ \"eth0\": {{ \"addresses\": [\"{}/{}\"]{gateway} }} }}",
                 host_name(k, i),
                 layout.address(k, i),
                 layout.prefix
@@ -146,13 +195,13 @@ fn lab_text(hosts: usize, per_switch: usize, apps: bool) -> String {
                 let _ = write!(
                     s,
                     ",\n      \"apps\": [ {{ \"kind\": \"ping\", \"to\": \"{}\", \"count\": {PING_COUNT}, \"interval\": \"{PING_INTERVAL_MS}ms\", \"start\": \"{start_us}us\" }}",
-                    host_name(k, (i + 1) % size)
+                    host_name(to, (i + 1) % to_size)
                 );
                 if i == sender {
                     let _ = write!(
                         s,
                         ", {{ \"kind\": \"tcp-transfer\", \"to\": \"{}:{SINK_PORT}\", \"bytes\": {}, \"start\": \"{start_us}us\" }}",
-                        host_name(k, sink),
+                        host_name(to, sink),
                         Layout::transfer_bytes(size)
                     );
                 }
@@ -165,18 +214,47 @@ fn lab_text(hosts: usize, per_switch: usize, apps: bool) -> String {
             global += 1;
         }
     }
+    if let Some(g) = per_router {
+        let g = g.max(1);
+        for r in 0..groups {
+            sep(&mut s);
+            let _ = write!(s, "    \"r{r}\": {{ \"kind\": \"router\", \"interfaces\": {{ ");
+            for (j, k) in (r * g..n.min((r + 1) * g)).enumerate() {
+                if j > 0 {
+                    s.push_str(", ");
+                }
+                let _ = write!(s, "\"eth{j}\": {{ \"addresses\": [\"{}/{}\"] }}", layout.gateway(k), layout.prefix);
+            }
+            s.push_str(" } }");
+        }
+    }
     s.push_str("\n  },\n  \"links\": [\n");
     let mut first = true;
+    let mut sep = |s: &mut String| {
+        if !first {
+            s.push_str(",\n");
+        }
+        first = false;
+    };
     for (k, &size) in layout.segments.iter().enumerate() {
         for i in 0..size {
-            if !first {
-                s.push_str(",\n");
-            }
-            first = false;
+            sep(&mut s);
             let _ = write!(
                 s,
                 "    {{ \"a\": \"{}:eth0\", \"b\": \"sw{k}\", \"impair\": {{ \"latency\": \"100us\" }} }}",
                 host_name(k, i)
+            );
+        }
+    }
+    if let Some(g) = per_router {
+        let g = g.max(1);
+        for k in 0..n {
+            sep(&mut s);
+            let _ = write!(
+                s,
+                "    {{ \"a\": \"r{}:eth{}\", \"b\": \"sw{k}\", \"impair\": {{ \"latency\": \"100us\" }} }}",
+                k / g,
+                k % g
             );
         }
     }
@@ -194,7 +272,7 @@ fn lab_text(hosts: usize, per_switch: usize, apps: bool) -> String {
 /// If `hosts` or `per_switch` is below 2, or the segments do not fit in `10.0.0.0/8`.
 #[must_use]
 pub fn scale_lab(hosts: usize, per_switch: usize) -> String {
-    lab_text(hosts, per_switch, true)
+    lab_text(hosts, per_switch, true, None)
 }
 
 /// The same lab without apps: hosts that only sit there.
@@ -203,7 +281,21 @@ pub fn scale_lab(hosts: usize, per_switch: usize) -> String {
 /// As [`scale_lab`].
 #[must_use]
 pub fn idle_lab(hosts: usize, per_switch: usize) -> String {
-    lab_text(hosts, per_switch, false)
+    lab_text(hosts, per_switch, false, None)
+}
+
+/// The scale lab with routers: the same segments, hosts and apps, but the switches are joined
+/// `per_router` at a time to a router (the last group may be smaller), each segment's hosts on its
+/// own subnet with the router's interface there (the last address before the broadcast address) as
+/// their gateway. Every ping and transfer aims at the next segment of its router's group (the
+/// first after the last), so that it crosses the router; a group of one segment stays within it.
+/// Links between routers and switches have 100 µs of latency, as the hosts' do.
+///
+/// # Panics
+/// As [`scale_lab`], and if a segment leaves no address for its router.
+#[must_use]
+pub fn routed_lab(hosts: usize, per_switch: usize, per_router: usize) -> String {
+    lab_text(hosts, per_switch, true, Some(per_router))
 }
 
 /// Resident memory of this process, from /proc (Linux); `None` elsewhere.
@@ -250,6 +342,9 @@ pub struct Run {
     pub pings: usize,
     /// Transfers, all acknowledged and received intact.
     pub transfers: usize,
+    /// Packets the routers forwarded (none without routers).
+    #[serde(default)]
+    pub forwarded: u64,
 }
 
 /// Builds the lab of `text`, reporting the time and memory it took.
@@ -301,6 +396,12 @@ pub fn run_text(text: &str, hosts: usize, per_switch: usize) -> anyhow::Result<R
     let wall = start.elapsed();
     let rss_run_growth_kib = build.rss_before_kib.zip(rss_kib()).map(|(b, a)| a as i64 - b as i64);
     let (pings, transfers) = check(&sim, &layout)?;
+    let (mut forwarded, mut dropped) = (0, 0);
+    for c in sim.router_counters() {
+        forwarded += c.forwarded;
+        dropped += c.dropped.values().sum::<u64>();
+    }
+    ensure!(dropped == 0, "the routers dropped {dropped} packets");
     Ok(Run {
         build,
         frames: counters.frames,
@@ -310,6 +411,7 @@ pub fn run_text(text: &str, hosts: usize, per_switch: usize) -> anyhow::Result<R
         rss_run_growth_kib,
         pings,
         transfers,
+        forwarded,
     })
 }
 
@@ -361,6 +463,9 @@ fn check(sim: &Sim, layout: &Layout) -> anyhow::Result<(usize, usize)> {
 pub struct Row {
     pub hosts: usize,
     pub switches: usize,
+    /// Routers joining the switches (none in the plain scale lab).
+    #[serde(default)]
+    pub routers: usize,
     pub runs: usize,
     /// The first run (its memory figures are those of a process that had built nothing yet, when
     /// the size runs in a process of its own).
@@ -401,15 +506,33 @@ fn warm_up() -> anyhow::Result<()> {
 /// Measures the scale lab of `hosts`: runs it at least once, and again until the stepping has taken
 /// a measurable time.
 pub fn measure(hosts: usize, per_switch: usize) -> anyhow::Result<Row> {
+    measure_text(&scale_lab(hosts, per_switch), hosts, per_switch, 0)
+}
+
+/// Measures the routed lab of `hosts` ([`routed_lab`]) as [`measure`] does the scale lab, and
+/// checks that its routers forwarded the traffic.
+pub fn measure_routed(hosts: usize, per_switch: usize, per_router: usize) -> anyhow::Result<Row> {
+    let layout = Layout::routed(hosts, per_switch);
+    let groups: Vec<&[usize]> = layout.segments.chunks(per_router.max(1)).collect();
+    let row = measure_text(&routed_lab(hosts, per_switch, per_router), hosts, per_switch, groups.len())?;
+    // The ping of every host whose router joins two segments or more crosses it: each request and
+    // each reply is forwarded once.
+    let crossing: usize = groups.iter().filter(|g| g.len() >= 2).map(|g| g.iter().sum::<usize>()).sum();
+    let least = 2 * u64::from(PING_COUNT) * crossing as u64;
+    ensure!(row.first.forwarded >= least, "the routers forwarded {} packets of at least {least}", row.first.forwarded);
+    Ok(row)
+}
+
+/// Measures `text`, a scale lab of `hosts` hosts or a variant with `routers` routers.
+fn measure_text(text: &str, hosts: usize, per_switch: usize, routers: usize) -> anyhow::Result<Row> {
     warm_up()?;
     reset_peak_rss();
-    let text = scale_lab(hosts, per_switch);
-    let first = run_text(&text, hosts, per_switch).with_context(|| format!("the lab of {hosts} hosts"))?;
+    let first = run_text(text, hosts, per_switch).with_context(|| format!("the lab of {hosts} hosts"))?;
     let (mut frames, mut wall, mut sim_time, mut build) =
         (first.frames, first.wall, first.sim_time, first.build.load + first.build.sim);
     let mut runs = 1;
     while wall < MIN_STEP_WALL && runs < MAX_RUNS {
-        let r = run_text(&text, hosts, per_switch).with_context(|| format!("the lab of {hosts} hosts"))?;
+        let r = run_text(text, hosts, per_switch).with_context(|| format!("the lab of {hosts} hosts"))?;
         frames += r.frames;
         wall += r.wall;
         sim_time += r.sim_time;
@@ -419,6 +542,7 @@ pub fn measure(hosts: usize, per_switch: usize) -> anyhow::Result<Row> {
     Ok(Row {
         hosts,
         switches: Layout::new(hosts, per_switch).segments.len(),
+        routers,
         runs,
         build: build / runs as u32,
         frames,
@@ -439,11 +563,14 @@ pub fn measure_idle(hosts: usize, per_switch: usize) -> anyhow::Result<Build> {
     Ok(b)
 }
 
-/// A measurement [`run_all`] can run in a process of its own: `scale:N` or `idle:N`.
+/// A measurement [`run_all`] or [`run_routed`] can run in a process of its own: `scale:N`, `idle:N`
+/// or `routed:N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
     Scale(usize),
     Idle(usize),
+    /// The routed lab ([`routed_lab`]) of N hosts.
+    Routed(usize),
 }
 
 impl std::fmt::Display for Job {
@@ -451,6 +578,7 @@ impl std::fmt::Display for Job {
         match self {
             Job::Scale(n) => write!(f, "scale:{n}"),
             Job::Idle(n) => write!(f, "idle:{n}"),
+            Job::Routed(n) => write!(f, "routed:{n}"),
         }
     }
 }
@@ -458,12 +586,13 @@ impl std::fmt::Display for Job {
 impl std::str::FromStr for Job {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}` is not a scale job (`scale:N` or `idle:N`)");
+        let bad = || format!("`{s}` is not a scale job (`scale:N`, `idle:N` or `routed:N`)");
         let (kind, n) = s.split_once(':').ok_or_else(bad)?;
         let n = n.parse().map_err(|_| bad())?;
         match kind {
             "scale" => Ok(Job::Scale(n)),
             "idle" => Ok(Job::Idle(n)),
+            "routed" => Ok(Job::Routed(n)),
             _ => Err(bad()),
         }
     }
@@ -475,6 +604,7 @@ pub fn run_job(job: Job, per_switch: usize) -> anyhow::Result<String> {
     Ok(match job {
         Job::Scale(n) => serde_json::to_string(&measure(n, per_switch)?)?,
         Job::Idle(n) => serde_json::to_string(&measure_idle(n, per_switch)?)?,
+        Job::Routed(n) => serde_json::to_string(&measure_routed(n, per_switch, PER_ROUTER)?)?,
     })
 }
 
@@ -590,6 +720,109 @@ pub fn run_all(
             (idle.load + idle.sim).as_secs_f64(),
             idle.load.as_secs_f64(),
             idle.sim.as_secs_f64()
+        )?;
+    }
+    Ok(())
+}
+
+/// Rounds of [`run_routed`] by default: each size's two labs measured back to back, this many
+/// times; the round of the median ratio is printed.
+pub const ROUTED_ROUNDS: usize = 3;
+
+/// Measures the scale lab and the routed lab ([`routed_lab`], [`PER_ROUTER`] switches to a router)
+/// of every size of `sizes`, `rounds` times back to back, each in a process of its own when `spawn`
+/// is given, and prints them side by side: build time, memory per host and frames a second, the
+/// routed lab's against the switch-only lab's of the same size, from the round whose ratio of
+/// frames a second is the median.
+pub fn run_routed(
+    sizes: &[usize],
+    per_switch: usize,
+    rounds: usize,
+    spawn: Option<&dyn Fn(Job) -> std::process::Command>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    ensure!(!sizes.is_empty(), "no sizes to measure");
+    let rounds = rounds.max(1);
+    writeln!(
+        out,
+        "netlab scale bench with routers: segments of at most {per_switch} hosts on a switch, each its own subnet; \
+         switched: every host pings its neighbour {PING_COUNT} times and one {TRANSFER_BYTES_PER_HOST} B-per-host TCP \
+         transfer runs in each segment; routed: the switches joined {PER_ROUTER} to a router, the router each segment's \
+         gateway, and the same pings and transfers aimed at the next segment of the router's group (across the router); \
+         virtual time, capture off"
+    )?;
+    writeln!(
+        out,
+        "{}",
+        if spawn.is_some() { "each lab in a process of its own" } else { "every lab in this one process" }
+    )?;
+    writeln!(
+        out,
+        "{rounds} round{} of each size, the round of the median fps x printed",
+        if rounds == 1 { "" } else { "s" }
+    )?;
+    writeln!(
+        out,
+        "\n{:>6} {:<9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>11} {:>10} {:>11} {:>8} {:>8} {:>8}",
+        "hosts",
+        "lab",
+        "routers",
+        "build s",
+        "KiB/host",
+        "peak MiB",
+        "frames",
+        "forwarded",
+        "frames/s",
+        "sim s/wall s",
+        "build x",
+        "KiB x",
+        "fps x"
+    )?;
+    let opt = |v: Option<f64>, w: usize, p: usize| v.map_or(format!("{:>w$}", "-"), |v| format!("{v:>w$.p$}"));
+    let mut ratios = Vec::new();
+    for &n in sizes {
+        let mut pairs = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let switched: Row = job(Job::Scale(n), per_switch, spawn)?;
+            let routed: Row = job(Job::Routed(n), per_switch, spawn)?;
+            pairs.push((routed.fps() / switched.fps(), switched, routed));
+        }
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (low, high) = (pairs[0].0, pairs[rounds - 1].0);
+        let (ratio, switched, routed) = pairs.swap_remove(rounds / 2);
+        for (name, r) in [("switched", &switched), ("routed", &routed)] {
+            let vs = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
+            writeln!(
+                out,
+                "{:>6} {name:<9} {:>8} {:>9.4} {} {} {:>9} {:>11} {:>10.0} {:>11.2} {:>8.2} {} {:>8.2}",
+                r.hosts,
+                r.routers,
+                r.build.as_secs_f64(),
+                opt(r.kib_per_host(), 9, 1),
+                opt(r.peak_rss_kib.map(|k| k as f64 / 1024.0), 9, 1),
+                r.first.frames,
+                r.first.forwarded,
+                r.fps(),
+                r.speed(),
+                r.build.as_secs_f64() / switched.build.as_secs_f64(),
+                opt(vs(r.kib_per_host(), switched.kib_per_host()), 8, 2),
+                r.fps() / switched.fps()
+            )?;
+        }
+        out.flush()?;
+        ratios.push((n, ratio, low, high));
+    }
+    writeln!(
+        out,
+        "\nbuild s: text → validated lab → Sim, mean over the runs; KiB/host: resident memory the first build took, per host\n\
+         (routers and switches included); peak MiB: of the process that ran the lab; frames: delivered on every link in the\n\
+         first run (a routed ping crosses 4 links, a switched one 2); forwarded: packets the routers forwarded in it;\n\
+         frames/s, sim s/wall s: over the stepping of every run; build x, KiB x, fps x: routed ÷ switched, same size"
+    )?;
+    for (n, r, low, high) in ratios {
+        writeln!(
+            out,
+            "{n} hosts: the routed lab moves {r:.2} of the switch-only lab's frames a second ({low:.2} to {high:.2} over {rounds} rounds)"
         )?;
     }
     Ok(())

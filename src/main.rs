@@ -181,13 +181,22 @@ enum Command {
         /// plaintext, and TCP goodput through them, against plain tokio sockets on loopback.
         #[arg(long, conflicts_with_all = ["bytes", "reps", "scale", "probes", "render", "idle"])]
         tunnel: bool,
-        /// Sizes of the scale bench, in hosts.
-        #[arg(long, requires = "scale", value_delimiter = ',', default_value = "10,100,1000,10000")]
-        hosts: Vec<usize>,
+        /// Measure routers: the frames a second one router forwards against a direct link (a
+        /// transfer of `--bytes`, `--reps` runs), and labs/routed.json in virtual time.
+        #[arg(long, conflicts_with_all = ["scale", "probes", "render", "idle", "tunnel"])]
+        router: bool,
+        /// Sizes of the scale bench, in hosts. Default: 10,100,1000,10000; with `--routers`,
+        /// 100,1000,10000.
+        #[arg(long, requires = "scale", value_delimiter = ',')]
+        hosts: Option<Vec<usize>>,
+        /// With `--scale`: measure each size with routers too (the switches joined four to a router,
+        /// the traffic across it) against the same size without them.
+        #[arg(long, requires = "scale")]
+        routers: bool,
         /// Hosts per switch (per LAN segment) in the scale bench.
         #[arg(long, requires = "scale", default_value_t = netlab::bench_scale::PER_SWITCH)]
         per_switch: usize,
-        /// One measurement of the scale bench, in this process (`scale:N` or `idle:N`): what
+        /// One measurement of the scale bench, in this process (`scale:N`, `idle:N` or `routed:N`): what
         /// `--scale` runs in its child processes.
         #[arg(long, requires = "scale", hide = true)]
         scale_job: Option<netlab::bench_scale::Job>,
@@ -260,8 +269,16 @@ fn is_stdout(p: &Path) -> bool {
 }
 
 /// `netlab bench --scale`: every size in a child process of this program, or one `job` here.
-fn scale_bench(hosts: &[usize], per_switch: usize, job: Option<netlab::bench_scale::Job>) -> ExitCode {
-    use netlab::bench_scale::{run_all, run_job, Job};
+fn scale_bench(hosts: &[usize], per_switch: usize, job: Option<netlab::bench_scale::Job>, routers: bool) -> ExitCode {
+    use netlab::bench_scale::{run_all, run_job, run_routed, Job, ROUTED_ROUNDS};
+    let run =
+        |hosts: &[usize], per_switch, spawn: Option<&dyn Fn(Job) -> std::process::Command>, out: &mut dyn Write| {
+            if routers {
+                run_routed(hosts, per_switch, ROUTED_ROUNDS, spawn, out)
+            } else {
+                run_all(hosts, per_switch, spawn, out)
+            }
+        };
     if per_switch < 2 || hosts.iter().any(|&n| n < 2) {
         errln!("error: --hosts and --per-switch must be 2 or more");
         return ExitCode::from(2);
@@ -282,9 +299,9 @@ fn scale_bench(hosts: &[usize], per_switch: usize, job: Option<netlab::bench_sca
                     ]);
                     c
                 };
-                run_all(hosts, per_switch, Some(&spawn), &mut std::io::stdout())
+                run(hosts, per_switch, Some(&spawn), &mut std::io::stdout())
             }
-            Err(_) => run_all(hosts, per_switch, None, &mut std::io::stdout()),
+            Err(_) => run(hosts, per_switch, None, &mut std::io::stdout()),
         },
     };
     bench_exit(r)
@@ -400,11 +417,21 @@ fn main() -> ExitCode {
             out(&(serde_json::to_string_pretty(&topology::schema()).unwrap_or_default() + "\n"));
             ExitCode::SUCCESS
         }
-        Command::Bench { scale: true, hosts, per_switch, scale_job, .. } => scale_bench(&hosts, per_switch, scale_job),
+        Command::Bench { scale: true, hosts, per_switch, scale_job, routers, .. } => {
+            let default: &[usize] =
+                if routers { &netlab::bench_scale::ROUTED_SIZES } else { &netlab::bench_scale::SIZES };
+            scale_bench(hosts.as_deref().unwrap_or(default), per_switch, scale_job, routers)
+        }
         Command::Bench { tunnel: true, .. } => bench_exit(netlab::bench_tunnel::run_tunnel(
             3,
             std::time::Duration::from_secs(1),
             std::time::Duration::from_secs(2),
+            &mut std::io::stdout(),
+        )),
+        Command::Bench { router: true, bytes, reps, .. } => bench_exit(netlab::bench_router::run_router(
+            bytes,
+            reps,
+            netlab::bench_router::LAB_REPS,
             &mut std::io::stdout(),
         )),
         Command::Bench { idle: true, .. } => bench_exit(netlab::bench::run_idle(10, &mut std::io::stdout())),

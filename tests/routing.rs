@@ -22,8 +22,18 @@ fn run(lab: &str, dir: &Path) -> serde_json::Value {
 /// tshark fields, one row a frame.
 fn fields(cap: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
     // The first occurrence of each field: an ICMP error quotes the packet it is about.
-    let mut args =
-        vec!["-r", cap.to_str().expect("utf-8"), "-Y", filter, "-T", "fields", "-E", "separator=|", "-E", "occurrence=f"];
+    let mut args = vec![
+        "-r",
+        cap.to_str().expect("utf-8"),
+        "-Y",
+        filter,
+        "-T",
+        "fields",
+        "-E",
+        "separator=|",
+        "-E",
+        "occurrence=f",
+    ];
     for f in fields {
         args.push("-e");
         args.push(f);
@@ -84,7 +94,11 @@ fn routed_lab_pings_across_two_routers_and_the_ttl_drops_by_one_a_hop() {
     assert_eq!(te6, ["fd00:1::1", "fd00:1::1", "fd00:1::1", "fd00:12::2", "fd00:12::2", "fd00:12::2"], "{te6:?}");
     // The MTU step at r2: fragmentation needed and packet too big, with the next link's MTU, for
     // each of the 3 + 3 large pings.
-    let frag = fields(&cap, "icmp.type == 3 && icmp.code == 4 && frame.interface_name == \"transit\"", &["ip.src", "icmp.mtu"]);
+    let frag = fields(
+        &cap,
+        "icmp.type == 3 && icmp.code == 4 && frame.interface_name == \"transit\"",
+        &["ip.src", "icmp.mtu"],
+    );
     assert_eq!(frag.len(), 3, "{frag:?}");
     assert!(frag.iter().all(|r| r[0] == "10.0.12.2" && r[1] == "1280"), "{frag:?}");
     let ptb = fields(&cap, "icmpv6.type == 2 && frame.interface_name == \"transit\"", &["ipv6.src", "icmpv6.mtu"]);

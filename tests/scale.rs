@@ -1,7 +1,7 @@
 //! The scale bench's labs are valid, shaped as promised, run to a checked end, and a broken run is
 //! an error rather than a figure.
 
-use netlab::bench_scale::{idle_lab, run_once, run_text, scale_lab, Job};
+use netlab::bench_scale::{idle_lab, routed_lab, run_once, run_routed, run_text, scale_lab, Job};
 use netlab::topology::{self, Attachment, NodeKind};
 
 #[test]
@@ -72,9 +72,78 @@ fn a_run_with_lost_replies_is_an_error() {
 
 #[test]
 fn jobs_read_back_as_written() {
-    for j in [Job::Scale(10), Job::Idle(10_000)] {
+    for j in [Job::Scale(10), Job::Idle(10_000), Job::Routed(100)] {
         assert_eq!(j.to_string().parse::<Job>(), Ok(j));
     }
     assert!("scale".parse::<Job>().is_err());
     assert!("big:10".parse::<Job>().is_err());
+}
+
+#[test]
+fn routed_labs_join_their_switches_through_routers() {
+    // 230 hosts in 5 segments of 46; 4 switches to a router: r0 joins sw0 to sw3, r1 sw4 alone.
+    let text = routed_lab(230, 50, 4);
+    let lab = topology::load_str(&text, "routed.json").expect("valid");
+    let routers: Vec<_> = lab
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.kind {
+            NodeKind::Router(r) => Some((n.name.as_str(), r.interfaces.len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(routers, [("r0", 4), ("r1", 1)]);
+    assert_eq!(lab.nodes.len(), 230 + 5 + 2);
+    assert_eq!(lab.links.len(), 230 + 5);
+    // Each segment's router is its gateway, at the end of its subnet.
+    assert!(text.contains(r#""eth0": { "addresses": ["10.0.0.254/24"] }"#), "r0 on sw0's subnet");
+    assert!(text.contains(r#""eth3": { "addresses": ["10.0.3.254/24"] }"#), "r0 on sw3's subnet");
+    assert!(text.contains(r#""addresses": ["10.0.2.7/24"], "gateways": ["10.0.2.254"]"#), "h2-6");
+    // Pings and transfers aim at the next segment of the group, the last at the first; a group
+    // of one segment stays within it.
+    let apps = |host: &str| {
+        let start = text.find(&format!("\"{host}\": {{")).expect("host");
+        text[start..start + text[start..].find(" ] }").expect("apps end")].to_string()
+    };
+    assert!(apps("h0-0").contains(r#""to": "h1-1""#) && apps("h0-0").contains(r#""to": "h1-1:9""#));
+    assert!(apps("h3-45").contains(r#""to": "h0-0""#));
+    assert!(apps("h4-0").contains(r#""to": "h4-1:9""#));
+    // Without routers, the lab is the scale lab: the same hosts, pings within each segment.
+    assert_ne!(text, scale_lab(230, 50));
+    assert!(!scale_lab(230, 50).contains("router"));
+}
+
+#[test]
+fn small_routed_labs_run_with_every_ping_answered_across_a_router() {
+    let r = run_text(&routed_lab(200, 50, 4), 200, 50).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!((r.pings, r.transfers), (200, 4));
+    // Each ping's 2 requests and 2 replies cross the router, and the transfers too.
+    assert!(r.forwarded > 4 * 200, "{} forwarded", r.forwarded);
+    // A routed ping crosses 4 links, a switched one 2 (ARP requests flooding the switches are
+    // most of either lab's frames).
+    let plain = run_once(200, 50).expect("switched");
+    assert!(r.frames > plain.frames + 4 * 200, "{} frames routed, {} switched", r.frames, plain.frames);
+    assert_eq!(plain.forwarded, 0);
+}
+
+#[test]
+fn the_routed_comparison_runs_at_a_tiny_size() {
+    // 20 hosts in segments of 5: 4 segments, one router.
+    let mut out = Vec::new();
+    run_routed(&[20], 5, 1, None, &mut out).unwrap_or_else(|e| panic!("{e:#}"));
+    let out = String::from_utf8(out).expect("utf-8");
+    let row = |lab: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().take(2).eq(["20", lab]))
+            .unwrap_or_else(|| panic!("no {lab} row in\n{out}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let (switched, routed) = (row("switched"), row("routed"));
+    assert_eq!((switched[2].as_str(), routed[2].as_str()), ("0", "1"), "routers");
+    // Forwarded packets: none without routers, every ping's four with.
+    assert_eq!(switched[7], "0");
+    assert!(routed[7].parse::<u64>().expect("forwarded") >= 4 * 20, "{out}");
+    assert!(out.contains("20 hosts: the routed lab moves"), "{out}");
 }

@@ -627,6 +627,17 @@ impl Sim {
     }
 }
 
+/// What benches read of a run without the cost of a snapshot.
+impl Sim {
+    /// Each router's counters, in lab order.
+    pub fn router_counters(&self) -> impl Iterator<Item = &router::RouterCounters> + '_ {
+        self.nodes.iter().filter_map(|n| match n {
+            NodeState::Router(r) => Some(&r.plane.counters),
+            _ => None,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,11 @@
 //!
 //! The plane is split in two: [`Plane`] decides (pure: bytes in, actions out), [`Router`] plugs it
 //! into the fabric. Tests feed the plane byte fixtures.
+//!
+//! A packet that needs nothing but forwarding takes a fast path ([`Plane::fast_hop`]): it is decided
+//! without building anything and goes out in the arriving frame's own buffer, MACs, TTL and
+//! checksum rewritten in place. The general path would send the same bytes; tests hold the two
+//! together.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
@@ -889,6 +894,99 @@ impl Plane {
     }
 }
 
+/// Where a packet that needs nothing but forwarding goes (see [`Plane::fast_hop`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FastHop {
+    /// The port it leaves by.
+    pub port: usize,
+    /// The next hop's MAC.
+    pub mac: EthernetAddress,
+    /// The IP packet's length: the frame is cut to it (no Ethernet padding goes on).
+    pub ip_len: usize,
+    pub v6: bool,
+}
+
+/// The forwarding fast path: the common case of [`Plane::receive`] decided without building
+/// anything, and done in the arriving frame's own buffer.
+impl Plane {
+    /// The hop of a frame that [`Plane::receive`] would only forward: an IPv4 packet, or an IPv6
+    /// packet other than ICMPv6 (which may be NDP), addressed to this port's MAC and not to the
+    /// router, unicast, valid (and with a good header checksum unless offloaded), with TTL to spare,
+    /// a route, a next hop resolved and alive, and room in the next port's MTU. `None` for anything
+    /// else; nothing has changed then, and the general path decides the frame from scratch.
+    #[must_use]
+    pub fn fast_hop(&self, now: SimTime, port: usize, frame: &[u8]) -> Option<FastHop> {
+        let eth = EthernetFrame::new_checked(frame).ok()?;
+        if eth.dst_addr() != self.ports.get(port)?.mac {
+            return None;
+        }
+        let payload = eth.payload();
+        let (dst, ttl, ip_len, v6) = match eth.ethertype() {
+            EthernetProtocol::Ipv4 => {
+                let p = Ipv4Packet::new_checked(payload).ok()?;
+                if p.version() != 4 || (!self.checksum_offload && !p.verify_checksum()) {
+                    return None;
+                }
+                let dst = p.dst_addr();
+                if dst.is_broadcast() || dst.is_multicast() || self.is_subnet_broadcast(port, dst) {
+                    return None;
+                }
+                (IpAddress::Ipv4(dst), p.hop_limit(), usize::from(p.total_len()), false)
+            }
+            EthernetProtocol::Ipv6 => {
+                let p = Ipv6Packet::new_checked(payload).ok()?;
+                if p.version() != 6 || p.next_header() == IpProtocol::Icmpv6 {
+                    return None;
+                }
+                let (src, dst) = (p.src_addr(), p.dst_addr());
+                if dst.is_multicast()
+                    || src.is_multicast()
+                    || dst.is_unicast_link_local()
+                    || src.is_unicast_link_local()
+                {
+                    return None;
+                }
+                (IpAddress::Ipv6(dst), p.hop_limit(), 40 + usize::from(p.payload_len()), true)
+            }
+            _ => return None,
+        };
+        if ttl <= 1 || self.is_mine(dst) {
+            return None;
+        }
+        let route = self.routes.lookup(dst)?;
+        if ip_len > self.ports[route.port].mtu {
+            return None;
+        }
+        let n = self.neighbours[route.port].get(&route.via.unwrap_or(dst))?;
+        if now - n.seen >= NEIGHBOUR_LIFETIME {
+            return None;
+        }
+        Some(FastHop { port: route.port, mac: n.mac, ip_len, v6 })
+    }
+
+    /// Forwards `frame` along `hop` in place, as the general path would: the next hop's MAC and the
+    /// port's own, the TTL (or hop limit) one less and the IPv4 header checksum filled again (unless
+    /// offloaded), the Ethernet padding cut off. The same bytes as [`Plane::receive`] sends.
+    pub fn forward_in_place(&mut self, hop: FastHop, frame: &mut Vec<u8>) {
+        frame.truncate(14 + hop.ip_len);
+        let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+        eth.set_dst_addr(hop.mac);
+        eth.set_src_addr(self.ports[hop.port].mac);
+        let ip = eth.payload_mut();
+        if hop.v6 {
+            let mut p = Ipv6Packet::new_unchecked(ip);
+            p.set_hop_limit(p.hop_limit() - 1);
+        } else {
+            let mut p = Ipv4Packet::new_unchecked(ip);
+            p.set_hop_limit(p.hop_limit() - 1);
+            if !self.checksum_offload {
+                p.fill_checksum();
+            }
+        }
+        self.counters.forwarded += 1;
+    }
+}
+
 /// Splits an IPv4 packet into fragments of at most `mtu` bytes (RFC 791), or `None` if its header
 /// alone leaves no room for 8 bytes of data.
 fn fragment(packet: &[u8], mtu: usize, offload: bool) -> Option<Vec<Vec<u8>>> {
@@ -957,6 +1055,14 @@ impl Router {
             self.plane.count_drop(DropReason::Mtu);
             arr.report(Fate::Dropped(DropReason::Mtu), &frame, obs);
             return pool.give(frame);
+        }
+        if let Some(hop) = self.plane.fast_hop(arr.at, port, &frame) {
+            // Only forwarded: in the frame's own buffer, with the same events as the general path.
+            arr.report(Fate::Delivered, &frame, obs);
+            let mut frame = frame;
+            self.plane.forward_in_place(hop, &mut frame);
+            let out = Port { node: self.id, port: hop.port as u32 };
+            return fabric.send(arr.at, out, arr.packet, frame, pool, obs);
         }
         let acts = self.plane.receive(arr.at, port, arr.packet, &frame, Some((arr.link, arr.from)));
         // The frame crossed the link whatever the router does with it (captures show it); a drop
@@ -1029,3 +1135,7 @@ impl Router {
 #[cfg(test)]
 #[path = "router_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "router_fast_tests.rs"]
+mod fast_tests;
