@@ -384,7 +384,11 @@ pub fn outcome_line(o: &Outcome) -> String {
         Outcome::Traceroute { to, proto, reached, hop_count, hops } => {
             let last = hops.last().map_or(String::new(), |h| format!(": {}", hop_text(h)));
             format!(
-                "traceroute {to} ({proto}): {} after {hop_count} hop{}{last}",
+                "traceroute {to} ({}): {} after {hop_count} hop{}{last}",
+                match proto {
+                    crate::topology::TraceProto::Udp => "udp",
+                    crate::topology::TraceProto::Icmp => "icmp",
+                },
                 if *reached { "reached" } else { "not reached" },
                 if *hop_count == 1 { "" } else { "s" }
             )

@@ -341,3 +341,37 @@ fn the_overview_shows_each_tunnel_and_its_state() {
     assert!(screen.contains("hq<->branch udp down 1m05s, 3.0 MiB out, 100.0 KiB in, 3 retries, 4 refused"), "{screen}");
     insta::assert_snapshot!("overview-tunnel-160x48", screen);
 }
+
+/// The nodes screen lists each app of the selected host with its outcome: HTTP, UDP stream and
+/// traceroute too.
+#[test]
+fn the_nodes_screen_shows_the_outcomes_of_http_stream_and_traceroute_apps() {
+    let text = std::fs::read_to_string(common::root().join("labs/services.json")).expect("lab");
+    let lab = netlab::topology::load_str(&text, "services.json").expect("valid");
+    let opts = RunOptions { speed: Speed::Max, ..RunOptions::default() };
+    let mut d = Driver::new(&lab, &opts).expect("driver");
+    d.run(&mut ());
+    let mut app = App::new(&lab, 1, Speed::Max);
+    app.on_snapshot(d.snapshot(), true);
+    app.update(Action::Tab(4));
+    let client = draw(&app, 200, 60);
+    for want in [
+        "client/traceroute (finished)",
+        "traceroute 10.0.0.2 (udp): reached after 1 hop:  1  10.0.0.2",
+        "traceroute fd00::2 (icmp): reached after 1 hop",
+        "http-get 10.0.0.2:80/files/big.bin: 3 of 3 answered (3× 200), 3.0 MiB of body, ttfb",
+        "http-get 10.0.0.2:8080/missing: 1 of 1 answered (1× 404), 24 B of body",
+        "udp-stream 10.0.0.2:5001: 500 of 500 datagrams sent at 2.0 Mbit/s",
+    ] {
+        assert!(client.contains(want), "`{want}` not on the screen:\n{client}");
+    }
+    app.update(Action::Down);
+    let server = draw(&app, 200, 60);
+    for want in [
+        "server/http-server (serving)",
+        "http-server :80: 1 connection(s), 3 requests, answered 3× 200, 3.0 MiB of body sent",
+        "udp-stream-server :5001: 1 stream(s), 500 received, 0 lost (0.0%), jitter 0.0 us",
+    ] {
+        assert!(server.contains(want), "`{want}` not on the screen:\n{server}");
+    }
+}

@@ -87,10 +87,12 @@ impl HttpServer {
             405 => (0, "text/plain", "Allow: GET, HEAD\r\n"),
             _ => (0, "text/plain", ""),
         };
-        let mut h = format!(
-            "HTTP/1.1 {status} {}\r\nServer: netlab\r\nContent-Type: {kind}\r\nContent-Length: {body}\r\n{extra}",
-            http1::reason(status)
-        );
+        let mut h = format!("HTTP/1.1 {status} {}\r\nServer: netlab\r\n", http1::reason(status));
+        // A 204 or 304 has neither a body nor a length (RFC 9110 §8.6).
+        if http1::has_body(status) {
+            h.push_str(&format!("Content-Type: {kind}\r\nContent-Length: {body}\r\n"));
+        }
+        h.push_str(extra);
         if close {
             h.push_str("Connection: close\r\n");
         }
@@ -816,6 +818,14 @@ mod tests {
         // The server reads it back.
         let Parse::Done(r, n) = http1::parse_request(&g.request) else { panic!() };
         assert_eq!((r.method, r.keep_alive, n), (Method::Get, false, g.request.len()));
+    }
+
+    #[test]
+    fn a_204_has_no_length() {
+        let s = HttpServer::new(80, 204, 0, true);
+        let (head, body) = s.response(204, false, false);
+        assert_eq!(String::from_utf8(head).unwrap(), "HTTP/1.1 204 No Content\r\nServer: netlab\r\n\r\n");
+        assert_eq!(body, 0);
     }
 
     #[test]

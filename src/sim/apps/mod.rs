@@ -457,7 +457,8 @@ pub enum Outcome {
     },
     Traceroute {
         to: IpAddr,
-        proto: &'static str,
+        /// `udp` or `icmp`.
+        proto: crate::topology::TraceProto,
         /// The destination answered.
         reached: bool,
         /// Hops listed: the TTL of the last one probed.

@@ -104,7 +104,7 @@ impl StreamSender {
             first: None,
             last: None,
             finished: false,
-            msg: vec![0; cfg.size],
+            msg: vec![0; cfg.size.max(HEADER)],
         }
     }
 

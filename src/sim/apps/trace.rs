@@ -253,10 +253,7 @@ impl Trace {
     pub fn outcome(&self) -> Outcome {
         Outcome::Traceroute {
             to: self.cfg.to,
-            proto: match self.cfg.proto {
-                TraceProto::Udp => "udp",
-                TraceProto::Icmp => "icmp",
-            },
+            proto: self.cfg.proto,
             reached: self.reached,
             hop_count: u32::try_from(self.hops.len()).unwrap_or(u32::MAX),
             hops: self.hops.clone(),
@@ -602,7 +599,7 @@ mod tests {
         }
         assert!(t.finished());
         let Outcome::Traceroute { reached, hop_count, hops, proto, .. } = t.outcome() else { panic!() };
-        assert_eq!((reached, hop_count, proto), (true, 3, "udp"));
+        assert_eq!((reached, hop_count, proto), (true, 3, TraceProto::Udp));
         let from: Vec<Vec<Option<IpAddr>>> = hops.iter().map(|h| h.probes.iter().map(|p| p.from).collect()).collect();
         let r = |n| Some(IpAddr::from(router4(n)));
         let d = Some(IpAddr::from(DST4));
