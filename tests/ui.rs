@@ -375,3 +375,39 @@ fn the_nodes_screen_shows_the_outcomes_of_http_stream_and_traceroute_apps() {
         assert!(server.contains(want), "`{want}` not on the screen:\n{server}");
     }
 }
+
+#[test]
+fn a_router_shows_its_routes_neighbours_and_counters_and_a_journey_crosses_it() {
+    let text = std::fs::read_to_string(common::root().join("labs/routed.json")).expect("lab");
+    let lab = netlab::topology::load_str(&text, "routed.json").expect("valid");
+    let opts = RunOptions { speed: Speed::Max, duration: Some(std::time::Duration::from_millis(400)), ..RunOptions::default() };
+    let mut d = Driver::new(&lab, &opts).expect("driver");
+    let (rx, _) = d.feed(1 << 20);
+    d.run(&mut ());
+    let mut app = App::new(&lab, 1, Speed::Factor(1.0));
+    app.on_snapshot(d.snapshot(), true);
+    app.on_events(rx.try_iter().collect());
+    // The map marks routers apart from hosts and switches.
+    let screen = draw(&app, 160, 48);
+    assert!(screen.contains("⊕ r1") && screen.contains("⊕ r2") && screen.contains("◆ sw1"), "{screen}");
+    // Nodes: hosts, switches, then routers; r2 is the last.
+    app.update(Action::Tab(4));
+    let s = app.snapshot.as_ref().unwrap();
+    let n = s.sim.hosts.len() + s.sim.switches.len() + s.sim.routers.len();
+    for _ in 0..n {
+        app.update(Action::Down);
+    }
+    let screen = draw(&app, 160, 48);
+    assert!(screen.contains("r2 (router)"), "{screen}");
+    assert!(screen.contains("10.1.0.0/24 via 10.0.12.1 dev eth0"), "{screen}");
+    assert!(screen.contains("10.3.0.0/24 on-link dev eth2"), "{screen}");
+    assert!(screen.lines().any(|l| l.contains("forwarded") && !l.contains("forwarded 0,")), "{screen}");
+    assert!(screen.contains("neighbours") && screen.contains("on eth0"), "{screen}");
+    // A ping from h1 to h2 keeps its packet id across both routers: five links, one journey.
+    let crossing = app
+        .packets
+        .iter()
+        .find(|p| app.links[p.event.link.index()] == "transit" && app.journey(p.event.packet).len() >= 4)
+        .map(|p| app.journey(p.event.packet).len());
+    assert!(crossing.is_some(), "a packet followed across the routers");
+}
