@@ -212,3 +212,54 @@ impl Cx {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use smoltcp::wire::IpAddress;
+
+    use super::super::load_str;
+    use crate::topology::model::{interface_routes, HostRoute, NodeKind};
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("an address")
+    }
+
+    /// A host's table: its subnets, its routes, then its first gateway; each interface's stack
+    /// holds the routes that leave by it and its own gateway.
+    #[test]
+    fn a_host_routes_by_longest_prefix_and_each_interface_holds_its_own() {
+        let text = r#"{ "name": "t", "nodes": {
+            "h": { "kind": "host",
+                   "interfaces": { "eth0": { "addresses": ["10.1.0.10/24"], "gateways": ["10.1.0.1"] },
+                                   "eth1": { "addresses": ["10.2.0.10/24", "fd00:2::10/64"], "gateways": ["10.2.0.1", "fd00:2::1"] } },
+                   "routes": [ { "to": "10.9.0.0/16", "via": "10.2.0.1" },
+                               { "to": "10.9.9.0/24", "via": "10.1.0.2", "dev": "eth0" },
+                               { "to": "10.2.0.128/25", "via": "10.1.0.3" } ] } } }"#;
+        let lab = load_str(text, "t.json").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(lab.warnings.len(), 1, "eth1's IPv4 gateway is not the default: {:?}", lab.warnings);
+        let NodeKind::Host(h) = &lab.nodes[0].kind else { panic!("a host") };
+        let via = |s: &str| Some(IpAddress::from(ip(s)));
+        for (to, dev, next) in [
+            ("10.1.0.77", 0, None),
+            ("10.2.0.77", 1, None),
+            // A route's longer prefix wins over a subnet of its own.
+            ("10.2.0.200", 0, via("10.1.0.3")),
+            ("10.9.1.1", 1, via("10.2.0.1")),
+            ("10.9.9.9", 0, via("10.1.0.2")),
+            // The first gateway is the default route; IPv6 has one on eth1 only.
+            ("192.0.2.1", 0, via("10.1.0.1")),
+            ("2001:db8::1", 1, via("fd00:2::1")),
+        ] {
+            assert_eq!(h.route(ip(to)), Some(HostRoute { dev, via: next }), "{to}");
+        }
+        assert_eq!(h.interface_of(ip("fd00:2::10")), Some(1));
+        let held = |d: usize| -> Vec<String> {
+            interface_routes(&h.interfaces, &h.routes, d).iter().map(|(to, v)| format!("{to} via {v}")).collect()
+        };
+        assert_eq!(held(0), ["10.9.9.0/24 via 10.1.0.2", "10.2.0.128/25 via 10.1.0.3", "0.0.0.0/0 via 10.1.0.1"]);
+        // eth1 keeps its own IPv4 gateway for what leaves by it.
+        assert_eq!(held(1), ["10.9.0.0/16 via 10.2.0.1", "::/0 via fd00:2::1", "0.0.0.0/0 via 10.2.0.1"]);
+    }
+}
