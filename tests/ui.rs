@@ -339,3 +339,31 @@ fn the_overview_shows_each_tunnel_and_its_state() {
     assert!(screen.contains("hq<->branch udp down 1m05s, 3.0 MiB out, 100.0 KiB in, 3 retries, 4 refused"), "{screen}");
     insta::assert_snapshot!("overview-tunnel-160x48", screen);
 }
+
+#[test]
+fn a_multi_homed_host_shows_its_interfaces_routes_and_where_each_socket_is() {
+    let text = std::fs::read_to_string(common::root().join("tests/multi-homed.json")).expect("lab");
+    let lab = netlab::topology::load_str(&text, "multi-homed.json").expect("valid");
+    let opts = RunOptions {
+        speed: Speed::Max,
+        duration: Some(std::time::Duration::from_millis(605)),
+        ..RunOptions::default()
+    };
+    let mut d = Driver::new(&lab, &opts).expect("driver");
+    d.run(&mut ());
+    let mut app = App::new(&lab, 1, Speed::Factor(1.0));
+    app.on_snapshot(d.snapshot(), true);
+    app.update(Action::Tab(4));
+    // mh is the first host.
+    let screen = draw(&app, 160, 48);
+    assert!(screen.contains("eth0 ") && screen.contains("mtu 1500: 10.1.0.10/24, fd00:1::10/64"), "{screen}");
+    assert!(screen.contains("eth1 ") && screen.contains("mtu 1500: 10.2.0.10/24"), "{screen}");
+    for line in
+        ["  10.9.0.0/16 via 10.2.0.1 dev eth1", "  10.2.0.0/24 on-link dev eth1", "  10.1.0.0/24 on-link dev eth0"]
+    {
+        assert!(screen.lines().any(|l| l.ends_with(line)), "no `{line}` in\n{screen}");
+    }
+    assert!(screen.contains("10.2.0.20 at ") && screen.contains(" on eth1 ("), "{screen}");
+    assert!(screen.contains("tcp on eth0 10.1.0.10:") && screen.contains("→ 10.1.0.20:9 ESTABLISHED"), "{screen}");
+    assert!(screen.contains("tcp on eth1 10.2.0.10:") && screen.contains("→ 10.2.0.20:9 ESTABLISHED"), "{screen}");
+}

@@ -22,6 +22,7 @@ mod apps;
 mod capture;
 mod elements;
 mod fields;
+mod host_routes;
 mod interfaces;
 mod links;
 mod read;
