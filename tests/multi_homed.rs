@@ -258,3 +258,104 @@ fn a_snapshot_shows_every_interface_and_where_each_socket_and_neighbour_is() {
         assert!(on("tcp", Some("LISTEN")) && on("udp", None), "{d}: {:?}", srv.sockets);
     }
 }
+
+#[test]
+fn http_streams_traceroutes_and_retransmissions_work_on_each_interface() {
+    let mut lab = lab();
+    let nodes = lab["nodes"].as_object_mut().expect("nodes");
+    // srv serves HTTP and receives streams on both interfaces; a calls it on lan1, b on lan2.
+    nodes["srv"]["apps"] = serde_json::json!([
+        { "kind": "http-server", "port": 80, "body": 20000 },
+        { "kind": "udp-stream-server", "port": 5001 }
+    ]);
+    for (host, srv) in [("a", "10.1.0.30"), ("b", "10.2.0.30")] {
+        nodes[host]["apps"] = serde_json::json!([
+            { "kind": "tcp-sink", "port": 9 },
+            { "kind": "http-get", "to": format!("{srv}:80"), "count": 2 },
+            { "kind": "udp-stream", "to": format!("{srv}:5001"), "rate": "1Mbit", "size": 500, "count": 100, "start": "500ms" }
+        ]);
+    }
+    // mh: a transfer by eth0 over a lossy link and one by eth1 over a clean one; by eth1 too a
+    // traceroute through r to far, a request and a stream to srv.
+    nodes["mh"]["apps"] = serde_json::json!([
+        { "kind": "tcp-transfer", "to": "a:9", "bytes": "512KiB" },
+        { "kind": "tcp-transfer", "to": "b:9", "bytes": "512KiB" },
+        { "kind": "traceroute", "to": "far", "start": "1100ms" },
+        { "kind": "http-get", "to": "10.2.0.30:80", "start": "2200ms" },
+        { "kind": "udp-stream", "to": "10.2.0.30:5001", "rate": "1Mbit", "size": 500, "count": 50, "start": "3300ms" }
+    ]);
+    for l in lab["links"].as_array_mut().expect("links") {
+        if l["name"] == "mh-lan1" {
+            l["impair"]["loss"] = serde_json::json!(0.02);
+        }
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("lab.json");
+    std::fs::write(&path, lab.to_string()).expect("write");
+    let capture = dir.path().join("apps.pcapng");
+    let (_, r) =
+        run_lab(path.to_str().expect("utf-8"), &["--virtual-time", "--capture", capture.to_str().unwrap()], dir.path());
+    assert_eq!(r["ended"], "apps-finished", "{r:#}");
+
+    // HTTP: every request answered whole, by the interface each came in on.
+    for (label, to, count) in
+        [("a/http-get", "10.1.0.30:80", 2), ("b/http-get", "10.2.0.30:80", 2), ("mh/http-get", "10.2.0.30:80", 1)]
+    {
+        let g = app(&r, label, to);
+        assert_eq!(
+            (g["completed"].as_u64(), g["failed"].as_u64(), &g["error"]),
+            (Some(count), Some(0), &Value::Null),
+            "{g}"
+        );
+        assert_eq!((g["status"].as_u64(), g["body_bytes"].as_u64()), (Some(200), Some(count * 20000)), "{g}");
+    }
+    let http = app(&r, "srv/http-server", "");
+    assert_eq!((http["connections"].as_u64(), http["requests"].as_u64()), (Some(3), Some(5)), "{http}");
+    assert_eq!(http["responses"], serde_json::json!({ "200": 5 }), "{http}");
+    // Streams: three senders, one on lan1 and two on lan2, each received whole.
+    for (label, to, count) in [
+        ("a/udp-stream", "10.1.0.30:5001", 100),
+        ("b/udp-stream", "10.2.0.30:5001", 100),
+        ("mh/udp-stream", "10.2.0.30:5001", 50),
+    ] {
+        assert_eq!(app(&r, label, to)["sent"], count, "{label}");
+    }
+    let rx = app(&r, "srv/udp-stream-server", "");
+    assert_eq!(
+        (rx["streams"].as_u64(), rx["received"].as_u64(), rx["lost"].as_u64()),
+        (Some(3), Some(250), Some(0)),
+        "{rx}"
+    );
+    // The traceroute left by eth1, its route's interface: r first, then far.
+    let t = &apps(&r, "traceroute")[0];
+    assert_eq!((t["reached"].as_bool(), t["hop_count"].as_u64()), (Some(true), Some(2)), "{t}");
+    for (hop, from) in [(0, "10.2.0.1"), (1, "10.9.0.10")] {
+        let probes = t["hops"][hop]["probes"].as_array().expect("probes");
+        assert!(!probes.is_empty() && probes.iter().all(|p| p["from"] == from), "{t}");
+    }
+    // Each transfer's segments are counted on the interface it sends by: retransmissions over the
+    // lossy eth0, none over eth1.
+    for (to, lossy) in [("10.1.0.20:9", true), ("10.2.0.20:9", false)] {
+        let x = app(&r, "mh/tcp-transfer", to);
+        assert_eq!((x["acked"].as_u64(), &x["error"]), (Some(512 << 10), &Value::Null), "{x}");
+        // 512 KiB in segments of at most 1460 bytes: at least 360 of them, and a SYN and a FIN.
+        assert!(x["segments"].as_u64() >= Some(362), "{x}");
+        let re = x["retransmissions"].as_u64().expect("retransmissions");
+        assert_eq!(re > 0, lossy, "{x}");
+        assert_eq!(x["retransmitted_bytes"].as_u64() > Some(0), lossy, "{x}");
+    }
+    assert!(link(&r, "mh-lan1")["a_to_b"]["drops"]["loss"].as_u64() > Some(0), "{}", link(&r, "mh-lan1"));
+
+    // Each of srv's and mh's links carried its own LAN's addresses only.
+    let seen = addresses_by_link(&capture);
+    for (name, prefixes) in [
+        ("srv-lan1", &["10.1.0.0/24", "fd00:1::/64", "ff02::/16"][..]),
+        ("srv-lan2", &["10.2.0.0/24"][..]),
+        ("mh-lan1", &["10.1.0.0/24", "fd00:1::/64", "ff02::/16"][..]),
+        ("mh-lan2", &["10.2.0.0/24", "10.9.0.0/24"][..]),
+    ] {
+        let addrs = seen.get(name).unwrap_or_else(|| panic!("nothing captured on {name}"));
+        let stray: Vec<&IpAddr> = addrs.iter().filter(|ip| !prefixes.iter().any(|p| within(**ip, p))).collect();
+        assert!(stray.is_empty(), "{name} carried {stray:?} (of {addrs:?})");
+    }
+}
