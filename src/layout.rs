@@ -404,7 +404,12 @@ mod tests {
             let kind = if i < switches {
                 NodeKind::Switch(Switch { mac_ageing: Duration::from_secs(300), ports: Vec::new() })
             } else {
-                NodeKind::Host(Host { interfaces: Vec::new(), tcp: TcpConfig::default(), apps: Vec::new() })
+                NodeKind::Host(Host {
+                    interfaces: Vec::new(),
+                    tcp: TcpConfig::default(),
+                    apps: Vec::new(),
+                    routes: Vec::new(),
+                })
             };
             let name = if i < switches { format!("sw{i}") } else { format!("h{i}") };
             nodes.push(Node { id, name, site: None, kind });

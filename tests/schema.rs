@@ -48,10 +48,6 @@ const NOT_JSON: &[&str] = &[
 /// shape, every value of the right form, and wrong only in what `check` works out from several
 /// values or from the lab as a whole.
 const BEYOND_THE_SCHEMA: &[&str] = &[
-    // A router plugged in without naming an interface, and routes checked against the lab: host
-    // bits of a prefix, next hops on a subnet, interfaces by name, paths followed hop by hop.
-    "10-router-node-kind.json",
-    "95-routes.json",
     // A duplicate key: a JSON parser keeps one of the two, and the schema sees only that one.
     "21-duplicate-json-key.json",
     // An address and its prefix together: the network or broadcast address of the subnet.
@@ -102,6 +98,13 @@ const BEYOND_THE_SCHEMA: &[&str] = &[
     // Events and expectations name links, nodes, apps and their metrics: resolved against the lab.
     "95-events-naming-nothing.json",
     "98-expectations.json",
+    // Routes and the interfaces of routers and multi-homed hosts: a next hop on a subnet of the
+    // node, `dev` one of its interfaces, paths followed across routers and back; a link end on a
+    // router must name an interface.
+    "10-router-node-kind.json",
+    "95-routes.json",
+    "96-host-routes.json",
+    "97-multi-homed-paths.json",
 ];
 
 #[test]
@@ -279,12 +282,39 @@ fn schema_and_check_agree_at_every_bound() {
             }
         }
     }
-    let mut two = base();
-    two["nodes"]["a"]["interfaces"]["eth1"] = json!({ "addresses": ["10.0.9.1/24"] });
-    let (check, schema, why) = verdicts(&v, &two);
-    assert_eq!(limits::INTERFACES_MAX, 1, "this case adds a second interface");
+    // Interfaces on a host, each on a subnet of its own; and routes on a host, within what its
+    // interfaces hold.
+    for (n, accepted) in [(limits::INTERFACES_MAX, true), (limits::INTERFACES_MAX + 1, false)] {
+        let mut many = base();
+        for k in 1..n {
+            many["nodes"]["a"]["interfaces"][format!("eth{k}")] =
+                json!({ "addresses": [format!("10.0.{}.1/24", 10 + k)] });
+        }
+        let (check, schema, why) = verdicts(&v, &many);
+        if (check, schema) != (accepted, accepted) {
+            wrong.push(format!("{n} interfaces on a host: check {check}, schema {schema}\n{why}"));
+        }
+    }
+    for (n, accepted) in [(limits::HOST_IFACE_ROUTES_MAX, true), (limits::HOST_IFACE_ROUTES_MAX + 1, false)] {
+        let mut routed = base();
+        let routes: Vec<Value> =
+            (0..n).map(|k| json!({ "to": format!("10.{}.0.0/16", 100 + k), "via": "10.0.0.254" })).collect();
+        routed["nodes"]["a"]["routes"] = Value::Array(routes);
+        let (check, _, why) = verdicts(&v, &routed);
+        // The schema cannot count routes by interface: it bounds them all.
+        if check != accepted {
+            wrong.push(format!("{n} routes on one interface of a host: check {check}\n{why}"));
+        }
+    }
+    let mut too_many = base();
+    too_many["nodes"]["a"]["routes"] = Value::Array(
+        (0..=limits::HOST_ROUTES_MAX)
+            .map(|k| json!({ "to": format!("10.{}.{}.0/24", 100 + k / 200, k % 200), "via": "10.0.0.254" }))
+            .collect(),
+    );
+    let (check, schema, why) = verdicts(&v, &too_many);
     if check || schema {
-        wrong.push(format!("two interfaces on a host: check {check}, schema {schema}\n{why}"));
+        wrong.push(format!("{} routes on a host: check {check}, schema {schema}\n{why}", limits::HOST_ROUTES_MAX + 1));
     }
 
     // A UDP datagram is bounded more tightly than a TCP message.

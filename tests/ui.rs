@@ -380,7 +380,11 @@ fn the_nodes_screen_shows_the_outcomes_of_http_stream_and_traceroute_apps() {
 fn a_router_shows_its_routes_neighbours_and_counters_and_a_journey_crosses_it() {
     let text = std::fs::read_to_string(common::root().join("labs/routed.json")).expect("lab");
     let lab = netlab::topology::load_str(&text, "routed.json").expect("valid");
-    let opts = RunOptions { speed: Speed::Max, duration: Some(std::time::Duration::from_millis(400)), ..RunOptions::default() };
+    let opts = RunOptions {
+        speed: Speed::Max,
+        duration: Some(std::time::Duration::from_millis(400)),
+        ..RunOptions::default()
+    };
     let mut d = Driver::new(&lab, &opts).expect("driver");
     let (rx, _) = d.feed(1 << 20);
     d.run(&mut ());
@@ -410,4 +414,32 @@ fn a_router_shows_its_routes_neighbours_and_counters_and_a_journey_crosses_it() 
         .find(|p| app.links[p.event.link.index()] == "transit" && app.journey(p.event.packet).len() >= 4)
         .map(|p| app.journey(p.event.packet).len());
     assert!(crossing.is_some(), "a packet followed across the routers");
+}
+
+#[test]
+fn a_multi_homed_host_shows_its_interfaces_routes_and_where_each_socket_is() {
+    let text = std::fs::read_to_string(common::root().join("tests/multi-homed.json")).expect("lab");
+    let lab = netlab::topology::load_str(&text, "multi-homed.json").expect("valid");
+    let opts = RunOptions {
+        speed: Speed::Max,
+        duration: Some(std::time::Duration::from_millis(605)),
+        ..RunOptions::default()
+    };
+    let mut d = Driver::new(&lab, &opts).expect("driver");
+    d.run(&mut ());
+    let mut app = App::new(&lab, 1, Speed::Factor(1.0));
+    app.on_snapshot(d.snapshot(), true);
+    app.update(Action::Tab(4));
+    // mh is the first host.
+    let screen = draw(&app, 160, 48);
+    assert!(screen.contains("eth0 ") && screen.contains("mtu 1500: 10.1.0.10/24, fd00:1::10/64"), "{screen}");
+    assert!(screen.contains("eth1 ") && screen.contains("mtu 1500: 10.2.0.10/24"), "{screen}");
+    for line in
+        ["  10.9.0.0/16 via 10.2.0.1 dev eth1", "  10.2.0.0/24 on-link dev eth1", "  10.1.0.0/24 on-link dev eth0"]
+    {
+        assert!(screen.lines().any(|l| l.ends_with(line)), "no `{line}` in\n{screen}");
+    }
+    assert!(screen.contains("10.2.0.20 at ") && screen.contains(" on eth1 ("), "{screen}");
+    assert!(screen.contains("tcp on eth0 10.1.0.10:") && screen.contains("→ 10.1.0.20:9 ESTABLISHED"), "{screen}");
+    assert!(screen.contains("tcp on eth1 10.2.0.10:") && screen.contains("→ 10.2.0.20:9 ESTABLISHED"), "{screen}");
 }

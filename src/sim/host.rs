@@ -1,5 +1,11 @@
-//! A host: one smoltcp `Interface` and `SocketSet` over a [`NetDevice`], its apps, and its own
-//! admission of frames (size, input queue) and record of the neighbours it has heard from.
+//! A host: for each of its interfaces a [`Stack`] (a smoltcp `Interface` and `SocketSet` over a
+//! [`NetDevice`] on the port of the same index), its apps, and its own admission of frames (size,
+//! input queue) and record of the neighbours it has heard from.
+//!
+//! smoltcp polls a `SocketSet` through one `Interface`, so each interface has its own set, and an
+//! app's sockets live in the set of the interface it sends by: a client's, the interface of its
+//! route to its target ([`topology::host_route`]); a server's, every interface (it is polled once
+//! for each, and keeps a listening socket in each). A host does not forward between interfaces.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -8,13 +14,13 @@ use std::time::Duration;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::iface::{Config, Interface, Route, SocketSet};
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, Icmpv6Packet,
-    Icmpv6Repr, IpProtocol, Ipv4Packet, Ipv6Packet, NdiscRepr, RawHardwareAddress, TcpPacket,
+    Icmpv6Repr, IpAddress, IpCidr, IpProtocol, Ipv4Packet, Ipv6Packet, NdiscRepr, RawHardwareAddress, TcpPacket,
 };
 
-use super::apps::{self, App, AppCx, AppState, HostIds, SentWatch, TcpWire};
+use super::apps::{self, App, AppCx, AppState, HostIds, TcpWire};
 use super::device::{FramePool, NetDevice};
 use super::fabric::{Arrived, Fabric, Port};
 use super::observe::{DropReason, Fate, Observer};
@@ -41,6 +47,9 @@ pub struct AppSlot {
     /// Stopped by a command: no longer polled, its sockets closed.
     pub stopped: bool,
     pub app: Box<dyn App>,
+    /// The interface whose sockets the app uses (a client's, by its route); `None`: every
+    /// interface, each in turn (a server).
+    pub interface: Option<usize>,
 }
 
 impl AppSlot {
@@ -52,6 +61,7 @@ impl AppSlot {
             start: SimTime::from_duration(a.start),
             stopped: false,
             app: apps::build(&a.kind, a.start),
+            interface: None,
         }
     }
 
@@ -93,16 +103,81 @@ impl AppSlot {
 pub struct Neighbour {
     pub mac: EthernetAddress,
     pub seen: SimTime,
+    /// The interface it was heard on.
+    pub dev: usize,
+}
+
+/// One interface of a host: its smoltcp `Interface` and the sockets it polls, its input queue,
+/// and what it saw of TCP. It sends by the host's port of the same index.
+pub struct Stack {
+    pub iface: Interface,
+    pub sockets: SocketSet<'static>,
+    pub rx: VecDeque<Vec<u8>>,
+    /// IP MTU.
+    pub mtu: usize,
+    /// What this interface received of TCP since the last poll.
+    pub wire: TcpWire,
+    /// The last poll could not transmit here: the link queue was full.
+    pub blocked: bool,
+}
+
+impl Stack {
+    /// The stack of interface `ifc` (a stand-in for a host without interfaces), with `routes` as
+    /// (prefix, next hop).
+    fn new(
+        ifc: Option<&topology::Interface>,
+        routes: &[(IpCidr, IpAddress)],
+        seed: u64,
+        checksum_offload: bool,
+    ) -> Self {
+        let mac = ifc.map_or(EthernetAddress([2, 0, 0, 0, 0, 1]), |i| i.mac);
+        let mut config = Config::new(HardwareAddress::Ethernet(mac));
+        config.random_seed = seed;
+        let mtu = ifc.map_or(1500, |i| i.mtu);
+        let mut iface = Interface::new(config, &mut Probe { mtu, checksum_offload }, SimTime::ZERO.to_smoltcp());
+        if let Some(i) = ifc {
+            iface.update_ip_addrs(|addrs| {
+                for a in &i.addresses {
+                    // Validation caps addresses at the smoltcp limit.
+                    let _ = addrs.push(*a);
+                }
+            });
+        }
+        // Validation caps the routes of an interface at the smoltcp limit. A default route goes in
+        // as smoltcp's own default (one per family), as a gateway always did.
+        for &(to, via) in routes {
+            match (to.prefix_len(), via) {
+                (0, IpAddress::Ipv4(g)) => {
+                    let _ = iface.routes_mut().add_default_ipv4_route(g);
+                }
+                (0, IpAddress::Ipv6(g)) => {
+                    let _ = iface.routes_mut().add_default_ipv6_route(g);
+                }
+                _ => iface.routes_mut().update(|t| {
+                    let _ = t.push(Route { cidr: to, via_router: via, preferred_until: None, expires_at: None });
+                }),
+            }
+        }
+        Stack {
+            iface,
+            sockets: SocketSet::new(Vec::new()),
+            rx: VecDeque::new(),
+            mtu,
+            wire: TcpWire::default(),
+            blocked: false,
+        }
+    }
 }
 
 pub struct Host {
     pub id: NodeId,
     pub name: String,
-    pub iface: Interface,
-    pub sockets: SocketSet<'static>,
-    pub rx: VecDeque<Vec<u8>>,
-    pub interface: Option<topology::Interface>,
-    pub mtu: usize,
+    /// One stack per interface, in lab order (one without an interface for a host that has none).
+    pub stacks: Vec<Stack>,
+    /// The interfaces as the lab describes them, in the order of `stacks`.
+    pub interfaces: Vec<topology::Interface>,
+    /// The host's routes (see [`topology::Host::routes`]): with its subnets, they place its apps.
+    pub routes: Vec<topology::Route>,
     pub checksum_offload: bool,
     pub apps: Vec<AppSlot>,
     ids: HostIds,
@@ -110,12 +185,11 @@ pub struct Host {
     tcp: TcpConfig,
     /// When the host next needs a poll even without traffic.
     pub wake: Option<SimTime>,
-    /// The last poll could not transmit: the link queue was full.
+    /// The last poll could not transmit on some interface: its link queue was full.
     pub blocked: bool,
     pub neighbours: BTreeMap<IpAddr, Neighbour>,
     /// Whether any app uses TCP: only then are received segments looked at for SYNs and RSTs.
     watch_tcp: bool,
-    wire: TcpWire,
     /// Links whose next frame waits for room in the input queue.
     held: Vec<(LinkId, Side)>,
 }
@@ -132,37 +206,29 @@ pub enum Admit {
 
 impl Host {
     pub fn new(id: NodeId, name: &str, h: &topology::Host, seed: u64, checksum_offload: bool) -> Self {
-        // Validation guarantees at most one interface; a host without one still runs its apps.
-        let ifc = h.interfaces.first();
-        let mac = ifc.map_or(EthernetAddress([2, 0, 0, 0, 0, 1]), |i| i.mac);
-        let mut config = Config::new(HardwareAddress::Ethernet(mac));
-        config.random_seed = seed;
-        let mtu = ifc.map_or(1500, |i| i.mtu);
-        let mut iface = Interface::new(config, &mut Probe { mtu, checksum_offload }, SimTime::ZERO.to_smoltcp());
-        if let Some(i) = ifc {
-            iface.update_ip_addrs(|addrs| {
-                for a in &i.addresses {
-                    // Validation caps addresses at the smoltcp limit.
-                    let _ = addrs.push(*a);
-                }
-            });
-            if let Some(g) = i.gateway_v4 {
-                let _ = iface.routes_mut().add_default_ipv4_route(g);
-            }
-            if let Some(g) = i.gateway_v6 {
-                let _ = iface.routes_mut().add_default_ipv6_route(g);
-            }
-        }
-        Host {
+        // The first interface has the host's seed, as a host of one interface always had; the
+        // others seeds of their own. A host without interfaces still runs its apps.
+        let stacks = if h.interfaces.is_empty() {
+            vec![Stack::new(None, &[], seed, checksum_offload)]
+        } else {
+            h.interfaces
+                .iter()
+                .enumerate()
+                .map(|(d, i)| {
+                    let seed = if d == 0 { seed } else { super::derive_seed(seed, 3, d as u64) };
+                    let routes = topology::interface_routes(&h.interfaces, &h.routes, d);
+                    Stack::new(Some(i), &routes, seed, checksum_offload)
+                })
+                .collect()
+        };
+        let mut host = Host {
             id,
             name: name.to_string(),
-            iface,
-            sockets: SocketSet::new(Vec::new()),
-            rx: VecDeque::new(),
-            interface: ifc.cloned(),
-            mtu,
+            stacks,
+            interfaces: h.interfaces.clone(),
+            routes: h.routes.clone(),
             checksum_offload,
-            apps: h.apps.iter().map(AppSlot::new).collect(),
+            apps: Vec::new(),
             ids: HostIds::new(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_a995)),
             packets: PacketIds::new(id),
             tcp: h.tcp,
@@ -170,19 +236,58 @@ impl Host {
             blocked: false,
             neighbours: BTreeMap::new(),
             watch_tcp: h.apps.iter().any(|a| uses_tcp(&a.kind)),
-            wire: TcpWire {
-                sent: SentWatch {
-                    targets: h.apps.iter().filter_map(|a| watched(&a.kind)).collect(),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
             held: Vec::new(),
+        };
+        for a in &h.apps {
+            let slot = host.slot(a);
+            host.watch_sent(&slot, &a.kind);
+            host.apps.push(slot);
+        }
+        host
+    }
+
+    /// Has the interface an app sends by watch the segments sent to its target, when the app
+    /// counts retransmissions ([`apps::SentWatch`]).
+    fn watch_sent(&mut self, slot: &AppSlot, kind: &topology::AppKind) {
+        let Some(to) = watched(kind) else { return };
+        let dev = slot.interface.unwrap_or(0);
+        let targets = &mut self.stacks[dev].wire.sent.targets;
+        if !targets.contains(&to) {
+            targets.push(to);
         }
     }
 
-    fn port(&self) -> Port {
-        Port { node: self.id, port: 0 }
+    /// The slot of app `a`, placed on the interface it sends by.
+    fn slot(&self, a: &topology::App) -> AppSlot {
+        AppSlot { interface: self.place(&a.kind), ..AppSlot::new(a) }
+    }
+
+    /// The interface whose socket set an app of `kind` uses: a client's is the interface of its
+    /// route to its target (the first when it has none; its packets then find no route); a server
+    /// (`None`) has sockets on every interface.
+    #[must_use]
+    pub fn place(&self, kind: &topology::AppKind) -> Option<usize> {
+        if kind.is_server() {
+            return None;
+        }
+        let dev = kind.target().and_then(|ip| topology::host_route(&self.interfaces, &self.routes, ip)).map(|r| r.dev);
+        Some(dev.filter(|d| *d < self.stacks.len()).unwrap_or(0))
+    }
+
+    fn port(&self, dev: usize) -> Port {
+        Port { node: self.id, port: u32::try_from(dev).unwrap_or(u32::MAX) }
+    }
+
+    /// Frames received on any interface and not yet handled by its stack.
+    #[must_use]
+    pub fn rx_len(&self) -> usize {
+        self.stacks.iter().map(|s| s.rx.len()).sum()
+    }
+
+    /// The name of interface `dev` (empty for the stand-in of a host without interfaces).
+    #[must_use]
+    pub fn dev_name(&self, dev: usize) -> &str {
+        self.interfaces.get(dev).map_or("", |i| i.name.as_str())
     }
 
     /// Admits a frame that arrived on a port: runts and frames over the MTU are dropped with their
@@ -190,26 +295,30 @@ impl Host {
     /// the host has read its queue (as a NIC's flow control would), so that a burst of replies at one
     /// instant is served rather than lost.
     pub fn receive<O: Observer>(&mut self, arr: &Arrived, frame: Vec<u8>, pool: &mut FramePool, obs: &mut O) -> Admit {
+        // The fabric hands a host frames only on the ports of its interfaces.
+        let dev = (arr.port as usize).min(self.stacks.len() - 1);
+        let stack = &self.stacks[dev];
         let reason = match EthernetFrame::new_checked(&frame[..]) {
             Err(_) => DropReason::Malformed,
             // The MTU is of the IP packet: the Ethernet header and a VLAN tag may come on top.
-            Ok(_) if frame.len() > self.mtu + 14 + 4 => DropReason::Mtu,
-            Ok(_) if self.rx.len() >= RX_QUEUE => {
+            Ok(_) if frame.len() > stack.mtu + 14 + 4 => DropReason::Mtu,
+            Ok(_) if stack.rx.len() >= RX_QUEUE => {
                 if !self.held.contains(&(arr.link, arr.from)) {
                     self.held.push((arr.link, arr.from));
                 }
                 return Admit::Full(frame);
             }
             Ok(eth) => {
-                self.learn(arr.at, &eth);
+                self.learn(arr.at, dev, &eth);
                 if self.watch_tcp {
-                    self.watch(arr.at, &eth);
-                    if !self.wire.sent.targets.is_empty() {
-                        self.wire.sent.incoming(&frame);
+                    self.watch(arr.at, dev, &eth);
+                    let sent = &mut self.stacks[dev].wire.sent;
+                    if !sent.targets.is_empty() {
+                        sent.incoming(&frame);
                     }
                 }
                 arr.report(Fate::Delivered, &frame, obs);
-                self.rx.push_back(frame);
+                self.stacks[dev].rx.push_back(frame);
                 return Admit::Taken;
             }
         };
@@ -225,12 +334,12 @@ impl Host {
 
     /// Notes who answered or asked for this host: ARP, and NDP solicitations and advertisements
     /// that carry a link-layer address.
-    fn learn(&mut self, now: SimTime, eth: &EthernetFrame<&[u8]>) {
+    fn learn(&mut self, now: SimTime, dev: usize, eth: &EthernetFrame<&[u8]>) {
         // Most frames are neither: leave them at the first question.
         if !matches!(eth.ethertype(), EthernetProtocol::Arp | EthernetProtocol::Ipv6) {
             return;
         }
-        let mine = self.interface.as_ref().map(|i| i.mac);
+        let mine = self.interfaces.get(dev).map(|i| i.mac);
         if Some(eth.dst_addr()) != mine && !eth.dst_addr().is_multicast() && !eth.dst_addr().is_broadcast() {
             return;
         }
@@ -243,7 +352,9 @@ impl Host {
                         source_protocol_addr,
                         target_protocol_addr,
                         ..
-                    } if operation == ArpOperation::Reply || self.iface.has_ip_addr(target_protocol_addr) => {
+                    } if operation == ArpOperation::Reply
+                        || self.stacks[dev].iface.has_ip_addr(target_protocol_addr) =>
+                    {
                         Some((IpAddr::V4(source_protocol_addr), source_hardware_addr))
                     }
                     _ => None,
@@ -262,12 +373,12 @@ impl Host {
                     return;
                 }
             }
-            self.neighbours.insert(ip, Neighbour { mac, seen: now });
+            self.neighbours.insert(ip, Neighbour { mac, seen: now, dev });
         }
     }
 
     /// Notes connection requests and resets for the apps (see [`TcpWire`]).
-    fn watch(&mut self, now: SimTime, eth: &EthernetFrame<&[u8]>) {
+    fn watch(&mut self, now: SimTime, dev: usize, eth: &EthernetFrame<&[u8]>) {
         let tcp = match eth.ethertype() {
             EthernetProtocol::Ipv4 => Ipv4Packet::new_checked(eth.payload())
                 .ok()
@@ -283,10 +394,11 @@ impl Host {
                 }),
             _ => None,
         };
+        let wire = &mut self.stacks[dev].wire;
         match tcp {
-            Some((port, true, _)) => *self.wire.syns.entry(port).or_default() += 1,
+            Some((port, true, _)) => *wire.syns.entry(port).or_default() += 1,
             Some((port, _, true)) => {
-                self.wire.resets.insert(port, now);
+                wire.resets.insert(port, now);
             }
             _ => {}
         }
@@ -321,9 +433,14 @@ impl Host {
     /// that has room again.
     #[must_use]
     pub fn due(&self, now: SimTime, fabric: &Fabric) -> bool {
-        !self.rx.is_empty()
+        self.stacks.iter().any(|s| !s.rx.is_empty())
             || self.wake.is_some_and(|w| w <= now)
-            || (self.blocked && fabric.has_room_for(now, self.port(), self.mtu + 14))
+            || (self.blocked
+                && self
+                    .stacks
+                    .iter()
+                    .enumerate()
+                    .any(|(d, s)| s.blocked && fabric.has_room_for(now, self.port(d), s.mtu + 14)))
     }
 
     /// When the host next needs a poll with no traffic: its timer, or, when it is blocked on a full
@@ -331,13 +448,27 @@ impl Host {
     #[must_use]
     pub fn next_wake(&self, now: SimTime, fabric: &Fabric) -> Option<SimTime> {
         if self.blocked {
-            apps::min_wake(fabric.next_departure(now, self.port()), self.wake.filter(|w| *w > now))
+            let freed = self
+                .stacks
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.blocked)
+                .fold(None, |t, (d, _)| apps::min_wake(t, fabric.next_departure(now, self.port(d))));
+            apps::min_wake(freed, self.wake.filter(|w| *w > now))
         } else {
             self.wake
         }
     }
 
-    /// Runs apps and the stack at `now`; returns the number of frames received and sent.
+    /// The interfaces app slot `slot` is polled on.
+    fn devs(&self, slot: usize) -> std::ops::Range<usize> {
+        match self.apps[slot].interface {
+            Some(d) => d..d + 1,
+            None => 0..self.stacks.len(),
+        }
+    }
+
+    /// Runs apps and the stacks at `now`; returns the number of frames received and sent.
     pub fn poll<O: Observer>(
         &mut self,
         now: SimTime,
@@ -346,54 +477,66 @@ impl Host {
         obs: &mut O,
     ) -> usize {
         let ts = now.to_smoltcp();
-        let port = self.port();
-        let watch_sent = !self.wire.sent.targets.is_empty();
-        // Apps, then the stack, again while frames move: what the stack just received (an echo,
+        for s in &mut self.stacks {
+            s.blocked = false;
+        }
+        // Apps, then the stacks, again while frames move: what a stack just received (an echo,
         // an ACK that frees buffer space) is for the apps to act on at once. The rounds are
         // bounded; if frames still moved in the last one, the host asks to be polled again now.
+        let mut frames = 0;
         let mut app_wake = None;
         let mut moved = false;
-        let (mut frames, mut blocked) = (0, false);
         for _ in 0..POLL_ROUNDS {
-            let mut cx = AppCx {
-                now,
-                iface: &mut self.iface,
-                sockets: &mut self.sockets,
-                ids: &mut self.ids,
-                tcp: &self.tcp,
-                wire: &self.wire,
-                checksum_offload: self.checksum_offload,
-            };
             app_wake = None;
-            for slot in &mut self.apps {
-                app_wake = apps::min_wake(app_wake, slot.poll(&mut cx));
+            for a in 0..self.apps.len() {
+                for d in self.devs(a) {
+                    let st = &mut self.stacks[d];
+                    let mut cx = AppCx {
+                        now,
+                        iface: &mut st.iface,
+                        sockets: &mut st.sockets,
+                        ids: &mut self.ids,
+                        tcp: &self.tcp,
+                        wire: &st.wire,
+                        checksum_offload: self.checksum_offload,
+                        interface: d,
+                    };
+                    app_wake = apps::min_wake(app_wake, self.apps[a].poll(&mut cx));
+                }
             }
-            let mut dev = NetDevice {
-                now,
-                rx: &mut self.rx,
-                fabric: &mut *fabric,
-                port,
-                pool,
-                obs: &mut *obs,
-                packets: &mut self.packets,
-                mtu: self.mtu,
-                checksum_offload: self.checksum_offload,
-                blocked: false,
-                frames: 0,
-                watch: watch_sent.then_some(&mut self.wire.sent),
-            };
-            self.iface.poll(ts, &mut dev, &mut self.sockets);
-            frames += dev.frames;
-            blocked |= dev.blocked;
-            moved = dev.frames != 0;
+            let before = frames;
+            for (d, st) in self.stacks.iter_mut().enumerate() {
+                let watch_sent = !st.wire.sent.targets.is_empty();
+                let mut dev = NetDevice {
+                    now,
+                    rx: &mut st.rx,
+                    fabric: &mut *fabric,
+                    port: Port { node: self.id, port: u32::try_from(d).unwrap_or(u32::MAX) },
+                    pool,
+                    obs: &mut *obs,
+                    packets: &mut self.packets,
+                    mtu: st.mtu,
+                    checksum_offload: self.checksum_offload,
+                    blocked: false,
+                    frames: 0,
+                    watch: watch_sent.then_some(&mut st.wire.sent),
+                };
+                st.iface.poll(ts, &mut dev, &mut st.sockets);
+                st.blocked |= dev.blocked;
+                frames += dev.frames;
+            }
+            moved = frames != before;
             if !moved {
                 break;
             }
         }
-        self.blocked = blocked;
-        // The stack has handled the SYNs it received: they have their listeners or their resets.
-        self.wire.syns.clear();
-        let stack = self.iface.poll_at(ts, &self.sockets).map(SimTime::from_smoltcp);
+        self.blocked = self.stacks.iter().any(|s| s.blocked);
+        let mut stack = None;
+        for st in &mut self.stacks {
+            // The stack has handled the SYNs it received: they have their listeners or their resets.
+            st.wire.syns.clear();
+            stack = apps::min_wake(stack, st.iface.poll_at(ts, &st.sockets).map(SimTime::from_smoltcp));
+        }
         self.wake = apps::min_wake(apps::min_wake(stack, app_wake), moved.then_some(now));
         frames
     }
@@ -401,12 +544,9 @@ impl Host {
     /// Starts an app (a command): it runs from its start time, or at once if that has passed.
     pub fn start_app(&mut self, now: SimTime, app: &topology::App) {
         self.watch_tcp |= uses_tcp(&app.kind);
-        if let Some(to) = watched(&app.kind) {
-            if !self.wire.sent.targets.contains(&to) {
-                self.wire.sent.targets.push(to);
-            }
-        }
-        self.apps.push(AppSlot::new(app));
+        let slot = self.slot(app);
+        self.watch_sent(&slot, &app.kind);
+        self.apps.push(slot);
         self.wake = Some(now);
     }
 
@@ -417,16 +557,20 @@ impl Host {
             return false;
         }
         slot.stopped = true;
-        let mut cx = AppCx {
-            now,
-            iface: &mut self.iface,
-            sockets: &mut self.sockets,
-            ids: &mut self.ids,
-            tcp: &self.tcp,
-            wire: &self.wire,
-            checksum_offload: self.checksum_offload,
-        };
-        slot.app.stop(&mut cx);
+        for d in self.devs(index) {
+            let st = &mut self.stacks[d];
+            let mut cx = AppCx {
+                now,
+                iface: &mut st.iface,
+                sockets: &mut st.sockets,
+                ids: &mut self.ids,
+                tcp: &self.tcp,
+                wire: &st.wire,
+                checksum_offload: self.checksum_offload,
+                interface: d,
+            };
+            self.apps[index].app.stop(&mut cx);
+        }
         // The stack has a RST or a FIN to send.
         self.wake = Some(now);
         true

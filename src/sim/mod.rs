@@ -429,7 +429,7 @@ impl Sim {
         for &n in &self.sched.due {
             let NodeState::Host(h) = &self.nodes[n as usize] else { continue };
             // A host blocked on a full link waits for a free slot even if its timer has passed.
-            let t = if !h.rx.is_empty() {
+            let t = if h.rx_len() > 0 {
                 Some(self.now)
             } else if h.blocked || !h.due(self.now, &self.fabric) {
                 h.next_wake(self.now, &self.fabric)

@@ -132,6 +132,7 @@ impl ModelSnapshot {
 #[derive(Debug, Clone, Serialize)]
 pub struct HostSnapshot {
     pub name: String,
+    /// Every interface, in lab order.
     pub interfaces: Vec<InterfaceSnapshot>,
     /// Neighbours the host heard from (ARP, NDP), newest knowledge of each.
     pub neighbours: Vec<NeighbourSnapshot>,
@@ -139,8 +140,11 @@ pub struct HostSnapshot {
     pub apps: Vec<AppSnapshot>,
     /// Frames received and not yet handled by the stack.
     pub rx_queue: usize,
-    /// The host's link queue was full at its last poll (backpressure).
+    /// The host's link queue was full at its last poll (backpressure), on some interface.
     pub blocked: bool,
+    /// Its route table, as it places its apps on interfaces: its subnets (`connected`), then its
+    /// routes, longest prefix first.
+    pub routes: Vec<RouteSnapshot>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -155,6 +159,8 @@ pub struct InterfaceSnapshot {
 pub struct NeighbourSnapshot {
     pub ip: IpAddr,
     pub mac: String,
+    /// The interface it was heard on.
+    pub dev: String,
     /// How long ago it was last heard, in simulated nanoseconds.
     pub age_ns: u64,
 }
@@ -163,6 +169,8 @@ pub struct NeighbourSnapshot {
 pub struct SocketSnapshot {
     /// `tcp`, `udp`, `icmp` or `raw`.
     pub kind: &'static str,
+    /// The interface whose stack holds it.
+    pub dev: String,
     pub local: Option<String>,
     pub remote: Option<String>,
     /// The TCP state (`ESTABLISHED`, `LISTEN`, …); `None` for datagram sockets.
@@ -199,21 +207,32 @@ pub struct MacEntry {
 
 pub(crate) fn host(h: &Host, now: SimTime) -> HostSnapshot {
     let interfaces = h
-        .interface
+        .interfaces
         .iter()
-        .map(|i| InterfaceSnapshot {
+        .zip(&h.stacks)
+        .map(|(i, st)| InterfaceSnapshot {
             name: i.name.clone(),
             mac: mac_text(i.mac),
             mtu: i.mtu,
-            addresses: h.iface.ip_addrs().iter().map(ToString::to_string).collect(),
+            addresses: st.iface.ip_addrs().iter().map(ToString::to_string).collect(),
         })
         .collect();
     let neighbours = h
         .neighbours
         .iter()
-        .map(|(ip, n)| NeighbourSnapshot { ip: *ip, mac: mac_text(n.mac), age_ns: (now - n.seen).as_nanos() as u64 })
+        .map(|(ip, n)| NeighbourSnapshot {
+            ip: *ip,
+            mac: mac_text(n.mac),
+            dev: h.dev_name(n.dev).to_string(),
+            age_ns: (now - n.seen).as_nanos() as u64,
+        })
         .collect();
-    let sockets = h.sockets.iter().map(|(_, s)| socket(s)).collect();
+    let sockets = h
+        .stacks
+        .iter()
+        .enumerate()
+        .flat_map(|(d, st)| st.sockets.iter().map(move |(_, s)| socket(s, h.dev_name(d))))
+        .collect();
     let apps = h
         .apps
         .iter()
@@ -230,15 +249,48 @@ pub(crate) fn host(h: &Host, now: SimTime) -> HostSnapshot {
         neighbours,
         sockets,
         apps,
-        rx_queue: h.rx.len(),
+        rx_queue: h.rx_len(),
         blocked: h.blocked,
+        routes: host_routes(h),
     }
 }
 
-fn socket(s: &Socket<'_>) -> SocketSnapshot {
+/// A host's table: its subnets and routes, longest prefix first (a subnet first among equals),
+/// as [`topology::host_route`](crate::topology::host_route) looks them up.
+fn host_routes(h: &Host) -> Vec<RouteSnapshot> {
+    let mut v: Vec<(u8, bool, RouteSnapshot)> = Vec::new();
+    for i in &h.interfaces {
+        for c in &i.addresses {
+            let to = super::router::network(*c);
+            v.push((
+                to.prefix_len(),
+                false,
+                RouteSnapshot { to: to.to_string(), dev: i.name.clone(), via: None, connected: true },
+            ));
+        }
+    }
+    for r in &h.routes {
+        v.push((
+            r.to.prefix_len(),
+            true,
+            RouteSnapshot {
+                to: r.to.to_string(),
+                dev: h.dev_name(r.dev).to_string(),
+                via: r.via.map(|v| v.to_string()),
+                connected: false,
+            },
+        ));
+    }
+    // Stable: among equal prefixes, subnets first, then routes in order.
+    v.sort_by_key(|(len, stat, _)| (std::cmp::Reverse(*len), *stat));
+    v.into_iter().map(|(_, _, r)| r).collect()
+}
+
+fn socket(s: &Socket<'_>, dev: &str) -> SocketSnapshot {
     match s {
         Socket::Tcp(t) => SocketSnapshot {
             kind: "tcp",
+            dev: dev.to_string(),
             local: t.local_endpoint().map(|e| e.to_string()),
             remote: t.remote_endpoint().map(|e| e.to_string()),
             state: Some(tcp_state(t.state()).into()),
@@ -249,6 +301,7 @@ fn socket(s: &Socket<'_>) -> SocketSnapshot {
         },
         Socket::Udp(u) => SocketSnapshot {
             kind: "udp",
+            dev: dev.to_string(),
             local: u.is_open().then(|| u.endpoint().to_string()),
             remote: None,
             state: None,
@@ -259,6 +312,7 @@ fn socket(s: &Socket<'_>) -> SocketSnapshot {
         },
         Socket::Icmp(i) => SocketSnapshot {
             kind: "icmp",
+            dev: dev.to_string(),
             local: i.is_open().then(|| "icmp".into()),
             remote: None,
             state: None,
@@ -269,6 +323,7 @@ fn socket(s: &Socket<'_>) -> SocketSnapshot {
         },
         Socket::Raw(r) => SocketSnapshot {
             kind: "raw",
+            dev: dev.to_string(),
             local: None,
             remote: None,
             state: None,
@@ -280,6 +335,7 @@ fn socket(s: &Socket<'_>) -> SocketSnapshot {
         #[allow(unreachable_patterns)]
         _ => SocketSnapshot {
             kind: "other",
+            dev: dev.to_string(),
             local: None,
             remote: None,
             state: None,

@@ -22,12 +22,17 @@ pub const MTU_MIN_IPV6: u32 = 1280;
 pub const MTU_MAX: u32 = 9000;
 /// Addresses on one interface.
 pub const ADDRESSES_MAX: usize = 4;
-/// Interfaces on one host.
-pub const INTERFACES_MAX: usize = 1;
+/// Interfaces on one host, each with its own smoltcp interface and link.
+pub const INTERFACES_MAX: usize = 8;
 /// Interfaces on one router.
 pub const ROUTER_INTERFACES_MAX: usize = 64;
 /// Static routes on one router.
 pub const ROUTES_MAX: usize = 1024;
+/// Routes one interface of a host holds, its gateways' default routes included (smoltcp's
+/// `iface-max-route-count`).
+pub const HOST_IFACE_ROUTES_MAX: usize = 8;
+/// Static routes on one host: as many as its interfaces hold.
+pub const HOST_ROUTES_MAX: usize = INTERFACES_MAX * HOST_IFACE_ROUTES_MAX;
 
 /// Frames a link direction may queue.
 pub const QUEUE_MIN: u32 = 1;

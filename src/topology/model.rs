@@ -151,6 +151,81 @@ pub struct Host {
     pub interfaces: Vec<Interface>,
     pub tcp: TcpConfig,
     pub apps: Vec<App>,
+    /// Static routes in lab order, then a default route for the first gateway of each family
+    /// (unless a static route is a default already); each leaves by interface `dev` to `via`.
+    pub routes: Vec<Route>,
+}
+
+/// How a host sends to an address: out of interface `dev`, to the next hop `via` (`None`: to the
+/// address itself, on the link of a subnet of `dev`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostRoute {
+    pub dev: usize,
+    pub via: Option<smoltcp::wire::IpAddress>,
+}
+
+/// The route a host with `interfaces` and `routes` takes to `ip`: the longest prefix among the
+/// subnets of its interfaces and its routes; among equal prefixes a subnet of its own, then the
+/// routes in order (static ones before gateways). `None`: it has no route to `ip`.
+#[must_use]
+pub fn host_route(interfaces: &[Interface], routes: &[Route], ip: IpAddr) -> Option<HostRoute> {
+    let target = smoltcp::wire::IpAddress::from(ip);
+    let mut best: Option<(u8, HostRoute)> = None;
+    for (dev, i) in interfaces.iter().enumerate() {
+        for c in &i.addresses {
+            if c.contains_addr(&target) && best.is_none_or(|b| c.prefix_len() > b.0) {
+                best = Some((c.prefix_len(), HostRoute { dev, via: None }));
+            }
+        }
+    }
+    for r in routes {
+        if r.to.contains_addr(&target) && best.is_none_or(|b| r.to.prefix_len() > b.0) {
+            best = Some((r.to.prefix_len(), HostRoute { dev: r.dev, via: r.via }));
+        }
+    }
+    best.map(|b| b.1)
+}
+
+impl Host {
+    /// The route this host takes to `ip` (see [`host_route`]).
+    #[must_use]
+    pub fn route(&self, ip: IpAddr) -> Option<HostRoute> {
+        host_route(&self.interfaces, &self.routes, ip)
+    }
+
+    /// The interface that has address `ip`.
+    #[must_use]
+    pub fn interface_of(&self, ip: IpAddr) -> Option<usize> {
+        let ip = smoltcp::wire::IpAddress::from(ip);
+        self.interfaces.iter().position(|i| i.addresses.iter().any(|c| c.address() == ip))
+    }
+}
+
+/// The routes the stack of interface `dev` of a host holds, as (prefix, next hop): the host's
+/// routes that leave by it, in order, then the interface's own gateways as default routes where
+/// none of those is a default of that family already. So a packet a socket of that interface sends
+/// (a reply included) finds its way out of it.
+#[must_use]
+pub fn interface_routes(
+    interfaces: &[Interface],
+    routes: &[Route],
+    dev: usize,
+) -> Vec<(IpCidr, smoltcp::wire::IpAddress)> {
+    use smoltcp::wire::IpAddress;
+    let mut out: Vec<(IpCidr, IpAddress)> =
+        routes.iter().filter(|r| r.dev == dev).filter_map(|r| r.via.map(|v| (r.to, v))).collect();
+    if let Some(i) = interfaces.get(dev) {
+        let gateways = [
+            i.gateway_v4.map(|g| (IpCidr::new(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), 0), IpAddress::Ipv4(g))),
+            i.gateway_v6.map(|g| (IpCidr::new(IpAddress::Ipv6(Ipv6Address::UNSPECIFIED), 0), IpAddress::Ipv6(g))),
+        ];
+        for (to, via) in gateways.into_iter().flatten() {
+            if !out.iter().any(|(t, _)| *t == to) {
+                out.push((to, via));
+            }
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -520,6 +595,26 @@ impl AppKind {
             AppKind::HttpServer { port, .. } => Some(("TCP", port)),
             AppKind::UdpStreamServer { port } => Some(("UDP", port)),
             _ => None,
+        }
+    }
+}
+
+impl AppKind {
+    /// The address a client sends to, which picks the interface its sockets live on; `None` for
+    /// a server, which listens on every interface. (Every kind says which it is.)
+    #[must_use]
+    pub fn target(&self) -> Option<IpAddr> {
+        match *self {
+            AppKind::Ping { to, .. } => Some(to),
+            AppKind::TcpEcho { to, .. } | AppKind::UdpEcho { to, .. } | AppKind::TcpTransfer { to, .. } => Some(to.0),
+            AppKind::HttpGet(ref g) => Some(g.to.0),
+            AppKind::UdpStream(u) => Some(u.to.0),
+            AppKind::Traceroute(t) => Some(t.to),
+            AppKind::TcpEchoServer { .. }
+            | AppKind::UdpEchoServer { .. }
+            | AppKind::TcpSink { .. }
+            | AppKind::HttpServer { .. }
+            | AppKind::UdpStreamServer { .. } => None,
         }
     }
 }

@@ -147,7 +147,7 @@ pub struct RouteSpec {
     pub dev: Option<String>,
 }
 
-/// A host: one smoltcp interface per network interface, and apps.
+/// A host: one smoltcp interface per network interface, static routes, and apps.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostSpec {
@@ -155,7 +155,8 @@ pub struct HostSpec {
     /// `--site`, every site runs in one process and tunnels still cross real loopback sockets.
     #[serde(default)]
     pub site: Option<String>,
-    /// Network interfaces keyed by name, such as `eth0`. One for now.
+    /// Network interfaces keyed by name, such as `eth0`; at most 8, each on its own link. A host
+    /// does not forward between them (use a router).
     #[serde(default)]
     #[schemars(extend(
         "propertyNames" = { "pattern": limits::NAME_PATTERN, "maxLength": limits::NAME_MAX_LEN },
@@ -168,6 +169,12 @@ pub struct HostSpec {
     /// Programs the host runs, each from its own start time.
     #[serde(default)]
     pub apps: Vec<AppSpec>,
+    /// Static routes besides the subnets of its interfaces and their gateways, such as
+    /// `{ "to": "10.9.0.0/16", "via": "10.2.0.1" }`; each needs `via`, and `dev` picks the
+    /// interface when the next hop alone does not. At most 8 on one interface, its gateways included.
+    #[serde(default)]
+    #[schemars(length(max = limits::HOST_ROUTES_MAX))]
+    pub routes: Vec<RouteSpec>,
 }
 
 /// A switch.

@@ -681,15 +681,33 @@ impl Widget for Nodes<'_> {
                         .bold(),
                 );
             }
+            // A host with several interfaces, or routes of its own, shows its table and which
+            // interface each neighbour and socket is on.
+            let multi = h.interfaces.len() > 1;
+            let on = |dev: &str| if multi { format!(" on {}", escape(dev)) } else { String::new() };
+            if multi || h.routes.iter().any(|r| !r.connected) {
+                text.push(Line::from("routes").bold());
+                for rt in &h.routes {
+                    let via = rt.via.as_deref().map_or_else(|| "on-link".to_string(), |v| format!("via {v}"));
+                    text.push(Line::from(format!("  {} {via} dev {}", rt.to, escape(&rt.dev))));
+                }
+            }
             text.push(Line::from("neighbours").bold());
             for n in &h.neighbours {
-                text.push(Line::from(format!("  {} at {} ({:.1} s ago)", n.ip, n.mac, n.age_ns as f64 / 1e9)));
+                text.push(Line::from(format!(
+                    "  {} at {}{} ({:.1} s ago)",
+                    n.ip,
+                    n.mac,
+                    on(&n.dev),
+                    n.age_ns as f64 / 1e9
+                )));
             }
             text.push(Line::from("sockets").bold());
             for k in &h.sockets {
                 text.push(Line::from(format!(
-                    "  {} {} → {} {} rx {}/{} tx {}/{}",
+                    "  {}{} {} → {} {} rx {}/{} tx {}/{}",
                     k.kind,
+                    on(&k.dev),
                     k.local.as_deref().unwrap_or("-"),
                     k.remote.as_deref().unwrap_or("-"),
                     k.state.as_deref().unwrap_or(""),

@@ -23,13 +23,16 @@ pub enum ServerMode {
 }
 
 struct Conn {
+    /// The interface whose socket set holds it.
+    iface: usize,
     handle: SocketHandle,
     counted: bool,
     pending: Vec<u8>,
     offset: u64,
 }
 
-/// A TCP server: echoes, or sinks and checks the transfer pattern.
+/// A TCP server: echoes, or sinks and checks the transfer pattern. It is polled once for each
+/// interface of its host, and keeps listening sockets in each interface's set.
 pub struct TcpServer {
     port: u16,
     mode: ServerMode,
@@ -59,11 +62,14 @@ impl TcpServer {
 
 impl App for TcpServer {
     fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime> {
+        // Only the connections of this interface are in `cx.sockets`.
+        let me = cx.interface;
         // A listening socket takes one connection request; keep one for each SYN waiting (a
         // backlog), so that clients that call at the same instant are all served.
         let want = cx.wire.syns.get(&self.port).map_or(1, |n| (*n as usize).max(1));
-        let is_listening =
-            |cx: &AppCx<'_>, c: &Conn| cx.sockets.get::<tcp::Socket>(c.handle).state() == tcp::State::Listen;
+        let is_listening = |cx: &AppCx<'_>, c: &Conn| {
+            c.iface == me && cx.sockets.get::<tcp::Socket>(c.handle).state() == tcp::State::Listen
+        };
         let mut listening = self.conns.iter().filter(|c| is_listening(cx, c)).count();
         while listening < want && self.conns.len() < MAX_CONNECTIONS {
             let h = cx.new_tcp_socket();
@@ -71,7 +77,7 @@ impl App for TcpServer {
                 cx.sockets.remove(h);
                 break;
             }
-            self.conns.push(Conn { handle: h, counted: false, pending: Vec::new(), offset: 0 });
+            self.conns.push(Conn { iface: me, handle: h, counted: false, pending: Vec::new(), offset: 0 });
             listening += 1;
         }
         // Listeners left over from a burst go, so that the host's sockets do not pile up.
@@ -80,7 +86,7 @@ impl App for TcpServer {
             cx.sockets.remove(self.conns.remove(i).handle);
             listening -= 1;
         }
-        for c in &mut self.conns {
+        for c in self.conns.iter_mut().filter(|c| c.iface == me) {
             let s = cx.sockets.get_mut::<tcp::Socket>(c.handle);
             if !c.counted && s.is_active() {
                 c.counted = true;
@@ -130,7 +136,8 @@ impl App for TcpServer {
         self.peak = self.peak.max(u32::try_from(open).unwrap_or(u32::MAX));
         // Free the sockets of finished connections.
         self.conns.retain(|c| {
-            let closed = c.counted
+            let closed = c.iface == me
+                && c.counted
                 && matches!(cx.sockets.get::<tcp::Socket>(c.handle).state(), tcp::State::Closed | tcp::State::TimeWait);
             if closed {
                 cx.sockets.remove(c.handle);
@@ -141,9 +148,13 @@ impl App for TcpServer {
     }
 
     fn stop(&mut self, cx: &mut AppCx<'_>) {
-        for c in self.conns.drain(..) {
-            cx.close_socket(c.handle);
-        }
+        let me = cx.interface;
+        self.conns.retain(|c| {
+            if c.iface == me {
+                cx.close_socket(c.handle);
+            }
+            c.iface != me
+        });
     }
 
     fn done(&self) -> bool {
@@ -358,10 +369,11 @@ fn udp_socket(cx: &mut AppCx<'_>) -> SocketHandle {
     cx.sockets.add(udp::Socket::new(buf(), buf()))
 }
 
-/// Echoes every datagram back to its sender.
+/// Echoes every datagram back to its sender, with a socket on each interface of its host.
 pub struct UdpServer {
     port: u16,
-    handle: Option<SocketHandle>,
+    /// The socket of each interface it was polled on: (interface, handle).
+    handles: Vec<(usize, SocketHandle)>,
     datagrams: u64,
     bytes: u64,
     scratch: Vec<u8>,
@@ -369,17 +381,21 @@ pub struct UdpServer {
 
 impl UdpServer {
     pub fn new(port: u16) -> Self {
-        UdpServer { port, handle: None, datagrams: 0, bytes: 0, scratch: vec![0; 65_536] }
+        UdpServer { port, handles: Vec::new(), datagrams: 0, bytes: 0, scratch: vec![0; 65_536] }
     }
 }
 
 impl App for UdpServer {
     fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime> {
-        let h = *self.handle.get_or_insert_with(|| {
-            let h = udp_socket(cx);
-            let _ = cx.sockets.get_mut::<udp::Socket>(h).bind(self.port);
-            h
-        });
+        let h = match self.handles.iter().find(|(d, _)| *d == cx.interface) {
+            Some(&(_, h)) => h,
+            None => {
+                let h = udp_socket(cx);
+                let _ = cx.sockets.get_mut::<udp::Socket>(h).bind(self.port);
+                self.handles.push((cx.interface, h));
+                h
+            }
+        };
         let s = cx.sockets.get_mut::<udp::Socket>(h);
         while s.can_recv() && s.can_send() {
             let Ok((n, meta)) = s.recv_slice(&mut self.scratch) else { break };
@@ -391,8 +407,8 @@ impl App for UdpServer {
     }
 
     fn stop(&mut self, cx: &mut AppCx<'_>) {
-        if let Some(h) = self.handle.take() {
-            cx.close_socket(h);
+        if let Some(i) = self.handles.iter().position(|(d, _)| *d == cx.interface) {
+            cx.close_socket(self.handles.remove(i).1);
         }
     }
 

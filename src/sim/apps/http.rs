@@ -38,6 +38,8 @@ enum ServerState {
 
 #[derive(Debug)]
 struct ServerConn {
+    /// The interface whose socket set holds it.
+    iface: usize,
     handle: SocketHandle,
     counted: bool,
     /// Request bytes read and not parsed yet (at most a head's worth).
@@ -48,7 +50,8 @@ struct ServerConn {
     last_active: SimTime,
 }
 
-/// Serves every request with `status` and `body` bytes of the stream pattern.
+/// Serves every request with `status` and `body` bytes of the stream pattern. It is polled once
+/// for each interface of its host, and keeps listening sockets in each interface's set.
 pub struct HttpServer {
     port: u16,
     status: u16,
@@ -232,10 +235,13 @@ impl HttpServer {
 
 impl App for HttpServer {
     fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime> {
+        // Only the connections of this interface are in `cx.sockets`.
+        let me = cx.interface;
         // A listening socket for each connection request waiting (a backlog), as the TCP servers do.
         let want = cx.wire.syns.get(&self.port).map_or(1, |n| (*n as usize).max(1));
-        let is_listening =
-            |cx: &AppCx<'_>, c: &ServerConn| cx.sockets.get::<tcp::Socket>(c.handle).state() == tcp::State::Listen;
+        let is_listening = |cx: &AppCx<'_>, c: &ServerConn| {
+            c.iface == me && cx.sockets.get::<tcp::Socket>(c.handle).state() == tcp::State::Listen
+        };
         let mut listening = self.conns.iter().filter(|c| is_listening(cx, c)).count();
         while listening < want && self.conns.len() < MAX_CONNECTIONS {
             let h = cx.new_tcp_socket();
@@ -244,6 +250,7 @@ impl App for HttpServer {
                 break;
             }
             self.conns.push(ServerConn {
+                iface: me,
                 handle: h,
                 counted: false,
                 buf: Vec::new(),
@@ -261,6 +268,9 @@ impl App for HttpServer {
         let mut wake = None;
         for i in 0..self.conns.len() {
             let c = &mut self.conns[i];
+            if c.iface != me {
+                continue;
+            }
             let s = cx.sockets.get_mut::<tcp::Socket>(c.handle);
             if !c.counted && s.is_active() {
                 c.counted = true;
@@ -299,7 +309,8 @@ impl App for HttpServer {
         let open = self.conns.iter().filter(|c| c.counted).count();
         self.peak = self.peak.max(u32::try_from(open).unwrap_or(u32::MAX));
         self.conns.retain(|c| {
-            let closed = c.counted
+            let closed = c.iface == me
+                && c.counted
                 && matches!(cx.sockets.get::<tcp::Socket>(c.handle).state(), tcp::State::Closed | tcp::State::TimeWait);
             if closed {
                 cx.sockets.remove(c.handle);
@@ -310,9 +321,13 @@ impl App for HttpServer {
     }
 
     fn stop(&mut self, cx: &mut AppCx<'_>) {
-        for c in self.conns.drain(..) {
-            cx.close_socket(c.handle);
-        }
+        let me = cx.interface;
+        self.conns.retain(|c| {
+            if c.iface == me {
+                cx.close_socket(c.handle);
+            }
+            c.iface != me
+        });
     }
 
     fn done(&self) -> bool {

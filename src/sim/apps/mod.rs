@@ -29,17 +29,22 @@ pub use wire::{ConnKey, SentSegments, SentWatch};
 use crate::time::SimTime;
 use crate::topology::{AppKind, Congestion, TcpConfig};
 
-/// What an app gets to work with when polled.
+/// What an app gets to work with when polled: the smoltcp interface it sends by and its socket
+/// set (a socket made here lives in this set; its handle means nothing in another's). A client is
+/// polled on the interface of its route to its target; a server once for each interface of its
+/// host, `interface` saying which, so that it listens on every one.
 pub struct AppCx<'a> {
     pub now: SimTime,
     pub iface: &'a mut Interface,
     pub sockets: &'a mut SocketSet<'static>,
     pub ids: &'a mut HostIds,
     pub tcp: &'a TcpConfig,
-    /// What the host saw of TCP on the wire since its last poll.
+    /// What the host saw of TCP on this interface since its last poll.
     pub wire: &'a TcpWire,
     /// The host neither computes nor verifies checksums (the lab's `checksum_offload`).
     pub checksum_offload: bool,
+    /// The index of the interface (in the host's `interfaces`) whose `iface` and `sockets` these are.
+    pub interface: usize,
 }
 
 /// What a host notices of TCP in the frames it receives, for its apps: connection requests waiting

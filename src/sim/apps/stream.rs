@@ -406,10 +406,11 @@ pub struct StreamReport {
     pub delay: Option<RttStats>,
 }
 
-/// Receives `udp-stream`s on a port.
+/// Receives `udp-stream`s on a port, with a socket on each interface of its host.
 pub struct StreamServer {
     port: u16,
-    handle: Option<SocketHandle>,
+    /// The socket of each interface it was polled on: (interface, handle).
+    handles: Vec<(usize, SocketHandle)>,
     streams: BTreeMap<(IpAddr, u16), Stream>,
     /// Datagrams too short or without the header's magic.
     malformed: u64,
@@ -422,7 +423,7 @@ impl StreamServer {
     pub fn new(port: u16) -> Self {
         StreamServer {
             port,
-            handle: None,
+            handles: Vec::new(),
             streams: BTreeMap::new(),
             malformed: 0,
             ignored: 0,
@@ -433,11 +434,15 @@ impl StreamServer {
 
 impl App for StreamServer {
     fn poll(&mut self, cx: &mut AppCx<'_>) -> Option<SimTime> {
-        let h = *self.handle.get_or_insert_with(|| {
-            let h = udp_socket(cx, 256);
-            let _ = cx.sockets.get_mut::<udp::Socket>(h).bind(self.port);
-            h
-        });
+        let h = match self.handles.iter().find(|(d, _)| *d == cx.interface) {
+            Some(&(_, h)) => h,
+            None => {
+                let h = udp_socket(cx, 256);
+                let _ = cx.sockets.get_mut::<udp::Socket>(h).bind(self.port);
+                self.handles.push((cx.interface, h));
+                h
+            }
+        };
         loop {
             let s = cx.sockets.get_mut::<udp::Socket>(h);
             let Ok((n, meta)) = s.recv_slice(&mut self.scratch) else { break };
@@ -473,8 +478,8 @@ impl App for StreamServer {
     }
 
     fn stop(&mut self, cx: &mut AppCx<'_>) {
-        if let Some(h) = self.handle.take() {
-            cx.close_socket(h);
+        if let Some(i) = self.handles.iter().position(|(d, _)| *d == cx.interface) {
+            cx.close_socket(self.handles.remove(i).1);
         }
     }
 

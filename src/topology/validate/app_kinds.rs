@@ -230,10 +230,13 @@ impl Cx {
         Some((st, AppKind::Traceroute(trace)))
     }
 
-    /// netlab hosts do not fragment: a datagram must fit the sender's MTU.
+    /// netlab hosts do not fragment: a datagram must fit the MTU of the interface it leaves by.
     fn fits_mtu(&mut self, me: usize, lab: &LabView<'_>, size: usize, to: IpAddr, path: &JsonPath) {
         let mtu = match &lab.nodes[me].kind {
-            NodeKind::Host(h) => h.interfaces.first().map_or(1500, |i| i.mtu),
+            NodeKind::Host(h) => {
+                let dev = h.route(to).map_or(0, |r| r.dev);
+                h.interfaces.get(dev).map_or(1500, |i| i.mtu)
+            }
             NodeKind::Switch(_) | NodeKind::Router(_) => 1500,
         };
         let (family, header) = if to.is_ipv6() { ("IPv6", 48) } else { ("IPv4", 28) };

@@ -211,16 +211,25 @@ impl Cx {
                 // Interfaces and apps are taken out and parsed one by one.
                 let ifaces = obj.remove("interfaces");
                 let apps = obj.remove("apps");
+                let routes = obj.remove("routes");
                 self.unknown_keys(&obj, &HOST_FIELDS, path);
                 obj.retain(|k, _| HOST_FIELDS.contains(k));
                 obj.remove("kind");
                 // A bad `site` or `tcp` is reported; the host stays a host so that its interfaces,
                 // apps, and the links and targets naming it are still checked.
                 let obj = Value::Object(obj);
-                let spec: HostSpec =
+                let mut spec: HostSpec =
                     if self.objects_only(&obj, path, "a host", &HOST_OBJECTS) { self.de(obj, path) } else { None }
                         .unwrap_or_default();
-                let (interfaces, complete) = self.node_interfaces(name, ifaces, path);
+                let (interfaces, mut complete) = self.node_interfaces(name, ifaces, path);
+                // Routes on their own: one that does not parse leaves the host incomplete, so that
+                // targets it would have reached are not reported on top.
+                if let Some(r) = routes {
+                    match self.de::<Vec<crate::topology::spec::RouteSpec>>(r, &path.key("routes")) {
+                        Some(r) => spec.routes = r,
+                        None => complete = false,
+                    }
+                }
                 let apps = match apps {
                     None => Vec::new(),
                     Some(Value::Array(a)) => {
@@ -467,16 +476,7 @@ impl Cx {
                         st = Status::Incomplete;
                     }
                     let mut out = Vec::new();
-                    if interfaces.len() > 1 {
-                        self.err(
-                            path.key("interfaces"),
-                            format!("host `{}` has {} interfaces; a host has one", shown(node_name), interfaces.len()),
-                            Some(
-                                "give each subnet its own host for now; routers come with multi-interface forwarding"
-                                    .into(),
-                            ),
-                        );
-                    }
+                    self.host_interface_count(node_name, interfaces.len(), &path);
                     for (iname, ispec) in interfaces {
                         let ipath = path.key("interfaces").key(iname);
                         let (iface, all_addresses) =
@@ -487,7 +487,12 @@ impl Cx {
                         out.push(iface);
                     }
                     let tcp = self.tcp(spec.tcp.as_ref(), &path);
-                    (spec.site.clone(), Some(NodeKind::Host(Host { interfaces: out, tcp, apps: Vec::new() })))
+                    let before = self.problems.len();
+                    let routes = self.host_routes(node_name, &spec.routes, &mut out, &path);
+                    if self.problems.len() > before {
+                        st = Status::Incomplete;
+                    }
+                    (spec.site.clone(), Some(NodeKind::Host(Host { interfaces: out, tcp, apps: Vec::new(), routes })))
                 }
                 Some(Parsed::Router { spec, interfaces, complete }) => {
                     if !complete {

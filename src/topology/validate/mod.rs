@@ -25,6 +25,7 @@ mod elements;
 mod events;
 mod expect;
 mod fields;
+mod host_routes;
 mod interfaces;
 mod links;
 mod read;

@@ -302,7 +302,7 @@ impl Cx {
                         return false;
                     };
                     if o == to {
-                        return true;
+                        return self.arrives_on_its_interface(to, next_ip, ip, lab, tp, what);
                     }
                     match nodes[o].kind {
                         NodeKind::Router(_) => r = o,

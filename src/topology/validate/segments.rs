@@ -15,7 +15,7 @@ use super::routes::interfaces;
 use super::targets::LabView;
 use super::Cx;
 use crate::topology::diag::{shown, JsonPath};
-use crate::topology::model::{Attachment, Link, Node, NodeKind};
+use crate::topology::model::{interface_routes, Attachment, Link, Node, NodeKind};
 
 /// Disjoint sets of indices, joined by size, with paths halved on the way to a root: near-constant
 /// time per operation.
@@ -54,11 +54,14 @@ impl Sets {
 }
 
 /// The segment of every node, and of every router interface: a router is an L3 boundary, so each
-/// of its interfaces is on a segment of its own.
+/// of its interfaces is on a segment of its own. So is each interface of a host with several (a
+/// host does not forward between them).
 pub(super) struct Segments {
-    /// A representative point of each point's segment: nodes first, then router interfaces.
+    /// A representative point of each point's segment: nodes first, then router interfaces (and
+    /// those of hosts with several).
     pub(super) of: Vec<usize>,
-    /// The point of each router interface (node, interface).
+    /// The point of each router interface (node, interface), and of each interface of a host with
+    /// several.
     iface: HashMap<(usize, usize), usize>,
 }
 
@@ -67,11 +70,14 @@ impl Segments {
         let mut iface = HashMap::new();
         let mut n = nodes.len();
         for (i, node) in nodes.iter().enumerate() {
-            if let NodeKind::Router(r) = &node.kind {
-                for d in 0..r.interfaces.len() {
-                    iface.insert((i, d), n);
-                    n += 1;
-                }
+            let own = match &node.kind {
+                NodeKind::Router(r) => r.interfaces.len(),
+                NodeKind::Host(h) if h.interfaces.len() > 1 => h.interfaces.len(),
+                _ => 0,
+            };
+            for d in 0..own {
+                iface.insert((i, d), n);
+                n += 1;
             }
         }
         let mut sets = Sets::new(n);
@@ -87,7 +93,7 @@ impl Segments {
         Segments { of: (0..n).map(|i| sets.root(i)).collect(), iface }
     }
 
-    /// The segment of interface `d` of `node` (a host's interfaces share the node's).
+    /// The segment of interface `d` of `node` (the interface of a host with one is on the node's).
     pub(super) fn of_iface(&self, node: usize, d: usize) -> usize {
         self.iface.get(&(node, d)).map_or(self.of[node], |p| self.of[*p])
     }
@@ -109,10 +115,12 @@ fn plug(n: &Node) -> String {
 }
 
 impl Cx {
-    /// Whether host `me` reaches `ip`, an address of host `to`, on its segment: both are plugged
-    /// in, an address of its own subnets is on its segment, and any other goes through a gateway
-    /// that is a host on its segment. Reports at `tp` why not. `me` has an address of `ip`'s
-    /// family, and a gateway of that family if `ip` is on none of its subnets (checked before).
+    /// Whether host `me` reaches `ip`, an address of host `to`: both are plugged in; `me` sends by
+    /// the interface its route to `ip` says (the longest prefix among its subnets, routes and
+    /// gateways); an address of that interface's subnets is on its link, and any other goes through
+    /// the route's next hop, a host on that link or a router whose routes are followed there and
+    /// back. Reports at `tp` why not. `me` has an address of `ip`'s family, and a route to `ip`
+    /// (checked before).
     pub(super) fn reaches(
         &mut self,
         me: usize,
@@ -140,62 +148,129 @@ impl Cx {
             );
             return false;
         }
-        let ifaces = interfaces(me_node);
-        if ifaces.iter().flat_map(|i| &i.addresses).any(|c| c.contains_addr(&ip.into())) {
-            if segments.of_addr(to, ip, lab.nodes) != Some(segments.of[me]) {
+        let NodeKind::Host(h) = &me_node.kind else { return true };
+        let Some(route) = h.route(ip) else { return true };
+        let out = &h.interfaces[route.dev];
+        // A host with several interfaces: the one it sends by, and the one of `to` with `ip`, must
+        // be plugged in.
+        if out.link.is_none() {
+            self.err(
+                tp.clone(),
+                format!("`{}` sends to {ip} by `{}`, which has no link", shown(&me_node.name), shown(&out.name)),
+                Some(format!(
+                    "plug `{}:{}` into a switch under `links`, or route {ip} by another interface",
+                    shown(&me_node.name),
+                    shown(&out.name)
+                )),
+            );
+            return false;
+        }
+        if let Some(d) = interfaces(to_node).iter().position(|i| i.addresses.iter().any(|c| c.address() == ip.into())) {
+            let i = &interfaces(to_node)[d];
+            if i.link.is_none() {
                 self.err(
                     tp.clone(),
-                    format!(
-                        "{ip} (`{}`) is on a subnet of `{}` but not on its segment: no switch or link joins them",
+                    format!("{ip} is an address of `{}:{}`, which has no link", shown(&to_node.name), shown(&i.name)),
+                    Some(format!(
+                        "plug `{}:{}` into a switch under `links`, or target another address of `{}`",
                         shown(&to_node.name),
-                        shown(&me_node.name)
-                    ),
-                    Some(
-                        "join them through a switch; a host sends to an address of its own subnets directly, \
-                         never through a gateway"
-                            .into(),
-                    ),
+                        shown(&i.name),
+                        shown(&to_node.name)
+                    )),
                 );
                 return false;
             }
-            return true;
         }
-        let gateway = ifaces.iter().find_map(|i| match ip {
-            IpAddr::V4(_) => i.gateway_v4.map(IpAddr::from),
-            IpAddr::V6(_) => i.gateway_v6.map(IpAddr::from),
-        });
-        let Some(gateway) = gateway else { return true };
+        let multi = h.interfaces.len() > 1;
+        let seg = segments.of_iface(me, route.dev);
+        let Some(next) = route.via else {
+            if segments.of_addr(to, ip, lab.nodes) != Some(seg) {
+                let (message, hint) = if multi {
+                    (
+                        format!(
+                            "{ip} (`{}`) is on the subnet of `{}:{}` but not on its link: no switch or link joins them",
+                            shown(&to_node.name),
+                            shown(&me_node.name),
+                            shown(&out.name)
+                        ),
+                        "join them through a switch; a host sends to an address of an interface's subnets by that \
+                         interface, directly, never through a gateway or its other interfaces"
+                            .to_string(),
+                    )
+                } else {
+                    (
+                        format!(
+                            "{ip} (`{}`) is on a subnet of `{}` but not on its segment: no switch or link joins them",
+                            shown(&to_node.name),
+                            shown(&me_node.name)
+                        ),
+                        "join them through a switch; a host sends to an address of its own subnets directly, \
+                         never through a gateway"
+                            .to_string(),
+                    )
+                };
+                self.err(tp.clone(), message, Some(hint));
+                return false;
+            }
+            return true;
+        };
+        let gateway = IpAddr::from(next);
         if let Some(&g) = lab.owners.get(&gateway) {
-            if segments.of_addr(g, gateway, lab.nodes) == Some(segments.of[me]) {
+            if segments.of_addr(g, gateway, lab.nodes) == Some(seg) {
                 if !matches!(lab.nodes[g].kind, NodeKind::Router(_)) {
                     // A host as gateway: netlab does not look past it.
                     return true;
                 }
                 return self.route_walk(g, ip, to, lab, segments, tp, "packets")
-                    && self.reply_path(me, to, ip, lab, segments, tp);
+                    && self.reply_path(me, route.dev, to, ip, lab, segments, tp);
             }
         }
         let family = if ip.is_ipv6() { "IPv6" } else { "IPv4" };
-        self.err(
-            tp.clone(),
+        let is_gateway = match next {
+            smoltcp::wire::IpAddress::Ipv4(g) => out.gateway_v4 == Some(g),
+            smoltcp::wire::IpAddress::Ipv6(g) => out.gateway_v6 == Some(g),
+        };
+        let (through, on) = match (is_gateway, multi) {
+            (true, false) => (format!("its {family} gateway {gateway}"), "its segment".to_string()),
+            (true, true) => (format!("its {family} gateway {gateway}"), format!("the link of `{}`", shown(&out.name))),
+            (false, false) => (format!("next hop {gateway} (a route of its own)"), "its segment".to_string()),
+            (false, true) => {
+                (format!("next hop {gateway} (a route of its own)"), format!("the link of `{}`", shown(&out.name)))
+            }
+        };
+        let hint = if is_gateway && !multi {
             format!(
-                "`{}` sends to {ip} (`{}`) through its {family} gateway {gateway}, which is no host on its segment",
-                shown(&me_node.name),
-                shown(&to_node.name)
-            ),
-            Some(format!(
                 "a gateway must be a host on the segment of `{}`; or give it and `{}` one subnet on one segment",
                 shown(&me_node.name),
                 shown(&to_node.name)
-            )),
+            )
+        } else {
+            format!(
+                "a next hop must be a router or host on the link of `{}:{}`, the interface the route leaves by",
+                shown(&me_node.name),
+                shown(&out.name)
+            )
+        };
+        self.err(
+            tp.clone(),
+            format!(
+                "`{}` sends to {ip} (`{}`) through {through}, which is no host on {on}",
+                shown(&me_node.name),
+                shown(&to_node.name)
+            ),
+            Some(hint),
         );
         false
     }
 
-    /// Whether replies from `to` (reached at `ip`) find their way back to `me`, through routers.
+    /// Whether replies from `to` (reached at `ip`) find their way back to `me`, which sent by its
+    /// interface `dev`. A host answers by the interface `ip` is on: through that interface's
+    /// subnets, routes or gateway, and then through routers.
+    #[allow(clippy::too_many_arguments)]
     fn reply_path(
         &mut self,
         me: usize,
+        dev: usize,
         to: usize,
         ip: IpAddr,
         lab: &LabView<'_>,
@@ -204,7 +279,8 @@ impl Cx {
     ) -> bool {
         let nodes = lab.nodes;
         let Some(back) = interfaces(&nodes[me])
-            .iter()
+            .get(dev)
+            .into_iter()
             .flat_map(|i| &i.addresses)
             .map(|c| IpAddr::from(c.address()))
             .find(|a| a.is_ipv6() == ip.is_ipv6())
@@ -214,31 +290,55 @@ impl Cx {
         if matches!(nodes[to].kind, NodeKind::Router(_)) {
             return self.route_walk(to, back, me, lab, segments, tp, "replies");
         }
-        let ifaces = interfaces(&nodes[to]);
-        if ifaces.iter().flat_map(|i| &i.addresses).any(|c| c.contains_addr(&back.into())) {
+        let NodeKind::Host(th) = &nodes[to].kind else { return true };
+        let tdev = th.interface_of(ip).unwrap_or(0);
+        let Some(ti) = th.interfaces.get(tdev) else { return true };
+        if ti.addresses.iter().any(|c| c.contains_addr(&back.into())) {
             return true;
         }
-        let gateway = ifaces.iter().find_map(|i| match back {
-            IpAddr::V4(_) => i.gateway_v4.map(IpAddr::from),
-            IpAddr::V6(_) => i.gateway_v6.map(IpAddr::from),
-        });
+        let routes = interface_routes(&th.interfaces, &th.routes, tdev);
+        let gateway = routes
+            .iter()
+            .filter(|(p, _)| p.contains_addr(&back.into()))
+            .max_by_key(|(p, _)| p.prefix_len())
+            .map(|(_, v)| IpAddr::from(*v));
         let family = if back.is_ipv6() { "IPv6" } else { "IPv4" };
         let Some(gateway) = gateway else {
-            self.err(
-                tp.clone(),
-                format!(
-                    "replies from `{}` cannot reach {back} (`{}`): `{}` has no {family} gateway",
-                    shown(&nodes[to].name),
-                    shown(&nodes[me].name),
-                    shown(&nodes[to].name)
-                ),
-                Some(format!("give `{}` a gateway under its interface's `gateways`", shown(&nodes[to].name))),
-            );
+            if th.interfaces.len() > 1 {
+                self.err(
+                    tp.clone(),
+                    format!(
+                        "replies from `{}` to {back} (`{}`) leave by `{}`, the interface of {ip}, which has no route \
+                         to it",
+                        shown(&nodes[to].name),
+                        shown(&nodes[me].name),
+                        shown(&ti.name)
+                    ),
+                    Some(format!(
+                        "a host answers by the interface a request came in on: give `{}:{}` an {family} gateway, or \
+                         add a route with `\"dev\": \"{}\"`",
+                        shown(&nodes[to].name),
+                        shown(&ti.name),
+                        shown(&ti.name)
+                    )),
+                );
+            } else {
+                self.err(
+                    tp.clone(),
+                    format!(
+                        "replies from `{}` cannot reach {back} (`{}`): `{}` has no {family} gateway",
+                        shown(&nodes[to].name),
+                        shown(&nodes[me].name),
+                        shown(&nodes[to].name)
+                    ),
+                    Some(format!("give `{}` a gateway under its interface's `gateways`", shown(&nodes[to].name))),
+                );
+            }
             return false;
         };
         match lab.owners.get(&gateway) {
             Some(&g) if matches!(nodes[g].kind, NodeKind::Router(_)) => {
-                if segments.of_addr(g, gateway, nodes) != Some(segments.of[to]) {
+                if segments.of_addr(g, gateway, nodes) != Some(segments.of_iface(to, tdev)) {
                     self.err(
                         tp.clone(),
                         format!(
@@ -326,25 +426,24 @@ impl Cx {
         }
         // `None` once the segment is warned of: one warning a segment.
         let mut first: HashMap<usize, Option<(usize, usize)>> = HashMap::new();
+        // Each linked interface: a router's or a multi-homed host's are on segments of their own.
         for (n, node) in nodes.iter().enumerate() {
-            let Some((d, iface)) = interfaces(node).iter().enumerate().find(|(_, i)| i.link.is_some()) else {
-                continue;
-            };
-            let seg = segments.of_iface(n, d);
-            let entry = first.entry(seg).or_insert(Some((n, iface.mtu)));
-            let Some((f, mtu)) = *entry else { continue };
-            if mtu == iface.mtu {
-                continue;
-            }
-            *entry = None;
-            let joins = match switch.get(&seg) {
-                Some(&sw) => format!("switch `{}`", shown(&nodes[sw].name)),
-                None => {
-                    let link = iface.link.map_or("", |(l, _)| links[l.index()].name.as_str());
-                    format!("link `{}`", shown(link))
+            for (d, iface) in interfaces(node).iter().enumerate().filter(|(_, i)| i.link.is_some()) {
+                let seg = segments.of_iface(n, d);
+                let entry = first.entry(seg).or_insert(Some((n, iface.mtu)));
+                let Some((f, mtu)) = *entry else { continue };
+                if mtu == iface.mtu {
+                    continue;
                 }
-            };
-            self.warn(
+                *entry = None;
+                let joins = match switch.get(&seg) {
+                    Some(&sw) => format!("switch `{}`", shown(&nodes[sw].name)),
+                    None => {
+                        let link = iface.link.map_or("", |(l, _)| links[l.index()].name.as_str());
+                        format!("link `{}`", shown(link))
+                    }
+                };
+                self.warn(
                 JsonPath::root().key("nodes").key(&node.name).key("interfaces").key(&iface.name).key("mtu"),
                 format!(
                     "{joins} joins hosts of MTU {mtu} (`{}`) and MTU {} (`{}`)",
@@ -357,6 +456,7 @@ impl Cx {
                         .into(),
                 ),
             );
+            }
         }
     }
 }

@@ -65,12 +65,16 @@ impl Cx {
             }
             p
         };
-        // netlab hosts do not fragment: a ping or datagram must fit the sender's MTU.
-        let mtu = match &nodes[me].kind {
-            NodeKind::Host(h) => h.interfaces.first().map_or(1500, |i| i.mtu),
-            NodeKind::Switch(_) | NodeKind::Router(_) => 1500,
-        };
+        // netlab hosts do not fragment: a ping or datagram must fit the MTU of the interface it
+        // leaves by.
         let fits_mtu = |cx: &mut Cx, size: usize, to: IpAddr, what: &str| {
+            let mtu = match &nodes[me].kind {
+                NodeKind::Host(h) => {
+                    let dev = h.route(to).map_or(0, |r| r.dev);
+                    h.interfaces.get(dev).map_or(1500, |i| i.mtu)
+                }
+                NodeKind::Switch(_) | NodeKind::Router(_) => 1500,
+            };
             let (family, header) = if to.is_ipv6() { ("IPv6", 48) } else { ("IPv4", 28) };
             let max = mtu.saturating_sub(header);
             if size > max {
@@ -356,9 +360,12 @@ impl Cx {
             }
             if !reachable(&nodes[me], ip) {
                 let fam = if ip.is_ipv6() { "IPv6" } else { "IPv4" };
+                let routes =
+                    matches!(&nodes[me].kind, NodeKind::Host(h) if h.routes.iter().any(|r| r.to.prefix_len() > 0));
+                let or_route = if routes { " or route to it" } else { "" };
                 self.err(
                     tp,
-                    format!("{ip} is on no subnet of `{}`, which has no {fam} gateway", shown(me_name)),
+                    format!("{ip} is on no subnet of `{}`, which has no {fam} gateway{or_route}", shown(me_name)),
                     Some(
                         "target a host on one of its subnets, or set a gateway under the interface's `gateways`".into(),
                     ),
@@ -383,17 +390,11 @@ fn names_misnamed_node(to: &str, lab: &LabView<'_>) -> bool {
     misnamed(to) || to.rsplit_once(':').is_some_and(|(name, port)| port.parse::<u16>().is_ok() && misnamed(name))
 }
 
-/// Whether `node` can send to `ip`: it is on one of its subnets, or the node has a gateway of its
-/// family.
+/// Whether `node` can send to `ip`: it is on one of its subnets, or the node has a route to it (a
+/// gateway of its family is a default route).
 fn reachable(node: &Node, ip: IpAddr) -> bool {
     let NodeKind::Host(h) = &node.kind else { return false };
-    h.interfaces.iter().any(|i| {
-        i.addresses.iter().any(|c| c.contains_addr(&ip.into()))
-            || match ip {
-                IpAddr::V4(_) => i.gateway_v4.is_some(),
-                IpAddr::V6(_) => i.gateway_v6.is_some(),
-            }
-    })
+    h.route(ip).is_some()
 }
 
 #[cfg(test)]
