@@ -384,8 +384,11 @@ fn main() -> ExitCode {
                 // Events and expectations, when the lab has them: `, 4 events, 2 expectations`.
                 let count = |n: usize, what: &str| format!(", {n} {what}{}", if n == 1 { "" } else { "s" });
                 let mut timed = String::new();
-                if !l.events.is_empty() || !l.expect.is_empty() {
-                    timed = count(l.events.len(), "event") + &count(l.expect.len(), "expectation");
+                if !l.events.is_empty() {
+                    timed += &count(l.events.len(), "event");
+                }
+                if !l.expect.is_empty() {
+                    timed += &count(l.expect.len(), "expectation");
                 }
                 out(&if n == 0 {
                     format!("ok: {l}{sites}{timed}\n")

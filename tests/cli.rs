@@ -322,7 +322,7 @@ fn tunnels_refuse_what_they_cannot_do_with_a_hint() {
     assert!(err.contains("is not HOST:PORT or SITE=HOST:PORT"), "{err}");
     // `check` says how a lab's sites are joined.
     let (code, out, _) = run(&["check", "labs/two-site-tcp.json"]);
-    assert_eq!((code, out.trim_end()), (0, "ok: 8 nodes, 7 links, 2 sites, 1 tunnel (tcp)"));
+    assert_eq!((code, out.trim_end()), (0, "ok: 8 nodes, 7 links, 2 sites, 1 tunnel (tcp), 10 expectations"));
     // A key is 64 hex digits, new each time.
     let (code, a, _) = run(&["key"]);
     let (_, b, _) = run(&["key"]);

@@ -390,7 +390,7 @@ fn a_router_shows_its_routes_neighbours_and_counters_and_a_journey_crosses_it() 
     d.run(&mut ());
     let mut app = App::new(&lab, 1, Speed::Factor(1.0));
     app.on_snapshot(d.snapshot(), true);
-    app.on_events(rx.try_iter().collect());
+    app.on_events(rx.try_iter().collect::<Vec<_>>());
     // The map marks routers apart from hosts and switches.
     let screen = draw(&app, 160, 48);
     assert!(screen.contains("⊕ r1") && screen.contains("⊕ r2") && screen.contains("◆ sw1"), "{screen}");
