@@ -114,3 +114,18 @@ fn measure(lab: &Lab, r: &Report, e: &Expectation) -> ExpectationResult {
     };
     ExpectationResult { what, measured, bound, ok }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::sim::DropReason;
+    use crate::topology::metrics::DROP_REASONS;
+
+    /// An expectation names a drop reason as the counters do: every reason the core has, and no
+    /// other, so that a new reason is one to add to the list; then the two counts that are not drops.
+    #[test]
+    fn expectations_know_every_drop_reason() {
+        let mut core: Vec<&str> = DropReason::ALL.iter().map(|r| r.as_str()).collect();
+        core.extend(["corrupt", "duplicate"]);
+        assert_eq!(DROP_REASONS, core.as_slice());
+    }
+}

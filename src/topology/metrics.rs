@@ -319,6 +319,21 @@ mod tests {
     }
 
     #[test]
+    fn every_app_kind_has_its_row() {
+        let schema = schemars::schema_for!(crate::topology::spec::AppSpec).to_value();
+        let kinds: Vec<&str> = schema["oneOf"]
+            .as_array()
+            .expect("variants")
+            .iter()
+            .filter_map(|v| v.pointer("/properties/kind/const").and_then(serde_json::Value::as_str))
+            .collect();
+        assert!(kinds.len() >= 12, "{kinds:?}");
+        for kind in kinds {
+            assert!(APP_METRICS.iter().any(|(k, _)| *k == kind), "app kind `{kind}` has no row in APP_METRICS");
+        }
+    }
+
+    #[test]
     fn bounds_read_in_their_units() {
         let t = |s: &str| BoundSpec::Text(s.into());
         let n = BoundSpec::Number;
