@@ -32,7 +32,11 @@ fn run_captured(lab: &str, dir: &Path, name: &str, extra: &[&str]) -> (Vec<Captu
     std::fs::create_dir_all(&sub).expect("dir");
     let mut args = vec!["--in-memory", "--capture", cap.to_str().expect("utf-8")];
     args.extend_from_slice(extra);
-    let (_, r) = run_lab(lab, &args, &sub);
+    // A run whose commands break the lab (a link down, a server stopped) fails some of its
+    // expectations: it exits 1, and its report says which.
+    let (out, r) = common::run_lab_status(lab, &args, &sub);
+    let failed = r["expectations"].as_array().is_some_and(|e| e.iter().any(|x| x["ok"] == false));
+    assert_eq!(out.status.code(), Some(if failed { 1 } else { 0 }), "{}", String::from_utf8_lossy(&out.stderr));
     (read_pcapng(&cap), r)
 }
 

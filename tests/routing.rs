@@ -146,17 +146,11 @@ fn a_lossy_wan_retransmits_and_a_clean_one_does_not() {
     }
     // TCP analysis over one link's frames: the capture holds each segment once per link it crossed.
     let retrans = |cap: &Path, link: &str| {
+        // The link's frames in a file of their own, then TCP analysis over it.
+        let one = cap.with_extension(format!("{}.pcapng", link.replace([':', '<', '>'], "_")));
         let read = format!("frame.interface_name == \"{link}\"");
-        let out = tshark(&[
-            "-2",
-            "-r",
-            cap.to_str().expect("utf-8"),
-            "-R",
-            &read,
-            "-Y",
-            "tcp.analysis.retransmission || tcp.analysis.fast_retransmission",
-        ]);
-        out.lines().count()
+        tshark(&["-r", cap.to_str().expect("utf-8"), "-Y", &read, "-w", one.to_str().expect("utf-8")]);
+        common::count(&one, "tcp.analysis.retransmission || tcp.analysis.fast_retransmission")
     };
     let cap = capture_of(dir.path());
     let n = retrans(&cap, "client:eth0<->sw-a");

@@ -87,7 +87,7 @@ fn the_overview_shows_rates_and_a_link_taken_down() {
 }
 
 #[test]
-fn a_packet_s_journey_follows_it_through_the_switches() {
+fn a_packet_s_journey_follows_it_through_the_switches_and_routers() {
     let mut app = app();
     app.update(Action::Tab(2));
     // Walk back to a packet that crossed the WAN and reached the far host, and open its journey.
@@ -95,7 +95,7 @@ fn a_packet_s_journey_follows_it_through_the_switches() {
         .packets
         .iter()
         .rev()
-        .find(|p| app.links[p.event.link.index()] == "wan" && app.journey(p.event.packet).len() == 3)
+        .find(|p| app.links[p.event.link.index()] == "wan" && app.journey(p.event.packet).len() == 5)
         .map(|p| p.no)
         .expect("a WAN packet");
     app.update(Action::Follow);
@@ -106,12 +106,13 @@ fn a_packet_s_journey_follows_it_through_the_switches() {
     assert_eq!(app.tab, Tab::Journey);
     let screen = draw(&app, 160, 48);
     let hops: Vec<&str> = screen.lines().filter(|l| l.contains("delivered")).collect();
-    // Host → switch → WAN → switch → host: three links for a packet between the sites.
-    assert_eq!(hops.len(), 3, "{screen}");
-    assert!(hops[1].contains("wan"), "{screen}");
+    // Host → switch → router → WAN → router → switch → host: five links for a packet between the
+    // sites, one packet id all the way.
+    assert_eq!(hops.len(), 5, "{screen}");
+    assert!(hops[2].contains("wan"), "{screen}");
     // The WAN hop takes its 10 ms of latency, and any wait in its queue: from the time the packet
     // entered the link to the time it left it.
-    let cols: Vec<&str> = hops[1].split_whitespace().collect();
+    let cols: Vec<&str> = hops[2].split_whitespace().collect();
     let on_link: f64 = cols[2].parse().expect("time on the link");
     assert_eq!(cols[3], "ms");
     assert!(on_link >= 10.0, "{screen}");
@@ -274,8 +275,9 @@ fn a_switch_shows_its_ports_and_their_counters() {
     }
     let screen = draw(&app, 160, 48);
     assert!(screen.contains("hq-sw (switch)"), "{screen}");
-    let wan = screen.lines().find(|l| l.contains("  wan: in ")).expect("the WAN port");
-    assert!(wan.contains("frames") && wan.contains("dropped 0"), "{wan}");
+    // Its port towards the router carries the traffic to the other site.
+    let up = screen.lines().find(|l| l.contains("  hq-r:lan<->hq-sw: in ")).expect("the router's port");
+    assert!(up.contains("frames") && up.contains("dropped 0"), "{up}");
     assert!(screen.contains("MAC table"), "{screen}");
 }
 
