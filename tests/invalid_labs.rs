@@ -180,7 +180,7 @@ fn check_accepts_the_valid_example() {
         .expect("netlab runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "stderr:\n{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(stdout.trim_end(), "ok: 4 nodes, 3 links, 10 expectations");
+    assert_eq!(stdout.trim_end(), "ok: 4 nodes, 3 links, 9 expectations");
 }
 
 /// One byte-level edit at a position given as a fraction of the text.
