@@ -209,6 +209,15 @@ fn solicited_node(a: Ipv6Address) -> Ipv6Address {
     Ipv6Address::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(o[13]), u16::from_be_bytes([o[14], o[15]]))
 }
 
+/// The Ethernet address an NDP link-layer address option carries.
+fn lladdr_mac(lladdr: Option<RawHardwareAddress>) -> Option<EthernetAddress> {
+    match lladdr?.parse(smoltcp::phy::Medium::Ethernet).ok()? {
+        smoltcp::wire::HardwareAddress::Ethernet(e) => Some(e),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
 /// A source address that must never get an ICMP error (RFC 1812 4.3.2.7, RFC 4443 2.4).
 fn no_error_to(src: IpAddress) -> bool {
     match src {
@@ -332,7 +341,7 @@ impl Plane {
         let src_mac = eth.src_addr();
         match eth.ethertype() {
             EthernetProtocol::Arp => self.arp(now, port, eth.payload(), &mut acts),
-            EthernetProtocol::Ipv4 => self.ipv4(now, port, id, src_mac, eth.payload(), came, &mut acts),
+            EthernetProtocol::Ipv4 => self.ipv4(now, port, id, eth.payload(), came, &mut acts),
             EthernetProtocol::Ipv6 => self.ipv6(now, port, id, src_mac, eth.payload(), came, &mut acts),
             _ => {}
         }
@@ -475,7 +484,6 @@ impl Plane {
         now: SimTime,
         port: usize,
         id: PacketId,
-        src_mac: EthernetAddress,
         payload: &[u8],
         came: Option<(LinkId, Side)>,
         acts: &mut Actions,
@@ -488,7 +496,6 @@ impl Plane {
             acts.drop = Some(DropReason::Malformed);
             return;
         }
-        let _ = src_mac;
         let packet = &payload[..usize::from(p.total_len())];
         let dst = p.dst_addr();
         if self.is_mine(IpAddress::Ipv4(dst)) {
@@ -536,14 +543,7 @@ impl Plane {
                 match nd {
                     NdiscRepr::NeighborSolicit { target_addr, lladdr } => {
                         if self.port_has(port, IpAddress::Ipv6(target_addr)) {
-                            let mac = lladdr
-                                .and_then(|l| l.parse(smoltcp::phy::Medium::Ethernet).ok())
-                                .and_then(|h| match h {
-                                    smoltcp::wire::HardwareAddress::Ethernet(e) => Some(e),
-                                    #[allow(unreachable_patterns)]
-                                    _ => None,
-                                })
-                                .unwrap_or(src_mac);
+                            let mac = lladdr_mac(lladdr).unwrap_or(src_mac);
                             if !src.is_unspecified() {
                                 self.learn(now, port, IpAddress::Ipv6(src), mac, acts);
                             }
@@ -565,14 +565,7 @@ impl Plane {
                         return;
                     }
                     NdiscRepr::NeighborAdvert { target_addr, lladdr, .. } => {
-                        let mac = lladdr
-                            .and_then(|l| l.parse(smoltcp::phy::Medium::Ethernet).ok())
-                            .and_then(|h| match h {
-                                smoltcp::wire::HardwareAddress::Ethernet(e) => Some(e),
-                                #[allow(unreachable_patterns)]
-                                _ => None,
-                            })
-                            .unwrap_or(src_mac);
+                        let mac = lladdr_mac(lladdr).unwrap_or(src_mac);
                         let ip = IpAddress::Ipv6(target_addr);
                         if self.neighbours[port].contains_key(&ip) || self.resolving.contains_key(&(port, ip)) {
                             self.learn(now, port, ip, mac, acts);

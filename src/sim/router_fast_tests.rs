@@ -2,77 +2,12 @@
 //! same bytes out of the same port, with the same id and counters, as `Plane::receive` does.
 
 use proptest::prelude::*;
-use smoltcp::wire::{
-    EthernetAddress, EthernetFrame, EthernetProtocol, IpAddress, IpCidr, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr,
-    Ipv6Address, Ipv6Packet, Ipv6Repr,
-};
+use smoltcp::wire::{EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr};
 
 use super::*;
 use crate::topology::NodeId;
 
-const R0: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x10]);
-const R1: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x11]);
-const H1: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xa1]);
-const NH: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xb2]);
-const T0: SimTime = SimTime::ZERO;
-
-fn v4(a: &str) -> Ipv4Address {
-    a.parse().unwrap()
-}
-fn v6(a: &str) -> Ipv6Address {
-    a.parse().unwrap()
-}
-fn cidr(s: &str) -> IpCidr {
-    crate::topology::parse::cidr(s).unwrap()
-}
-
-/// Port 0: 10.1.0.1/24 + fd00:1::1/64 (MTU 1500), h1 (10.1.0.10, fd00:1::10) resolved; port 1:
-/// 10.0.12.1/30 + fd00:12::1/64 (MTU 1280), the next hop (10.0.12.2, fd00:12::2) resolved.
-/// 10.3.0.0/24 and fd00:3::/64 via the next hop.
-fn plane(offload: bool) -> Plane {
-    let port = |name: &str, mac, mtu, a: &[&str]| PortConfig {
-        name: name.into(),
-        mac,
-        mtu,
-        addresses: a.iter().map(|s| cidr(s)).collect(),
-    };
-    let ports = vec![
-        port("eth0", R0, 1500, &["10.1.0.1/24", "fd00:1::1/64"]),
-        port("eth1", R1, 1280, &["10.0.12.1/30", "fd00:12::1/64"]),
-    ];
-    let statics = [
-        topology::Route {
-            to: IpCidr::new(IpAddress::Ipv4(v4("10.3.0.0")), 24),
-            via: Some(IpAddress::Ipv4(v4("10.0.12.2"))),
-            dev: 1,
-        },
-        topology::Route {
-            to: IpCidr::new(IpAddress::Ipv6(v6("fd00:3::")), 64),
-            via: Some(IpAddress::Ipv6(v6("fd00:12::2"))),
-            dev: 1,
-        },
-    ];
-    let mut p = Plane::new(NodeId(0), ports, &statics, offload);
-    for (port, ip, mac) in [
-        (0, IpAddress::Ipv4(v4("10.1.0.10")), H1),
-        (0, IpAddress::Ipv6(v6("fd00:1::10")), H1),
-        (1, IpAddress::Ipv4(v4("10.0.12.2")), NH),
-        (1, IpAddress::Ipv6(v6("fd00:12::2")), NH),
-    ] {
-        p.neighbours[port].insert(ip, Neighbour { mac, seen: T0 });
-    }
-    p
-}
-
-fn eth(dst: EthernetAddress, src: EthernetAddress, proto: EthernetProtocol, payload: &[u8]) -> Vec<u8> {
-    let mut buf = vec![0; 14 + payload.len()];
-    let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
-    f.set_dst_addr(dst);
-    f.set_src_addr(src);
-    f.set_ethertype(proto);
-    f.payload_mut().copy_from_slice(payload);
-    buf
-}
+use super::tests::{eth, plane_with as plane, v4, v6, H1, NH, R0, R1, T0};
 
 fn ipv4(src: &str, dst: &str, ttl: u8, proto: IpProtocol, len: usize) -> Vec<u8> {
     let repr = Ipv4Repr { src_addr: v4(src), dst_addr: v4(dst), next_header: proto, payload_len: len, hop_limit: ttl };

@@ -10,25 +10,30 @@ use smoltcp::wire::{
 use super::*;
 use crate::topology::NodeId;
 
-const R0: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x10]);
-const R1: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x11]);
-const H1: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xa1]);
-const NH: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xb2]);
-const T0: SimTime = SimTime::ZERO;
+pub(super) const R0: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x10]);
+pub(super) const R1: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x11]);
+pub(super) const H1: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xa1]);
+pub(super) const NH: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xb2]);
+pub(super) const T0: SimTime = SimTime::ZERO;
 
-fn v4(a: &str) -> Ipv4Address {
+pub(super) fn v4(a: &str) -> Ipv4Address {
     a.parse().unwrap()
 }
-fn v6(a: &str) -> Ipv6Address {
+pub(super) fn v6(a: &str) -> Ipv6Address {
     a.parse().unwrap()
 }
-fn cidr(s: &str) -> IpCidr {
+pub(super) fn cidr(s: &str) -> IpCidr {
     crate::topology::parse::cidr(s).unwrap()
 }
 
 /// Port 0: 10.1.0.1/24 + fd00:1::1/64 (MTU 1500); port 1: 10.0.12.1/30 + fd00:12::1/64 (MTU 1280).
 /// Static: 10.3.0.0/24 and fd00:3::/64 via the far end of port 1; default via it too.
 fn plane() -> Plane {
+    plane_with(false)
+}
+
+/// The same plane, computing and checking checksums or not (`checksum_offload`).
+pub(super) fn plane_with(offload: bool) -> Plane {
     let ports = vec![
         PortConfig {
             name: "eth0".into(),
@@ -55,7 +60,7 @@ fn plane() -> Plane {
             dev: 1,
         },
     ];
-    let mut p = Plane::new(NodeId(0), ports, &statics, false);
+    let mut p = Plane::new(NodeId(0), ports, &statics, offload);
     // The hosts are resolved already, unless a test says otherwise.
     p.neighbours[0].insert(IpAddress::Ipv4(v4("10.1.0.10")), Neighbour { mac: H1, seen: T0 });
     p.neighbours[0].insert(IpAddress::Ipv6(v6("fd00:1::10")), Neighbour { mac: H1, seen: T0 });
@@ -64,7 +69,7 @@ fn plane() -> Plane {
     p
 }
 
-fn eth(dst: EthernetAddress, src: EthernetAddress, proto: EthernetProtocol, payload: &[u8]) -> Vec<u8> {
+pub(super) fn eth(dst: EthernetAddress, src: EthernetAddress, proto: EthernetProtocol, payload: &[u8]) -> Vec<u8> {
     let mut buf = vec![0; 14 + payload.len()];
     let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
     f.set_dst_addr(dst);
