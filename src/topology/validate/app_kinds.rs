@@ -195,7 +195,7 @@ impl Cx {
         };
         let (ip, port) = to?;
         if size_ok {
-            self.fits_mtu(me, lab, size as usize, ip, path);
+            self.fits_mtu(me, lab, size as usize, ip, path, "datagram");
         }
         let stream = UdpStream {
             to: (ip, port.unwrap_or(5001)),
@@ -230,8 +230,17 @@ impl Cx {
         Some((st, AppKind::Traceroute(trace)))
     }
 
-    /// netlab hosts do not fragment: a datagram must fit the MTU of the interface it leaves by.
-    fn fits_mtu(&mut self, me: usize, lab: &LabView<'_>, size: usize, to: IpAddr, path: &JsonPath) {
+    /// netlab hosts do not fragment: a ping or datagram (`what`) must fit the MTU of the interface
+    /// it leaves by.
+    pub(super) fn fits_mtu(
+        &mut self,
+        me: usize,
+        lab: &LabView<'_>,
+        size: usize,
+        to: IpAddr,
+        path: &JsonPath,
+        what: &str,
+    ) {
         let mtu = match &lab.nodes[me].kind {
             NodeKind::Host(h) => {
                 let dev = h.route(to).map_or(0, |r| r.dev);
@@ -244,7 +253,7 @@ impl Cx {
         if size > max {
             self.err(
                 path.key("size"),
-                format!("a datagram of {size} bytes does not fit the MTU of {mtu} (at most {max} bytes over {family})"),
+                format!("a {what} of {size} bytes does not fit the MTU of {mtu} (at most {max} bytes over {family})"),
                 Some("netlab hosts do not fragment; lower `size` or raise the interface's `mtu`".into()),
             );
         }

@@ -50,7 +50,6 @@ impl Cx {
         path: &JsonPath,
     ) -> Option<(Duration, AppKind)> {
         let secs = |n: u64| Duration::from_secs(n);
-        let nodes = lab.nodes;
         let start = |cx: &mut Cx, s: &Option<String>| cx.duration(s.as_ref(), Duration::ZERO, path, "start");
         let positive = |cx: &mut Cx, v: Option<u32>, key: &str, dflt: u32, max: u32| -> u32 {
             let v = v.unwrap_or(dflt);
@@ -65,28 +64,6 @@ impl Cx {
             }
             p
         };
-        // netlab hosts do not fragment: a ping or datagram must fit the MTU of the interface it
-        // leaves by.
-        let fits_mtu = |cx: &mut Cx, size: usize, to: IpAddr, what: &str| {
-            let mtu = match &nodes[me].kind {
-                NodeKind::Host(h) => {
-                    let dev = h.route(to).map_or(0, |r| r.dev);
-                    h.interfaces.get(dev).map_or(1500, |i| i.mtu)
-                }
-                NodeKind::Switch(_) | NodeKind::Router(_) => 1500,
-            };
-            let (family, header) = if to.is_ipv6() { ("IPv6", 48) } else { ("IPv4", 28) };
-            let max = mtu.saturating_sub(header);
-            if size > max {
-                cx.err(
-                    path.key("size"),
-                    format!(
-                        "a {what} of {size} bytes does not fit the MTU of {mtu} (at most {max} bytes over {family})"
-                    ),
-                    Some("netlab hosts do not fragment; lower `size` or raise the interface's `mtu`".into()),
-                );
-            }
-        };
         if let Some(more) = self.resolve_more_app(a, me, lab, path) {
             return more;
         }
@@ -99,7 +76,7 @@ impl Cx {
                 let interval = self.duration(p.interval.as_ref(), secs(1), path, "interval");
                 let timeout = self.duration(p.timeout.as_ref(), secs(1), path, "timeout");
                 let to = to?.0;
-                fits_mtu(self, size, to, "ping payload");
+                self.fits_mtu(me, lab, size, to, path, "ping payload");
                 (st, AppKind::Ping { to, count, interval, size, timeout })
             }
             AppSpec::TcpEchoServer(s) => (start(self, &s.start), AppKind::TcpEchoServer { port: port(self, s.port) }),
@@ -124,7 +101,7 @@ impl Cx {
                 let (ip, p) = to?;
                 let to = (ip, p.unwrap_or(7));
                 if udp && size_ok {
-                    fits_mtu(self, size, ip, "datagram");
+                    self.fits_mtu(me, lab, size, ip, path, "datagram");
                 }
                 if udp {
                     (st, AppKind::UdpEcho { to, count, size, interval, timeout })
