@@ -34,6 +34,11 @@ pub const HOST_IFACE_ROUTES_MAX: usize = 8;
 /// Static routes on one host: as many as its interfaces hold.
 pub const HOST_ROUTES_MAX: usize = INTERFACES_MAX * HOST_IFACE_ROUTES_MAX;
 
+/// Port forwards in one lab.
+pub const FORWARDS_MAX: usize = 256;
+/// Prefixes an exit gateway's `allow` (or `map`) lists.
+pub const EXIT_PREFIXES_MAX: usize = 64;
+
 /// Frames a link direction may queue.
 pub const QUEUE_MIN: u32 = 1;
 pub const QUEUE_MAX: u32 = 65_536;

@@ -57,6 +57,90 @@ pub struct Lab {
     pub events: Vec<Event>,
     /// What must hold at the end of a run, in file order.
     pub expect: Vec<Expectation>,
+    /// Real ports into the lab, in file order.
+    pub forwards: Vec<Forward>,
+}
+
+/// The transport of a port forward or a bridged flow.
+pub use super::spec::ForwardProto as Proto;
+
+/// A port forward: connections (TCP) or sources (UDP) accepted on a real `listen` address become
+/// flows from lab host `from` to `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    pub listen: std::net::SocketAddr,
+    pub from: NodeId,
+    pub to: std::net::SocketAddr,
+    pub proto: Proto,
+    /// UDP: a flow with no datagram either way for this long ends.
+    pub udp_idle: Duration,
+}
+
+/// What an exit gateway lets out of the lab, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    /// Lab destinations it dials; empty: none.
+    pub allow: Vec<IpCidr>,
+    /// Lab prefix → real prefix, same family and length.
+    pub map: Vec<(IpCidr, IpCidr)>,
+    pub dial_timeout: Duration,
+    pub udp_idle: Duration,
+    pub max_pending: usize,
+    pub max_pending_per_source: usize,
+    pub max_flows: usize,
+}
+
+impl Default for Exit {
+    fn default() -> Self {
+        Exit {
+            allow: Vec::new(),
+            map: Vec::new(),
+            dial_timeout: Duration::from_secs(5),
+            udp_idle: Duration::from_secs(30),
+            max_pending: 64,
+            max_pending_per_source: 16,
+            max_flows: 1024,
+        }
+    }
+}
+
+impl Exit {
+    /// Whether flows to lab address `ip` may leave.
+    #[must_use]
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let a = smoltcp::wire::IpAddress::from(ip);
+        self.allow.iter().any(|c| c.contains_addr(&a))
+    }
+
+    /// The real address lab address `ip` is dialled at: mapped by the longest prefix of `map`
+    /// that holds it, else itself.
+    #[must_use]
+    pub fn real(&self, ip: IpAddr) -> IpAddr {
+        let a = smoltcp::wire::IpAddress::from(ip);
+        let Some((from, to)) = self.map.iter().filter(|(f, _)| f.contains_addr(&a)).max_by_key(|(f, _)| f.prefix_len())
+        else {
+            return ip;
+        };
+        map_prefix(ip, *from, *to)
+    }
+}
+
+/// `ip` (inside `from`) moved to the same offset inside `to`.
+#[must_use]
+pub fn map_prefix(ip: IpAddr, from: IpCidr, to: IpCidr) -> IpAddr {
+    match (ip, to.address()) {
+        (IpAddr::V4(a), smoltcp::wire::IpAddress::Ipv4(t)) => {
+            let len = u32::from(from.prefix_len().min(32));
+            let host_mask = if len == 0 { u32::MAX } else { u32::MAX >> len };
+            IpAddr::V4(std::net::Ipv4Addr::from((u32::from(t) & !host_mask) | (u32::from(a) & host_mask)))
+        }
+        (IpAddr::V6(a), smoltcp::wire::IpAddress::Ipv6(t)) => {
+            let len = u32::from(from.prefix_len().min(128));
+            let host_mask = if len == 0 { u128::MAX } else { u128::MAX >> len };
+            IpAddr::V6(std::net::Ipv6Addr::from((u128::from(t) & !host_mask) | (u128::from(a) & host_mask)))
+        }
+        _ => ip,
+    }
 }
 
 /// A site: the nodes that run in one process, and its `sites` entry.
@@ -118,10 +202,11 @@ impl NodeKind {
         }
     }
 
-    /// `host`, `switch` or `router`.
+    /// `host`, `gateway`, `switch` or `router`.
     #[must_use]
     pub fn name(&self) -> &'static str {
         match self {
+            NodeKind::Host(h) if h.exit.is_some() => "gateway",
             NodeKind::Host(_) => "host",
             NodeKind::Switch(_) => "switch",
             NodeKind::Router(_) => "router",
@@ -154,6 +239,8 @@ pub struct Host {
     /// Static routes in lab order, then a default route for the first gateway of each family
     /// (unless a static route is a default already); each leaves by interface `dev` to `via`.
     pub routes: Vec<Route>,
+    /// Set for an exit gateway (`kind: "gateway"`), which runs no apps.
+    pub exit: Option<Exit>,
 }
 
 /// How a host sends to an address: out of interface `dev`, to the next hop `via` (`None`: to the

@@ -63,6 +63,105 @@ pub struct LabSpec {
     /// one does not.
     #[serde(default)]
     pub expect: Vec<ExpectSpec>,
+    /// Real ports into the lab: each connection (or UDP source) accepted on `listen` on this
+    /// machine becomes a flow from a lab host to a target, such as
+    /// `{ "listen": "127.0.0.1:8080", "from": "laptop", "to": "10.2.0.20:80" }`.
+    #[serde(default)]
+    #[schemars(length(max = limits::FORWARDS_MAX))]
+    pub forwards: Vec<ForwardSpec>,
+}
+
+/// A port forward: a real listening socket whose connections become lab flows.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardSpec {
+    /// The real address to listen on, such as `127.0.0.1:8080` or `[::1]:8080`.
+    pub listen: String,
+    /// The lab host the flows start from (their source address is its).
+    pub from: String,
+    /// The target in the lab: `address:port` or `node:port`. An address behind an exit gateway
+    /// reaches out of the lab again.
+    pub to: String,
+    /// `tcp` (default) or `udp`.
+    #[serde(default)]
+    pub proto: Option<ForwardProto>,
+    /// UDP: how long a flow lives without a datagram either way, such as `30s` (default).
+    #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub udp_idle: Option<String>,
+}
+
+/// The transport a forward carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardProto {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+/// An exit gateway: a node that terminates the lab's TCP and UDP flows to the prefixes it allows,
+/// and dials them from the machine that runs its site.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySpec {
+    /// The site (process) this node runs in; see a host's `site`. Its flows leave from that machine.
+    #[serde(default)]
+    pub site: Option<String>,
+    /// Network interfaces keyed by name, such as `eth0`; routers reach the gateway at their addresses.
+    #[serde(default)]
+    #[schemars(extend(
+        "propertyNames" = { "pattern": limits::NAME_PATTERN, "maxLength": limits::NAME_MAX_LEN },
+        "maxProperties" = limits::INTERFACES_MAX,
+    ))]
+    pub interfaces: IndexMap<String, InterfaceSpec>,
+    /// TCP tuning for the lab side of its flows.
+    #[serde(default)]
+    pub tcp: Option<TcpSpec>,
+    /// Static routes back into the lab, as a host's.
+    #[serde(default)]
+    #[schemars(length(max = limits::HOST_ROUTES_MAX))]
+    pub routes: Vec<RouteSpec>,
+    /// What may leave the lab, and where it goes.
+    #[serde(default)]
+    pub exit: ExitSpec,
+}
+
+/// What an exit gateway lets out.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExitSpec {
+    /// Lab destinations the gateway dials, as prefixes such as `10.99.0.0/24`. Empty (the default):
+    /// nothing leaves. Flows to anything else are refused (TCP reset, ICMP administratively
+    /// prohibited), counted and logged.
+    #[serde(default)]
+    #[schemars(length(max = limits::EXIT_PREFIXES_MAX))]
+    pub allow: Vec<String>,
+    /// Lab prefix → real prefix of the same family and length, such as
+    /// `{ "10.99.0.0/24": "127.0.0.0/24" }`: 10.99.0.7 is dialled as 127.0.0.7.
+    #[serde(default)]
+    #[schemars(extend("maxProperties" = limits::EXIT_PREFIXES_MAX))]
+    pub map: IndexMap<String, String>,
+    /// How long a dial may take before the flow is given up (no answer to the SYN), such as `5s` (default).
+    #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub dial_timeout: Option<String>,
+    /// UDP: how long a flow lives without a datagram either way, such as `30s` (default).
+    #[serde(default)]
+    #[schemars(regex(pattern = limits::duration_pattern()))]
+    pub udp_idle: Option<String>,
+    /// Dials in progress at once, from every source (default 64); a SYN past it is dropped.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 65536))]
+    pub max_pending: Option<u32>,
+    /// Dials in progress at once from one lab address (default 16).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 65536))]
+    pub max_pending_per_source: Option<u32>,
+    /// TCP and UDP flows open at once (default 1024); a new one past it is refused.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 65536))]
+    pub max_flows: Option<u32>,
 }
 
 /// How one site is reached, and how it reaches its peers.
@@ -109,6 +208,9 @@ pub enum NodeSpec {
     /// An IP router: forwards between its interfaces by longest-prefix match over connected and
     /// static routes, IPv4 and IPv6.
     Router(RouterSpec),
+    /// An exit gateway: terminates TCP and UDP flows to the prefixes of its `exit.allow` and dials
+    /// them from the machine its site runs on.
+    Gateway(GatewaySpec),
 }
 
 /// A router: interfaces (each on its own subnet) and static routes.

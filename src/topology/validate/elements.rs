@@ -11,7 +11,8 @@ use serde_json::Value;
 use smoltcp::wire::{EthernetAddress, IpAddress};
 
 use super::fields::{
-    either, APP_KINDS, HOST_FIELDS, HOST_OBJECTS, LINK_OBJECTS, NODE_KINDS, ROUTER_FIELDS, SWITCH_FIELDS, TOP_FIELDS,
+    either, APP_KINDS, GATEWAY_FIELDS, HOST_FIELDS, HOST_OBJECTS, LINK_OBJECTS, NODE_KINDS, ROUTER_FIELDS,
+    SWITCH_FIELDS, TOP_FIELDS,
 };
 use super::interfaces::address_part;
 use super::links::link_words;
@@ -22,19 +23,21 @@ use crate::topology::diag::{did_you_mean, shown, JsonPath};
 use crate::topology::model::{Host, Lab, Node, NodeId, NodeKind, Router, Switch, TcpConfig};
 use crate::topology::parse;
 use crate::topology::spec::{
-    AppSpec, ByteSize, CaptureSpec, EchoSpec, HostSpec, InterfaceSpec, LinkSpec, PingSpec, RouterSpec, ServerSpec,
-    SiteSpec, SwitchSpec, TcpSpec, TransferSpec,
+    AppSpec, ByteSize, CaptureSpec, EchoSpec, ExitSpec, HostSpec, InterfaceSpec, LinkSpec, PingSpec, RouterSpec,
+    ServerSpec, SiteSpec, SwitchSpec, TcpSpec, TransferSpec,
 };
 use crate::topology::spec::{HttpGetSpec, HttpServerSpec, TracerouteSpec, UdpStreamSpec};
 
 /// A node as parsed, before links and targets are resolved.
 pub(super) enum Parsed {
     /// `complete` is false when an interface failed to parse (so its addresses are unknown).
+    /// A host, or an exit gateway (`exit` set; it has no apps).
     Host {
         spec: Box<HostSpec>,
         interfaces: Vec<(String, InterfaceSpec)>,
         apps: Vec<Option<AppSpec>>,
         complete: bool,
+        exit: Option<Box<ExitSpec>>,
     },
     Switch(SwitchSpec),
     Router {
@@ -160,6 +163,7 @@ impl Cx {
             Some(_) => None,
         };
         let insecure = top.remove("insecure").map_or(Some(false), |v| self.de::<bool>(v, &root.key("insecure")));
+        let forwards = self.read_forwards(top.remove("forwards"));
         let written = super::events::Written {
             events: self.read_events(top.remove("events")),
             expect: self.read_expect(top.remove("expect")),
@@ -175,6 +179,7 @@ impl Cx {
             sites.as_ref(),
             insecure.unwrap_or(false),
             &written,
+            &forwards,
         );
         let lab = lab?;
         Some(Lab {
@@ -207,14 +212,23 @@ impl Cx {
             }
         };
         match kind.as_str() {
-            "host" => {
+            "host" | "gateway" => {
+                let gateway = kind == "gateway";
+                let fields: &[String] = if gateway { &GATEWAY_FIELDS } else { &HOST_FIELDS };
                 // Interfaces and apps are taken out and parsed one by one.
                 let ifaces = obj.remove("interfaces");
-                let apps = obj.remove("apps");
+                let apps = if gateway { None } else { obj.remove("apps") };
                 let routes = obj.remove("routes");
-                self.unknown_keys(&obj, &HOST_FIELDS, path);
-                obj.retain(|k, _| HOST_FIELDS.contains(k));
+                let exit = if gateway { obj.remove("exit") } else { None };
+                self.unknown_keys(&obj, fields, path);
+                obj.retain(|k, _| fields.contains(k));
                 obj.remove("kind");
+                let exit = gateway.then(|| {
+                    let v = exit.unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+                    let p = path.key("exit");
+                    let e = if self.objects_only(&v, &p, "`exit`", &[]) { self.de::<ExitSpec>(v, &p) } else { None };
+                    Box::new(e.unwrap_or_default())
+                });
                 // A bad `site` or `tcp` is reported; the host stays a host so that its interfaces,
                 // apps, and the links and targets naming it are still checked.
                 let obj = Value::Object(obj);
@@ -244,7 +258,7 @@ impl Cx {
                         Vec::new()
                     }
                 };
-                Some(Parsed::Host { spec: Box::new(spec), interfaces, apps, complete })
+                Some(Parsed::Host { spec: Box::new(spec), interfaces, apps, complete, exit })
             }
             "switch" => {
                 self.unknown_keys(&obj, &SWITCH_FIELDS, path);
@@ -401,6 +415,7 @@ impl Cx {
         sites: Option<&IndexMap<String, SiteSpec>>,
         insecure: bool,
         written: &super::events::Written,
+        forwards: &[Option<crate::topology::spec::ForwardSpec>],
     ) -> Option<Lab> {
         let (mut nodes, status) = self.nodes(parsed);
         let names: Vec<&str> = parsed.keys().map(String::as_str).collect();
@@ -429,6 +444,7 @@ impl Cx {
         self.host_apps(parsed, &mut nodes, &status, segments.as_ref());
         let capture = self.capture(capture, &name, &nodes, &links);
         let (events, expect) = self.timed(written, parsed, &nodes, &links, &status, segments.as_ref());
+        let forwards = self.forwards(forwards, parsed, &nodes, &status, segments.as_ref());
         if !self.problems.is_empty() {
             return None;
         }
@@ -446,6 +462,7 @@ impl Cx {
             insecure,
             events,
             expect,
+            forwards,
         })
     }
 
@@ -471,7 +488,7 @@ impl Cx {
                     let ageing = self.duration(s.mac_ageing.as_ref(), Duration::from_secs(300), &path, "mac_ageing");
                     (s.site.clone(), Some(NodeKind::Switch(Switch { mac_ageing: ageing, ports: Vec::new() })))
                 }
-                Some(Parsed::Host { spec, interfaces, complete, .. }) => {
+                Some(Parsed::Host { spec, interfaces, complete, exit, .. }) => {
                     if !complete {
                         st = Status::Incomplete;
                     }
@@ -492,7 +509,11 @@ impl Cx {
                     if self.problems.len() > before {
                         st = Status::Incomplete;
                     }
-                    (spec.site.clone(), Some(NodeKind::Host(Host { interfaces: out, tcp, apps: Vec::new(), routes })))
+                    let exit = exit.as_ref().map(|e| self.exit(e, &path));
+                    (
+                        spec.site.clone(),
+                        Some(NodeKind::Host(Host { interfaces: out, tcp, apps: Vec::new(), routes, exit })),
+                    )
                 }
                 Some(Parsed::Router { spec, interfaces, complete }) => {
                     if !complete {

@@ -21,6 +21,7 @@ static NODES: LazyLock<Vec<Shape>> = LazyLock::new(Shape::variants::<NodeSpec>);
 pub(super) static NODE_KINDS: LazyLock<Vec<String>> = LazyLock::new(|| kinds(&NODES));
 pub(super) static HOST_FIELDS: LazyLock<Vec<String>> = LazyLock::new(|| variant(&NODES, "host").fields);
 pub(super) static SWITCH_FIELDS: LazyLock<Vec<String>> = LazyLock::new(|| variant(&NODES, "switch").fields);
+pub(super) static GATEWAY_FIELDS: LazyLock<Vec<String>> = LazyLock::new(|| variant(&NODES, "gateway").fields);
 pub(super) static ROUTER_FIELDS: LazyLock<Vec<String>> = LazyLock::new(|| variant(&NODES, "router").fields);
 /// Host fields whose value is a struct, which serde would also read from an array.
 pub(super) static HOST_OBJECTS: LazyLock<Vec<String>> = LazyLock::new(|| variant(&NODES, "host").structs);

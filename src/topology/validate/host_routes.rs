@@ -189,6 +189,10 @@ impl Cx {
     ) -> bool {
         let node = &lab.nodes[to];
         let crate::topology::model::NodeKind::Host(h) = &node.kind else { return true };
+        if h.exit.is_some() && h.interface_of(ip).is_none() {
+            // An exit gateway takes the flows it lets out on any interface.
+            return true;
+        }
         let (at, of) = (h.interface_of(next), h.interface_of(ip));
         if at == of {
             return true;

@@ -20,6 +20,7 @@
 
 mod app_kinds;
 mod apps;
+mod bridges;
 mod capture;
 mod elements;
 mod events;

@@ -15,7 +15,7 @@ use crate::topology::model::{Interface, Node, NodeKind, Route};
 use crate::topology::spec::RouteSpec;
 
 /// A prefix as a route writes it: `10.1.0.0/16`, `fd00::/48`, or `default` (`None`: both families).
-fn prefix(s: &str) -> Result<Option<IpCidr>, String> {
+pub(super) fn prefix(s: &str) -> Result<Option<IpCidr>, String> {
     let s = s.trim();
     let Some((addr, len)) = s.split_once('/') else {
         return Err(format!("`{}` is not a prefix", shown(s)));

@@ -39,6 +39,13 @@ impl LabView<'_> {
         }
         owners
     }
+
+    /// The exit gateway that lets `ip` out of the lab, when no node has the address.
+    pub(super) fn exit_for(&self, ip: IpAddr) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| matches!(&n.kind, NodeKind::Host(h) if h.exit.as_ref().is_some_and(|e| e.allows(ip))))
+    }
 }
 
 impl Cx {
@@ -239,7 +246,7 @@ impl Cx {
                         return None;
                     }
                 }
-                let Some(&owner) = lab.owners.get(&ip) else {
+                let Some(owner) = lab.owners.get(&ip).copied().or_else(|| lab.exit_for(ip)) else {
                     if !self.unaccepted_ips.contains(&ip) {
                         self.err(
                             tp,
