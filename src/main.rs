@@ -106,6 +106,11 @@ enum Command {
         /// (the one peer this site calls) or `SITE=HOST:PORT`. Repeat for several peers.
         #[arg(long, value_name = "[SITE=]HOST:PORT", requires = "site")]
         connect: Vec<String>,
+        /// A port forward besides the lab file's `forwards`: connections to the real LISTEN address
+        /// become flows from lab host FROM to TO (`address:port` or `node:port`), such as
+        /// `127.0.0.1:8080,laptop,10.2.0.20:80`; add `,udp` for UDP. Repeat for several.
+        #[arg(long, value_name = "LISTEN,FROM,TO[,udp]")]
+        forward: Vec<String>,
     },
     /// Run one site of a lab, its tunnel carried over standard input and output
     ///
@@ -461,6 +466,7 @@ fn main() -> ExitCode {
             key_file,
             listen,
             connect,
+            forward,
         } => run_lab(RunArgs {
             lab,
             headless,
@@ -481,6 +487,7 @@ fn main() -> ExitCode {
             key_file,
             listen,
             connect,
+            forward,
             stdio: false,
         }),
         Command::Tunnel { lab, site, key_file, duration, capture, no_capture, report } => run_lab(RunArgs {
@@ -503,6 +510,7 @@ fn main() -> ExitCode {
             key_file,
             listen: None,
             connect: Vec::new(),
+            forward: Vec::new(),
             stdio: true,
         }),
         Command::Key => match netlab::transport::secure::Psk::generate_hex() {
@@ -539,6 +547,7 @@ struct RunArgs {
     key_file: Option<PathBuf>,
     listen: Option<String>,
     connect: Vec<String>,
+    forward: Vec<String>,
     /// `netlab tunnel`: standard output carries the tunnel.
     stdio: bool,
 }
@@ -564,6 +573,7 @@ fn run_lab(a: RunArgs) -> ExitCode {
         key_file,
         listen,
         connect,
+        forward,
         stdio,
     } = a;
     let lab_path = lab;
@@ -578,6 +588,18 @@ fn run_lab(a: RunArgs) -> ExitCode {
         let n = lab.warnings.len();
         errln!("{n} warning{} found (denied by --deny-warnings)", if n == 1 { "" } else { "s" });
         return ExitCode::from(2);
+    }
+    let mut forwards = Vec::new();
+    for f in &forward {
+        match topology::forward_for_lab(&lab, f) {
+            Ok(f) => forwards.push(f),
+            Err(problems) => {
+                for p in problems {
+                    errln!("error: --forward {}: {p}", topology::diag::shown(f));
+                }
+                return ExitCode::from(2);
+            }
+        }
     }
     // Which sites run here.
     let placement = match site.as_deref() {
@@ -710,6 +732,7 @@ fn run_lab(a: RunArgs) -> ExitCode {
         key_file,
         overrides: netlab::transport::Overrides { listen, connect },
         log_tunnels: !quiet || stdio,
+        forwards,
     };
     // The terminal UI when standard output is a terminal and nothing else writes to it.
     let tui = !stdio

@@ -71,6 +71,8 @@ pub enum Control {
     },
     /// Frames from a tunnel's peer: they arrive at the paced clock's current time.
     Frames(Vec<crate::transport::InFrame>),
+    /// What a real socket of a forward or an exit gateway says of its flow.
+    Bridge(crate::sim::bridge::BridgeIn),
 }
 
 /// The lab as a UI sees it: the core's snapshot, the counters, and the clock.
@@ -160,6 +162,10 @@ pub struct Driver {
     stopped_by_control: bool,
     /// The tunnels to other sites (or between the sites of this process), if any.
     tunnels: Option<crate::transport::Tunnels>,
+    /// The real sockets of forwards and exit gateways, if the part of the lab here has any.
+    bridges: Option<crate::transport::bridges::Bridges>,
+    /// What the core's bridges asked of the edge in the last step.
+    bridge_out: Vec<crate::sim::bridge::BridgeOut>,
     /// The site this process runs alone, by name.
     site: Option<String>,
     /// Some site of the lab (not only this one) has client apps: with `--site`, the run ends when
@@ -240,6 +246,16 @@ impl Driver {
         } else {
             lab
         };
+        // Forwards given on the command line join the lab file's.
+        let with_forwards;
+        let lab: &Lab = if opts.forwards.is_empty() {
+            lab
+        } else {
+            let mut l = lab.clone();
+            l.forwards.extend(opts.forwards.iter().cloned());
+            with_forwards = l;
+            &with_forwards
+        };
         let seed = opts.seed.unwrap_or(lab.seed);
         let virtual_time = opts.speed.is_max();
         let site = match &opts.placement {
@@ -302,6 +318,21 @@ impl Driver {
         } else {
             None
         };
+        let runs_here = |n: crate::topology::NodeId| site.is_none_or(|s| lab.node_site(n) == Some(s));
+        let forwards: Vec<crate::topology::Forward> =
+            lab.forwards.iter().filter(|f| runs_here(f.from)).cloned().collect();
+        let bridges = if forwards.is_empty() && !sim.has_bridges() {
+            None
+        } else {
+            if opts.speed != Speed::Factor(1.0) {
+                anyhow::bail!(
+                    "this lab reaches real sockets (forwards or an exit gateway), which run on the wall clock at \
+                     speed 1, not at {}",
+                    opts.speed
+                );
+            }
+            Some(crate::transport::bridges::Bridges::start(lab, &forwards, control_tx.clone())?)
+        };
         let now = Instant::now();
         Ok(Driver {
             lab: lab.clone(),
@@ -324,10 +355,12 @@ impl Driver {
             last_flush: now,
             last_progress: now,
             stop: Arc::clone(&opts.stop),
-            inbox: tunnels.is_some().then_some(inbox),
-            control_tx: tunnels.is_some().then_some(control_tx),
+            inbox: (tunnels.is_some() || bridges.is_some()).then_some(inbox),
+            control_tx: (tunnels.is_some() || bridges.is_some()).then_some(control_tx),
             stopped_by_control: false,
             tunnels,
+            bridges,
+            bridge_out: Vec::new(),
             site: site.map(|s| lab.sites[s].name.clone()),
             lab_has_clients,
             steps: 0,
@@ -352,10 +385,13 @@ impl Driver {
         tx
     }
 
-    /// The tunnels' log goes to standard error as it is written (a headless run).
+    /// The tunnels' and the bridges' logs go to standard error as they are written (a headless run).
     pub fn echo_tunnel_log(&self) {
         if let Some(t) = &self.tunnels {
             t.echo_log(true);
+        }
+        if let Some(b) = &self.bridges {
+            b.echo_log();
         }
     }
 
@@ -393,6 +429,12 @@ impl Driver {
         }
         let mut obs = ((&mut self.counters, self.capture.as_mut()), (self.feed.as_mut(), self.flows.as_mut()));
         let s = self.sim.step(t, &mut obs);
+        if let Some(b) = &self.bridges {
+            self.sim.drain_bridges(&mut self.bridge_out);
+            for o in self.bridge_out.drain(..) {
+                b.dispatch(o);
+            }
+        }
         if let Some(tun) = &mut self.tunnels {
             // What reached a tunnel goes to its end's task; what it cannot take is dropped, and
             // the observers hear why.
@@ -559,6 +601,13 @@ impl Driver {
                     self.inject(f.link, f.from, f.packet, &f.frame);
                 }
             }
+            Control::Bridge(msg) => {
+                let at = self.paced_now(target);
+                if at > self.sim.now() {
+                    self.step_at(at);
+                }
+                self.sim.bridge_in(msg);
+            }
             Control::Capture { link, on } => {
                 if let Err(e) = self.set_capture(link, on) {
                     self.command_errors.push(format!("capture of link {}: {e:#}", link.0));
@@ -584,7 +633,7 @@ impl Driver {
             if self.stop.load(Ordering::Relaxed) || self.stopped_by_control {
                 return Wait::Interrupted;
             }
-            if self.tunnels.is_some() {
+            if self.tunnels.is_some() || self.bridges.is_some() {
                 // A peer site that says its apps are done, or left, can end the run while nothing
                 // is due.
                 if self.should_end().is_some() {

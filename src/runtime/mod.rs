@@ -63,6 +63,8 @@ pub struct RunOptions {
     pub overrides: crate::transport::Overrides,
     /// Write the tunnels' log to standard error as it comes (a headless run).
     pub log_tunnels: bool,
+    /// Port forwards besides the lab file's (`--forward`).
+    pub forwards: Vec<crate::topology::Forward>,
 }
 
 impl Default for RunOptions {
@@ -81,6 +83,7 @@ impl Default for RunOptions {
             key_file: None,
             overrides: crate::transport::Overrides::default(),
             log_tunnels: false,
+            forwards: Vec::new(),
         }
     }
 }

@@ -21,6 +21,7 @@ use smoltcp::wire::{
 };
 
 use super::apps::{self, App, AppCx, AppState, HostIds, TcpWire};
+use super::bridge::{Bridge, BridgeIn, Verdict};
 use super::device::{FramePool, NetDevice};
 use super::fabric::{Arrived, Fabric, Port};
 use super::observe::{DropReason, Fate, Observer};
@@ -192,6 +193,8 @@ pub struct Host {
     watch_tcp: bool,
     /// Links whose next frame waits for room in the input queue.
     held: Vec<(LinkId, Side)>,
+    /// Flows bridged to real sockets: a forward's, or every flow of an exit gateway.
+    pub bridge: Option<Box<Bridge>>,
 }
 
 /// What a host did with a frame that arrived.
@@ -237,7 +240,15 @@ impl Host {
             neighbours: BTreeMap::new(),
             watch_tcp: h.apps.iter().any(|a| uses_tcp(&a.kind)),
             held: Vec::new(),
+            bridge: h.exit.as_ref().map(|e| Box::new(Bridge::new(id, Some(e), checksum_offload))),
         };
+        if host.bridge.is_some() {
+            // An exit gateway's stacks take packets for any address; its bridge decides which
+            // reach them.
+            for st in &mut host.stacks {
+                st.iface.set_any_ip(true);
+            }
+        }
         for a in &h.apps {
             let slot = host.slot(a);
             host.watch_sent(&slot, &a.kind);
@@ -318,6 +329,16 @@ impl Host {
                     }
                 }
                 arr.report(Fate::Delivered, &frame, obs);
+                if let Some(b) = self.bridge.as_mut().filter(|b| b.is_exit()) {
+                    let st = &self.stacks[dev];
+                    let mine = |ip: IpAddr| st.iface.ip_addrs().iter().any(|c| IpAddr::from(c.address()) == ip);
+                    let mac = self.interfaces.get(dev).map_or(EthernetAddress([2, 0, 0, 0, 0, 1]), |i| i.mac);
+                    if let Verdict::Taken = b.filter(arr.at, dev, &frame, &mine, mac) {
+                        pool.give(frame);
+                        self.wake = Some(arr.at);
+                        return Admit::Taken;
+                    }
+                }
                 self.stacks[dev].rx.push_back(frame);
                 return Admit::Taken;
             }
@@ -435,6 +456,7 @@ impl Host {
     pub fn due(&self, now: SimTime, fabric: &Fabric) -> bool {
         self.stacks.iter().any(|s| !s.rx.is_empty())
             || self.wake.is_some_and(|w| w <= now)
+            || self.bridge.as_ref().is_some_and(|b| b.dirty)
             || (self.blocked
                 && self
                     .stacks
@@ -504,6 +526,9 @@ impl Host {
                     app_wake = apps::min_wake(app_wake, self.apps[a].poll(&mut cx));
                 }
             }
+            if let Some(b) = &mut self.bridge {
+                b.pump(now, &mut self.stacks);
+            }
             let before = frames;
             for (d, st) in self.stacks.iter_mut().enumerate() {
                 let watch_sent = !st.wire.sent.targets.is_empty();
@@ -530,6 +555,24 @@ impl Host {
                 break;
             }
         }
+        if let Some(b) = &mut self.bridge {
+            // What the stacks received last is the edge's at once.
+            b.pump(now, &mut self.stacks);
+            // Frames the bridge built, as room on their links allows.
+            while let Some((d, f)) = b.raw.pop_front() {
+                let port = Port { node: self.id, port: u32::try_from(d).unwrap_or(u32::MAX) };
+                if !fabric.has_room_for(now, port, f.len()) {
+                    b.raw.push_front((d, f));
+                    if let Some(st) = self.stacks.get_mut(d) {
+                        st.blocked = true;
+                    }
+                    break;
+                }
+                let id = self.packets.next_id();
+                fabric.send(now, port, id, f, &mut pool.borrow_mut(), obs);
+                frames += 1;
+            }
+        }
         self.blocked = self.stacks.iter().any(|s| s.blocked);
         let mut stack = None;
         for st in &mut self.stacks {
@@ -537,8 +580,26 @@ impl Host {
             st.wire.syns.clear();
             stack = apps::min_wake(stack, st.iface.poll_at(ts, &st.sockets).map(SimTime::from_smoltcp));
         }
+        let bridge = self.bridge.as_ref().and_then(|b| b.next_wake());
         self.wake = apps::min_wake(apps::min_wake(stack, app_wake), moved.then_some(now));
+        self.wake = apps::min_wake(self.wake, bridge);
         frames
+    }
+
+    /// Sets up the bridge a port forward's flows start from.
+    pub fn enable_bridge(&mut self) {
+        if self.bridge.is_none() {
+            self.bridge = Some(Box::new(Bridge::new(self.id, None, self.checksum_offload)));
+        }
+    }
+
+    /// What the edge says of one of this host's bridged flows.
+    pub fn bridge_input(&mut self, now: SimTime, msg: BridgeIn) {
+        let Some(b) = &mut self.bridge else { return };
+        let (interfaces, routes) = (&self.interfaces, &self.routes);
+        let route = |ip: IpAddr| topology::host_route(interfaces, routes, ip).map_or(0, |r| r.dev);
+        b.input(now, msg, &mut self.stacks, &mut self.ids, &self.tcp, route);
+        self.wake = Some(now);
     }
 
     /// Starts an app (a command): it runs from its start time, or at once if that has passed.

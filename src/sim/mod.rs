@@ -10,6 +10,7 @@
 //! Never imported here: tokio, ratatui, crossterm, `std::time::Instant`, `SystemTime`.
 
 pub mod apps;
+pub mod bridge;
 pub mod command;
 pub mod device;
 pub mod fabric;
@@ -180,6 +181,8 @@ pub struct Sim {
     next_timer: Option<SimTime>,
     /// Frames that entered from outside without an id.
     foreign: u64,
+    /// The nodes with a bridge to real sockets (forwards, exit gateways).
+    bridged: Vec<u32>,
     /// Hosts with a client app still to finish: kept as hosts are polled, so that asking whether
     /// the run is over costs nothing however large the lab.
     unfinished: usize,
@@ -256,6 +259,19 @@ impl Sim {
                 }),
             })
             .collect();
+        let mut nodes = nodes;
+        // The hosts port forwards start from carry their flows in a bridge; exit gateways have one.
+        for f in &lab.forwards {
+            if let Some(NodeState::Host(h)) = nodes.get_mut(f.from.index()) {
+                h.enable_bridge();
+            }
+        }
+        let bridged: Vec<u32> = nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| matches!(n, NodeState::Host(h) if h.bridge.is_some()))
+            .map(|(i, _)| i as u32)
+            .collect();
         let mut sched =
             Scheduler { timer: vec![(None, 0); nodes.len()], is_due: vec![false; nodes.len()], ..Scheduler::default() };
         // Every host starts with a poll at time zero.
@@ -277,7 +293,51 @@ impl Sim {
             pending: false,
             next_timer: None,
             foreign: 0,
+            bridged,
         }
+    }
+
+    /// What the edge says of a bridged flow (a forward's or an exit gateway's), at the current
+    /// time. A flow of a node this process does not run, or that has no bridge, is ignored.
+    pub fn bridge_in(&mut self, msg: bridge::BridgeIn) {
+        let node = msg.flow().node.index();
+        let now = self.now;
+        if let Some(NodeState::Host(h)) = self.nodes.get_mut(node) {
+            if h.bridge.is_some() {
+                h.bridge_input(now, msg);
+                self.sched.make_due(node as u32);
+                self.pending = true;
+            }
+        }
+    }
+
+    /// Takes what the bridges ask of the edge, in node order.
+    pub fn drain_bridges(&mut self, out: &mut Vec<bridge::BridgeOut>) {
+        for &n in &self.bridged {
+            if let Some(NodeState::Host(h)) = self.nodes.get_mut(n as usize) {
+                if let Some(b) = &mut h.bridge {
+                    out.append(&mut b.out);
+                }
+            }
+        }
+    }
+
+    /// Whether any node here bridges flows to real sockets.
+    #[must_use]
+    pub fn has_bridges(&self) -> bool {
+        !self.bridged.is_empty()
+    }
+
+    /// The bridged flows and counters of each node that has a bridge, by node name.
+    #[must_use]
+    pub fn bridges(&self) -> Vec<(String, bridge::BridgeCounters, Vec<bridge::FlowInfo>)> {
+        self.bridged
+            .iter()
+            .filter_map(|&n| match self.nodes.get(n as usize) {
+                Some(NodeState::Host(h)) => h.bridge.as_ref().map(|b| (h.name.clone(), b.counters, b.flows())),
+                _ => None,
+            })
+            .collect()
     }
 
     #[must_use]

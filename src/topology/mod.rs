@@ -12,7 +12,7 @@ pub mod validate;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use model::*;
-pub use validate::{app_for_host, load_bytes, load_file, load_str, LoadError};
+pub use validate::{app_for_host, forward_for_lab, load_bytes, load_file, load_str, LoadError};
 
 /// The JSON Schema of the lab format, for editors.
 #[must_use]

@@ -11,6 +11,7 @@
 //!
 //! Never imported here: the core's internals beyond its ids and outbox frames, ratatui, crossterm.
 
+pub mod bridges;
 pub mod codec;
 mod net;
 pub mod replay;

@@ -74,6 +74,29 @@ impl HostIds {
     pub fn new(rng: &mut ChaCha8Rng) -> Self {
         HostIds { next_port: rng.random_range(Self::FIRST_PORT..=u16::MAX), next_ident: rng.random_range(1..=u16::MAX) }
     }
+
+    /// The host's next port from the dynamic range (49152 to 65535).
+    pub fn take_port(&mut self) -> u16 {
+        let p = self.next_port;
+        self.next_port = if p == u16::MAX { Self::FIRST_PORT } else { p + 1 };
+        p
+    }
+}
+
+/// A TCP socket tuned as `t` says, added to `sockets`.
+pub fn new_tcp_socket(sockets: &mut SocketSet<'static>, t: &TcpConfig) -> SocketHandle {
+    let mut s =
+        tcp::Socket::new(tcp::SocketBuffer::new(vec![0; t.rx_buffer]), tcp::SocketBuffer::new(vec![0; t.tx_buffer]));
+    s.set_congestion_control(match t.congestion {
+        Congestion::Cubic => tcp::CongestionControl::Cubic,
+        Congestion::Reno => tcp::CongestionControl::Reno,
+        Congestion::None => tcp::CongestionControl::None,
+    });
+    s.set_ack_delay(
+        t.ack_delay.map(|d| smoltcp::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))),
+    );
+    s.set_nagle_enabled(t.nagle);
+    sockets.add(s)
 }
 
 impl AppCx<'_> {
@@ -89,9 +112,7 @@ impl AppCx<'_> {
 
     /// The host's next port from the dynamic range (49152 to 65535).
     pub fn ephemeral_port(&mut self) -> u16 {
-        let p = self.ids.next_port;
-        self.ids.next_port = if p == u16::MAX { HostIds::FIRST_PORT } else { p + 1 };
-        p
+        self.ids.take_port()
     }
 
     /// The host's next ICMP echo ident (never 0).
@@ -103,21 +124,7 @@ impl AppCx<'_> {
 
     /// A TCP socket tuned as the host says.
     pub fn new_tcp_socket(&mut self) -> SocketHandle {
-        let t = self.tcp;
-        let mut s = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; t.rx_buffer]),
-            tcp::SocketBuffer::new(vec![0; t.tx_buffer]),
-        );
-        s.set_congestion_control(match t.congestion {
-            Congestion::Cubic => tcp::CongestionControl::Cubic,
-            Congestion::Reno => tcp::CongestionControl::Reno,
-            Congestion::None => tcp::CongestionControl::None,
-        });
-        s.set_ack_delay(
-            t.ack_delay.map(|d| smoltcp::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))),
-        );
-        s.set_nagle_enabled(t.nagle);
-        self.sockets.add(s)
+        new_tcp_socket(self.sockets, self.tcp)
     }
 
     /// Opens a client connection from an ephemeral port. A peer that stays silent for

@@ -150,7 +150,7 @@ pub fn app_for_host(lab: &Lab, node: NodeId, app: &Value) -> Result<App, Vec<Str
 }
 
 /// Each problem as `path: message (hint: …)`, in the order found, without repeats.
-fn sentences(problems: Vec<Problem>) -> Vec<String> {
+pub(super) fn sentences(problems: Vec<Problem>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for p in problems {
         let s = match p.hint {

@@ -4,11 +4,9 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use indexmap::IndexMap;
 use serde_json::Value;
 use smoltcp::wire::IpCidr;
 
-use super::elements::Parsed;
 use super::segments::Segments;
 use super::targets::LabView;
 use super::{Cx, Status};
@@ -68,13 +66,12 @@ impl Cx {
     pub(super) fn forwards(
         &mut self,
         specs: &[Option<ForwardSpec>],
-        parsed: &IndexMap<String, Option<Parsed>>,
         nodes: &[Node],
         status: &[Status],
         segments: Option<&Segments>,
     ) -> Vec<Forward> {
         let path = JsonPath::root().key("forwards");
-        let by_name: BTreeMap<&str, usize> = parsed.keys().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        let by_name: BTreeMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
         let hosts: Vec<&str> = nodes
             .iter()
             .filter(|n| matches!(&n.kind, NodeKind::Host(h) if h.exit.is_none()) && parse::valid_name(&n.name))
@@ -262,4 +259,30 @@ pub(crate) fn parse_listen(s: &str) -> Result<SocketAddr, String> {
         return Err(format!("`{}` has no port", shown(s)));
     }
     Err(format!("`{}` is not an address and port", shown(s)))
+}
+
+/// Checks a forward given outside the lab file (`--forward LISTEN,FROM,TO[,udp]`) against a loaded
+/// lab, as one of its `forwards` would be.
+///
+/// # Errors
+///
+/// Every problem, each a sentence with its field and hint.
+pub fn forward_for_lab(lab: &crate::topology::Lab, text: &str) -> Result<Forward, Vec<String>> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let usage = "write `LISTEN,FROM,TO` or `LISTEN,FROM,TO,udp`, such as `127.0.0.1:8080,laptop,10.2.0.20:80`";
+    let (listen, from, to, proto) = match parts.as_slice() {
+        [l, f, t] => (*l, *f, *t, None),
+        [l, f, t, p] if p.eq_ignore_ascii_case("udp") => (*l, *f, *t, Some(crate::topology::spec::ForwardProto::Udp)),
+        [l, f, t, p] if p.eq_ignore_ascii_case("tcp") => (*l, *f, *t, Some(crate::topology::spec::ForwardProto::Tcp)),
+        _ => return Err(vec![format!("`{}` is not a forward (hint: {usage})", shown(text))]),
+    };
+    let spec = ForwardSpec { listen: listen.into(), from: from.into(), to: to.into(), proto, udp_idle: None };
+    let mut cx = Cx::default();
+    let status = vec![Status::Complete; lab.nodes.len()];
+    let segments = Segments::new(&lab.nodes, &lab.links);
+    let out = cx.forwards(&[Some(spec)], &lab.nodes, &status, Some(&segments));
+    match out.into_iter().next() {
+        Some(f) if cx.problems.is_empty() => Ok(f),
+        _ => Err(super::apps::sentences(cx.problems)),
+    }
 }

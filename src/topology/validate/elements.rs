@@ -444,7 +444,7 @@ impl Cx {
         self.host_apps(parsed, &mut nodes, &status, segments.as_ref());
         let capture = self.capture(capture, &name, &nodes, &links);
         let (events, expect) = self.timed(written, parsed, &nodes, &links, &status, segments.as_ref());
-        let forwards = self.forwards(forwards, parsed, &nodes, &status, segments.as_ref());
+        let forwards = self.forwards(forwards, &nodes, &status, segments.as_ref());
         if !self.problems.is_empty() {
             return None;
         }

@@ -37,6 +37,7 @@ mod targets;
 
 pub use app_kinds::{check_http_path, stream_count, TRACE_UDP_PORT};
 pub use apps::app_for_host;
+pub use bridges::forward_for_lab;
 pub use sites::valid_host_port;
 
 use std::collections::BTreeSet;

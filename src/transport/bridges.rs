@@ -1,0 +1,463 @@
+//! The real sockets of port forwards and exit gateways: the edge half of the core's bridges
+//! (`sim::bridge`), on a tokio runtime of one worker thread.
+//!
+//! A forward listens on its real address; each connection (TCP) or new source (UDP) it accepts
+//! becomes a flow that the driver opens in the core ([`BridgeIn::Open`]). An exit gateway's dial
+//! ([`BridgeOut::Dial`]) connects a real socket, then says how it went. Between them, bytes move
+//! within each flow's window: a reader takes from its real socket only what the core has room for
+//! (a semaphore of [`WINDOW`] permits, given back as the core consumes), and a writer writes what
+//! the core sends whole (`write_all`) before it says so ([`BridgeIn::Written`]). Nothing here
+//! queues without a bound.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::runtime::Control;
+use crate::sim::bridge::{BridgeIn, BridgeOut, Dialed, FlowId, WINDOW};
+use crate::topology::{Forward, Lab, Proto};
+
+/// The most a reader takes in one read.
+const READ_CHUNK: usize = 64 * 1024;
+/// UDP sources one forward keeps flows for at once.
+const UDP_FLOWS: usize = 1024;
+/// Lines of the log kept for the report.
+const LOG_LINES: usize = 1000;
+
+/// What the driver hands a flow's real side.
+enum ToReal {
+    Data(Vec<u8>),
+    Eof,
+    Close { reset: bool },
+}
+
+struct Flow {
+    tx: mpsc::UnboundedSender<ToReal>,
+    /// TCP: the room the core has for bytes from the real side.
+    credit: Option<Arc<Semaphore>>,
+}
+
+struct Ctx {
+    ctl: SyncSender<Control>,
+    flows: Mutex<HashMap<FlowId, Flow>>,
+    next: AtomicU32,
+    log: Mutex<Vec<String>>,
+    echo: AtomicBool,
+    stopping: AtomicBool,
+}
+
+impl Ctx {
+    fn log(&self, line: String) {
+        if self.echo.load(Ordering::Relaxed) {
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("bridge: {line}\n").as_bytes());
+        }
+        let mut l = self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if l.len() < LOG_LINES {
+            l.push(line);
+        }
+    }
+
+    fn register(&self, flow: FlowId, f: Flow) {
+        self.flows.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(flow, f);
+    }
+
+    fn forget(&self, flow: FlowId) -> Option<Flow> {
+        self.flows.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&flow)
+    }
+
+    /// Tells the driver, waiting (without blocking the runtime) while its channel is full.
+    async fn tell(&self, msg: BridgeIn) {
+        let mut c = Control::Bridge(msg);
+        loop {
+            match self.ctl.try_send(c) {
+                Ok(()) => return,
+                Err(TrySendError::Full(back)) => {
+                    if self.stopping.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    c = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+    }
+}
+
+/// A forward as it listens.
+#[derive(Debug, Clone)]
+pub struct Listening {
+    pub forward: Forward,
+    pub local: SocketAddr,
+}
+
+/// The driver's handle on the real sockets of this process's forwards and exit gateways.
+pub struct Bridges {
+    rt: Option<tokio::runtime::Runtime>,
+    ctx: Arc<Ctx>,
+    pub listening: Vec<Listening>,
+}
+
+impl Bridges {
+    /// Binds every forward `forwards` names (so that a port in use fails the start) and starts
+    /// accepting. What the sockets say goes to `ctl`.
+    pub fn start(lab: &Lab, forwards: &[Forward], ctl: SyncSender<Control>) -> anyhow::Result<Bridges> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("netlab-bridge")
+            .enable_all()
+            .build()
+            .context("cannot start the runtime of the forwards")?;
+        let ctx = Arc::new(Ctx {
+            ctl,
+            flows: Mutex::new(HashMap::new()),
+            next: AtomicU32::new(1),
+            log: Mutex::new(Vec::new()),
+            echo: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+        });
+        let mut listening = Vec::new();
+        for f in forwards {
+            let from = lab.nodes.get(f.from.index()).map_or("?", |n| n.name.as_str());
+            let what = format!("{} {} → {} → {}", proto_name(f.proto), f.listen, crate::topology::diag::shown(from), f.to);
+            match f.proto {
+                Proto::Tcp => {
+                    let std = std::net::TcpListener::bind(f.listen)
+                        .with_context(|| format!("forward {what}: cannot listen on {}", f.listen))?;
+                    std.set_nonblocking(true)?;
+                    let local = std.local_addr()?;
+                    let l = {
+                        let _g = rt.enter();
+                        TcpListener::from_std(std)?
+                    };
+                    rt.spawn(accept_tcp(Arc::clone(&ctx), l, f.clone()));
+                    listening.push(Listening { forward: f.clone(), local });
+                }
+                Proto::Udp => {
+                    let std = std::net::UdpSocket::bind(f.listen)
+                        .with_context(|| format!("forward {what}: cannot listen on {}", f.listen))?;
+                    std.set_nonblocking(true)?;
+                    let local = std.local_addr()?;
+                    let s = {
+                        let _g = rt.enter();
+                        UdpSocket::from_std(std)?
+                    };
+                    rt.spawn(serve_udp(Arc::clone(&ctx), Arc::new(s), f.clone()));
+                    listening.push(Listening { forward: f.clone(), local });
+                }
+            }
+            ctx.log(format!("forward {what} listening"));
+        }
+        Ok(Bridges { rt: Some(rt), ctx, listening })
+    }
+
+    /// Echo the log to standard error as it is written.
+    pub fn echo_log(&self) {
+        if !self.ctx.echo.swap(true, Ordering::Relaxed) {
+            for l in self.log() {
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("bridge: {l}\n").as_bytes());
+            }
+        }
+    }
+
+    #[must_use]
+    pub fn log(&self) -> Vec<String> {
+        self.ctx.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Carries out what the core asks.
+    pub fn dispatch(&self, o: BridgeOut) {
+        let Some(rt) = &self.rt else { return };
+        match o {
+            BridgeOut::Data(flow, bytes) => self.to_real(flow, ToReal::Data(bytes)),
+            BridgeOut::Eof(flow) => self.to_real(flow, ToReal::Eof),
+            BridgeOut::Closed { flow, reset } => {
+                if let Some(f) = self.ctx.forget(flow) {
+                    let _ = f.tx.send(ToReal::Close { reset });
+                }
+            }
+            BridgeOut::Consumed(flow, n) => {
+                let flows = self.ctx.flows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(c) = flows.get(&flow).and_then(|f| f.credit.as_ref()) {
+                    c.add_permits(n.min(WINDOW));
+                }
+            }
+            BridgeOut::Dial { flow, proto, real, timeout } => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                match proto {
+                    Proto::Tcp => {
+                        let credit = Arc::new(Semaphore::new(WINDOW));
+                        self.ctx.register(flow, Flow { tx, credit: Some(Arc::clone(&credit)) });
+                        rt.spawn(dial_tcp(Arc::clone(&self.ctx), flow, real, timeout, rx, credit));
+                    }
+                    Proto::Udp => {
+                        self.ctx.register(flow, Flow { tx, credit: None });
+                        rt.spawn(dial_udp(Arc::clone(&self.ctx), flow, real, rx));
+                    }
+                }
+            }
+            BridgeOut::Log(line) => self.ctx.log(line),
+        }
+    }
+
+    fn to_real(&self, flow: FlowId, m: ToReal) {
+        let flows = self.ctx.flows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(f) = flows.get(&flow) {
+            let _ = f.tx.send(m);
+        }
+    }
+
+    /// Stops every task and closes every socket.
+    pub fn shutdown(&mut self) {
+        self.ctx.stopping.store(true, Ordering::Relaxed);
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Bridges {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn proto_name(p: Proto) -> &'static str {
+    match p {
+        Proto::Tcp => "tcp",
+        Proto::Udp => "udp",
+    }
+}
+
+async fn accept_tcp(ctx: Arc<Ctx>, l: TcpListener, f: Forward) {
+    loop {
+        let (stream, peer) = match l.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors and the like: wait, rather than spin.
+                ctx.log(format!("forward tcp {}: accept failed: {e}", f.listen));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let flow = FlowId { node: f.from, n: ctx.next.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let credit = Arc::new(Semaphore::new(WINDOW));
+        ctx.register(flow, Flow { tx, credit: Some(Arc::clone(&credit)) });
+        ctx.tell(BridgeIn::Open { flow, proto: Proto::Tcp, to: f.to, peer, udp_idle: f.udp_idle }).await;
+        tokio::spawn(pipe_tcp(Arc::clone(&ctx), flow, stream, rx, credit));
+    }
+}
+
+async fn dial_tcp(
+    ctx: Arc<Ctx>,
+    flow: FlowId,
+    real: SocketAddr,
+    timeout: Duration,
+    rx: mpsc::UnboundedReceiver<ToReal>,
+    credit: Arc<Semaphore>,
+) {
+    let result = match tokio::time::timeout(timeout, TcpStream::connect(real)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(Dialed::Refused),
+        Ok(Err(_)) => Err(Dialed::Failed),
+        Err(_) => Err(Dialed::TimedOut),
+    };
+    match result {
+        Ok(stream) => {
+            let _ = stream.set_nodelay(true);
+            let local = stream.local_addr().unwrap_or(real);
+            ctx.tell(BridgeIn::Dialed(flow, Dialed::Ok(local))).await;
+            pipe_tcp(ctx, flow, stream, rx, credit).await;
+        }
+        Err(d) => {
+            ctx.forget(flow);
+            ctx.tell(BridgeIn::Dialed(flow, d)).await;
+        }
+    }
+}
+
+/// Moves one TCP flow's bytes between its real socket and the core, each way on its own.
+async fn pipe_tcp(
+    ctx: Arc<Ctx>,
+    flow: FlowId,
+    stream: TcpStream,
+    mut rx: mpsc::UnboundedReceiver<ToReal>,
+    credit: Arc<Semaphore>,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+    let rctx = Arc::clone(&ctx);
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            // Room in the core first: at least one byte, then whatever else is free.
+            let first = tokio::select! {
+                p = credit.acquire() => p,
+                _ = &mut stop_rx => return,
+            };
+            let Ok(p) = first else { return };
+            p.forget();
+            let more = credit.available_permits().min(READ_CHUNK - 1);
+            let extra = u32::try_from(more).unwrap_or(0);
+            if extra > 0 {
+                if let Ok(p) = credit.try_acquire_many(extra) {
+                    p.forget();
+                }
+            }
+            let room = 1 + extra as usize;
+            let n = tokio::select! {
+                r = rd.read(&mut buf[..room]) => r,
+                _ = &mut stop_rx => return,
+            };
+            match n {
+                Ok(0) => {
+                    rctx.tell(BridgeIn::Eof(flow)).await;
+                    return;
+                }
+                Ok(n) => {
+                    credit.add_permits(room - n);
+                    rctx.tell(BridgeIn::Data(flow, buf[..n].to_vec())).await;
+                }
+                Err(_) => {
+                    rctx.tell(BridgeIn::Reset(flow)).await;
+                    return;
+                }
+            }
+        }
+    });
+    let mut stop = Some(stop_tx);
+    while let Some(m) = rx.recv().await {
+        match m {
+            ToReal::Data(b) => {
+                let n = b.len();
+                if wr.write_all(&b).await.is_err() {
+                    ctx.forget(flow);
+                    ctx.tell(BridgeIn::Reset(flow)).await;
+                    break;
+                }
+                ctx.tell(BridgeIn::Written(flow, n)).await;
+            }
+            ToReal::Eof => {
+                let _ = wr.shutdown().await;
+            }
+            ToReal::Close { reset: false } => {
+                let _ = wr.shutdown().await;
+                break;
+            }
+            ToReal::Close { reset: true } => {
+                // Closing with a zero linger sends a reset, as the lab's side was.
+                let _ = socket2::SockRef::from(wr.as_ref()).set_linger(Some(Duration::ZERO));
+                break;
+            }
+        }
+    }
+    if let Some(s) = stop.take() {
+        let _ = s.send(());
+    }
+    let _ = reader.await;
+    drop(wr);
+}
+
+/// A UDP forward: each real source is a flow of its own, with datagrams back to it.
+async fn serve_udp(ctx: Arc<Ctx>, sock: Arc<UdpSocket>, f: Forward) {
+    let peers: Arc<Mutex<HashMap<SocketAddr, FlowId>>> = Arc::new(Mutex::new(HashMap::new()));
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, peer) = match sock.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let known = peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&peer).copied();
+        let flow = match known {
+            Some(flow) => flow,
+            None => {
+                if peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len() >= UDP_FLOWS {
+                    continue;
+                }
+                let flow = FlowId { node: f.from, n: ctx.next.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff };
+                let (tx, mut rx) = mpsc::unbounded_channel();
+                ctx.register(flow, Flow { tx, credit: None });
+                peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(peer, flow);
+                ctx.tell(BridgeIn::Open { flow, proto: Proto::Udp, to: f.to, peer, udp_idle: f.udp_idle }).await;
+                let (s, p, c) = (Arc::clone(&sock), Arc::clone(&peers), Arc::clone(&ctx));
+                tokio::spawn(async move {
+                    while let Some(m) = rx.recv().await {
+                        match m {
+                            ToReal::Data(d) => {
+                                let _ = s.send_to(&d, peer).await;
+                            }
+                            ToReal::Eof => {}
+                            ToReal::Close { .. } => break,
+                        }
+                    }
+                    c.forget(flow);
+                    p.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&peer);
+                });
+                flow
+            }
+        };
+        ctx.tell(BridgeIn::Data(flow, buf[..n].to_vec())).await;
+    }
+}
+
+/// An exit gateway's UDP flow: a real socket connected to its destination.
+async fn dial_udp(ctx: Arc<Ctx>, flow: FlowId, real: SocketAddr, mut rx: mpsc::UnboundedReceiver<ToReal>) {
+    let any: SocketAddr = if real.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().unwrap_or(real);
+    let sock = match UdpSocket::bind(any).await {
+        Ok(s) => s,
+        Err(_) => {
+            ctx.forget(flow);
+            ctx.tell(BridgeIn::Dialed(flow, Dialed::Failed)).await;
+            return;
+        }
+    };
+    if sock.connect(real).await.is_err() {
+        ctx.forget(flow);
+        ctx.tell(BridgeIn::Dialed(flow, Dialed::Failed)).await;
+        return;
+    }
+    let local = sock.local_addr().unwrap_or(any);
+    ctx.tell(BridgeIn::Dialed(flow, Dialed::Ok(local))).await;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        tokio::select! {
+            m = rx.recv() => match m {
+                Some(ToReal::Data(d)) => {
+                    if let Err(e) = sock.send(&d).await {
+                        if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                            ctx.forget(flow);
+                            ctx.tell(BridgeIn::Reset(flow)).await;
+                            return;
+                        }
+                    }
+                }
+                Some(ToReal::Eof) => {}
+                Some(ToReal::Close { .. }) | None => return,
+            },
+            r = sock.recv(&mut buf) => match r {
+                Ok(n) => ctx.tell(BridgeIn::Data(flow, buf[..n].to_vec())).await,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    ctx.forget(flow);
+                    ctx.tell(BridgeIn::Reset(flow)).await;
+                    return;
+                }
+                Err(_) => {}
+            },
+        }
+    }
+}
