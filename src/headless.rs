@@ -168,6 +168,9 @@ pub fn summary(r: &Report) -> String {
             );
         }
     }
+    if !r.bridges.is_empty() || !r.forwards.is_empty() {
+        bridges(&mut s, r);
+    }
     if !r.tunnels.is_empty() {
         let _ = writeln!(
             s,
@@ -500,5 +503,62 @@ mod tests {
         // Virtual time says how much faster, or slower, than real time it ran.
         assert!(summary(&report(true, Duration::from_millis(100))).contains("5.0x faster than real time"));
         assert!(summary(&report(true, Duration::from_secs(2))).contains("4.0x slower than real time"));
+    }
+}
+
+/// Forwards, gateways and their flows.
+fn bridges(s: &mut String, r: &Report) {
+    use crate::topology::diag::shown;
+    let _ = writeln!(s, "\nreal sockets");
+    for f in &r.forwards {
+        let proto = if f.proto == crate::topology::Proto::Udp { "udp" } else { "tcp" };
+        let _ = writeln!(s, "  forward {proto} {} → {} → {}", f.listen, shown(&f.from), f.to);
+    }
+    for b in &r.bridges {
+        let c = &b.counters;
+        let mut parts = vec![format!("{} flows", c.flows)];
+        if b.kind == "gateway" {
+            parts.push(format!("{} dials", c.dials));
+            for (n, what) in [
+                (c.dials_refused, "refused by the real side"),
+                (c.dials_timed_out, "dials timed out"),
+                (c.denied, "denied (not in exit.allow)"),
+                (c.pending_full, "SYNs dropped (too many dials pending)"),
+                (c.flows_full, "refused (max_flows)"),
+                (c.echo_prohibited, "echo requests prohibited"),
+            ] {
+                if n > 0 {
+                    parts.push(format!("{n} {what}"));
+                }
+            }
+        }
+        if c.resets > 0 {
+            parts.push(format!("{} reset", c.resets));
+        }
+        if c.udp_timeouts > 0 {
+            parts.push(format!("{} UDP flows idled out", c.udp_timeouts));
+        }
+        if c.dropped > 0 {
+            parts.push(format!("{} dropped (queue full)", c.dropped));
+        }
+        let _ = writeln!(s, "  {} {}: {}", b.kind, shown(&b.node), parts.join(", "));
+        for f in b.flows.iter().take(10) {
+            let proto = if f.proto == crate::topology::Proto::Udp { "udp" } else { "tcp" };
+            let (lab, real) = (format!("{} → {}", f.lab_src, f.lab_dst), f.real.to_string());
+            let path = match f.role {
+                crate::sim::bridge::Role::Forward => format!("{real} ⇒ {lab}"),
+                crate::sim::bridge::Role::Exit => format!("{lab} ⇒ {real}"),
+            };
+            let _ = writeln!(
+                s,
+                "    {proto} {path}  {}, {} in, {} out",
+                f.state,
+                human_bytes(f.bytes_in),
+                human_bytes(f.bytes_out)
+            );
+        }
+        if b.flows.len() > 10 {
+            let _ = writeln!(s, "    … {} more", b.flows.len() - 10);
+        }
     }
 }

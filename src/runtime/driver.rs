@@ -904,6 +904,23 @@ impl Driver {
             }
             None => (Vec::new(), Vec::new()),
         };
+        let (forwards, bridge_log) = match self.bridges.take() {
+            Some(mut b) => {
+                b.shutdown();
+                let forwards = b
+                    .listening
+                    .iter()
+                    .map(|l| super::report::ForwardEntry {
+                        proto: l.forward.proto,
+                        listen: l.local.to_string(),
+                        from: self.lab.nodes.get(l.forward.from.index()).map_or_else(String::new, |n| n.name.clone()),
+                        to: l.forward.to.to_string(),
+                    })
+                    .collect();
+                (forwards, b.log())
+            }
+            None => (Vec::new(), Vec::new()),
+        };
         let (capture, capture_error) = match self.capture.take().map(Capture::finish) {
             Some(Ok(info)) => (Some(info), None),
             Some(Err(e)) => (None, Some(e.to_string())),
@@ -927,6 +944,8 @@ impl Driver {
         report.site = self.site;
         report.tunnels = tunnels;
         report.tunnel_log = tunnel_log;
+        report.forwards = forwards;
+        report.bridge_log = bridge_log;
         report.commands = self.log;
         report.command_errors = self.command_errors;
         if !speed.is_max() {

@@ -81,9 +81,25 @@ pub struct Report {
     pub tunnel_log: Vec<String>,
     /// Each router: routes, neighbours, packets forwarded and dropped by reason, ICMP errors sent.
     pub routers: Vec<crate::sim::snapshot::RouterSnapshot>,
+    /// Each port forward this process ran, with the address it listened on.
+    pub forwards: Vec<ForwardEntry>,
+    /// Each node with flows to or from real sockets (forwards' hosts, exit gateways): counters,
+    /// open flows and the most recent that ended.
+    pub bridges: Vec<crate::sim::snapshot::BridgeSnapshot>,
+    /// What the forwards and gateways logged: listeners, refused destinations (rate-limited).
+    pub bridge_log: Vec<String>,
     /// The lab's expectations (`expect`), each measured: what, the value, the bound, and whether
     /// it holds.
     pub expectations: Vec<super::expect::ExpectationResult>,
+}
+
+/// A port forward as it ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct ForwardEntry {
+    pub proto: crate::topology::Proto,
+    pub listen: String,
+    pub from: String,
+    pub to: String,
 }
 
 /// Lateness on the wall clock worth a warning.
@@ -186,6 +202,9 @@ impl Report {
             tunnels: Vec::new(),
             tunnel_log: Vec::new(),
             routers: sim.snapshot().routers,
+            forwards: Vec::new(),
+            bridges: sim.bridges(),
+            bridge_log: Vec::new(),
             expectations: Vec::new(),
         }
     }

@@ -434,7 +434,15 @@ impl Bridge {
     }
 
     /// Takes what the edge says. Returns whether the host should be polled.
-    pub fn input(&mut self, now: SimTime, msg: BridgeIn, stacks: &mut [Stack], ids: &mut super::apps::HostIds, tcp: &crate::topology::TcpConfig, route: impl Fn(IpAddr) -> usize) {
+    pub fn input(
+        &mut self,
+        now: SimTime,
+        msg: BridgeIn,
+        stacks: &mut [Stack],
+        ids: &mut super::apps::HostIds,
+        tcp: &crate::topology::TcpConfig,
+        route: impl Fn(IpAddr) -> usize,
+    ) {
         self.dirty = true;
         let flow = msg.flow();
         match msg {
@@ -536,7 +544,9 @@ impl Bridge {
                 } else if let Some(p) = self.udp.remove(&flow.n) {
                     // The real side refused a datagram: ICMP port unreachable to the lab source.
                     if let UdpSide::Raw { dev, mac, my_mac, last_header } = &p.side {
-                        if let Some(f) = icmp_error(*my_mac, *mac, &last_header[..], IcmpWhy::PortUnreachable, self.checksum_offload) {
+                        if let Some(f) =
+                            icmp_error(*my_mac, *mac, &last_header[..], IcmpWhy::PortUnreachable, self.checksum_offload)
+                        {
                             self.push_raw(*dev, f);
                         }
                     }
@@ -575,7 +585,14 @@ impl Bridge {
         }
     }
 
-    fn dialed(&mut self, now: SimTime, flow: FlowId, result: Dialed, stacks: &mut [Stack], tcp: &crate::topology::TcpConfig) {
+    fn dialed(
+        &mut self,
+        now: SimTime,
+        flow: FlowId,
+        result: Dialed,
+        stacks: &mut [Stack],
+        tcp: &crate::topology::TcpConfig,
+    ) {
         let Some(e) = &mut self.exit else { return };
         if let Some(p) = e.pending.remove(&flow.n) {
             if let Some(c) = e.pending_by_source.get_mut(&p.src.ip()) {
@@ -645,7 +662,14 @@ impl Bridge {
     }
 
     /// An exit gateway's look at a frame before its stack: what it takes and what it leaves.
-    pub fn filter(&mut self, now: SimTime, dev: usize, frame: &[u8], mine: &dyn Fn(IpAddr) -> bool, my_mac: EthernetAddress) -> Verdict {
+    pub fn filter(
+        &mut self,
+        now: SimTime,
+        dev: usize,
+        frame: &[u8],
+        mine: &dyn Fn(IpAddr) -> bool,
+        my_mac: EthernetAddress,
+    ) -> Verdict {
         let Some(e) = &mut self.exit else { return Verdict::Stack };
         let Some(s) = seen(frame) else {
             // ARP for an address not its own is not answered (smoltcp would, with any-IP).
@@ -771,7 +795,15 @@ impl Bridge {
 
     /// Refuses a packet to a destination the exit does not allow: a TCP reset (from the stack) or
     /// ICMP administratively prohibited; counted, and logged at most once per interval.
-    fn deny(&mut self, now: SimTime, dev: usize, s: &Seen, packet: &[u8], peer: EthernetAddress, me: EthernetAddress) -> Verdict {
+    fn deny(
+        &mut self,
+        now: SimTime,
+        dev: usize,
+        s: &Seen,
+        packet: &[u8],
+        peer: EthernetAddress,
+        me: EthernetAddress,
+    ) -> Verdict {
         let Some(e) = &mut self.exit else { return Verdict::Stack };
         self.counters.denied += 1;
         let what = match s.proto {
@@ -781,7 +813,11 @@ impl Bridge {
         };
         let due = e.logged_at.is_none_or(|t| now - t >= LOG_EVERY);
         if due {
-            let more = if e.denied_unlogged > 0 { format!(" ({} more refused since the last line)", e.denied_unlogged) } else { String::new() };
+            let more = if e.denied_unlogged > 0 {
+                format!(" ({} more refused since the last line)", e.denied_unlogged)
+            } else {
+                String::new()
+            };
             self.out.push(BridgeOut::Log(format!("exit refused {what}: not in exit.allow{more}")));
             e.logged_at = Some(now);
             e.denied_unlogged = 0;
@@ -818,7 +854,9 @@ impl Bridge {
             for (n, remote) in &remotes {
                 let Some(remote) = remote else { continue };
                 if self.tcp[n].expect_remote != Some(*remote) {
-                    if let Some((m, _)) = fresh.iter().map(|m| (*m, self.tcp[m].expect_remote)).find(|(_, e)| *e == Some(*remote)) {
+                    if let Some((m, _)) =
+                        fresh.iter().map(|m| (*m, self.tcp[m].expect_remote)).find(|(_, e)| *e == Some(*remote))
+                    {
                         let a = self.tcp[n].handle;
                         let b = self.tcp[&m].handle;
                         if let Some(p) = self.tcp.get_mut(n) {
@@ -881,7 +919,13 @@ impl Bridge {
             }
             let st = s.state();
             if matches!(st, tcp::State::Closed | tcp::State::TimeWait)
-                || (p.eof_told && p.fin_sent && st != tcp::State::FinWait1 && st != tcp::State::Closing && st != tcp::State::LastAck && !s.may_send() && !s.may_recv())
+                || (p.eof_told
+                    && p.fin_sent
+                    && st != tcp::State::FinWait1
+                    && st != tcp::State::Closing
+                    && st != tcp::State::LastAck
+                    && !s.may_send()
+                    && !s.may_recv())
             {
                 if matches!(st, tcp::State::Closed | tcp::State::TimeWait) {
                     let graceful = p.eof_told && p.fin_sent;
@@ -904,7 +948,11 @@ impl Bridge {
             }
             self.forget_tcp(&p.info);
             let why = if reset {
-                if p.established { "reset" } else { "refused" }
+                if p.established {
+                    "reset"
+                } else {
+                    "refused"
+                }
             } else {
                 "closed"
             };
@@ -1004,7 +1052,8 @@ fn arp_for_other(frame: &[u8], mine: &dyn Fn(IpAddr) -> bool) -> bool {
         return false;
     }
     let Ok(p) = smoltcp::wire::ArpPacket::new_checked(eth.payload()) else { return true };
-    let Ok(smoltcp::wire::ArpRepr::EthernetIpv4 { target_protocol_addr, .. }) = smoltcp::wire::ArpRepr::parse(&p) else {
+    let Ok(smoltcp::wire::ArpRepr::EthernetIpv4 { target_protocol_addr, .. }) = smoltcp::wire::ArpRepr::parse(&p)
+    else {
         return true;
     };
     !mine(IpAddr::V4(target_protocol_addr))
@@ -1055,7 +1104,11 @@ fn icmp_error(me: EthernetAddress, to: EthernetAddress, packet: &[u8], why: Icmp
         buf
     } else {
         let p = Ipv4Packet::new_checked(packet).ok()?;
-        if p.frag_offset() != 0 || p.src_addr().is_broadcast() || p.src_addr().is_multicast() || p.src_addr().is_unspecified() {
+        if p.frag_offset() != 0
+            || p.src_addr().is_broadcast()
+            || p.src_addr().is_multicast()
+            || p.src_addr().is_unspecified()
+        {
             return None;
         }
         if p.next_header() == IpProtocol::Icmp && p.payload().first().is_some_and(|t| !matches!(t, 0 | 8)) {
@@ -1103,7 +1156,14 @@ fn ethernet(me: EthernetAddress, to: EthernetAddress, v6: bool, ip: &[u8]) -> Ve
 }
 
 /// A UDP datagram from `src` to `dst`, in a frame from `me` to `to`.
-fn udp_frame(me: EthernetAddress, to: EthernetAddress, src: SocketAddr, dst: SocketAddr, data: &[u8], offload: bool) -> Vec<u8> {
+fn udp_frame(
+    me: EthernetAddress,
+    to: EthernetAddress,
+    src: SocketAddr,
+    dst: SocketAddr,
+    data: &[u8],
+    offload: bool,
+) -> Vec<u8> {
     let udp = UdpRepr { src_port: src.port(), dst_port: dst.port() };
     let (s, d) = (IpAddress::from(src.ip()), IpAddress::from(dst.ip()));
     let mut l4 = vec![0; udp.header_len() + data.len()];
@@ -1117,14 +1177,26 @@ fn udp_frame(me: EthernetAddress, to: EthernetAddress, src: SocketAddr, dst: Soc
     );
     let ip = match (src.ip(), dst.ip()) {
         (IpAddr::V6(a), IpAddr::V6(b)) => {
-            let repr = Ipv6Repr { src_addr: a, dst_addr: b, next_header: IpProtocol::Udp, payload_len: l4.len(), hop_limit: 64 };
+            let repr = Ipv6Repr {
+                src_addr: a,
+                dst_addr: b,
+                next_header: IpProtocol::Udp,
+                payload_len: l4.len(),
+                hop_limit: 64,
+            };
             let mut buf = vec![0; repr.buffer_len() + l4.len()];
             repr.emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]));
             buf[40..].copy_from_slice(&l4);
             buf
         }
         (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let repr = Ipv4Repr { src_addr: a, dst_addr: b, next_header: IpProtocol::Udp, payload_len: l4.len(), hop_limit: 64 };
+            let repr = Ipv4Repr {
+                src_addr: a,
+                dst_addr: b,
+                next_header: IpProtocol::Udp,
+                payload_len: l4.len(),
+                hop_limit: 64,
+            };
             let mut buf = vec![0; repr.buffer_len() + l4.len()];
             repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]), &caps(offload));
             buf[20..].copy_from_slice(&l4);

@@ -328,13 +328,18 @@ impl Sim {
         !self.bridged.is_empty()
     }
 
-    /// The bridged flows and counters of each node that has a bridge, by node name.
+    /// The bridged flows and counters of each node that has a bridge.
     #[must_use]
-    pub fn bridges(&self) -> Vec<(String, bridge::BridgeCounters, Vec<bridge::FlowInfo>)> {
+    pub fn bridges(&self) -> Vec<snapshot::BridgeSnapshot> {
         self.bridged
             .iter()
             .filter_map(|&n| match self.nodes.get(n as usize) {
-                Some(NodeState::Host(h)) => h.bridge.as_ref().map(|b| (h.name.clone(), b.counters, b.flows())),
+                Some(NodeState::Host(h)) => h.bridge.as_ref().map(|b| snapshot::BridgeSnapshot {
+                    node: h.name.clone(),
+                    kind: if b.is_exit() { "gateway" } else { "forward" },
+                    counters: b.counters,
+                    flows: b.flows(),
+                }),
                 _ => None,
             })
             .collect()
@@ -683,6 +688,7 @@ impl Sim {
                     _ => None,
                 })
                 .collect(),
+            bridges: self.bridges(),
         }
     }
 }

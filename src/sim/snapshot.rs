@@ -20,6 +20,19 @@ pub struct Snapshot {
     pub hosts: Vec<HostSnapshot>,
     pub switches: Vec<SwitchSnapshot>,
     pub routers: Vec<RouterSnapshot>,
+    /// Each node that bridges flows to real sockets: a forward's host, an exit gateway.
+    pub bridges: Vec<BridgeSnapshot>,
+}
+
+/// A node's flows to and from real sockets.
+#[derive(Debug, Clone, Serialize)]
+pub struct BridgeSnapshot {
+    pub node: String,
+    /// `gateway` or `forward`.
+    pub kind: &'static str,
+    pub counters: super::bridge::BridgeCounters,
+    /// Open flows, then the most recent that ended.
+    pub flows: Vec<super::bridge::FlowInfo>,
 }
 
 /// A router: its interfaces, routes, neighbours and counters.

@@ -127,7 +127,8 @@ impl Bridges {
         let mut listening = Vec::new();
         for f in forwards {
             let from = lab.nodes.get(f.from.index()).map_or("?", |n| n.name.as_str());
-            let what = format!("{} {} → {} → {}", proto_name(f.proto), f.listen, crate::topology::diag::shown(from), f.to);
+            let what =
+                format!("{} {} → {} → {}", proto_name(f.proto), f.listen, crate::topology::diag::shown(from), f.to);
             match f.proto {
                 Proto::Tcp => {
                     let std = std::net::TcpListener::bind(f.listen)
@@ -338,6 +339,7 @@ async fn pipe_tcp(
         }
     });
     let mut stop = Some(stop_tx);
+    let mut reset = false;
     while let Some(m) = rx.recv().await {
         match m {
             ToReal::Data(b) => {
@@ -359,15 +361,19 @@ async fn pipe_tcp(
             ToReal::Close { reset: true } => {
                 // Closing with a zero linger sends a reset, as the lab's side was.
                 let _ = socket2::SockRef::from(wr.as_ref()).set_linger(Some(Duration::ZERO));
+                reset = true;
                 break;
             }
         }
+    }
+    if reset {
+        // No FIN first: the socket closes, with its zero linger, when the reader lets go of it.
+        wr.forget();
     }
     if let Some(s) = stop.take() {
         let _ = s.send(());
     }
     let _ = reader.await;
-    drop(wr);
 }
 
 /// A UDP forward: each real source is a flow of its own, with datagrams back to it.
