@@ -40,6 +40,11 @@ impl LabView<'_> {
         owners
     }
 
+    /// The first exit gateway of the lab, if it has one.
+    pub(super) fn any_exit(&self) -> Option<usize> {
+        self.nodes.iter().position(|n| matches!(&n.kind, NodeKind::Host(h) if h.exit.is_some()))
+    }
+
     /// The exit gateway that lets `ip` out of the lab, when no node has the address.
     pub(super) fn exit_for(&self, ip: IpAddr) -> Option<usize> {
         self.nodes
@@ -246,7 +251,28 @@ impl Cx {
                         return None;
                     }
                 }
-                let Some(owner) = lab.owners.get(&ip).copied().or_else(|| lab.exit_for(ip)) else {
+                let refused_exit = lab.owners.get(&ip).is_none() && lab.exit_for(ip).is_none();
+                let gateway = refused_exit.then(|| lab.any_exit()).flatten();
+                if let Some(g) = gateway {
+                    // Packets to it may well reach a gateway, which refuses them: that is worth
+                    // running (to see the refusal), and worth a warning.
+                    let allow = match &nodes[g].kind {
+                        NodeKind::Host(h) => h.exit.as_ref().map_or_else(String::new, |e| {
+                            e.allow.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                        }),
+                        _ => String::new(),
+                    };
+                    self.warn(
+                        tp.clone(),
+                        format!("no host in the lab has address {ip}, and exit gateway `{}` does not let it out", shown(&nodes[g].name)),
+                        Some(if allow.is_empty() {
+                            format!("its `exit.allow` is empty: flows to {ip} will be refused; add a prefix of {ip} to let them out")
+                        } else {
+                            format!("it allows {allow}: flows to {ip} will be refused; add a prefix of {ip} to `exit.allow` to let them out")
+                        }),
+                    );
+                }
+                let Some(owner) = lab.owners.get(&ip).copied().or_else(|| lab.exit_for(ip)).or(gateway) else {
                     if !self.unaccepted_ips.contains(&ip) {
                         self.err(
                             tp,
