@@ -466,46 +466,6 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    use crate::runtime::Speed;
-    use crate::sim::Sim;
-    use crate::stats::Counters;
-    use std::time::Duration;
-
-    fn report(virtual_time: bool, wall: Duration) -> Report {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/labs/single-lan.json")).unwrap();
-        let lab = crate::topology::load_str(&text, "single-lan.json").unwrap();
-        let mut sim = Sim::new(&lab, None);
-        let mut counters = Counters::new(&lab);
-        sim.step(crate::time::SimTime::from_millis(500), &mut counters);
-        Report::new(
-            &lab,
-            1,
-            if virtual_time { Speed::Max } else { Speed::Factor(1.0) },
-            Ended::Duration,
-            &sim,
-            counters,
-            wall,
-            None,
-        )
-    }
-
-    #[test]
-    fn the_summary_says_how_the_clock_kept_up() {
-        let mut r = report(false, Duration::from_millis(500));
-        r.max_lateness_ms = Some(0.4);
-        assert!(!summary(&r).contains("warning"), "{}", summary(&r));
-        r.max_lateness_ms = Some(26.14);
-        assert!(summary(&r).contains("warning: events ran up to 26.1 ms behind the wall clock"), "{}", summary(&r));
-        // Virtual time says how much faster, or slower, than real time it ran.
-        assert!(summary(&report(true, Duration::from_millis(100))).contains("5.0x faster than real time"));
-        assert!(summary(&report(true, Duration::from_secs(2))).contains("4.0x slower than real time"));
-    }
-}
-
 /// Forwards, gateways and their flows.
 fn bridges(s: &mut String, r: &Report) {
     use crate::topology::diag::shown;
@@ -560,5 +520,45 @@ fn bridges(s: &mut String, r: &Report) {
         if b.flows.len() > 10 {
             let _ = writeln!(s, "    … {} more", b.flows.len() - 10);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::runtime::Speed;
+    use crate::sim::Sim;
+    use crate::stats::Counters;
+    use std::time::Duration;
+
+    fn report(virtual_time: bool, wall: Duration) -> Report {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/labs/single-lan.json")).unwrap();
+        let lab = crate::topology::load_str(&text, "single-lan.json").unwrap();
+        let mut sim = Sim::new(&lab, None);
+        let mut counters = Counters::new(&lab);
+        sim.step(crate::time::SimTime::from_millis(500), &mut counters);
+        Report::new(
+            &lab,
+            1,
+            if virtual_time { Speed::Max } else { Speed::Factor(1.0) },
+            Ended::Duration,
+            &sim,
+            counters,
+            wall,
+            None,
+        )
+    }
+
+    #[test]
+    fn the_summary_says_how_the_clock_kept_up() {
+        let mut r = report(false, Duration::from_millis(500));
+        r.max_lateness_ms = Some(0.4);
+        assert!(!summary(&r).contains("warning"), "{}", summary(&r));
+        r.max_lateness_ms = Some(26.14);
+        assert!(summary(&r).contains("warning: events ran up to 26.1 ms behind the wall clock"), "{}", summary(&r));
+        // Virtual time says how much faster, or slower, than real time it ran.
+        assert!(summary(&report(true, Duration::from_millis(100))).contains("5.0x faster than real time"));
+        assert!(summary(&report(true, Duration::from_secs(2))).contains("4.0x slower than real time"));
     }
 }

@@ -409,6 +409,7 @@ mod tests {
                     tcp: TcpConfig::default(),
                     apps: Vec::new(),
                     routes: Vec::new(),
+                    exit: None,
                 })
             };
             let name = if i < switches { format!("sw{i}") } else { format!("h{i}") };
@@ -446,6 +447,7 @@ mod tests {
             insecure: false,
             events: Vec::new(),
             expect: Vec::new(),
+            forwards: Vec::new(),
             nodes,
             links,
             capture: CaptureConfig {

@@ -649,7 +649,7 @@ impl Bridge {
             }
         } else if let Some(p) = self.udp.get_mut(&flow.n) {
             match result {
-                Dialed::Ok(local) => p.info.state = if local.port() == 0 { "open" } else { "open" },
+                Dialed::Ok(_) => p.info.state = "open",
                 _ => {
                     if let Some(p) = self.udp.remove(&flow.n) {
                         self.counters.dials_refused += 1;
@@ -917,20 +917,12 @@ impl Bridge {
                 p.eof_told = true;
                 self.out.push(BridgeOut::Eof(flow));
             }
+            // Over: reset or timed out (CLOSED), or both sides closed (TIME-WAIT, or CLOSED after
+            // the last ACK).
             let st = s.state();
-            if matches!(st, tcp::State::Closed | tcp::State::TimeWait)
-                || (p.eof_told
-                    && p.fin_sent
-                    && st != tcp::State::FinWait1
-                    && st != tcp::State::Closing
-                    && st != tcp::State::LastAck
-                    && !s.may_send()
-                    && !s.may_recv())
-            {
-                if matches!(st, tcp::State::Closed | tcp::State::TimeWait) {
-                    let graceful = p.eof_told && p.fin_sent;
-                    ended.push((*n, !graceful));
-                }
+            if matches!(st, tcp::State::Closed | tcp::State::TimeWait) {
+                let graceful = p.eof_told && p.fin_sent;
+                ended.push((*n, !graceful));
             }
         }
         for (n, reset) in ended {
@@ -1070,9 +1062,13 @@ enum IcmpWhy {
 /// source that takes none.
 fn icmp_error(me: EthernetAddress, to: EthernetAddress, packet: &[u8], why: IcmpWhy, offload: bool) -> Option<Vec<u8>> {
     let v6 = packet.first().is_some_and(|b| b >> 4 == 6);
+    // A quote kept of an earlier packet may be its headers alone: read them, never its length.
     let ip = if v6 {
-        let p = Ipv6Packet::new_checked(packet).ok()?;
-        if p.next_header() == IpProtocol::Icmpv6 && p.payload().first().is_some_and(|t| *t < 128) {
+        if packet.len() < 40 {
+            return None;
+        }
+        let p = Ipv6Packet::new_unchecked(packet);
+        if p.next_header() == IpProtocol::Icmpv6 && packet.get(40).is_some_and(|t| *t < 128) {
             return None;
         }
         if p.src_addr().is_multicast() || p.src_addr().is_unspecified() {
@@ -1103,7 +1099,11 @@ fn icmp_error(me: EthernetAddress, to: EthernetAddress, packet: &[u8], why: Icmp
         }
         buf
     } else {
-        let p = Ipv4Packet::new_checked(packet).ok()?;
+        let hl = usize::from(packet.first()? & 0x0f) * 4;
+        if hl < 20 || packet.len() < hl {
+            return None;
+        }
+        let p = Ipv4Packet::new_unchecked(packet);
         if p.frag_offset() != 0
             || p.src_addr().is_broadcast()
             || p.src_addr().is_multicast()
@@ -1111,14 +1111,13 @@ fn icmp_error(me: EthernetAddress, to: EthernetAddress, packet: &[u8], why: Icmp
         {
             return None;
         }
-        if p.next_header() == IpProtocol::Icmp && p.payload().first().is_some_and(|t| !matches!(t, 0 | 8)) {
+        if p.next_header() == IpProtocol::Icmp && packet.get(hl).is_some_and(|t| !matches!(t, 0 | 8)) {
             return None;
         }
         let code = match why {
             IcmpWhy::PortUnreachable => 3,
             IcmpWhy::Prohibited => 13,
         };
-        let hl = usize::from(p.header_len());
         let quote = &packet[..packet.len().min(hl + 8)];
         let mut icmp = vec![0u8; 8 + quote.len()];
         icmp[0] = 3;

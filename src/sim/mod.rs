@@ -11,6 +11,8 @@
 
 pub mod apps;
 pub mod bridge;
+#[cfg(test)]
+mod bridge_tests;
 pub mod command;
 pub mod device;
 pub mod fabric;
