@@ -134,8 +134,9 @@ mod tests {
         assert_eq!(*TOP_FIELDS, keys(minimal_lab()));
         assert_eq!(*HOST_FIELDS, keys(NodeSpec::Host(HostSpec::default())));
         assert_eq!(*SWITCH_FIELDS, keys(NodeSpec::Switch(SwitchSpec::default())));
-        assert_eq!(*NODE_KINDS, ["host", "switch", "router"]);
+        assert_eq!(*NODE_KINDS, ["host", "switch", "router", "gateway"]);
         assert_eq!(*ROUTER_FIELDS, keys(NodeSpec::Router(crate::topology::spec::RouterSpec::default())));
+        assert_eq!(*GATEWAY_FIELDS, keys(NodeSpec::Gateway(crate::topology::spec::GatewaySpec::default())));
         assert!(HOST_OBJECTS.iter().all(|f| HOST_FIELDS.contains(f)) && HOST_OBJECTS.contains(&"tcp".to_string()));
         assert!(LINK_OBJECTS.contains(&"impair".to_string()) && !LINK_OBJECTS.contains(&"a".to_string()));
         // serde knows every kind the schema lists.
