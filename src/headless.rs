@@ -475,52 +475,60 @@ fn bridges(s: &mut String, r: &Report) {
         let _ = writeln!(s, "  forward {proto} {} → {} → {}", f.listen, shown(&f.from), f.to);
     }
     for b in &r.bridges {
-        let c = &b.counters;
-        let mut parts = vec![format!("{} flows", c.flows)];
-        if b.kind == "gateway" {
-            parts.push(format!("{} dials", c.dials));
-            for (n, what) in [
-                (c.dials_refused, "refused by the real side"),
-                (c.dials_timed_out, "dials timed out"),
-                (c.denied, "denied (not in exit.allow)"),
-                (c.pending_full, "SYNs dropped (too many dials pending)"),
-                (c.flows_full, "refused (max_flows)"),
-                (c.echo_prohibited, "echo requests prohibited"),
-            ] {
-                if n > 0 {
-                    parts.push(format!("{n} {what}"));
-                }
-            }
-        }
-        if c.resets > 0 {
-            parts.push(format!("{} reset", c.resets));
-        }
-        if c.udp_timeouts > 0 {
-            parts.push(format!("{} UDP flows idled out", c.udp_timeouts));
-        }
-        if c.dropped > 0 {
-            parts.push(format!("{} dropped (queue full)", c.dropped));
-        }
-        let _ = writeln!(s, "  {} {}: {}", b.kind, shown(&b.node), parts.join(", "));
-        for f in b.flows.iter().take(10) {
-            let proto = if f.proto == crate::topology::Proto::Udp { "udp" } else { "tcp" };
-            let (lab, real) = (format!("{} → {}", f.lab_src, f.lab_dst), f.real.to_string());
-            let path = match f.role {
-                crate::sim::bridge::Role::Forward => format!("{real} ⇒ {lab}"),
-                crate::sim::bridge::Role::Exit => format!("{lab} ⇒ {real}"),
-            };
-            let _ = writeln!(
-                s,
-                "    {proto} {path}  {}, {} in, {} out",
-                f.state,
-                human_bytes(f.bytes_in),
-                human_bytes(f.bytes_out)
-            );
-        }
-        if b.flows.len() > 10 {
-            let _ = writeln!(s, "    … {} more", b.flows.len() - 10);
+        for (i, l) in bridge_lines(b, 10).iter().enumerate() {
+            let _ = writeln!(s, "{}{l}", if i == 0 { "  " } else { "    " });
         }
     }
+}
+
+/// A node's bridged flows as lines: its counters first, then up to `max` flows.
+#[must_use]
+pub fn bridge_lines(b: &crate::sim::snapshot::BridgeSnapshot, max: usize) -> Vec<String> {
+    let c = &b.counters;
+    let mut parts = vec![format!("{} flows", c.flows)];
+    if b.kind == "gateway" {
+        parts.push(format!("{} dials", c.dials));
+        for (n, what) in [
+            (c.dials_refused, "refused by the real side"),
+            (c.dials_timed_out, "dials timed out"),
+            (c.denied, "denied (not in exit.allow)"),
+            (c.pending_full, "SYNs dropped (too many dials pending)"),
+            (c.flows_full, "refused (max_flows)"),
+            (c.echo_prohibited, "echo requests prohibited"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+    }
+    if c.resets > 0 {
+        parts.push(format!("{} reset", c.resets));
+    }
+    if c.udp_timeouts > 0 {
+        parts.push(format!("{} UDP flows idled out", c.udp_timeouts));
+    }
+    if c.dropped > 0 {
+        parts.push(format!("{} dropped (queue full)", c.dropped));
+    }
+    let mut out = vec![format!("{} {}: {}", b.kind, crate::topology::diag::shown(&b.node), parts.join(", "))];
+    for f in b.flows.iter().take(max) {
+        let proto = if f.proto == crate::topology::Proto::Udp { "udp" } else { "tcp" };
+        let lab = format!("{} → {}", f.lab_src, f.lab_dst);
+        let path = match f.role {
+            crate::sim::bridge::Role::Forward => format!("{} ⇒ {lab}", f.real),
+            crate::sim::bridge::Role::Exit => format!("{lab} ⇒ {}", f.real),
+        };
+        out.push(format!(
+            "{proto} {path}  {}, {} in, {} out",
+            f.state,
+            human_bytes(f.bytes_in),
+            human_bytes(f.bytes_out)
+        ));
+    }
+    if b.flows.len() > max {
+        out.push(format!("… {} more", b.flows.len() - max));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -78,6 +78,13 @@ fn shipped_labs() -> Vec<String> {
     v
 }
 
+/// Whether a lab has port forwards or an exit gateway.
+fn reaches_real_sockets(lab: &str) -> bool {
+    let text = std::fs::read_to_string(common::root().join(lab)).expect("lab");
+    let v: Value = serde_json::from_str(&text).expect("JSON");
+    v.get("forwards").is_some() || v["nodes"].as_object().is_some_and(|n| n.values().any(|x| x["kind"] == "gateway"))
+}
+
 #[test]
 fn every_shipped_lab_checks_ok() {
     let labs = shipped_labs();
@@ -97,6 +104,17 @@ fn every_shipped_lab_runs_in_virtual_time_and_its_expectations_hold() {
     // hold of their losses in their `expect`.
     const CLEAN: [&str; 4] = ["single-lan", "two-site", "two-site-tcp", "services"];
     for lab in shipped_labs() {
+        if reaches_real_sockets(&lab) {
+            // Its flows come from real sockets: the wall clock only (tests/gateways.rs runs them).
+            let out = common::netlab()
+                .args(["run", "--virtual-time", "--in-memory", "--no-capture", &lab])
+                .output()
+                .expect("runs");
+            assert!(!out.status.success(), "{lab}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("real sockets") && err.contains("speed 1"), "{lab}: {err}");
+            continue;
+        }
         let dir = tempfile::tempdir().expect("tmp");
         let (out, r) = run_lab(&lab, &["--virtual-time", "--no-capture"], dir.path());
         assert_eq!(r["mode"], "virtual-time");

@@ -138,7 +138,7 @@ pub struct App {
     /// Where the Overview draws each node.
     pub layout: crate::layout::Layout,
     /// Each node's name, escaped, and whether it is a switch.
-    /// Each node's escaped name and its mark on the map: ■ host, ◆ switch, ⊕ router.
+    /// Each node's escaped name and its mark on the map: ■ host, ◆ switch, ⊕ router, ⊗ exit gateway.
     pub nodes: Vec<(String, &'static str)>,
     /// Each link's two nodes, by index.
     pub link_ends: Vec<[usize; 2]>,
@@ -208,9 +208,10 @@ impl App {
                 .nodes
                 .iter()
                 .map(|n| {
-                    let mark = match n.kind {
+                    let mark = match &n.kind {
                         crate::topology::NodeKind::Switch(_) => "◆",
                         crate::topology::NodeKind::Router(_) => "⊕",
+                        crate::topology::NodeKind::Host(h) if h.exit.is_some() => "⊗",
                         crate::topology::NodeKind::Host(_) => "■",
                     };
                     (escape(&n.name), mark)

@@ -653,7 +653,13 @@ impl Widget for Nodes<'_> {
             .sim
             .hosts
             .iter()
-            .map(|h| escape(&h.name))
+            .map(|h| {
+                if s.sim.bridges.iter().any(|b| b.kind == "gateway" && b.node == h.name) {
+                    format!("{} (gateway)", escape(&h.name))
+                } else {
+                    escape(&h.name)
+                }
+            })
             .chain(s.sim.switches.iter().map(|w| format!("{} (switch)", escape(&w.name))))
             .chain(s.sim.routers.iter().map(|r| format!("{} (router)", escape(&r.name))))
             .collect();
@@ -716,6 +722,13 @@ impl Widget for Nodes<'_> {
                     k.tx_queue,
                     k.tx_capacity
                 )));
+            }
+            if let Some(b) = s.sim.bridges.iter().find(|b| b.node == h.name) {
+                // Its flows to and from real sockets.
+                let lines = crate::headless::bridge_lines(b, 20);
+                for (i, l) in lines.into_iter().enumerate() {
+                    text.push(if i == 0 { Line::from(l).bold() } else { Line::from(format!("  {l}")) });
+                }
             }
             text.push(Line::from("apps").bold());
             for a in &h.apps {
