@@ -24,6 +24,7 @@
 //! `std::time::Instant`.
 
 pub mod bench;
+pub mod bench_gateway;
 pub mod bench_router;
 pub mod bench_scale;
 pub mod bench_tunnel;

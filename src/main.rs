@@ -190,6 +190,11 @@ enum Command {
         /// transfer of `--bytes`, `--reps` runs), and labs/routed.json in virtual time.
         #[arg(long, conflicts_with_all = ["scale", "probes", "render", "idle", "tunnel"])]
         router: bool,
+        /// Measure port forwards and exit gateways: downloads of `--bytes` from a real server on
+        /// loopback, directly and through a forward, a router and a gateway (in one process, then
+        /// across a UDP tunnel between two sites); iperf3 through the same paths when installed.
+        #[arg(long, conflicts_with_all = ["scale", "probes", "render", "idle", "tunnel", "router"])]
+        gateway: bool,
         /// Sizes of the scale bench, in hosts. Default: 10,100,1000,10000; with `--routers`,
         /// 100,1000,10000.
         #[arg(long, requires = "scale", value_delimiter = ',')]
@@ -442,6 +447,9 @@ fn main() -> ExitCode {
             netlab::bench_router::LAB_REPS,
             &mut std::io::stdout(),
         )),
+        Command::Bench { gateway: true, bytes, reps, .. } => {
+            bench_exit(netlab::bench_gateway::run_gateway(bytes, reps, &mut std::io::stdout()))
+        }
         Command::Bench { idle: true, .. } => bench_exit(netlab::bench::run_idle(10, &mut std::io::stdout())),
         Command::Bench { render: true, .. } => bench_exit(netlab::bench::run_render(200, &mut std::io::stdout())),
         Command::Bench { probes: true, .. } => bench_exit(netlab::bench::run_probes(&mut std::io::stdout())),

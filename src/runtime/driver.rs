@@ -823,6 +823,8 @@ impl Driver {
                     Ok(Control::Snapshot(reply)) => {
                         let _ = reply.try_send(self.snapshot());
                     }
+                    // A forward's connection accepted before the lab started opens at its start.
+                    Ok(Control::Bridge(msg)) => self.sim.bridge_in(msg),
                     Ok(_) => {}
                 }
             }
