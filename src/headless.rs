@@ -495,6 +495,8 @@ pub fn bridge_lines(b: &crate::sim::snapshot::BridgeSnapshot, max: usize) -> Vec
             (c.pending_full, "SYNs dropped (too many dials pending)"),
             (c.flows_full, "refused (max_flows)"),
             (c.echo_prohibited, "echo requests prohibited"),
+            (c.echo_sent, "echo requests carried out"),
+            (c.echo_answered, "echo requests answered"),
         ] {
             if n > 0 {
                 parts.push(format!("{n} {what}"));

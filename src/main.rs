@@ -400,6 +400,14 @@ fn main() -> ExitCode {
                 if !l.expect.is_empty() {
                     timed += &count(l.expect.len(), "expectation");
                 }
+                // What reaches real sockets: `, 2 forwards, 1 exit gateway`.
+                if !l.forwards.is_empty() {
+                    timed += &count(l.forwards.len(), "forward");
+                }
+                let gateways = l.nodes.iter().filter(|n| n.kind.name() == "gateway").count();
+                if gateways > 0 {
+                    timed += &count(gateways, "exit gateway");
+                }
                 out(&if n == 0 {
                     format!("ok: {l}{sites}{timed}\n")
                 } else {

@@ -331,7 +331,18 @@ impl Driver {
                     opts.speed
                 );
             }
-            Some(crate::transport::bridges::Bridges::start(lab, &forwards, control_tx.clone())?)
+            let b = crate::transport::bridges::Bridges::start(lab, &forwards, control_tx.clone())?;
+            if lab.nodes.iter().any(|n| runs_here(n.id) && n.kind.name() == "gateway") {
+                sim.set_exit_echo(b.echo_allowed());
+                b.note(if b.echo_allowed() {
+                    "exit gateways carry ICMP echo out through unprivileged ping sockets".to_string()
+                } else {
+                    "exit gateways answer ICMP echo with administratively prohibited: this machine grants no \
+                     unprivileged ping sockets (net.ipv4.ping_group_range)"
+                        .to_string()
+                });
+            }
+            Some(b)
         };
         let now = Instant::now();
         Ok(Driver {

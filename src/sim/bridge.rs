@@ -39,6 +39,8 @@ const CHUNK: usize = 64 * 1024;
 /// Datagrams a UDP flow keeps while its real socket is being opened (at the edge) or its lab
 /// socket is full.
 const UDP_QUEUE: usize = 64;
+/// Bytes of datagrams a forward's UDP socket holds each way.
+const UDP_BUFFER: usize = 128 * 1024;
 /// Frames the gateway builds itself (UDP, ICMP) waiting for room on its link.
 const RAW_QUEUE: usize = 1024;
 /// How often refused destinations are logged, at most.
@@ -109,6 +111,8 @@ pub enum BridgeIn {
     Reset(FlowId),
     /// How a gateway's dial went.
     Dialed(FlowId, Dialed),
+    /// The real destination of a gateway's [`BridgeOut::Echo`] answered.
+    EchoReply(FlowId),
 }
 
 impl BridgeIn {
@@ -120,7 +124,8 @@ impl BridgeIn {
             | BridgeIn::Written(flow, _)
             | BridgeIn::Eof(flow)
             | BridgeIn::Reset(flow)
-            | BridgeIn::Dialed(flow, _) => *flow,
+            | BridgeIn::Dialed(flow, _)
+            | BridgeIn::EchoReply(flow) => *flow,
         }
     }
 }
@@ -140,6 +145,9 @@ pub enum BridgeOut {
     Dial { flow: FlowId, proto: Proto, real: SocketAddr, timeout: Duration },
     /// A line for the run's log (refused destinations, at most once per interval).
     Log(String),
+    /// An exit gateway asks for an ICMP echo to `real` carrying `data`; the answer comes back as
+    /// [`BridgeIn::EchoReply`], or not at all.
+    Echo { flow: FlowId, real: IpAddr, data: Vec<u8> },
 }
 
 /// Whose flow it is.
@@ -192,6 +200,9 @@ pub struct BridgeCounters {
     pub dropped: u64,
     /// ICMP echo requests to allowed destinations answered with administratively prohibited.
     pub echo_prohibited: u64,
+    /// ICMP echo requests carried out, and those answered.
+    pub echo_sent: u64,
+    pub echo_answered: u64,
 }
 
 struct TcpPipe {
@@ -238,9 +249,30 @@ struct Pending {
     since: SimTime,
 }
 
+/// An echo request carried out, waiting for the real answer.
+struct EchoPending {
+    dev: usize,
+    mac: EthernetAddress,
+    my_mac: EthernetAddress,
+    src: IpAddr,
+    dst: IpAddr,
+    /// The request's identifier and sequence number, as they were.
+    rest: [u8; 4],
+    data: Vec<u8>,
+    since: SimTime,
+}
+
+/// Echo requests carried out at once, at most.
+const ECHO_PENDING: usize = 64;
+/// How long an echo request carried out waits for its answer.
+const ECHO_WAIT: Duration = Duration::from_secs(2);
+
 /// An exit gateway's state: its rules and the flows it keeps by their lab endpoints.
 struct ExitState {
     rules: Exit,
+    /// The edge can carry echo out (the machine grants unprivileged ping sockets).
+    echo: bool,
+    echo_pending: BTreeMap<u32, EchoPending>,
     /// Lab (source, destination) → flow number, TCP and UDP apart.
     tcp_by_ends: HashMap<(SocketAddr, SocketAddr), u32>,
     udp_by_ends: HashMap<(SocketAddr, SocketAddr), u32>,
@@ -373,6 +405,8 @@ impl Bridge {
             draining: Vec::new(),
             exit: exit.map(|e| ExitState {
                 rules: e.clone(),
+                echo: false,
+                echo_pending: BTreeMap::new(),
                 tcp_by_ends: HashMap::new(),
                 udp_by_ends: HashMap::new(),
                 pending: BTreeMap::new(),
@@ -430,7 +464,8 @@ impl Bridge {
             let t = e.rules.dial_timeout * 2;
             e.pending.values().map(|p| p.since + t).min()
         });
-        [udp, pending].into_iter().flatten().min()
+        let echo = self.exit.as_ref().and_then(|e| e.echo_pending.values().map(|p| p.since + ECHO_WAIT).min());
+        [udp, pending, echo].into_iter().flatten().min()
     }
 
     /// Takes what the edge says. Returns whether the host should be polled.
@@ -487,8 +522,8 @@ impl Bridge {
                     }
                     Proto::Udp => {
                         let s = udp::Socket::new(
-                            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_QUEUE], vec![0; 256 * 1024]),
-                            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_QUEUE], vec![0; 256 * 1024]),
+                            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_QUEUE], vec![0; UDP_BUFFER]),
+                            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_QUEUE], vec![0; UDP_BUFFER]),
                         );
                         let h = st.sockets.add(s);
                         if st.sockets.get_mut::<udp::Socket>(h).bind(port).is_err() {
@@ -555,6 +590,20 @@ impl Bridge {
                 }
             }
             BridgeIn::Dialed(_, result) => self.dialed(now, flow, result, stacks, tcp),
+            BridgeIn::EchoReply(_) => {
+                let Some(p) = self.exit.as_mut().and_then(|e| e.echo_pending.remove(&flow.n)) else { return };
+                self.counters.echo_answered += 1;
+                if let Some(f) = echo_reply(&p, self.checksum_offload) {
+                    self.push_raw(p.dev, f);
+                }
+            }
+        }
+    }
+
+    /// Whether an exit gateway carries ICMP echo out (the edge says whether the machine can).
+    pub fn set_echo(&mut self, on: bool) {
+        if let Some(e) = &mut self.exit {
+            e.echo = on;
         }
     }
 
@@ -781,8 +830,38 @@ impl Bridge {
                 }
                 Verdict::Taken
             }
-            IpProtocol::Icmp | IpProtocol::Icmpv6 if matches!(s.sport, 8 | 128) => {
-                // Echo to an allowed destination: not carried out of the lab (see docs/gateways.md).
+            IpProtocol::Icmp | IpProtocol::Icmpv6
+                if (s.proto, s.sport) == (IpProtocol::Icmp, 8) || (s.proto, s.sport) == (IpProtocol::Icmpv6, 128) =>
+            {
+                // Echo to an allowed destination: carried out only where the machine grants ping
+                // sockets (see docs/gateways.md); else administratively prohibited.
+                let l4 = &packet[s.header_len..];
+                if e.echo && e.echo_pending.len() < ECHO_PENDING && l4.len() >= 8 {
+                    let n = self.next;
+                    self.next = self.next.wrapping_add(1).max(1 << 31);
+                    let flow = FlowId { node: self.node, n };
+                    e.echo_pending.insert(
+                        n,
+                        EchoPending {
+                            dev,
+                            mac: peer_mac,
+                            my_mac,
+                            src: s.src,
+                            dst: s.dst,
+                            rest: l4[4..8].try_into().unwrap_or([0; 4]),
+                            data: l4[8..].to_vec(),
+                            since: now,
+                        },
+                    );
+                    self.out.push(BridgeOut::Echo { flow, real: e.rules.real(s.dst), data: l4[8..].to_vec() });
+                    self.counters.echo_sent += 1;
+                    return Verdict::Taken;
+                }
+                if e.echo {
+                    // Too many pending: as a loss.
+                    self.counters.dropped += 1;
+                    return Verdict::Taken;
+                }
                 self.counters.echo_prohibited += 1;
                 if let Some(f) = icmp_error(my_mac, peer_mac, packet, IcmpWhy::Prohibited, self.checksum_offload) {
                     self.push_raw(dev, f);
@@ -1002,8 +1081,9 @@ impl Bridge {
                 self.end(p.info, now, "idle");
             }
         }
-        // Held SYNs the edge never answered for: given up.
+        // Held SYNs the edge never answered for: given up; and echoes unanswered.
         if let Some(e) = &mut self.exit {
+            e.echo_pending.retain(|_, p| now < p.since + ECHO_WAIT);
             let limit = e.rules.dial_timeout * 2;
             let stale: Vec<u32> = e.pending.iter().filter(|(_, p)| now >= p.since + limit).map(|(n, _)| *n).collect();
             for n in stale {
@@ -1204,4 +1284,48 @@ fn udp_frame(
         _ => Vec::new(),
     };
     ethernet(me, to, dst.is_ipv6(), &ip)
+}
+
+/// The echo reply to a request carried out: from its destination back to its source.
+fn echo_reply(p: &EchoPending, offload: bool) -> Option<Vec<u8>> {
+    let mut icmp = vec![0u8; 8 + p.data.len()];
+    icmp[4..8].copy_from_slice(&p.rest);
+    icmp[8..].copy_from_slice(&p.data);
+    let ip = match (p.dst, p.src) {
+        (IpAddr::V4(from), IpAddr::V4(to)) => {
+            if !offload {
+                Icmpv4Packet::new_unchecked(&mut icmp[..]).fill_checksum();
+            }
+            let repr = Ipv4Repr {
+                src_addr: from,
+                dst_addr: to,
+                next_header: IpProtocol::Icmp,
+                payload_len: icmp.len(),
+                hop_limit: 64,
+            };
+            let mut buf = vec![0; repr.buffer_len() + icmp.len()];
+            repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]), &caps(offload));
+            buf[20..].copy_from_slice(&icmp);
+            buf
+        }
+        (IpAddr::V6(from), IpAddr::V6(to)) => {
+            icmp[0] = 129;
+            let repr = Ipv6Repr {
+                src_addr: from,
+                dst_addr: to,
+                next_header: IpProtocol::Icmpv6,
+                payload_len: icmp.len(),
+                hop_limit: 64,
+            };
+            let mut buf = vec![0; repr.buffer_len() + icmp.len()];
+            repr.emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]));
+            buf[40..].copy_from_slice(&icmp);
+            if !offload {
+                smoltcp::wire::Icmpv6Packet::new_unchecked(&mut buf[40..]).fill_checksum(&from, &to);
+            }
+            buf
+        }
+        _ => return None,
+    };
+    Some(ethernet(p.my_mac, p.mac, p.src.is_ipv6(), &ip))
 }

@@ -441,3 +441,39 @@ proptest! {
         prop_assert!(b.open_flows() <= Exit::default().max_flows);
     }
 }
+
+#[test]
+fn echo_is_carried_out_where_ping_sockets_are_granted() {
+    let mut b = Bridge::new(GW, Some(&exit_rules()), false);
+    b.set_echo(true);
+    let echo = Icmpv4Repr::EchoRequest { ident: 0x4242, seq_no: 7, data: b"are you there" };
+    let mut l4 = vec![0; echo.buffer_len()];
+    echo.emit(&mut Icmpv4Packet::new_unchecked(&mut l4[..]), &smoltcp::phy::ChecksumCapabilities::default());
+    b.filter(SimTime::ZERO, 0, &ipv4_frame(IpProtocol::Icmp, "10.0.1.10", "10.99.0.3", &l4), &mine, ME);
+    let flow = match &b.out[..] {
+        [BridgeOut::Echo { flow, real, data }] => {
+            assert_eq!(real.to_string(), "127.0.0.3", "mapped");
+            assert_eq!(data, b"are you there");
+            *flow
+        }
+        other => panic!("{other:?}"),
+    };
+    assert!(b.raw.is_empty(), "no answer until the real one");
+    let mut stacks = Vec::new();
+    let mut ids = super::apps::HostIds::new(&mut <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1));
+    let tcp = crate::topology::TcpConfig::default();
+    b.input(SimTime::ZERO, BridgeIn::EchoReply(flow), &mut stacks, &mut ids, &tcp, |_| 0);
+    let (_, f) = b.raw.pop_front().expect("an echo reply");
+    let eth = EthernetFrame::new_checked(&f[..]).unwrap();
+    let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+    assert!(ip.verify_checksum());
+    assert_eq!((ip.src_addr().to_string(), ip.dst_addr().to_string()), ("10.99.0.3".into(), "10.0.1.10".into()));
+    let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
+    let repr = Icmpv4Repr::parse(&icmp, &smoltcp::phy::ChecksumCapabilities::default()).expect("a valid reply");
+    assert_eq!(repr, Icmpv4Repr::EchoReply { ident: 0x4242, seq_no: 7, data: b"are you there" });
+    // An answer that never comes: the request is forgotten, nothing goes back.
+    b.filter(SimTime::ZERO, 0, &ipv4_frame(IpProtocol::Icmp, "10.0.1.10", "10.99.0.3", &l4), &mine, ME);
+    b.pump(SimTime::from_duration(Duration::from_secs(3)), &mut stacks);
+    assert!(b.raw.is_empty());
+    assert_eq!((b.counters.echo_sent, b.counters.echo_answered, b.counters.echo_prohibited), (2, 1, 0));
+}

@@ -324,6 +324,18 @@ impl Sim {
         }
     }
 
+    /// Whether exit gateways carry ICMP echo out (the edge can: the machine grants unprivileged
+    /// ping sockets), or answer it with administratively prohibited.
+    pub fn set_exit_echo(&mut self, on: bool) {
+        for &n in &self.bridged {
+            if let Some(NodeState::Host(h)) = self.nodes.get_mut(n as usize) {
+                if let Some(b) = &mut h.bridge {
+                    b.set_echo(on);
+                }
+            }
+        }
+    }
+
     /// Whether any node here bridges flows to real sockets.
     #[must_use]
     pub fn has_bridges(&self) -> bool {

@@ -99,7 +99,7 @@ impl Default for Exit {
             udp_idle: Duration::from_secs(30),
             max_pending: 64,
             max_pending_per_source: 16,
-            max_flows: 1024,
+            max_flows: 256,
         }
     }
 }

@@ -158,7 +158,7 @@ pub struct ExitSpec {
     #[serde(default)]
     #[schemars(range(min = 1, max = 65536))]
     pub max_pending_per_source: Option<u32>,
-    /// TCP and UDP flows open at once (default 1024); a new one past it is refused.
+    /// TCP and UDP flows open at once (default 256); a new one past it is refused.
     #[serde(default)]
     #[schemars(range(min = 1, max = 65536))]
     pub max_flows: Option<u32>,

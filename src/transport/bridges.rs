@@ -28,7 +28,10 @@ use crate::topology::{Forward, Lab, Proto};
 /// The most a reader takes in one read.
 const READ_CHUNK: usize = 64 * 1024;
 /// UDP sources one forward keeps flows for at once.
-const UDP_FLOWS: usize = 1024;
+const UDP_FLOWS: usize = 256;
+/// TCP connections one forward carries at once; one past it is reset at once. Each holds a lab
+/// socket's buffers and up to a window each way.
+pub const TCP_FLOWS: usize = 256;
 /// Lines of the log kept for the report.
 const LOG_LINES: usize = 1000;
 
@@ -104,6 +107,8 @@ pub struct Bridges {
     rt: Option<tokio::runtime::Runtime>,
     ctx: Arc<Ctx>,
     pub listening: Vec<Listening>,
+    /// Unprivileged ping sockets work here.
+    echo: bool,
 }
 
 impl Bridges {
@@ -157,7 +162,8 @@ impl Bridges {
             }
             ctx.log(format!("forward {what} listening"));
         }
-        Ok(Bridges { rt: Some(rt), ctx, listening })
+        let echo = ping_sockets();
+        Ok(Bridges { rt: Some(rt), ctx, listening, echo })
     }
 
     /// Echo the log to standard error as it is written.
@@ -167,6 +173,11 @@ impl Bridges {
                 let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("bridge: {l}\n").as_bytes());
             }
         }
+    }
+
+    /// Adds a line to the log.
+    pub fn note(&self, line: String) {
+        self.ctx.log(line);
     }
 
     #[must_use]
@@ -206,7 +217,25 @@ impl Bridges {
                 }
             }
             BridgeOut::Log(line) => self.ctx.log(line),
+            BridgeOut::Echo { flow, real, data } => {
+                if self.echo {
+                    let ctx = Arc::clone(&self.ctx);
+                    rt.spawn(async move {
+                        let answered = tokio::task::spawn_blocking(move || ping(real, &data)).await;
+                        if matches!(answered, Ok(Ok(true))) {
+                            ctx.tell(BridgeIn::EchoReply(flow)).await;
+                        }
+                    });
+                }
+            }
         }
+    }
+
+    /// Whether this machine grants unprivileged ping sockets, which carry a gateway's echo
+    /// requests out.
+    #[must_use]
+    pub fn echo_allowed(&self) -> bool {
+        self.echo
     }
 
     fn to_real(&self, flow: FlowId, m: ToReal) {
@@ -241,6 +270,8 @@ fn proto_name(p: Proto) -> &'static str {
 }
 
 async fn accept_tcp(ctx: Arc<Ctx>, l: TcpListener, f: Forward) {
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut full = 0u64;
     loop {
         let (stream, peer) = match l.accept().await {
             Ok(x) => x,
@@ -251,13 +282,30 @@ async fn accept_tcp(ctx: Arc<Ctx>, l: TcpListener, f: Forward) {
                 continue;
             }
         };
+        if open.load(Ordering::Relaxed) >= TCP_FLOWS {
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            drop(stream);
+            full += 1;
+            if full == 1 || full.is_multiple_of(1000) {
+                ctx.log(format!(
+                    "forward tcp {}: {TCP_FLOWS} connections open, {full} refused so far (reset)",
+                    f.listen
+                ));
+            }
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         let flow = FlowId { node: f.from, n: ctx.next.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff };
         let (tx, rx) = mpsc::unbounded_channel();
         let credit = Arc::new(Semaphore::new(WINDOW));
         ctx.register(flow, Flow { tx, credit: Some(Arc::clone(&credit)) });
         ctx.tell(BridgeIn::Open { flow, proto: Proto::Tcp, to: f.to, peer, udp_idle: f.udp_idle }).await;
-        tokio::spawn(pipe_tcp(Arc::clone(&ctx), flow, stream, rx, credit));
+        open.fetch_add(1, Ordering::Relaxed);
+        let (c, o) = (Arc::clone(&ctx), Arc::clone(&open));
+        tokio::spawn(async move {
+            pipe_tcp(c, flow, stream, rx, credit).await;
+            o.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 }
 
@@ -466,4 +514,43 @@ async fn dial_udp(ctx: Arc<Ctx>, flow: FlowId, real: SocketAddr, mut rx: mpsc::U
             },
         }
     }
+}
+
+/// Whether this process may open an unprivileged ICMP socket (`net.ipv4.ping_group_range`).
+fn ping_sockets() -> bool {
+    socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, Some(socket2::Protocol::ICMPV4)).is_ok()
+}
+
+/// One ICMP echo to `to` through an unprivileged ping socket (the kernel sets its identifier and
+/// checksum): whether a reply came within a second.
+fn ping(to: std::net::IpAddr, data: &[u8]) -> std::io::Result<bool> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let (domain, proto, request, reply) = if to.is_ipv4() {
+        (Domain::IPV4, Protocol::ICMPV4, 8u8, 0u8)
+    } else {
+        (Domain::IPV6, Protocol::ICMPV6, 128, 129)
+    };
+    // A datagram socket of ICMP reads and writes as a UDP one does.
+    let s: std::net::UdpSocket = Socket::new(domain, Type::DGRAM, Some(proto))?.into();
+    s.set_read_timeout(Some(Duration::from_secs(1)))?;
+    s.connect(SocketAddr::new(to, 0))?;
+    let data = &data[..data.len().min(1400)];
+    let mut msg = vec![0u8; 8 + data.len()];
+    msg[0] = request;
+    msg[6..8].copy_from_slice(&1u16.to_be_bytes());
+    msg[8..].copy_from_slice(data);
+    s.send(&msg)?;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 2048];
+    while started.elapsed() < Duration::from_secs(1) {
+        match s.recv(&mut buf) {
+            Ok(n) if n > 0 && buf[0] == reply => return Ok(true),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Ok(false)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
 }
