@@ -570,6 +570,8 @@ impl Bridge {
                 }
             }
             BridgeIn::Reset(_) => {
+                // The edge forgets the flow when it hears it closed.
+                self.out.push(BridgeOut::Closed { flow, reset: true });
                 if let Some(p) = self.tcp.remove(&flow.n) {
                     stacks[p.dev].sockets.get_mut::<tcp::Socket>(p.handle).abort();
                     self.draining.push((p.dev, p.handle));
@@ -695,6 +697,11 @@ impl Bridge {
                         st.rx.push_front(p.syn);
                     }
                 }
+            }
+        } else if !self.udp.contains_key(&flow.n) {
+            // A dial given up here meanwhile: its real socket goes too.
+            if matches!(result, Dialed::Ok(_)) {
+                self.out.push(BridgeOut::Closed { flow, reset: true });
             }
         } else if let Some(p) = self.udp.get_mut(&flow.n) {
             match result {
