@@ -445,3 +445,45 @@ fn a_multi_homed_host_shows_its_interfaces_routes_and_where_each_socket_is() {
     assert!(screen.contains("tcp on eth0 10.1.0.10:") && screen.contains("→ 10.1.0.20:9 ESTABLISHED"), "{screen}");
     assert!(screen.contains("tcp on eth1 10.2.0.10:") && screen.contains("→ 10.2.0.20:9 ESTABLISHED"), "{screen}");
 }
+
+#[test]
+fn a_gateway_and_a_forward_host_list_their_real_flows() {
+    use netlab::bench_gateway::{fetch, lab, Server};
+    // A real server, and a lab whose forward reaches it through r1 and the gateway.
+    let server = Server::start(4096).expect("server");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let lab = lab(&[(port, server.addr.port())], None).expect("lab");
+    let opts = RunOptions { duration: Some(std::time::Duration::from_secs(3)), ..RunOptions::default() };
+    let mut d = Driver::new(&lab, &opts).expect("driver");
+    let run = std::thread::spawn(move || {
+        d.run(&mut ());
+        d
+    });
+    let forward: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while fetch(forward, 4096).is_err() {
+        assert!(std::time::Instant::now() < until, "the forward answered");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let d = run.join().expect("the run");
+    let mut app = App::new(&lab, 1, Speed::Factor(1.0));
+    app.on_snapshot(d.snapshot(), true);
+    let screen = draw(&app, 160, 48);
+    assert!(screen.contains("⊗ gw") && screen.contains("■ client") && screen.contains("⊕ r1"), "{screen}");
+    app.update(Action::Tab(4));
+    // client is the first host: its forward's flow, from the real client into the lab.
+    let screen = draw(&app, 160, 48);
+    assert!(screen.contains("gw (gateway)"), "{screen}");
+    assert!(screen.contains("forward client: 1 flows"), "{screen}");
+    let target = format!("→ 10.99.0.1:{}", server.addr.port());
+    assert!(
+        screen.lines().any(|l| l.contains("tcp 127.0.0.1:") && l.contains(&target) && l.contains("closed")),
+        "{screen}"
+    );
+    // gw, the second host: the flow it dialled, and the real address it dialled.
+    app.update(Action::Down);
+    let screen = draw(&app, 160, 48);
+    assert!(screen.contains("gateway gw: 1 flows, 1 dials"), "{screen}");
+    let real = format!("⇒ 127.0.0.1:{}", server.addr.port());
+    assert!(screen.lines().any(|l| l.contains(&target) && l.contains(&real) && l.contains("4.0 KiB")), "{screen}");
+}
