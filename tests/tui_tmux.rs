@@ -274,3 +274,39 @@ fn each_site_shows_its_tunnel() {
         assert!(end.contains("EXITED 0"), "{end}");
     }
 }
+
+#[test]
+fn a_forward_through_a_gateway_shows_on_the_nodes_page() {
+    if !tool("tmux") {
+        return;
+    }
+    // gateway-local on ports of its own, in front of a real server.
+    let server = netlab::bench_gateway::Server::start(2048).expect("server");
+    let forward = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port();
+    let text = std::fs::read_to_string(root().join("labs/gateway-local.json"))
+        .expect("lab")
+        .replace("18080", &forward.to_string())
+        .replace("18081", &server.addr.port().to_string());
+    let dir = tempfile::tempdir().expect("tmp");
+    let lab = dir.path().join("gateway.json");
+    std::fs::write(&lab, text).expect("write");
+    let (line, _) = shell(dir.path(), &format!("'{}' --no-capture", lab.display()));
+    let t = Tmux::start(&line);
+    t.wait("the lab running", |s| s.contains("running"));
+    let to: std::net::SocketAddr = format!("127.0.0.1:{forward}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while netlab::bench_gateway::fetch(to, 2048).is_err() {
+        assert!(Instant::now() < deadline, "the forward answered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    t.keys(&["5"]);
+    t.wait("the forward's host", |s| s.contains("forward client: 1 flows") && s.contains("gw (gateway)"));
+    t.keys(&["Down"]);
+    let s = t.wait("the gateway's flow", |s| s.contains("gateway gw: 1 flows, 1 dials"));
+    assert!(s.contains(&format!("⇒ 127.0.0.1:{}", server.addr.port())), "{s}");
+    t.keys(&["q"]);
+    let end = t.wait("the exit", |s| s.contains("EXITED"));
+    assert!(end.contains("EXITED 0"), "{end}");
+    let all = t.history();
+    assert!(all.contains("real sockets") && all.contains(&format!("forward tcp 127.0.0.1:{forward}")), "{all}");
+}
