@@ -71,8 +71,9 @@ pub enum Control {
     },
     /// Frames from a tunnel's peer: they arrive at the paced clock's current time.
     Frames(Vec<crate::transport::InFrame>),
-    /// What a real socket of a forward or an exit gateway says of its flow.
-    Bridge(crate::sim::bridge::BridgeIn),
+    /// The real sockets of forwards and exit gateways have said something: take it from their
+    /// inbox.
+    BridgeWake,
 }
 
 /// The lab as a UI sees it: the core's snapshot, the counters, and the clock.
@@ -612,12 +613,8 @@ impl Driver {
                     self.inject(f.link, f.from, f.packet, &f.frame);
                 }
             }
-            Control::Bridge(msg) => {
-                let at = self.paced_now(target);
-                if at > self.sim.now() {
-                    self.step_at(at);
-                }
-                self.sim.bridge_in(msg);
+            Control::BridgeWake => {
+                self.take_bridged(target);
             }
             Control::Capture { link, on } => {
                 if let Err(e) = self.set_capture(link, on) {
@@ -627,9 +624,28 @@ impl Driver {
         }
     }
 
+    /// Takes what the real sockets said, at the paced clock's time. Whether there was anything.
+    fn take_bridged(&mut self, target: SimTime) -> bool {
+        let msgs = match &self.bridges {
+            Some(b) => b.take(),
+            None => return false,
+        };
+        if msgs.is_empty() {
+            return false;
+        }
+        let at = self.paced_now(target);
+        if at > self.sim.now() {
+            self.step_at(at);
+        }
+        for msg in msgs {
+            self.sim.bridge_in(msg);
+        }
+        true
+    }
+
     /// Takes the controls waiting without blocking.
     fn poll_controls(&mut self, target: SimTime) -> bool {
-        let mut any = false;
+        let mut any = self.take_bridged(target);
         while let Some(c) = self.inbox.as_ref().and_then(|rx| rx.try_recv().ok()) {
             self.handle(c, target);
             any = true;
@@ -835,7 +851,11 @@ impl Driver {
                         let _ = reply.try_send(self.snapshot());
                     }
                     // A forward's connection accepted before the lab started opens at its start.
-                    Ok(Control::Bridge(msg)) => self.sim.bridge_in(msg),
+                    Ok(Control::BridgeWake) => {
+                        for msg in self.bridges.as_ref().map(crate::transport::bridges::Bridges::take).unwrap_or_default() {
+                            self.sim.bridge_in(msg);
+                        }
+                    }
                     Ok(_) => {}
                 }
             }

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +32,10 @@ const UDP_FLOWS: usize = 256;
 /// TCP connections one forward carries at once; one past it is reset at once. Each holds a lab
 /// socket's buffers and up to a window each way.
 pub const TCP_FLOWS: usize = 256;
+/// Messages the driver's inbox holds before UDP datagrams are dropped.
+const INBOX_DATAGRAMS: usize = 65_536;
+/// The most a writer gathers into one write before it says what it wrote.
+const WRITE_GATHER: usize = 1 << 20;
 /// Lines of the log kept for the report.
 const LOG_LINES: usize = 1000;
 
@@ -50,6 +54,10 @@ struct Flow {
 
 struct Ctx {
     ctl: SyncSender<Control>,
+    /// What the sockets said, for the driver to take whole ([`Bridges::take`]): it is woken by
+    /// one [`Control::BridgeWake`] when this fills from empty, so that bridge traffic never takes
+    /// more than one place in the driver's channel, which tunnel frames share.
+    inbox: Mutex<Vec<BridgeIn>>,
     flows: Mutex<HashMap<FlowId, Flow>>,
     next: AtomicU32,
     log: Mutex<Vec<String>>,
@@ -76,22 +84,24 @@ impl Ctx {
         self.flows.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&flow)
     }
 
-    /// Tells the driver, waiting (without blocking the runtime) while its channel is full.
-    async fn tell(&self, msg: BridgeIn) {
-        let mut c = Control::Bridge(msg);
-        loop {
-            match self.ctl.try_send(c) {
-                Ok(()) => return,
-                Err(TrySendError::Full(back)) => {
-                    if self.stopping.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    c = back;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Err(TrySendError::Disconnected(_)) => return,
-            }
+    /// Tells the driver. What the inbox holds is bounded by the flows' windows (TCP) and by
+    /// [`INBOX_DATAGRAMS`] (UDP, whose datagrams past it are dropped).
+    fn tell(&self, msg: BridgeIn) {
+        let mut inbox = self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if inbox.len() >= INBOX_DATAGRAMS && matches!(msg, BridgeIn::Data(..)) && self.is_udp(msg.flow()) {
+            return;
         }
+        let wake = inbox.is_empty();
+        inbox.push(msg);
+        drop(inbox);
+        if wake {
+            // Full: the driver is busy with its channel, and takes the inbox when it steps.
+            let _ = self.ctl.try_send(Control::BridgeWake);
+        }
+    }
+
+    fn is_udp(&self, flow: FlowId) -> bool {
+        self.flows.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&flow).is_some_and(|f| f.credit.is_none())
     }
 }
 
@@ -123,6 +133,7 @@ impl Bridges {
             .context("cannot start the runtime of the forwards")?;
         let ctx = Arc::new(Ctx {
             ctl,
+            inbox: Mutex::new(Vec::new()),
             flows: Mutex::new(HashMap::new()),
             next: AtomicU32::new(1),
             log: Mutex::new(Vec::new()),
@@ -175,6 +186,12 @@ impl Bridges {
         }
     }
 
+    /// What the sockets said since the last call, in order.
+    #[must_use]
+    pub fn take(&self) -> Vec<BridgeIn> {
+        std::mem::take(&mut *self.ctx.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
     /// Adds a line to the log.
     pub fn note(&self, line: String) {
         self.ctx.log(line);
@@ -223,7 +240,7 @@ impl Bridges {
                     rt.spawn(async move {
                         let answered = tokio::task::spawn_blocking(move || ping(real, &data)).await;
                         if matches!(answered, Ok(Ok(true))) {
-                            ctx.tell(BridgeIn::EchoReply(flow)).await;
+                            ctx.tell(BridgeIn::EchoReply(flow));
                         }
                     });
                 }
@@ -299,7 +316,7 @@ async fn accept_tcp(ctx: Arc<Ctx>, l: TcpListener, f: Forward) {
         let (tx, rx) = mpsc::unbounded_channel();
         let credit = Arc::new(Semaphore::new(WINDOW));
         ctx.register(flow, Flow { tx, credit: Some(Arc::clone(&credit)) });
-        ctx.tell(BridgeIn::Open { flow, proto: Proto::Tcp, to: f.to, peer, udp_idle: f.udp_idle }).await;
+        ctx.tell(BridgeIn::Open { flow, proto: Proto::Tcp, to: f.to, peer, udp_idle: f.udp_idle });
         open.fetch_add(1, Ordering::Relaxed);
         let (c, o) = (Arc::clone(&ctx), Arc::clone(&open));
         tokio::spawn(async move {
@@ -327,12 +344,12 @@ async fn dial_tcp(
         Ok(stream) => {
             let _ = stream.set_nodelay(true);
             let local = stream.local_addr().unwrap_or(real);
-            ctx.tell(BridgeIn::Dialed(flow, Dialed::Ok(local))).await;
+            ctx.tell(BridgeIn::Dialed(flow, Dialed::Ok(local)));
             pipe_tcp(ctx, flow, stream, rx, credit).await;
         }
         Err(d) => {
             ctx.forget(flow);
-            ctx.tell(BridgeIn::Dialed(flow, d)).await;
+            ctx.tell(BridgeIn::Dialed(flow, d));
         }
     }
 }
@@ -372,15 +389,15 @@ async fn pipe_tcp(
             };
             match n {
                 Ok(0) => {
-                    rctx.tell(BridgeIn::Eof(flow)).await;
+                    rctx.tell(BridgeIn::Eof(flow));
                     return;
                 }
                 Ok(n) => {
                     credit.add_permits(room - n);
-                    rctx.tell(BridgeIn::Data(flow, buf[..n].to_vec())).await;
+                    rctx.tell(BridgeIn::Data(flow, buf[..n].to_vec()));
                 }
                 Err(_) => {
-                    rctx.tell(BridgeIn::Reset(flow)).await;
+                    rctx.tell(BridgeIn::Reset(flow));
                     return;
                 }
             }
@@ -388,16 +405,31 @@ async fn pipe_tcp(
     });
     let mut stop = Some(stop_tx);
     let mut reset = false;
-    while let Some(m) = rx.recv().await {
+    let mut next: Option<ToReal> = None;
+    while let Some(m) = match next.take() {
+        Some(m) => Some(m),
+        None => rx.recv().await,
+    } {
         match m {
-            ToReal::Data(b) => {
+            ToReal::Data(mut b) => {
+                // What else is waiting goes in the same write, and is told in one message.
+                while b.len() < WRITE_GATHER {
+                    match rx.try_recv() {
+                        Ok(ToReal::Data(more)) => b.extend_from_slice(&more),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
                 let n = b.len();
                 if wr.write_all(&b).await.is_err() {
                     ctx.forget(flow);
-                    ctx.tell(BridgeIn::Reset(flow)).await;
+                    ctx.tell(BridgeIn::Reset(flow));
                     break;
                 }
-                ctx.tell(BridgeIn::Written(flow, n)).await;
+                ctx.tell(BridgeIn::Written(flow, n));
             }
             ToReal::Eof => {
                 let _ = wr.shutdown().await;
@@ -447,7 +479,7 @@ async fn serve_udp(ctx: Arc<Ctx>, sock: Arc<UdpSocket>, f: Forward) {
                 let (tx, mut rx) = mpsc::unbounded_channel();
                 ctx.register(flow, Flow { tx, credit: None });
                 peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(peer, flow);
-                ctx.tell(BridgeIn::Open { flow, proto: Proto::Udp, to: f.to, peer, udp_idle: f.udp_idle }).await;
+                ctx.tell(BridgeIn::Open { flow, proto: Proto::Udp, to: f.to, peer, udp_idle: f.udp_idle });
                 let (s, p, c) = (Arc::clone(&sock), Arc::clone(&peers), Arc::clone(&ctx));
                 tokio::spawn(async move {
                     while let Some(m) = rx.recv().await {
@@ -465,7 +497,7 @@ async fn serve_udp(ctx: Arc<Ctx>, sock: Arc<UdpSocket>, f: Forward) {
                 flow
             }
         };
-        ctx.tell(BridgeIn::Data(flow, buf[..n].to_vec())).await;
+        ctx.tell(BridgeIn::Data(flow, buf[..n].to_vec()));
     }
 }
 
@@ -476,17 +508,17 @@ async fn dial_udp(ctx: Arc<Ctx>, flow: FlowId, real: SocketAddr, mut rx: mpsc::U
         Ok(s) => s,
         Err(_) => {
             ctx.forget(flow);
-            ctx.tell(BridgeIn::Dialed(flow, Dialed::Failed)).await;
+            ctx.tell(BridgeIn::Dialed(flow, Dialed::Failed));
             return;
         }
     };
     if sock.connect(real).await.is_err() {
         ctx.forget(flow);
-        ctx.tell(BridgeIn::Dialed(flow, Dialed::Failed)).await;
+        ctx.tell(BridgeIn::Dialed(flow, Dialed::Failed));
         return;
     }
     let local = sock.local_addr().unwrap_or(any);
-    ctx.tell(BridgeIn::Dialed(flow, Dialed::Ok(local))).await;
+    ctx.tell(BridgeIn::Dialed(flow, Dialed::Ok(local)));
     let mut buf = vec![0u8; 65536];
     loop {
         tokio::select! {
@@ -495,7 +527,7 @@ async fn dial_udp(ctx: Arc<Ctx>, flow: FlowId, real: SocketAddr, mut rx: mpsc::U
                     if let Err(e) = sock.send(&d).await {
                         if e.kind() == std::io::ErrorKind::ConnectionRefused {
                             ctx.forget(flow);
-                            ctx.tell(BridgeIn::Reset(flow)).await;
+                            ctx.tell(BridgeIn::Reset(flow));
                             return;
                         }
                     }
@@ -504,10 +536,10 @@ async fn dial_udp(ctx: Arc<Ctx>, flow: FlowId, real: SocketAddr, mut rx: mpsc::U
                 Some(ToReal::Close { .. }) | None => return,
             },
             r = sock.recv(&mut buf) => match r {
-                Ok(n) => ctx.tell(BridgeIn::Data(flow, buf[..n].to_vec())).await,
+                Ok(n) => ctx.tell(BridgeIn::Data(flow, buf[..n].to_vec())),
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                     ctx.forget(flow);
-                    ctx.tell(BridgeIn::Reset(flow)).await;
+                    ctx.tell(BridgeIn::Reset(flow));
                     return;
                 }
                 Err(_) => {}
