@@ -852,7 +852,9 @@ impl Driver {
                     }
                     // A forward's connection accepted before the lab started opens at its start.
                     Ok(Control::BridgeWake) => {
-                        for msg in self.bridges.as_ref().map(crate::transport::bridges::Bridges::take).unwrap_or_default() {
+                        for msg in
+                            self.bridges.as_ref().map(crate::transport::bridges::Bridges::take).unwrap_or_default()
+                        {
                             self.sim.bridge_in(msg);
                         }
                     }

@@ -477,3 +477,38 @@ fn echo_is_carried_out_where_ping_sockets_are_granted() {
     assert!(b.raw.is_empty());
     assert_eq!((b.counters.echo_sent, b.counters.echo_answered, b.counters.echo_prohibited), (2, 1, 0));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Whatever the edge says, in whatever order, of flows that exist or not: no panic.
+    #[test]
+    fn any_sequence_from_the_edge_is_taken(msgs in proptest::collection::vec((0u8..8, 0u32..4, 0usize..70_000), 1..40)) {
+        let mut r = Rig::new(LAB);
+        r.run(Duration::from_millis(10));
+        for (kind, n, len) in msgs {
+            let fwd = FlowId { node: CLIENT, n };
+            let exit = FlowId { node: GW, n: (1 << 31) + n };
+            let msg = match kind {
+                0 => BridgeIn::Open {
+                    flow: fwd,
+                    proto: if len % 2 == 0 { Proto::Tcp } else { Proto::Udp },
+                    to: "10.99.0.1:80".parse().unwrap(),
+                    peer: "127.0.0.1:40000".parse().unwrap(),
+                    udp_idle: Duration::from_secs(1),
+                },
+                1 => BridgeIn::Data(if len % 2 == 0 { fwd } else { exit }, vec![1; len % 5000]),
+                2 => BridgeIn::Written(if len % 2 == 0 { fwd } else { exit }, len),
+                3 => BridgeIn::Eof(if len % 2 == 0 { fwd } else { exit }),
+                4 => BridgeIn::Reset(if len % 2 == 0 { fwd } else { exit }),
+                5 => BridgeIn::Dialed(exit, Dialed::Ok("127.0.0.1:1".parse().unwrap())),
+                6 => BridgeIn::Dialed(exit, if len % 2 == 0 { Dialed::Refused } else { Dialed::TimedOut }),
+                _ => BridgeIn::EchoReply(exit),
+            };
+            r.give(msg);
+            r.run(Duration::from_millis(len as u64 % 300));
+        }
+        r.run(Duration::from_secs(30));
+        let snap = r.sim.snapshot();
+        prop_assert!(snap.bridges.iter().all(|b| b.flows.len() <= 64));
+    }
+}

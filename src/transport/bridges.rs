@@ -101,7 +101,11 @@ impl Ctx {
     }
 
     fn is_udp(&self, flow: FlowId) -> bool {
-        self.flows.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&flow).is_some_and(|f| f.credit.is_none())
+        self.flows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&flow)
+            .is_some_and(|f| f.credit.is_none())
     }
 }
 
