@@ -1,8 +1,8 @@
 //! Port forwards and exit gateways end to end: real clients on 127.0.0.1 reach a forward's
 //! listening socket, the flow crosses the lab (and, for `remote-reach`, a UDP tunnel between two
 //! `netlab` processes) to an exit gateway, and the gateway dials a real server on 127.0.0.1 that
-//! the test runs itself. What the real client gets is checked against what the server sent, and
-//! against what the report counts.
+//! the test runs itself. Refused dials and destinations outside `exit.allow` are checked against
+//! what the real client sees and what the report counts.
 //!
 //! Every process and server runs under a guard that stops it when dropped, whatever happened to
 //! the test; every wait is bounded. Only [`shipped_gateway_local_lab`] uses fixed ports (those of
@@ -225,6 +225,18 @@ fn shipped(name: &str) -> Value {
     serde_json::from_str(&text).expect("JSON")
 }
 
+/// `labs/gateway-local.json` with other forwards: the same client, router and gateway.
+fn local_lab(name: &str, forwards: Value) -> Value {
+    let mut lab = shipped("gateway-local.json");
+    lab["name"] = json!(name);
+    lab["forwards"] = forwards;
+    lab
+}
+
+fn tcp_forward(listen: u16, to: &str) -> Value {
+    json!({ "listen": format!("127.0.0.1:{listen}"), "from": "client", "to": to })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reports
 
@@ -243,6 +255,10 @@ fn counter(r: &Value, node: &str, name: &str) -> u64 {
 /// The flows of `node`'s bridge of transport `proto`.
 fn flows<'a>(r: &'a Value, node: &str, proto: &str) -> Vec<&'a Value> {
     bridge(r, node)["flows"].as_array().expect("flows").iter().filter(|f| f["proto"] == proto).collect()
+}
+
+fn bridge_log(r: &Value) -> Vec<String> {
+    r["bridge_log"].as_array().expect("bridge_log").iter().map(|l| l.as_str().expect("a line").to_string()).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -829,4 +845,164 @@ fn remote_reach_across_two_processes() {
         100.0 / secs,
         h["tunnels"][0]["rx_dropped"]
     ));
+}
+
+/// A forward to a port where no real server listens: the gateway's dial is refused, the lab client
+/// gets a reset, and so does the real client, at once. The gateway counts each refused dial.
+#[test]
+fn refused_dial_resets_the_real_client() {
+    let _heavy = heavy();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (fwd, closed) = (free_port(), free_port());
+    let lab_path = dir.path().join("lab.json");
+    write_json(&lab_path, &local_lab("refused", json!([tcp_forward(fwd, &format!("10.99.0.1:{closed}"))])));
+    let mut p = Proc::run(dir.path(), "refused", &lab_path, &["--no-capture", "--duration", PROCESS_LIMIT], None);
+    p.wait_for_stderr("listening", Duration::from_secs(20));
+    let addr: SocketAddr = format!("127.0.0.1:{fwd}").parse().expect("addr");
+
+    let mut attempts = 0;
+    for _ in 0..2 {
+        attempts += 1;
+        let start = Instant::now();
+        let r = http_get(addr, "/", Duration::from_secs(5), |_| {});
+        let took = start.elapsed();
+        let e = r.expect_err("a GET to a closed port cannot succeed");
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "the real client sees a reset: {e}\n{}", p.tail());
+        assert!(took < Duration::from_secs(2), "the reset took {took:?}");
+    }
+    if common::tool("curl") {
+        attempts += 1;
+        let start = Instant::now();
+        let r = Command::new("curl")
+            .args(["-sS", "--max-time", "10", "-o", "/dev/null", &format!("http://{addr}/")])
+            .output()
+            .expect("curl runs");
+        let took = start.elapsed();
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(56), "curl sees a reset (exit 56): {err}");
+        assert!(err.contains("reset by peer"), "{err}");
+        assert!(took < Duration::from_secs(2), "the reset took {took:?}");
+    }
+    sleep_ms(200);
+    p.stop();
+    let r = p.report();
+    assert_eq!(counter(&r, "gw", "dials"), attempts, "{}", bridge(&r, "gw")["counters"]);
+    assert_eq!(counter(&r, "gw", "dials_refused"), attempts, "{}", bridge(&r, "gw")["counters"]);
+    assert_eq!(counter(&r, "gw", "flows"), 0, "{}", bridge(&r, "gw")["counters"]);
+    let f = flows(&r, "client", "tcp");
+    assert_eq!(f.len() as u64, attempts, "{}", r["bridges"]);
+    assert!(f.iter().all(|f| f["state"] == "refused"), "{f:?}");
+}
+
+/// A destination the gateway does not let out. `check` takes a forward's target only if some
+/// gateway allows it, so the two sites' copies of `remote-reach` differ, as two machines' files
+/// may: hq's lets 10.99.0.0/24 out, the branch's (which runs the gateway) only 10.99.0.1/32. A
+/// TCP connection to 10.99.0.2 is reset at once and a datagram is answered with ICMP
+/// administratively prohibited, inside the lab; a real listener where 10.99.0.2 maps to
+/// (127.0.0.2) hears nothing; the gateway counts and logs the refusals.
+#[test]
+fn destination_outside_exit_allow_is_refused() {
+    let _heavy = heavy();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = new_key();
+    // The trap: TCP and UDP on 127.0.0.2, one port.
+    let (trap, trap_udp) = (0..100)
+        .find_map(|_| {
+            let t = TcpListener::bind("127.0.0.2:0").ok()?;
+            let u = UdpSocket::bind(("127.0.0.2", t.local_addr().ok()?.port())).ok()?;
+            Some((t, u))
+        })
+        .expect("a port free on 127.0.0.2");
+    trap.set_nonblocking(true).expect("nonblocking");
+    trap_udp.set_nonblocking(true).expect("nonblocking");
+    let port = trap.local_addr().expect("addr").port();
+    let pcap = dir.path().join("branch.pcapng");
+    let (mut hq, mut branch, fwd) = remote_reach(
+        dir.path(),
+        &key,
+        |lab, fwd| {
+            let to = format!("10.99.0.2:{port}");
+            let listen = format!("127.0.0.1:{fwd}");
+            lab["forwards"] = json!([
+                { "listen": listen, "from": "laptop", "to": to },
+                { "listen": listen, "from": "laptop", "to": to, "proto": "udp" },
+            ]);
+        },
+        |lab| {
+            lab["nodes"]["exit"]["exit"]["allow"] = json!(["10.99.0.1/32"]);
+            // The forwards run at hq; the branch's copy has none (it could not name 10.99.0.2).
+            lab["forwards"] = json!([]);
+        },
+        &["--no-capture"],
+        &["--capture", path_str(&pcap)],
+    );
+    let fwd: SocketAddr = format!("127.0.0.1:{fwd}").parse().expect("addr");
+
+    let mut tcp_attempts = 0;
+    for _ in 0..2 {
+        tcp_attempts += 1;
+        let start = Instant::now();
+        let e = http_get(fwd, "/", Duration::from_secs(5), |_| {}).expect_err("a refused destination cannot answer");
+        let took = start.elapsed();
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "the real client sees a reset: {e}\n{}", hq.tail());
+        assert!(took < Duration::from_secs(2), "the reset took {took:?}");
+    }
+    if common::tool("curl") {
+        tcp_attempts += 1;
+        let r = Command::new("curl")
+            .args(["-sS", "--max-time", "10", "-o", "/dev/null", &format!("http://{fwd}/")])
+            .output()
+            .expect("curl runs");
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(56), "curl sees a reset (exit 56): {err}");
+    }
+    let client = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let e = udp_exchange(&client, fwd, b"to a destination the gateway refuses", 2);
+    assert!(e.is_err(), "a refused datagram came back: {e:?}");
+
+    // Nothing reached the real listener where 10.99.0.2 maps.
+    let until = Instant::now() + Duration::from_millis(1500);
+    let mut buf = [0u8; 2048];
+    while Instant::now() < until {
+        match trap.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("the gateway dialled a destination it does not allow: {other:?}"),
+        }
+        match trap_udp.recv_from(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("the gateway sent to a destination it does not allow: {other:?}"),
+        }
+        sleep_ms(20);
+    }
+    hq.stop();
+    branch.stop();
+    let (h, b) = (hq.report(), branch.report());
+    let counters = &bridge(&b, "exit")["counters"];
+    // Two datagrams (the exchange's two tries) and every SYN, retransmissions aside.
+    assert!(counter(&b, "exit", "denied") >= tcp_attempts + 2, "{counters}");
+    for c in ["dials", "flows", "dials_refused"] {
+        assert_eq!(counter(&b, "exit", c), 0, "{c}: {counters}");
+    }
+    let log = bridge_log(&b);
+    let refused: Vec<&String> = log.iter().filter(|l| l.contains("exit refused")).collect();
+    assert!(!refused.is_empty(), "no `exit refused` line: {log:?}");
+    assert!(
+        refused[0].starts_with("exit refused tcp 10.20.1.10:")
+            && refused[0].contains(&format!("→ 10.99.0.2:{port}: not in exit.allow")),
+        "{log:?}"
+    );
+    assert!(branch.stderr().contains("bridge: exit refused tcp 10.20.1.10:"), "{}", branch.tail());
+    // At hq, the lab's side of each TCP flow was refused.
+    let f = flows(&h, "laptop", "tcp");
+    assert_eq!(f.len() as u64, tcp_attempts, "{}", h["bridges"]);
+    assert!(f.iter().all(|f| f["state"] == "refused"), "{f:?}");
+    // The gateway's answers, in the lab at the branch: a reset for each SYN, ICMP administratively
+    // prohibited (type 3, code 13) for each datagram.
+    if common::tool("tshark") {
+        let rst =
+            format!("tcp.flags.reset == 1 && ip.src == 10.99.0.2 && tcp.srcport == {port} && ip.dst == 10.20.1.10");
+        assert!(common::count(&pcap, &rst) >= 1, "no reset from 10.99.0.2 in the branch's capture");
+        let prohibited = "icmp.type == 3 && icmp.code == 13 && ip.src == 10.99.0.2 && ip.dst == 10.20.1.10";
+        assert!(common::count(&pcap, prohibited) >= 1, "no ICMP administratively prohibited in the branch's capture");
+    }
 }
