@@ -1,8 +1,9 @@
 //! Port forwards and exit gateways end to end: real clients on 127.0.0.1 reach a forward's
 //! listening socket, the flow crosses the lab (and, for `remote-reach`, a UDP tunnel between two
 //! `netlab` processes) to an exit gateway, and the gateway dials a real server on 127.0.0.1 that
-//! the test runs itself. Refused dials and destinations outside `exit.allow` are checked against
-//! what the real client sees and what the report counts.
+//! the test runs itself. Refused dials, destinations outside `exit.allow`, UDP flows and their
+//! idle ends, and forwards given on the command line are each checked against what the real
+//! client sees and what the report counts.
 //!
 //! Every process and server runs under a guard that stops it when dropped, whatever happened to
 //! the test; every wait is bounded. Only [`shipped_gateway_local_lab`] uses fixed ports (those of
@@ -1004,5 +1005,135 @@ fn destination_outside_exit_allow_is_refused() {
         assert!(common::count(&pcap, &rst) >= 1, "no reset from 10.99.0.2 in the branch's capture");
         let prohibited = "icmp.type == 3 && icmp.code == 13 && ip.src == 10.99.0.2 && ip.dst == 10.20.1.10";
         assert!(common::count(&pcap, prohibited) >= 1, "no ICMP administratively prohibited in the branch's capture");
+    }
+}
+
+/// UDP through a forward (idle after 1 s) and the gateway (idle after 1 s): two real client
+/// sockets are two flows each side, every datagram comes back from a real echo server; once idle,
+/// the flows end on both sides, and a datagram after that opens a new flow that is answered too. A
+/// datagram to a real port where nothing listens ends the gateway's flow as refused by the real
+/// side.
+#[test]
+fn udp_forward_flows_and_idle_ends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let echo = UdpEcho::bind("127.0.0.1:0");
+    let (fwd, fwd_closed, closed) = (free_port(), free_port(), free_port());
+    let mut lab = local_lab(
+        "udp",
+        json!([
+            { "listen": format!("127.0.0.1:{fwd}"), "from": "client", "to": format!("10.99.0.1:{}", echo.addr.port()),
+              "proto": "udp", "udp_idle": "1s" },
+            { "listen": format!("127.0.0.1:{fwd_closed}"), "from": "client", "to": format!("10.99.0.1:{closed}"),
+              "proto": "udp", "udp_idle": "1s" },
+        ]),
+    );
+    lab["nodes"]["gw"]["exit"]["udp_idle"] = json!("1s");
+    let lab_path = dir.path().join("lab.json");
+    write_json(&lab_path, &lab);
+    let mut p = Proc::run(dir.path(), "udp", &lab_path, &["--duration", PROCESS_LIMIT, "--no-capture"], None);
+    p.wait_for_stderr(&format!("bridge: forward udp 127.0.0.1:{fwd_closed} → client"), Duration::from_secs(20));
+    let to: SocketAddr = format!("127.0.0.1:{fwd}").parse().expect("addr");
+
+    let (a, b) = (UdpSocket::bind("127.0.0.1:0").expect("bind"), UdpSocket::bind("127.0.0.1:0").expect("bind"));
+    for i in 0..3 {
+        for (name, s) in [("a", &a), ("b", &b)] {
+            let msg = format!("datagram {i} from {name}");
+            udp_exchange(s, to, msg.as_bytes(), 10).unwrap_or_else(|e| panic!("{e}\n{}", p.tail()));
+        }
+    }
+    let distinct = |v: Vec<SocketAddr>| v.into_iter().collect::<std::collections::BTreeSet<_>>().len();
+    assert_eq!(distinct(echo.sources()), 2, "two flows, two real sources at the server: {:?}", echo.sources());
+    // Past both idle times: the flows end; a datagram from `a` then is a new flow, answered.
+    sleep_ms(2500);
+    udp_exchange(&a, to, b"after the idle end", 10).unwrap_or_else(|e| panic!("{e}\n{}", p.tail()));
+    assert_eq!(distinct(echo.sources()), 3, "a new flow, a new real source: {:?}", echo.sources());
+    // To a real port where nothing listens.
+    let c = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let closed_to: SocketAddr = format!("127.0.0.1:{fwd_closed}").parse().expect("addr");
+    for _ in 0..3 {
+        c.send_to(b"nobody here", closed_to).expect("send");
+        sleep_ms(200);
+    }
+    sleep_ms(2500);
+    p.stop();
+
+    let r = p.report();
+    let (fc, gc) = (&bridge(&r, "client")["counters"], &bridge(&r, "gw")["counters"]);
+    // a, b, a again, and c.
+    assert_eq!(counter(&r, "client", "flows"), 4, "{fc}");
+    assert!(counter(&r, "client", "udp_timeouts") >= 4, "{fc}");
+    assert!(counter(&r, "gw", "udp_timeouts") >= 3, "{gc}");
+    let fwd_flows = flows(&r, "client", "udp");
+    let real = |s: &UdpSocket| json!(s.local_addr().expect("addr").to_string());
+    for (s, n) in [(&a, 2), (&b, 1), (&c, 1)] {
+        let mine: Vec<&&Value> = fwd_flows.iter().filter(|f| f["real"] == real(s)).collect();
+        assert_eq!(mine.len(), n, "flows of {}: {fwd_flows:?}", real(s));
+        assert!(mine.iter().all(|f| f["state"] == "idle" && !f["ended"].is_null()), "{mine:?}");
+    }
+    let gw_flows = flows(&r, "gw", "udp");
+    let echoed: Vec<&&Value> = gw_flows.iter().filter(|f| f["real"] == json!(echo.addr.to_string())).collect();
+    assert_eq!(echoed.len(), 3, "{gw_flows:?}");
+    assert!(echoed.iter().all(|f| f["state"] == "idle"), "{echoed:?}");
+    // Each datagram to the closed port after a refusal is a new flow, refused in turn.
+    let refused: Vec<&&Value> = gw_flows.iter().filter(|f| f["real"] == json!(format!("127.0.0.1:{closed}"))).collect();
+    assert!(!refused.is_empty(), "{gw_flows:?}");
+    assert!(refused.iter().all(|f| f["state"] == "refused by the real side"), "{refused:?}");
+    assert_eq!(counter(&r, "gw", "flows"), 3 + refused.len() as u64, "{gc}");
+}
+
+/// `--forward` on the command line works as a lab file's forward does; a bad one stops the run
+/// before it starts, exit code 2, naming the problem.
+#[test]
+fn command_line_forwards() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = HttpServer::bind("127.0.0.1:0", b"from the command line\n".to_vec());
+    let lab_path = dir.path().join("lab.json");
+    write_json(&lab_path, &local_lab("cli", json!([])));
+    let fwd = free_port();
+    let arg = format!("127.0.0.1:{fwd},client,10.99.0.1:{}", server.addr.port());
+    let mut p = Proc::run(
+        dir.path(),
+        "cli",
+        &lab_path,
+        &["--no-capture", "--duration", PROCESS_LIMIT, "--forward", &arg],
+        None,
+    );
+    p.wait_for_stderr(
+        &format!("bridge: forward tcp 127.0.0.1:{fwd} → client → 10.99.0.1:{} listening", server.addr.port()),
+        Duration::from_secs(20),
+    );
+    let mut got = Vec::new();
+    let g = http_get(format!("127.0.0.1:{fwd}").parse().expect("addr"), "/", Duration::from_secs(10), |b| {
+        got.extend_from_slice(b);
+    })
+    .unwrap_or_else(|e| panic!("GET through --forward: {e}\n{}", p.tail()));
+    assert_eq!(g.status, 200, "{g:?}");
+    assert_eq!(got, b"from the command line\n");
+    p.stop();
+    let r = p.report();
+    assert_eq!(
+        r["forwards"],
+        json!([{ "proto": "tcp", "listen": format!("127.0.0.1:{fwd}"), "from": "client",
+                 "to": format!("10.99.0.1:{}", server.addr.port()) }])
+    );
+    assert_eq!(counter(&r, "gw", "flows"), 1, "{}", bridge(&r, "gw")["counters"]);
+
+    let bad = free_port();
+    for (forward, says) in [
+        (format!("127.0.0.1:{bad},r1,10.99.0.1:80"), "`r1` is a router; a forward's flows start from a host"),
+        (format!("127.0.0.1:{bad},gw,10.99.0.1:80"), "`gw` is a gateway; a forward's flows start from a host"),
+        (format!("127.0.0.1:{bad},nobody,10.99.0.1:80"), "`nobody` names no node"),
+        (format!("127.0.0.1:{bad},client"), "is not a forward"),
+        ("127.0.0.1,client,10.99.0.1:80".to_string(), "has no port"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["run", path_str(&lab_path), "--headless", "--no-capture", "--duration", "5s", "--forward", &forward])
+            .output()
+            .expect("netlab runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--forward {forward}: {err}");
+        assert!(err.contains("error: --forward"), "--forward {forward}: {err}");
+        assert!(err.contains(says), "--forward {forward}: expected {says:?} in:\n{err}");
+        assert!(TcpStream::connect(("127.0.0.1", bad)).is_err(), "a bad --forward left a listener");
     }
 }
