@@ -1030,7 +1030,9 @@ fn udp_forward_flows_and_idle_ends() {
     lab["nodes"]["gw"]["exit"]["udp_idle"] = json!("1s");
     let lab_path = dir.path().join("lab.json");
     write_json(&lab_path, &lab);
-    let mut p = Proc::run(dir.path(), "udp", &lab_path, &["--duration", PROCESS_LIMIT, "--no-capture"], None);
+    let capture = dir.path().join("udp.pcapng");
+    let cap = capture.to_string_lossy().to_string();
+    let mut p = Proc::run(dir.path(), "udp", &lab_path, &["--duration", PROCESS_LIMIT, "--capture", &cap], None);
     p.wait_for_stderr(&format!("bridge: forward udp 127.0.0.1:{fwd_closed} → client"), Duration::from_secs(20));
     let to: SocketAddr = format!("127.0.0.1:{fwd}").parse().expect("addr");
 
@@ -1079,6 +1081,17 @@ fn udp_forward_flows_and_idle_ends() {
     assert!(!refused.is_empty(), "{gw_flows:?}");
     assert!(refused.iter().all(|f| f["state"] == "refused by the real side"), "{refused:?}");
     assert_eq!(counter(&r, "gw", "flows"), 3 + refused.len() as u64, "{gc}");
+    // Each refusal comes back into the lab as ICMP port unreachable from the destination, quoting
+    // the datagram (with its payload) it is about.
+    if common::tool("tshark") {
+        let filter = format!(
+            "icmp.type == 3 && icmp.code == 3 && ip.src == 10.99.0.1 && ip.dst == 10.0.1.10 && udp.dstport == {closed}"
+        );
+        let lines = common::tshark(&["-r", &cap, "-Y", &filter]);
+        let n = lines.lines().filter(|l| !l.trim().is_empty()).count();
+        // Once on each of the two links it crosses.
+        assert_eq!(n, 2 * refused.len(), "{lines}");
+    }
 }
 
 /// `--forward` on the command line works as a lab file's forward does; a bad one stops the run
