@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 use smoltcp::iface::SocketHandle;
-use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, Icmpv4Packet, IpAddress, IpEndpoint,
@@ -29,6 +28,7 @@ use smoltcp::wire::{
 };
 
 use super::host::Stack;
+use super::router::caps;
 use crate::time::SimTime;
 use crate::topology::{Exit, NodeId, Proto};
 
@@ -309,14 +309,6 @@ pub struct Bridge {
     checksum_offload: bool,
     /// Something changed since the last poll.
     pub dirty: bool,
-}
-
-fn caps(offload: bool) -> ChecksumCapabilities {
-    if offload {
-        ChecksumCapabilities::ignored()
-    } else {
-        ChecksumCapabilities::default()
-    }
 }
 
 fn endpoint(a: SocketAddr) -> IpEndpoint {
@@ -1170,21 +1162,7 @@ fn icmp_error(me: EthernetAddress, to: EthernetAddress, packet: &[u8], why: Icmp
         icmp[0] = 1;
         icmp[1] = code;
         icmp[8..].copy_from_slice(quote);
-        let repr = Ipv6Repr {
-            src_addr: p.dst_addr(),
-            dst_addr: p.src_addr(),
-            next_header: IpProtocol::Icmpv6,
-            payload_len: icmp.len(),
-            hop_limit: 64,
-        };
-        let mut buf = vec![0; repr.buffer_len() + icmp.len()];
-        repr.emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]));
-        buf[40..].copy_from_slice(&icmp);
-        if !offload {
-            let mut c = smoltcp::wire::Icmpv6Packet::new_unchecked(&mut buf[40..]);
-            c.fill_checksum(&p.dst_addr(), &p.src_addr());
-        }
-        buf
+        ip_packet(IpAddr::V6(p.dst_addr()), IpAddr::V6(p.src_addr()), IpProtocol::Icmpv6, &icmp, offload)?
     } else {
         let hl = usize::from(packet.first()? & 0x0f) * 4;
         if hl < 20 || packet.len() < hl {
@@ -1213,17 +1191,7 @@ fn icmp_error(me: EthernetAddress, to: EthernetAddress, packet: &[u8], why: Icmp
         if !offload {
             Icmpv4Packet::new_unchecked(&mut icmp[..]).fill_checksum();
         }
-        let repr = Ipv4Repr {
-            src_addr: p.dst_addr(),
-            dst_addr: p.src_addr(),
-            next_header: IpProtocol::Icmp,
-            payload_len: icmp.len(),
-            hop_limit: 64,
-        };
-        let mut buf = vec![0; repr.buffer_len() + icmp.len()];
-        repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]), &caps(offload));
-        buf[20..].copy_from_slice(&icmp);
-        buf
+        ip_packet(IpAddr::V4(p.dst_addr()), IpAddr::V4(p.src_addr()), IpProtocol::Icmp, &icmp, offload)?
     };
     Some(ethernet(me, to, v6, &ip))
 }
@@ -1261,35 +1229,7 @@ fn udp_frame(
         |b| b.copy_from_slice(data),
         &caps(offload),
     );
-    let ip = match (src.ip(), dst.ip()) {
-        (IpAddr::V6(a), IpAddr::V6(b)) => {
-            let repr = Ipv6Repr {
-                src_addr: a,
-                dst_addr: b,
-                next_header: IpProtocol::Udp,
-                payload_len: l4.len(),
-                hop_limit: 64,
-            };
-            let mut buf = vec![0; repr.buffer_len() + l4.len()];
-            repr.emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]));
-            buf[40..].copy_from_slice(&l4);
-            buf
-        }
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let repr = Ipv4Repr {
-                src_addr: a,
-                dst_addr: b,
-                next_header: IpProtocol::Udp,
-                payload_len: l4.len(),
-                hop_limit: 64,
-            };
-            let mut buf = vec![0; repr.buffer_len() + l4.len()];
-            repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]), &caps(offload));
-            buf[20..].copy_from_slice(&l4);
-            buf
-        }
-        _ => Vec::new(),
-    };
+    let ip = ip_packet(src.ip(), dst.ip(), IpProtocol::Udp, &l4, offload).unwrap_or_default();
     ethernet(me, to, dst.is_ipv6(), &ip)
 }
 
@@ -1298,41 +1238,38 @@ fn echo_reply(p: &EchoPending, offload: bool) -> Option<Vec<u8>> {
     let mut icmp = vec![0u8; 8 + p.data.len()];
     icmp[4..8].copy_from_slice(&p.rest);
     icmp[8..].copy_from_slice(&p.data);
-    let ip = match (p.dst, p.src) {
-        (IpAddr::V4(from), IpAddr::V4(to)) => {
-            if !offload {
-                Icmpv4Packet::new_unchecked(&mut icmp[..]).fill_checksum();
-            }
-            let repr = Ipv4Repr {
-                src_addr: from,
-                dst_addr: to,
-                next_header: IpProtocol::Icmp,
-                payload_len: icmp.len(),
-                hop_limit: 64,
-            };
-            let mut buf = vec![0; repr.buffer_len() + icmp.len()];
-            repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]), &caps(offload));
-            buf[20..].copy_from_slice(&icmp);
-            buf
-        }
-        (IpAddr::V6(from), IpAddr::V6(to)) => {
-            icmp[0] = 129;
-            let repr = Ipv6Repr {
-                src_addr: from,
-                dst_addr: to,
-                next_header: IpProtocol::Icmpv6,
-                payload_len: icmp.len(),
-                hop_limit: 64,
-            };
-            let mut buf = vec![0; repr.buffer_len() + icmp.len()];
-            repr.emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]));
-            buf[40..].copy_from_slice(&icmp);
-            if !offload {
-                smoltcp::wire::Icmpv6Packet::new_unchecked(&mut buf[40..]).fill_checksum(&from, &to);
-            }
-            buf
-        }
-        _ => return None,
-    };
+    if p.src.is_ipv6() {
+        icmp[0] = 129;
+    } else if !offload {
+        Icmpv4Packet::new_unchecked(&mut icmp[..]).fill_checksum();
+    }
+    let proto = if p.src.is_ipv6() { IpProtocol::Icmpv6 } else { IpProtocol::Icmp };
+    let ip = ip_packet(p.dst, p.src, proto, &icmp, offload)?;
     Some(ethernet(p.my_mac, p.mac, p.src.is_ipv6(), &ip))
+}
+
+/// An IP packet from `src` to `dst` around `l4` (hop limit 64). An ICMPv6 message gets its
+/// checksum here, over the pseudo-header; other transports come with theirs. `None` when the two
+/// addresses are of different families.
+fn ip_packet(src: IpAddr, dst: IpAddr, proto: IpProtocol, l4: &[u8], offload: bool) -> Option<Vec<u8>> {
+    match (src, dst) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let repr = Ipv4Repr { src_addr: a, dst_addr: b, next_header: proto, payload_len: l4.len(), hop_limit: 64 };
+            let mut buf = vec![0; repr.buffer_len() + l4.len()];
+            repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]), &caps(offload));
+            buf[20..].copy_from_slice(l4);
+            Some(buf)
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let repr = Ipv6Repr { src_addr: a, dst_addr: b, next_header: proto, payload_len: l4.len(), hop_limit: 64 };
+            let mut buf = vec![0; repr.buffer_len() + l4.len()];
+            repr.emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]));
+            buf[40..].copy_from_slice(l4);
+            if proto == IpProtocol::Icmpv6 && !offload {
+                smoltcp::wire::Icmpv6Packet::new_unchecked(&mut buf[40..]).fill_checksum(&a, &b);
+            }
+            Some(buf)
+        }
+        _ => None,
+    }
 }

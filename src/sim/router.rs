@@ -190,7 +190,8 @@ pub struct Plane {
     pub counters: RouterCounters,
 }
 
-fn caps(offload: bool) -> ChecksumCapabilities {
+/// The checksums to compute and verify: all, or none (`checksum_offload`).
+pub(crate) fn caps(offload: bool) -> ChecksumCapabilities {
     if offload {
         ChecksumCapabilities::ignored()
     } else {
