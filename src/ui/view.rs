@@ -730,7 +730,10 @@ impl Widget for Nodes<'_> {
                     text.push(if i == 0 { Line::from(l).bold() } else { Line::from(format!("  {l}")) });
                 }
             }
-            text.push(Line::from("apps").bold());
+            // A gateway runs no apps.
+            if !h.apps.is_empty() || !s.sim.bridges.iter().any(|b| b.kind == "gateway" && b.node == h.name) {
+                text.push(Line::from("apps").bold());
+            }
             for a in &h.apps {
                 let state =
                     serde_json::to_value(a.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
