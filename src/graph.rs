@@ -144,7 +144,8 @@ pub fn dot(lab: &Lab) -> String {
     out.push_str("  edge [fontname=\"Helvetica\", fontsize=9];\n");
     let node_line = |out: &mut String, i: usize, indent: &str| {
         let n = &lab.nodes[i];
-        let shape = match n.kind {
+        let shape = match &n.kind {
+            NodeKind::Host(h) if h.exit.is_some() => "doubleoctagon",
             NodeKind::Host(_) => "box",
             NodeKind::Switch(_) => "hexagon",
             NodeKind::Router(_) => "octagon",
@@ -211,7 +212,8 @@ pub fn mermaid(lab: &Lab) -> String {
     let node_line = |out: &mut String, i: usize, indent: &str| {
         let n = &lab.nodes[i];
         let name = mermaid_escape(&n.name);
-        let _ = match n.kind {
+        let _ = match &n.kind {
+            NodeKind::Host(h) if h.exit.is_some() => writeln!(out, "{indent}n{i}[[\"{name}\"]]"),
             NodeKind::Host(_) => writeln!(out, "{indent}n{i}[\"{name}\"]"),
             NodeKind::Switch(_) => writeln!(out, "{indent}n{i}{{{{\"{name}\"}}}}"),
             NodeKind::Router(_) => writeln!(out, "{indent}n{i}((\"{name}\"))"),
@@ -272,12 +274,14 @@ fn truncate(s: &str, max: usize) -> String {
     out
 }
 
-/// The label of a node in the picture, at most `max` columns: switches in brackets.
+/// The label of a node in the picture, at most `max` columns: switches in brackets, routers in
+/// parentheses, exit gateways in angle brackets.
 fn node_label(lab: &Lab, i: usize, max: usize) -> String {
     let n = &lab.nodes[i];
     let name = visible(&n.name);
-    match n.kind {
+    match &n.kind {
         NodeKind::Switch(_) => format!("[{}]", truncate(&name, max.saturating_sub(2).max(1))),
+        NodeKind::Host(h) if h.exit.is_some() => format!("<{}>", truncate(&name, max.saturating_sub(2).max(1))),
         NodeKind::Host(_) => truncate(&name, max.max(1)),
         NodeKind::Router(_) => format!("({})", truncate(&name, max.saturating_sub(2).max(1))),
     }
@@ -460,11 +464,13 @@ pub fn text(lab: &Lab, width: usize) -> String {
     let mut out = String::new();
     let switches = lab.nodes.iter().any(|n| matches!(n.kind, NodeKind::Switch(_)));
     let routers = lab.nodes.iter().any(|n| matches!(n.kind, NodeKind::Router(_)));
+    let gateways = lab.nodes.iter().any(|n| n.kind.name() == "gateway");
     let head = format!(
-        "{}: {lab}{}{}",
+        "{}: {lab}{}{}{}",
         visible(&lab.name),
         if switches { ", switches in [brackets]" } else { "" },
-        if routers { ", routers in (parentheses)" } else { "" }
+        if routers { ", routers in (parentheses)" } else { "" },
+        if gateways { ", exit gateways in <angle brackets>" } else { "" }
     );
     out.push_str(&truncate(&head, width));
     out.push('\n');
