@@ -209,7 +209,11 @@ fn a_session_at_the_keyboard() {
         .arg(&replayed)
         .output()
         .expect("replay");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The session took a link down: when that was early enough to cost the apps what the lab's
+    // expectations ask, the replay (a run that ends by itself) says so with exit code 1.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let verdict = out.status.code() == Some(1) && stdout.contains("FAIL");
+    assert!(out.status.success() || verdict, "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let again = read_pcapng(&replayed);
     assert_eq!(live.len(), again.len(), "the replay gives the frames of the session");
     let epoch = live[0].ts_ns - again[0].ts_ns;
