@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 
+use crate::bench_tunnel::free_port;
 use crate::runtime::{self, CaptureChoice, Report, RunOptions};
 use crate::sim::apps::{count_mismatch, fill_pattern};
 use crate::topology::{self, Lab};
@@ -106,7 +107,7 @@ pub fn fetch(addr: SocketAddr, bytes: u64) -> anyhow::Result<Duration> {
         if n == 0 {
             break;
         }
-        let mut data = &buf[..n];
+        let data = &buf[..n];
         if head.len() < 4 || !head.windows(4).any(|w| w == b"\r\n\r\n") {
             head.extend_from_slice(data);
             let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
@@ -118,25 +119,11 @@ pub fn fetch(addr: SocketAddr, bytes: u64) -> anyhow::Result<Duration> {
         }
         bad += count_mismatch(data, body);
         body += data.len() as u64;
-        data = &[];
-        let _ = data;
     }
     let wall = start.elapsed();
     ensure!(body == bytes, "received {body} of {bytes} bytes");
     ensure!(bad == 0, "{bad} bytes differ from what was sent");
     Ok(wall)
-}
-
-/// A loopback port free for both TCP and UDP just now.
-fn free_port() -> anyhow::Result<u16> {
-    for _ in 0..50 {
-        let t = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-        let port = t.local_addr()?.port();
-        if std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    bail!("no free loopback port for both TCP and UDP")
 }
 
 /// The lab of a path: forwards on loopback port `forward` into host `client`, to

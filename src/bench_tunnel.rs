@@ -399,7 +399,7 @@ pub fn tunnel_lab(transport: Transport, encrypted: bool, port: u16, bytes: u64) 
 }
 
 /// A loopback port free for both TCP and UDP just now.
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     for _ in 0..50 {
         let t = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         let port = t.local_addr()?.port();

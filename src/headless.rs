@@ -471,8 +471,7 @@ fn bridges(s: &mut String, r: &Report) {
     use crate::topology::diag::shown;
     let _ = writeln!(s, "\nreal sockets");
     for f in &r.forwards {
-        let proto = if f.proto == crate::topology::Proto::Udp { "udp" } else { "tcp" };
-        let _ = writeln!(s, "  forward {proto} {} → {} → {}", f.listen, shown(&f.from), f.to);
+        let _ = writeln!(s, "  forward {} {} → {} → {}", f.proto, f.listen, shown(&f.from), f.to);
     }
     for b in &r.bridges {
         for (i, l) in bridge_lines(b, 10).iter().enumerate() {
@@ -514,7 +513,7 @@ pub fn bridge_lines(b: &crate::sim::snapshot::BridgeSnapshot, max: usize) -> Vec
     }
     let mut out = vec![format!("{} {}: {}", b.kind, crate::topology::diag::shown(&b.node), parts.join(", "))];
     for f in b.flows.iter().take(max) {
-        let proto = if f.proto == crate::topology::Proto::Udp { "udp" } else { "tcp" };
+        let proto = f.proto;
         let lab = format!("{} → {}", f.lab_src, f.lab_dst);
         let path = match f.role {
             crate::sim::bridge::Role::Forward => format!("{} ⇒ {lab}", f.real),

@@ -307,8 +307,6 @@ pub struct Bridge {
     ended: VecDeque<FlowInfo>,
     next: u32,
     checksum_offload: bool,
-    /// Something changed since the last poll.
-    pub dirty: bool,
 }
 
 fn endpoint(a: SocketAddr) -> IpEndpoint {
@@ -340,8 +338,9 @@ struct Seen {
     sport: u16,
     dport: u16,
     syn_only: bool,
-    /// The IP packet, and where its transport payload starts and ends in it.
-    packet_at: usize,
+    /// Where the IP packet (without any Ethernet padding after it) and its transport payload
+    /// stand in the frame.
+    packet: std::ops::Range<usize>,
     payload: std::ops::Range<usize>,
     header_len: usize,
 }
@@ -384,7 +383,7 @@ fn seen(frame: &[u8]) -> Option<Seen> {
         IpProtocol::Icmp | IpProtocol::Icmpv6 => (u16::from(*l4.first()?), 0, false, 0..0),
         _ => (0, 0, false, 0..0),
     };
-    Some(Seen { proto, src, dst, sport, dport, syn_only, packet_at: at, payload, header_len: hl })
+    Some(Seen { proto, src, dst, sport, dport, syn_only, packet: at..at + ip.len(), payload, header_len: hl })
 }
 
 impl Bridge {
@@ -414,7 +413,6 @@ impl Bridge {
             // Forwards number their flows at the edge from 1; a gateway's own start high.
             next: 1 << 31,
             checksum_offload,
-            dirty: false,
         }
     }
 
@@ -470,7 +468,6 @@ impl Bridge {
         tcp: &crate::topology::TcpConfig,
         route: impl Fn(IpAddr) -> usize,
     ) {
-        self.dirty = true;
         let flow = msg.flow();
         match msg {
             BridgeIn::Open { proto, to, peer, udp_idle, .. } => {
@@ -737,8 +734,7 @@ impl Bridge {
         let dst = SocketAddr::new(s.dst, s.dport);
         let Ok(eth) = EthernetFrame::new_checked(frame) else { return Verdict::Taken };
         let peer_mac = eth.src_addr();
-        let packet = &frame[s.packet_at..];
-        self.dirty = true;
+        let packet = &frame[s.packet.clone()];
         if !e.rules.allows(s.dst) {
             return self.deny(now, dev, &s, packet, peer_mac, my_mac);
         }
@@ -915,7 +911,6 @@ impl Bridge {
 
     /// Moves bytes between the flows' lab sockets and their buffers; notes flows that ended.
     pub fn pump(&mut self, now: SimTime, stacks: &mut [Stack]) {
-        self.dirty = false;
         let node = self.node;
         let mut ended = Vec::new();
         // An exit's new sockets: make sure each took its own SYN (two listening on one endpoint

@@ -456,7 +456,6 @@ impl Host {
     pub fn due(&self, now: SimTime, fabric: &Fabric) -> bool {
         self.stacks.iter().any(|s| !s.rx.is_empty())
             || self.wake.is_some_and(|w| w <= now)
-            || self.bridge.as_ref().is_some_and(|b| b.dirty)
             || (self.blocked
                 && self
                     .stacks
@@ -512,17 +511,7 @@ impl Host {
             app_wake = None;
             for a in 0..self.apps.len() {
                 for d in self.devs(a) {
-                    let st = &mut self.stacks[d];
-                    let mut cx = AppCx {
-                        now,
-                        iface: &mut st.iface,
-                        sockets: &mut st.sockets,
-                        ids: &mut self.ids,
-                        tcp: &self.tcp,
-                        wire: &st.wire,
-                        checksum_offload: self.checksum_offload,
-                        interface: d,
-                    };
+                    let mut cx = app_cx(now, d, &mut self.stacks[d], &mut self.ids, &self.tcp, self.checksum_offload);
                     app_wake = apps::min_wake(app_wake, self.apps[a].poll(&mut cx));
                 }
             }
@@ -619,17 +608,7 @@ impl Host {
         }
         slot.stopped = true;
         for d in self.devs(index) {
-            let st = &mut self.stacks[d];
-            let mut cx = AppCx {
-                now,
-                iface: &mut st.iface,
-                sockets: &mut st.sockets,
-                ids: &mut self.ids,
-                tcp: &self.tcp,
-                wire: &st.wire,
-                checksum_offload: self.checksum_offload,
-                interface: d,
-            };
+            let mut cx = app_cx(now, d, &mut self.stacks[d], &mut self.ids, &self.tcp, self.checksum_offload);
             self.apps[index].app.stop(&mut cx);
         }
         // The stack has a RST or a FIN to send.
@@ -641,6 +620,27 @@ impl Host {
     #[must_use]
     pub fn clients_done(&self) -> bool {
         self.apps.iter().all(|a| a.server || a.over())
+    }
+}
+
+/// What an app polled on interface `d`, whose stack is `st`, works with.
+fn app_cx<'a>(
+    now: SimTime,
+    d: usize,
+    st: &'a mut Stack,
+    ids: &'a mut HostIds,
+    tcp: &'a TcpConfig,
+    checksum_offload: bool,
+) -> AppCx<'a> {
+    AppCx {
+        now,
+        iface: &mut st.iface,
+        sockets: &mut st.sockets,
+        ids,
+        tcp,
+        wire: &st.wire,
+        checksum_offload,
+        interface: d,
     }
 }
 

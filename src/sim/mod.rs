@@ -308,7 +308,6 @@ impl Sim {
             if h.bridge.is_some() {
                 h.bridge_input(now, msg);
                 self.sched.make_due(node as u32);
-                self.pending = true;
             }
         }
     }

@@ -152,11 +152,8 @@ pub fn bytes(s: &str) -> Result<u64, String> {
     Ok(v.round() as u64)
 }
 
-/// An interface address with its prefix: `10.0.0.1/24` or `fd00::1/64`.
-pub fn cidr(s: &str) -> Result<IpCidr, String> {
-    let Some((addr, len)) = s.split_once('/') else {
-        return Err(format!("`{}` has no prefix length", shown(s)));
-    };
+/// The two halves of `address/length`: an IP address, and a prefix length that fits its family.
+pub fn address_and_length(addr: &str, len: &str) -> Result<(IpAddr, u8), String> {
     let ip: IpAddr = addr.trim().parse().map_err(|_| format!("`{}` is not an IPv4 or IPv6 address", shown(addr)))?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let len: u8 = len
@@ -165,6 +162,15 @@ pub fn cidr(s: &str) -> Result<IpCidr, String> {
         .ok()
         .filter(|l| *l <= max)
         .ok_or_else(|| format!("`/{}` is not a prefix length (0 to {max})", shown(len)))?;
+    Ok((ip, len))
+}
+
+/// An interface address with its prefix: `10.0.0.1/24` or `fd00::1/64`.
+pub fn cidr(s: &str) -> Result<IpCidr, String> {
+    let Some((addr, len)) = s.split_once('/') else {
+        return Err(format!("`{}` has no prefix length", shown(s)));
+    };
+    let (ip, len) = address_and_length(addr, len)?;
     if ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() {
         return Err(format!("`{ip}` cannot be an interface address"));
     }

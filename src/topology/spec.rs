@@ -100,6 +100,15 @@ pub enum ForwardProto {
     Udp,
 }
 
+impl std::fmt::Display for ForwardProto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ForwardProto::Tcp => "tcp",
+            ForwardProto::Udp => "udp",
+        })
+    }
+}
+
 /// An exit gateway: a node that terminates the lab's TCP and UDP flows to the prefixes it allows,
 /// and dials them from the machine that runs its site.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]

@@ -147,34 +147,28 @@ impl Bridges {
         let mut listening = Vec::new();
         for f in forwards {
             let from = lab.nodes.get(f.from.index()).map_or("?", |n| n.name.as_str());
-            let what =
-                format!("{} {} → {} → {}", proto_name(f.proto), f.listen, crate::topology::diag::shown(from), f.to);
-            match f.proto {
+            let what = format!("{} {} → {} → {}", f.proto, f.listen, crate::topology::diag::shown(from), f.to);
+            let cannot = || format!("forward {what}: cannot listen on {}", f.listen);
+            let _in_runtime = rt.enter();
+            let local = match f.proto {
                 Proto::Tcp => {
-                    let std = std::net::TcpListener::bind(f.listen)
-                        .with_context(|| format!("forward {what}: cannot listen on {}", f.listen))?;
-                    std.set_nonblocking(true)?;
-                    let local = std.local_addr()?;
-                    let l = {
-                        let _g = rt.enter();
-                        TcpListener::from_std(std)?
-                    };
+                    let l = std::net::TcpListener::bind(f.listen).with_context(cannot)?;
+                    l.set_nonblocking(true)?;
+                    let l = TcpListener::from_std(l)?;
+                    let local = l.local_addr()?;
                     rt.spawn(accept_tcp(Arc::clone(&ctx), l, f.clone()));
-                    listening.push(Listening { forward: f.clone(), local });
+                    local
                 }
                 Proto::Udp => {
-                    let std = std::net::UdpSocket::bind(f.listen)
-                        .with_context(|| format!("forward {what}: cannot listen on {}", f.listen))?;
-                    std.set_nonblocking(true)?;
-                    let local = std.local_addr()?;
-                    let s = {
-                        let _g = rt.enter();
-                        UdpSocket::from_std(std)?
-                    };
+                    let s = std::net::UdpSocket::bind(f.listen).with_context(cannot)?;
+                    s.set_nonblocking(true)?;
+                    let s = UdpSocket::from_std(s)?;
+                    let local = s.local_addr()?;
                     rt.spawn(serve_udp(Arc::clone(&ctx), Arc::new(s), f.clone()));
-                    listening.push(Listening { forward: f.clone(), local });
+                    local
                 }
-            }
+            };
+            listening.push(Listening { forward: f.clone(), local });
             ctx.log(format!("forward {what} listening"));
         }
         let echo = ping_sockets();
@@ -280,13 +274,6 @@ impl Drop for Bridges {
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
         }
-    }
-}
-
-fn proto_name(p: Proto) -> &'static str {
-    match p {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
     }
 }
 

@@ -101,7 +101,7 @@ impl Cx {
                 if let Some(first) = seen.insert((a, proto), i) {
                     self.err(
                         p.key("listen"),
-                        format!("{} {a} is where forwards[{first}] listens already", proto_name(proto)),
+                        format!("{proto} {a} is where forwards[{first}] listens already"),
                         Some("give each forward its own port".into()),
                     );
                 }
@@ -151,8 +151,7 @@ impl Cx {
         let d = Exit::default();
         let prefix = |cx: &mut Cx, s: &str, p: JsonPath| -> Option<IpCidr> {
             match super::routes::prefix(s) {
-                Ok(Some(c)) => Some(c),
-                Ok(None) => None,
+                Ok(c) => Some(c),
                 Err(e) => {
                     cx.err(p, e, Some("write a prefix such as `10.99.0.0/24` or `fd00:99::/64`".into()));
                     None
@@ -234,13 +233,6 @@ impl Cx {
             }
         }
         Exit { allow, map, dial_timeout, udp_idle, max_pending, max_pending_per_source, max_flows }
-    }
-}
-
-fn proto_name(p: Proto) -> &'static str {
-    match p {
-        Proto::Tcp => "TCP",
-        Proto::Udp => "UDP",
     }
 }
 

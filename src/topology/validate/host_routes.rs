@@ -7,7 +7,7 @@
 //! first gateway of each family; it answers on the interface a request came in on, through that
 //! interface's own subnets, routes and gateway. It never forwards between its interfaces.
 
-use smoltcp::wire::{IpAddress, IpCidr};
+use smoltcp::wire::IpAddress;
 
 use super::Cx;
 use crate::topology::diag::{shown, JsonPath};
@@ -15,13 +15,7 @@ use crate::topology::limits;
 use crate::topology::model::{interface_routes, Interface, Route};
 use crate::topology::spec::RouteSpec;
 
-fn default_of(v6: bool) -> IpCidr {
-    if v6 {
-        IpCidr::new(IpAddress::Ipv6(std::net::Ipv6Addr::UNSPECIFIED), 0)
-    } else {
-        IpCidr::new(IpAddress::Ipv4(std::net::Ipv4Addr::UNSPECIFIED), 0)
-    }
-}
+use super::routes::default_of;
 
 impl Cx {
     /// Reports a host with more interfaces than a host takes.

@@ -15,32 +15,26 @@ use crate::topology::model::{Interface, Node, NodeKind, Route};
 use crate::topology::spec::RouteSpec;
 
 /// A prefix as a route writes it: `10.1.0.0/16`, `fd00::/48`, or `default` (`None`: both families).
-pub(super) fn prefix(s: &str) -> Result<Option<IpCidr>, String> {
+pub(super) fn prefix(s: &str) -> Result<IpCidr, String> {
     let s = s.trim();
     let Some((addr, len)) = s.split_once('/') else {
         return Err(format!("`{}` is not a prefix", shown(s)));
     };
-    let ip: IpAddr = addr.trim().parse().map_err(|_| format!("`{}` is not an IPv4 or IPv6 address", shown(addr)))?;
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let len: u8 = len
-        .trim()
-        .parse()
-        .ok()
-        .filter(|l| *l <= max)
-        .ok_or_else(|| format!("`/{}` is not a prefix length (0 to {max})", shown(len)))?;
+    let (ip, len) = crate::topology::parse::address_and_length(addr, len)?;
     let c = IpCidr::new(IpAddress::from(ip), len);
     let net = crate::sim::router::network(c);
     if net != c {
         return Err(format!("`{}` has host bits set; the prefix is `{net}`", shown(s)));
     }
-    Ok(Some(c))
+    Ok(c)
 }
 
 fn same_family(a: IpAddress, b: IpAddress) -> bool {
     matches!((a, b), (IpAddress::Ipv4(_), IpAddress::Ipv4(_)) | (IpAddress::Ipv6(_), IpAddress::Ipv6(_)))
 }
 
-fn default_of(v6: bool) -> IpCidr {
+/// The default route's prefix of a family: `0.0.0.0/0` or `::/0`.
+pub(super) fn default_of(v6: bool) -> IpCidr {
     if v6 {
         IpCidr::new(IpAddress::Ipv6(std::net::Ipv6Addr::UNSPECIFIED), 0)
     } else {
@@ -72,7 +66,7 @@ impl Cx {
             let to = if r.to.trim() == "default" {
                 Ok(None)
             } else {
-                prefix(&r.to).map_err(|e| {
+                prefix(&r.to).map(Some).map_err(|e| {
                     self.err(
                         p.key("to"),
                         e,
