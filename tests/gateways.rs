@@ -14,7 +14,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 mod common;
+
+use common::{free_port, heavy, holds, new_key, path_str, sleep_ms, u, write_json};
 
 /// The `netlab` binary built for these tests.
 const BIN: &str = env!("CARGO_BIN_EXE_netlab");
@@ -31,28 +33,9 @@ const MIB: u64 = 1024 * 1024;
 /// The longest any one `netlab` process of these tests may run (its `--duration`).
 const PROCESS_LIMIT: &str = "150s";
 
-/// One test at a time moves bulk data or measures how fast something happens (the machine may have
-/// two cores).
-fn heavy() -> MutexGuard<'static, ()> {
-    static HEAVY: Mutex<()> = Mutex::new(());
-    HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn sleep_ms(ms: u64) {
-    std::thread::sleep(Duration::from_millis(ms));
-}
-
 fn say(line: &str) {
     // Straight to standard error, past the test harness's capture, so that it shows.
     let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("a UTF-8 path")
-}
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -169,55 +152,6 @@ impl Drop for Proc {
             let _ = self.child.wait();
         }
     }
-}
-
-/// A port free on 127.0.0.1 for both TCP and UDP, just now.
-fn free_port() -> u16 {
-    for _ in 0..100 {
-        let u = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = u.local_addr().expect("addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both TCP and UDP");
-}
-
-/// The inodes of the sockets bound to 127.0.0.1:`port` in `/proc/net/<table>` (TCP: listening).
-fn bound_inodes(table: &str, port: u16) -> Vec<String> {
-    let want = format!("0100007F:{port:04X}");
-    let text = std::fs::read_to_string(format!("/proc/net/{table}")).unwrap_or_default();
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let listening = table != "tcp" || f.get(3) == Some(&"0A");
-            (f.get(1) == Some(&want.as_str()) && listening).then(|| f.get(9).map(|s| (*s).to_string())).flatten()
-        })
-        .collect()
-}
-
-/// Whether process `pid` holds a socket of `table` (`tcp`, `udp`) bound to 127.0.0.1:`port`.
-fn holds(pid: u32, table: &str, port: u16) -> bool {
-    let mine: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| {
-            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-                .filter_map(|t| t.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    bound_inodes(table, port).iter().any(|i| mine.contains(i))
-}
-
-/// A fresh key from `netlab key`.
-fn new_key() -> String {
-    let out = Command::new(BIN).arg("key").output().expect("netlab key");
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
-}
-
-fn write_json(path: &Path, v: &Value) {
-    std::fs::write(path, serde_json::to_string_pretty(v).expect("json")).expect("write the lab");
 }
 
 /// A shipped lab, parsed.

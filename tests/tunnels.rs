@@ -7,18 +7,19 @@
 //! bounded, and all traffic stays on 127.0.0.1. The tests that move bulk data or attack a site take
 //! the [`heavy`] lock, one at a time (the machine may have two cores); the others run alongside.
 
-use std::collections::HashSet;
 use std::io::Write as _;
 use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 mod common;
+
+use common::{free_port, heavy, holds, new_key, path_str, sleep_ms, u, write_json};
 
 /// The `netlab` binary built for these tests.
 const BIN: &str = env!("CARGO_BIN_EXE_netlab");
@@ -30,16 +31,6 @@ const MIB: u64 = 1024 * 1024;
 
 /// The longest any one process of these tests may run.
 const PROCESS_LIMIT: Duration = Duration::from_secs(60);
-
-/// One test at a time moves bulk data or floods a listener.
-fn heavy() -> MutexGuard<'static, ()> {
-    static HEAVY: Mutex<()> = Mutex::new(());
-    HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn sleep_ms(ms: u64) {
-    std::thread::sleep(Duration::from_millis(ms));
-}
 
 /// Polls `done` every 20 ms until it holds; fails the test after `limit`.
 fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
@@ -183,48 +174,9 @@ impl Drop for Proc {
     }
 }
 
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("a UTF-8 path")
-}
-
-/// A port free on 127.0.0.1 for both TCP and UDP, just now. Another process may take it before a
-/// site binds it: [`start_listener`] then tries another.
-fn free_port() -> u16 {
-    for _ in 0..100 {
-        let u = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = u.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both TCP and UDP");
-}
-
-/// The inodes of the sockets bound to 127.0.0.1:`port` in `/proc/net/<table>` (TCP: listening).
-fn bound_inodes(table: &str, port: u16) -> Vec<String> {
-    let want = format!("0100007F:{port:04X}");
-    let text = std::fs::read_to_string(format!("/proc/net/{table}")).unwrap_or_default();
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let listening = table != "tcp" || f.get(3) == Some(&"0A");
-            (f.get(1) == Some(&want.as_str()) && listening).then(|| f.get(9).map(|s| (*s).to_string())).flatten()
-        })
-        .collect()
-}
-
 /// Whether process `pid` itself holds the TCP listener and/or the UDP socket on `port`.
 fn listens(pid: u32, port: u16, tcp: bool, udp: bool) -> bool {
-    let mine: HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| {
-            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-                .filter_map(|t| t.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let holds = |table: &str| bound_inodes(table, port).iter().any(|i| mine.contains(i));
-    (!tcp || holds("tcp")) && (!udp || holds("udp"))
+    (!tcp || holds(pid, "tcp", port)) && (!udp || holds(pid, "udp", port))
 }
 
 /// Starts a listening site on a free port: `spawn` writes the lab for the port and starts the
@@ -249,19 +201,6 @@ fn start_listener(tcp: bool, udp: bool, mut spawn: impl FnMut(u16) -> Proc) -> (
         }
     }
     panic!("no free port after 5 tries");
-}
-
-/// A fresh key from `netlab key`.
-fn new_key() -> String {
-    let out = Command::new(BIN).arg("key").output().expect("netlab key");
-    assert!(out.status.success());
-    let k = String::from_utf8(out.stdout).expect("utf-8").trim().to_string();
-    assert!(k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()), "a key of 64 hex digits: {k:?}");
-    k
-}
-
-fn write_json(path: &Path, v: &Value) {
-    std::fs::write(path, serde_json::to_string_pretty(v).expect("json")).expect("write the lab");
 }
 
 /// `hq` listens on `port`, `branch` calls it.
@@ -304,10 +243,6 @@ fn tunnel<'a>(r: &'a Value, peer: &str) -> &'a Value {
 
 fn refused(t: &Value, kind: &str) -> u64 {
     t["refused"][kind].as_u64().unwrap_or(0)
-}
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
 
 fn log_lines(r: &Value) -> Vec<String> {

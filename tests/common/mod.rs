@@ -394,3 +394,75 @@ pub fn echo_pairs(packets: &[(&str, Packet)], link: &str, v6: bool) -> usize {
 }
 
 pub mod scale;
+
+/// Serialises the tests of one binary that load the machine (several netlab processes at once).
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub fn sleep_ms(ms: u64) {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("a UTF-8 path")
+}
+
+/// A count in a report.
+pub fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+pub fn write_json(path: &Path, v: &Value) {
+    std::fs::write(path, serde_json::to_string_pretty(v).expect("json")).expect("write the lab");
+}
+
+/// A fresh key from `netlab key`: 64 hex digits.
+pub fn new_key() -> String {
+    let out = netlab().arg("key").output().expect("netlab key");
+    assert!(out.status.success());
+    let k = String::from_utf8(out.stdout).expect("utf-8").trim().to_string();
+    assert!(k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()), "a key of 64 hex digits: {k:?}");
+    k
+}
+
+/// A port free on 127.0.0.1 for both TCP and UDP, just now. Another process may take it before
+/// the one it is meant for binds it.
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = u.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both TCP and UDP");
+}
+
+/// The inodes of the sockets bound to 127.0.0.1:`port` in `/proc/net/<table>` (TCP: listening).
+pub fn bound_inodes(table: &str, port: u16) -> Vec<String> {
+    let want = format!("0100007F:{port:04X}");
+    let text = std::fs::read_to_string(format!("/proc/net/{table}")).unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let listening = table != "tcp" || f.get(3) == Some(&"0A");
+            (f.get(1) == Some(&want.as_str()) && listening).then(|| f.get(9).map(|s| (*s).to_string())).flatten()
+        })
+        .collect()
+}
+
+/// Whether process `pid` itself holds a socket of `table` (`tcp`: listening, `udp`) bound to
+/// 127.0.0.1:`port`.
+pub fn holds(pid: u32, table: &str, port: u16) -> bool {
+    let mine: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|t| t.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    bound_inodes(table, port).iter().any(|i| mine.contains(i))
+}
